@@ -1,0 +1,129 @@
+//! `describe()`: the functions a plugin offers, checked once at load time so
+//! every later call can trust names and schemas.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::bindings::PluginPre;
+use crate::call::Invocation;
+use crate::engine::PluginEngine;
+use crate::error::LoadError;
+use crate::manifest::Manifest;
+use crate::policy::SandboxPolicy;
+use crate::ports::{CallInfo, Ports};
+use crate::state::CallState;
+
+/// Longest function name: the limit OpenAI-compatible APIs put on tool names.
+const MAX_FUNCTION_NAME_LEN: usize = 64;
+
+/// One function a plugin offers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FunctionSpec {
+    /// Name the agent calls it by.
+    pub name: String,
+    /// What it does, for the LLM.
+    pub description: String,
+    /// JSON Schema of its arguments (always an object schema).
+    pub parameters: Value,
+}
+
+/// A function spec with its compiled argument validator.
+pub(crate) struct Function {
+    pub(crate) spec: FunctionSpec,
+    pub(crate) validator: jsonschema::Validator,
+}
+
+/// Calls `describe()` in a fresh instance and checks what it returns.
+pub(crate) async fn describe(
+    engine: &PluginEngine,
+    id: &Arc<str>,
+    manifest: &Manifest,
+    policy: &SandboxPolicy,
+    pre: &PluginPre<CallState>,
+) -> Result<Vec<Function>, LoadError> {
+    let fail = |cause: String| LoadError::Describe {
+        plugin: id.to_string(),
+        cause,
+    };
+    let invocation = Invocation {
+        engine,
+        plugin: id,
+        function: "describe",
+        limits: &manifest.limits,
+        manifest_path: None,
+        policy,
+        pre,
+        info: CallInfo::default(),
+        ports: Ports::no_chat(),
+    };
+    let mut prepared = invocation
+        .prepare()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let result = prepared
+        .bindings
+        .mozaiks_plugin_tool()
+        .call_describe(&mut prepared.store)
+        .await;
+    let specs = invocation
+        .finish(&mut prepared, result)
+        .map_err(|e| fail(e.to_string()))?;
+
+    let mut seen = HashSet::new();
+    let mut functions = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let name = spec.name;
+        if !valid_name(&name) {
+            return Err(fail(format!(
+                "function name `{name}` must be 1 to {MAX_FUNCTION_NAME_LEN} ASCII letters, digits, `_` or `-`"
+            )));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(fail(format!("function `{name}` is described twice")));
+        }
+        let parameters: Value = serde_json::from_str(&spec.parameters)
+            .map_err(|e| fail(format!("function `{name}`: parameters are not JSON: {e}")))?;
+        if parameters.get("type").and_then(Value::as_str) != Some("object") {
+            return Err(fail(format!(
+                "function `{name}`: the parameter schema must have \"type\": \"object\" (LLM tools take a JSON object)"
+            )));
+        }
+        let validator = jsonschema::validator_for(&parameters)
+            .map_err(|e| fail(format!("function `{name}`: invalid JSON Schema: {e}")))?;
+        functions.push(Function {
+            spec: FunctionSpec {
+                name,
+                description: spec.description,
+                parameters,
+            },
+            validator,
+        });
+    }
+    if functions.is_empty() {
+        return Err(fail("it offers no functions".to_owned()));
+    }
+    Ok(functions)
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=MAX_FUNCTION_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn function_names_follow_the_llm_tool_name_rules() {
+        assert!(valid_name("add_task"));
+        assert!(valid_name("a-b-9"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("has space"));
+        assert!(!valid_name(&"x".repeat(65)));
+    }
+}

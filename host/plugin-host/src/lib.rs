@@ -1,0 +1,89 @@
+//! The wasmtime embedding of mozaiks: compiles, checks, pre-instantiates and
+//! calls tool components under a deny-by-default sandbox with limits.
+//!
+//! It knows nothing of chats or HTTP. The server and the tool-author harness
+//! use the very same code, so a tool behaves identically in both.
+//!
+//! # What the sandbox guarantees
+//!
+//! - **A fresh instance per call.** Compiled code is shared; memory, globals
+//!   and tables are not. Nothing a call leaves behind is seen by the next one.
+//! - **Nothing ambient.** No files, environment variables, sockets, stdin or
+//!   inherited stdout/stderr, unless the plugin's [`Manifest`] grants them.
+//!   Guest output is captured and sent to the [`LogSink`].
+//! - **Bounded.** Memory per call ([`Limits::memory_mib`]), CPU time per call
+//!   ([`Limits::deadline_ms`], enforced by epoch interruption; waiting for the
+//!   user does not count), result size ([`Limits::max_output_kib`]).
+//! - **Typed failures.** Every way a call can fail is a [`CallError`] variant
+//!   naming the plugin, the function and the cause. The host never panics
+//!   because of a guest.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use mozaiks_plugin_host::{CallInfo, EngineConfig, PluginEngine, Ports};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = PluginEngine::new(EngineConfig::default())?;
+//! let plugin = engine.load_dir("plugins/planner".as_ref()).await?;
+//! for f in plugin.functions() {
+//!     println!("{}: {}", f.name, f.description);
+//! }
+//! let info = CallInfo { chat_id: "c1".into(), ..Default::default() };
+//! match plugin.call("echo", r#"{"hello":"world"}"#, info, Ports::no_chat()).await? {
+//!     Ok(json) => println!("result: {json}"),
+//!     Err(tool_error) => println!("the tool said no: {tool_error}"),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! `engine` (one Engine, pooling, epoch ticker) · `component` (load, version
+//! check, compile, pre-instantiate) · `describe` (function specs) · `call`
+//! (store per call, error mapping) · `policy` (manifest → WASI context) ·
+//! `limits` · `imports/` (context, ui, log) · `ports` (traits the embedder
+//! implements) · `harness` (in-memory ports for tests and the CLI).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod bindings;
+mod call;
+mod component;
+mod describe;
+mod engine;
+mod error;
+pub mod harness;
+mod imports;
+mod limits;
+mod manifest;
+mod policy;
+mod ports;
+mod state;
+mod stdio;
+mod tool_error;
+
+pub use call::ToolOutcome;
+pub use component::{Plugin, SDK_VERSION_SECTION, WIT_VERSION};
+pub use describe::FunctionSpec;
+pub use engine::{
+    DEFAULT_MAX_CONCURRENT_CALLS, EPOCH_TICK, EngineConfig, EngineError, PluginEngine,
+};
+pub use error::{CallError, LoadError, ManifestError, PortError};
+pub use limits::{
+    DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_KIB, DEFAULT_MEMORY_MIB, MAX_ARGUMENTS_BYTES,
+    MAX_CAPTURED_OUTPUT_BYTES, MAX_DEADLINE_MS, MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_UI_TIMEOUT,
+};
+pub use manifest::{Capabilities, DirGrant, DirMode, Limits, MANIFEST_FILE, Manifest};
+pub use ports::{
+    CallInfo, ContextSetError, ContextStore, Display, LogLevel, LogRecord, LogSink, LogSource,
+    NoChat, Ports, TracingLogSink, UiBridge, UiError, UiRequest,
+};
+pub use tool_error::ToolError;

@@ -1,0 +1,136 @@
+//! Limits of a call and the resource limiter that enforces memory.
+//!
+//! Every number here is a named constant with the reason it has that value.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::ResourceLimiter;
+
+/// Default linear memory per call. Enough for JSON-heavy tools written in
+/// Rust (a few MiB of heap) with room to spare; small enough that hundreds of
+/// concurrent calls fit in a server's memory.
+pub const DEFAULT_MEMORY_MIB: u32 = 64;
+/// Largest memory a manifest may ask for; also the pooling allocator's slot size.
+pub const MAX_MEMORY_MIB: u32 = 1024;
+/// Default CPU time per call. Tools do small, deterministic work; anything
+/// slower belongs in a service the tool calls through a granted host.
+pub const DEFAULT_DEADLINE_MS: u32 = 5_000;
+/// Largest CPU deadline a manifest may ask for.
+pub const MAX_DEADLINE_MS: u32 = 600_000;
+/// Default largest result. A tool result goes into an LLM prompt, where
+/// anything beyond a few hundred KiB is noise and cost.
+pub const DEFAULT_MAX_OUTPUT_KIB: u32 = 1024;
+/// Largest result a manifest may allow.
+pub const MAX_OUTPUT_KIB: u32 = 64 * 1024;
+/// Largest arguments a caller may pass, checked before a call starts.
+pub const MAX_ARGUMENTS_BYTES: usize = 4 * 1024 * 1024;
+/// Longest a `ui.ask` may wait, whatever the tool asks for: a request
+/// nobody answers for an hour is abandoned.
+pub const MAX_UI_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Table elements per table: guards against tables grown as a memory bomb.
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Bytes of a call's stdout and of its stderr kept for the logs; the rest is
+/// dropped (and said so) so a chatty tool cannot fill the host's memory.
+pub const MAX_CAPTURED_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// Bytes in a MiB.
+pub(crate) const MIB: usize = 1024 * 1024;
+
+/// Enforces a plugin's memory limit and remembers whether it was hit, so a
+/// guest that aborts after a refused allocation is reported as such.
+#[derive(Debug)]
+pub(crate) struct MemoryLimiter {
+    limit_bytes: usize,
+    /// The size a refused growth asked for, if any.
+    pub(crate) refused: Option<usize>,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(limit_mib: u32) -> Self {
+        Self {
+            limit_bytes: limit_mib as usize * MIB,
+            refused: None,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit_bytes {
+            self.refused = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// CPU budget of one call: wall time since the call started, minus the time
+/// the guest spent blocked on the user in `ui.ask`.
+#[derive(Debug)]
+pub(crate) struct CpuBudget {
+    started: Instant,
+    waited: Duration,
+    deadline: Duration,
+}
+
+impl CpuBudget {
+    pub(crate) fn new(deadline: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            waited: Duration::ZERO,
+            deadline,
+        }
+    }
+
+    /// Records time the guest spent waiting on the host for a human.
+    pub(crate) fn add_wait(&mut self, waited: Duration) {
+        self.waited += waited;
+    }
+
+    pub(crate) fn used(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.waited)
+    }
+
+    pub(crate) fn exhausted(&self) -> bool {
+        self.used() > self.deadline
+    }
+
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_growth_beyond_the_limit_and_remembers_it() {
+        let mut limiter = MemoryLimiter::new(1);
+        assert!(limiter.memory_growing(0, MIB, None).unwrap());
+        assert!(limiter.refused.is_none());
+        assert!(!limiter.memory_growing(MIB, 2 * MIB, None).unwrap());
+        assert_eq!(limiter.refused, Some(2 * MIB));
+    }
+
+    #[test]
+    fn waiting_for_the_user_does_not_use_the_budget() {
+        let mut budget = CpuBudget::new(Duration::from_millis(1));
+        budget.add_wait(Duration::from_secs(60));
+        assert!(!budget.exhausted());
+    }
+}

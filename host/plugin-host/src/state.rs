@@ -1,0 +1,42 @@
+//! The data of one call's `Store`: created fresh for every call and dropped
+//! with it, so nothing a call does survives into the next.
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::limits::{CpuBudget, MemoryLimiter};
+use crate::ports::{CallInfo, Ports};
+use crate::stdio::Capture;
+
+/// Identifies the call for logs and errors.
+#[derive(Debug, Clone)]
+pub(crate) struct CallScope {
+    pub(crate) plugin: Arc<str>,
+    pub(crate) function: String,
+    pub(crate) info: CallInfo,
+}
+
+/// Everything the host knows during one call.
+pub(crate) struct CallState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) budget: CpuBudget,
+    pub(crate) scope: CallScope,
+    pub(crate) ports: Ports,
+    pub(crate) stdout: Capture,
+    pub(crate) stderr: Capture,
+    /// Destinations the sandbox refused, in order; filled by the socket check.
+    pub(crate) denied_connects: Arc<Mutex<Vec<String>>>,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the plugin host against real components built from
+//! `plugins/` and `tests/components/` by `scripts/build-plugins`.
+//!
+//! One test binary (one link of wasmtime), one module per concern.
+
+mod support;
+
+mod adversary;
+mod grants;
+mod loading;
+mod planner;

@@ -1,0 +1,71 @@
+//! Command-line interface: argument types and dispatch.
+
+pub(crate) mod tool;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// mozaiks: multi-agent LLM workflows with sandboxed WebAssembly tools.
+#[derive(Debug, Parser)]
+#[command(name = "mozaiks", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Work with tool components: describe, call, build.
+    #[command(subcommand)]
+    Tool(ToolCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ToolCommand {
+    /// Print a plugin's functions and their parameter schemas.
+    Describe {
+        /// Plugin folder, .wasm file, or plugin id under --plugins-dir.
+        plugin: String,
+        /// Directory that holds plugin folders.
+        #[arg(long, default_value = "plugins")]
+        plugins_dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one function in the real engine with an in-memory context and
+    /// scripted UI answers; print the result, context changes, UI requests and logs.
+    ///
+    /// Exit code: 0 on success, 1 when the call could not be made (plugin not
+    /// found or not loadable, bad --args JSON), 2 when the call failed (trap,
+    /// deadline, limit, denial, invalid arguments), 3 when the tool reported
+    /// its own error.
+    Call {
+        /// Plugin folder, .wasm file, or plugin id under --plugins-dir.
+        plugin: String,
+        /// Function to call.
+        function: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Initial context variables as a JSON object (or @file.json).
+        #[arg(long, default_value = "{}")]
+        context: String,
+        /// UI answers as {"Component": answer-or-list-of-answers} (or @file.json).
+        #[arg(long, default_value = "{}")]
+        answers: String,
+        /// Directory that holds plugin folders.
+        #[arg(long, default_value = "plugins")]
+        plugins_dir: PathBuf,
+    },
+    /// Build a Rust tool crate into a component (runs sdk/build-plugin).
+    Build {
+        /// The tool crate's folder(s).
+        #[arg(required = true)]
+        crates: Vec<PathBuf>,
+        /// Path of the build script.
+        #[arg(long, default_value = "sdk/build-plugin")]
+        script: PathBuf,
+    },
+}

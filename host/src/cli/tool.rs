@@ -1,0 +1,138 @@
+//! `mozaiks tool ...`: the tool author's harness on the command line.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use mozaiks_host::plugin_dir;
+use mozaiks_plugin_host::harness::Harness;
+use mozaiks_plugin_host::{EngineConfig, PluginEngine};
+use serde_json::{Value, json};
+
+use super::ToolCommand;
+
+/// Calls made from the command line run one at a time.
+const CLI_CONCURRENT_CALLS: u32 = 4;
+
+pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ToolCommand::Describe {
+            plugin,
+            plugins_dir,
+            json,
+        } => describe(&plugin, &plugins_dir, json).await,
+        ToolCommand::Call {
+            plugin,
+            function,
+            args,
+            context,
+            answers,
+            plugins_dir,
+        } => call(&plugin, &function, &args, &context, &answers, &plugins_dir).await,
+        ToolCommand::Build { crates, script } => build(&crates, &script),
+    }
+}
+
+async fn load(spec: &str, plugins_dir: &Path) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
+    let engine = PluginEngine::new(EngineConfig {
+        max_concurrent_calls: CLI_CONCURRENT_CALLS,
+    })?;
+    let location = plugin_dir::locate(spec, plugins_dir)?;
+    Ok(plugin_dir::load(&engine, &location).await?)
+}
+
+async fn describe(spec: &str, plugins_dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let plugin = load(spec, plugins_dir).await?;
+    let functions: Vec<_> = plugin.functions().cloned().collect();
+    if as_json {
+        let out = json!({
+            "id": plugin.id(),
+            "version": plugin.manifest().version,
+            "hash": plugin.hash(),
+            "sdk_version": plugin.sdk_version(),
+            "functions": functions,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = plugin.manifest();
+    println!(
+        "{} {} ({})",
+        plugin.id(),
+        m.version,
+        plugin.wasm_path().display()
+    );
+    if !m.description.is_empty() {
+        println!("  {}", m.description);
+    }
+    println!(
+        "  limits: {} MiB memory, {} ms CPU per call, {} KiB output",
+        m.limits.memory_mib, m.limits.deadline_ms, m.limits.max_output_kib
+    );
+    for f in &functions {
+        println!(
+            "\n{}\n  {}\n  parameters: {}",
+            f.name,
+            f.description,
+            serde_json::to_string_pretty(&f.parameters)?.replace('\n', "\n  ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a JSON argument, or reads it from a file when it starts with `@`.
+fn json_arg(name: &str, text: &str) -> anyhow::Result<Value> {
+    let text = match text.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --{name} from {path}"))?,
+        None => text.to_owned(),
+    };
+    serde_json::from_str(&text).with_context(|| format!("--{name} is not valid JSON"))
+}
+
+async fn call(
+    spec: &str,
+    function: &str,
+    args: &str,
+    context: &str,
+    answers: &str,
+    plugins_dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    let args = json_arg("args", args)?;
+    let context = json_arg("context", context)?;
+    let answers = json_arg("answers", answers)?;
+    if !context.is_object() {
+        bail!("--context must be a JSON object of variable names to values");
+    }
+    let plugin = load(spec, plugins_dir).await?;
+    let report = Harness::new()
+        .context(context)
+        .answers(&answers)
+        .call(&plugin, function, &args)
+        .await;
+    println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    Ok(match report.result {
+        Ok(Ok(_)) => ExitCode::SUCCESS,
+        Ok(Err(_)) => ExitCode::from(3),
+        Err(_) => ExitCode::from(2),
+    })
+}
+
+fn build(crates: &[std::path::PathBuf], script: &Path) -> anyhow::Result<ExitCode> {
+    if !script.is_file() {
+        bail!(
+            "{} not found: run this from the mozaiks repository root or pass --script",
+            script.display()
+        );
+    }
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .args(crates)
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

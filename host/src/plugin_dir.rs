@@ -1,0 +1,90 @@
+//! Finding a plugin on disk from what a user typed: a plugin folder, a
+//! `.wasm` file, or a plugin id under the plugins directory.
+
+use std::path::{Path, PathBuf};
+
+use mozaiks_plugin_host::{LoadError, MANIFEST_FILE, Manifest, Plugin, PluginEngine};
+
+/// Where a plugin's manifest and component are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLocation {
+    /// The manifest (it may not exist for a bare `.wasm`).
+    pub manifest_path: PathBuf,
+    /// The component.
+    pub wasm_path: PathBuf,
+}
+
+/// Why a plugin could not be found or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    /// Nothing matches what was typed.
+    #[error(
+        "no plugin `{0}`: give a plugin folder (with plugin.toml), a .wasm file, or the id of a folder under the plugins directory"
+    )]
+    NotFound(String),
+    /// The manifest exists but the component has not been built.
+    #[error("{} does not exist; build the plugin first: sdk/build-plugin {}", wasm.display(), dir.display())]
+    NotBuilt {
+        /// The missing component.
+        wasm: PathBuf,
+        /// The plugin folder.
+        dir: PathBuf,
+    },
+    /// Loading failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// Resolves `spec` (folder, `.wasm` file or id under `plugins_dir`).
+pub fn locate(spec: &str, plugins_dir: &Path) -> Result<PluginLocation, FindError> {
+    let path = Path::new(spec);
+    if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        return Ok(PluginLocation {
+            manifest_path: dir.join(MANIFEST_FILE),
+            wasm_path: path.to_owned(),
+        });
+    }
+    let dir = if path.join(MANIFEST_FILE).is_file() {
+        path.to_owned()
+    } else if plugins_dir.join(spec).join(MANIFEST_FILE).is_file() {
+        plugins_dir.join(spec)
+    } else {
+        return Err(FindError::NotFound(spec.to_owned()));
+    };
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest = Manifest::read(&manifest_path).map_err(LoadError::from)?;
+    let wasm_path = dir.join(format!("{}.wasm", manifest.id));
+    if !wasm_path.is_file() {
+        return Err(FindError::NotBuilt {
+            wasm: wasm_path,
+            dir,
+        });
+    }
+    Ok(PluginLocation {
+        manifest_path,
+        wasm_path,
+    })
+}
+
+/// Loads the plugin at `location`. A `.wasm` without a manifest beside it
+/// gets the default, strict manifest with the file stem as id.
+pub async fn load(engine: &PluginEngine, location: &PluginLocation) -> Result<Plugin, FindError> {
+    let manifest = if location.manifest_path.is_file() {
+        Manifest::read(&location.manifest_path).map_err(LoadError::from)?
+    } else {
+        let stem = location
+            .wasm_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("plugin");
+        Manifest::new(stem.to_ascii_lowercase())
+    };
+    Ok(engine
+        .load(
+            manifest,
+            location.manifest_path.clone(),
+            &location.wasm_path,
+        )
+        .await?)
+}
