@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
+use crate::backtrace::{self, RECURSION_RUN};
 use crate::bindings::{Plugin as WitPlugin, PluginPre, types};
 use crate::component::Plugin;
 use crate::engine::PluginEngine;
@@ -182,6 +183,10 @@ impl Invocation<'_> {
                 requested_mib: requested.div_ceil(MIB),
             };
         }
+        let backtrace = error
+            .downcast_ref::<WasmBacktrace>()
+            .map(backtrace::render)
+            .unwrap_or_default();
         let cause = if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
             format!("the tool called exit({})", exit.0)
         } else if let Some(trap) = error.downcast_ref::<Trap>() {
@@ -190,21 +195,22 @@ impl Invocation<'_> {
                 Trap::UnreachableCodeReached => {
                     "the guest aborted (a Rust panic or `unreachable`)".to_owned()
                 }
+                // Rust guests keep their stack in linear memory: overflowing it
+                // shows up as an out-of-bounds access deep in a recursion.
+                Trap::MemoryOutOfBounds if backtrace.longest_run >= RECURSION_RUN => {
+                    format!("stack overflow (runaway recursion; {trap})")
+                }
                 other => other.to_string(),
             }
         } else {
             format!("{:#}", error.root_cause())
         };
-        let backtrace = error
-            .downcast_ref::<WasmBacktrace>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
         CallError::Trap {
             plugin,
             function,
             cause,
             guest_stderr: tail(&stderr, STDERR_TAIL_BYTES),
-            backtrace,
+            backtrace: backtrace.text,
         }
     }
 

@@ -54,6 +54,7 @@
     clippy::indexing_slicing
 )]
 
+mod backtrace;
 mod bindings;
 mod call;
 mod component;

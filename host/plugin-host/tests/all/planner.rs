@@ -59,8 +59,9 @@ async fn add_task_appends_to_the_context_and_logs() {
     let log = report
         .logs
         .iter()
-        .find(|r| r.message.contains("write tests"))
-        .expect("an info log of the task");
+        .find(|r| r.fields.get("title").map(String::as_str) == Some("write tests"))
+        .expect("an info log of the task with its title as a field");
+    assert_eq!(log.level, mozaiks_plugin_host::LogLevel::Info);
     assert_eq!(log.plugin, "planner");
     assert_eq!(log.function, "add_task");
     assert_eq!(log.chat_id, "harness");

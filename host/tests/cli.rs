@@ -1,0 +1,148 @@
+//! The `mozaiks tool` commands, run as a real process against the real components.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn mozaiks(args: &[&str]) -> Output {
+    let root = repo_root();
+    for wasm in [
+        "plugins/planner/planner.wasm",
+        "tests/components/adversary/adversary.wasm",
+    ] {
+        assert!(
+            root.join(wasm).is_file(),
+            "{wasm} is missing: run scripts/build-plugins first"
+        );
+    }
+    Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args(args)
+        .current_dir(&root)
+        .output()
+        .unwrap()
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+#[test]
+fn describe_prints_every_function_with_its_schema() {
+    let out = mozaiks(&["tool", "describe", "planner", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = stdout_json(&out);
+    assert_eq!(json["id"], "planner");
+    let functions = json["functions"].as_array().unwrap();
+    let add_task = functions.iter().find(|f| f["name"] == "add_task").unwrap();
+    assert_eq!(add_task["parameters"]["type"], "object");
+
+    let text = mozaiks(&["tool", "describe", "plugins/planner"]);
+    assert!(text.status.success());
+    assert!(String::from_utf8_lossy(&text.stdout).contains("request_approval"));
+}
+
+#[test]
+fn call_reports_result_context_changes_ui_requests_and_logs() {
+    let out = mozaiks(&[
+        "tool",
+        "call",
+        "planner",
+        "request_approval",
+        "--args",
+        r#"{"question":"Ship?"}"#,
+        "--context",
+        r#"{"tasks":[{"title":"a","priority":"low"}]}"#,
+        "--answers",
+        r#"{"ApprovalForm":{"approved":false,"comment":"not yet"}}"#,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = stdout_json(&out);
+    assert_eq!(report["result"]["ok"]["approved"], false);
+    assert_eq!(report["context"]["approved"], false);
+    assert_eq!(
+        report["context_changes"][0],
+        serde_json::json!({"op": "set", "key": "approved", "value": false})
+    );
+    assert_eq!(report["ui"][0]["component"], "ApprovalForm");
+    assert_eq!(report["ui"][0]["payload"]["tasks"][0]["title"], "a");
+}
+
+#[test]
+fn a_failed_call_exits_2_and_names_plugin_function_and_cause() {
+    let out = mozaiks(&[
+        "tool",
+        "call",
+        "tests/components/adversary",
+        "panic",
+        "--args",
+        r#"{"message":"kaboom"}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = stdout_json(&out);
+    assert_eq!(report["result"]["call_error"]["kind"], "trap");
+    let message = report["result"]["call_error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("adversary") && message.contains("panic") && message.contains("kaboom"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_tool_error_exits_3() {
+    let out = mozaiks(&[
+        "tool",
+        "call",
+        "planner",
+        "request_approval",
+        "--args",
+        r#"{"question":"?"}"#,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an unanswered UI request is cancelled: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        stdout_json(&out)["result"]["tool_error"]["kind"],
+        "cancelled"
+    );
+}
+
+#[test]
+fn an_unknown_plugin_exits_1_with_a_hint() {
+    let out = mozaiks(&["tool", "describe", "no-such-plugin"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no plugin `no-such-plugin`"), "{stderr}");
+}
+
+#[test]
+fn malformed_args_exit_1_naming_the_flag() {
+    let out = mozaiks(&["tool", "call", "planner", "echo", "--args", "{nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--args"));
+}
