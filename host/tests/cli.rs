@@ -146,3 +146,31 @@ fn malformed_args_exit_1_naming_the_flag() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--args"));
 }
+
+#[test]
+fn the_sdk_template_builds_into_a_working_tool() {
+    let template = repo_root().join("sdk/template/template.wasm");
+    assert!(
+        template.is_file(),
+        "sdk/template is built by scripts/build-plugins"
+    );
+    let out = mozaiks(&[
+        "tool",
+        "call",
+        "sdk/template",
+        "greet",
+        "--args",
+        r#"{"name":"Ada"}"#,
+        "--context",
+        r#"{"greetings":41}"#,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = stdout_json(&out);
+    assert_eq!(report["result"]["ok"]["message"], "Hello, Ada!");
+    assert_eq!(report["context"]["greetings"], 42);
+}

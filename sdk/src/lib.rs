@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Layout
+//!
+//! - [`Toolbox`]: the functions a tool offers; [`export_toolbox!`] exports it.
+//! - [`Call`]: who is calling; [`Call::context`] gives the chat's context
+//!   variables ([`Context`]) and [`Call::ui`] its UI ([`Ui`]).
+//! - [`ToolError`]: why a call produced no result; `?` converts I/O and JSON
+//!   errors into it.
+//! - [`log`]: structured logs into the host's logs.
+
+mod call;
+mod error;
+mod export;
+pub mod log;
+mod toolbox;
+mod ui;
+
+pub use call::{Call, Context};
+pub use error::ToolError;
+pub use serde_json::{self, Value, json};
+pub use toolbox::Toolbox;
+pub use ui::{Display, Ui, UiError};
+
+/// The version of the WIT package (`mozaiks:plugin`) this SDK implements,
+/// stamped into every tool's `mozaiks:sdk-version` custom section.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Used by `export_toolbox!`; not part of the API.
+#[doc(hidden)]
+pub mod __private;
