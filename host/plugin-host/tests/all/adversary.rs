@@ -277,3 +277,31 @@ async fn context_set_get_list_and_remove_round_trip() {
     assert_eq!(out["removed"], true);
     assert_eq!(report.context, json!({"other": 1}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_instance_pool_are_refused_as_busy_not_queued_forever() {
+    let engine = mozaiks_plugin_host::PluginEngine::new(mozaiks_plugin_host::EngineConfig {
+        max_concurrent_calls: 1,
+    })
+    .unwrap();
+    let plugin = engine
+        .load_dir(&crate::support::adversary_dir())
+        .await
+        .unwrap();
+    let holder = Harness::new().script(
+        "Hold",
+        ScriptedAnswer::Delayed(Duration::from_millis(500), json!(true)),
+    );
+    let hold_args = json!({"component": "Hold", "payload": {}, "timeout_ms": 5_000});
+    let waiting = holder.call(&plugin, "ask", &hold_args);
+    let second = async {
+        // Let the first call take the only slot.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        call(&plugin, "counter", json!({})).await
+    };
+    let (first, second) = tokio::join!(waiting, second);
+    assert_eq!(ok(&first)["answer"], true);
+    let err = call_error(&second.result);
+    assert!(matches!(err, CallError::Busy { .. }), "{err:?}");
+    assert_host_alive(&plugin).await;
+}
