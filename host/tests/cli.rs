@@ -174,3 +174,66 @@ fn the_sdk_template_builds_into_a_working_tool() {
     assert_eq!(report["result"]["ok"]["message"], "Hello, Ada!");
     assert_eq!(report["context"]["greetings"], 42);
 }
+
+/// The tool-author flow of docs/tool-authors.md: copy the template, rename
+/// it, build it with `mozaiks tool build`, call it.
+#[test]
+fn a_tool_made_from_the_template_builds_and_runs() {
+    let root = repo_root();
+    let dir = std::env::temp_dir().join(format!("mozaiks-cli-notes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let template = root.join("sdk/template");
+    let cargo = std::fs::read_to_string(template.join("Cargo.toml"))
+        .unwrap()
+        .replace("name = \"template\"", "name = \"notes\"")
+        .replace("path = \"..\"", &format!("path = {:?}", root.join("sdk")));
+    std::fs::write(dir.join("Cargo.toml"), cargo).unwrap();
+    let manifest = std::fs::read_to_string(template.join("plugin.toml"))
+        .unwrap()
+        .replace("id = \"template\"", "id = \"notes\"");
+    std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
+    std::fs::copy(template.join("src/lib.rs"), dir.join("src/lib.rs")).unwrap();
+    // The template's lock file pins every dependency, so the build needs no network.
+    std::fs::copy(template.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    // The folder name must equal the id.
+    let notes = dir.join("notes");
+    std::fs::create_dir_all(&notes).unwrap();
+    for entry in ["Cargo.toml", "Cargo.lock", "plugin.toml", "src"] {
+        std::fs::rename(dir.join(entry), notes.join(entry)).unwrap();
+    }
+    let notes_arg = notes.to_str().unwrap();
+
+    let build = Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args(["tool", "build", notes_arg])
+        .env("CARGO_NET_OFFLINE", "true")
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    assert!(notes.join("notes.wasm").is_file());
+
+    let out = mozaiks(&[
+        "tool",
+        "call",
+        notes_arg,
+        "greet",
+        "--args",
+        r#"{"name":"Grace"}"#,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout_json(&out)["result"]["ok"]["message"],
+        "Hello, Grace!"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
