@@ -19,7 +19,7 @@ mod ui;
 pub use call::{Call, Context};
 pub use error::ToolError;
 pub use serde_json::{self, Value, json};
-pub use toolbox::Toolbox;
+pub use toolbox::{Schema, Toolbox};
 pub use ui::{Display, Ui, UiError};
 
 /// The version of the WIT package (`mozaiks:plugin`) this SDK implements,

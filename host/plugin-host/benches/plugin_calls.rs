@@ -3,12 +3,15 @@
 //! Run: `cargo bench -p mozaiks-plugin-host --bench plugin_calls`
 //! (after `scripts/build-plugins`). Results go into docs/benchmarks.md.
 //!
+//! Another tool can be measured with `MOZAIKS_BENCH_PLUGIN=<plugin folder>`,
+//! `MOZAIKS_BENCH_FUNCTION=<name>` and `MOZAIKS_BENCH_ARGS=<JSON>`.
+//!
 //! What "per call" includes: parse the JSON arguments, validate them against
 //! the function's schema, build a fresh store and WASI context, instantiate
 //! from the `InstancePre` (pooling allocator), run `call`, parse the JSON
 //! result, tear the store down.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mozaiks_plugin_host::{CallInfo, EngineConfig, Manifest, PluginEngine, Ports};
@@ -30,8 +33,16 @@ fn micros(d: Duration) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = root.join("plugins/planner");
-    let wasm = dir.join("planner.wasm");
+    let dir = std::env::var_os("MOZAIKS_BENCH_PLUGIN")
+        .map_or_else(|| root.join("plugins/planner"), PathBuf::from);
+    let function = std::env::var("MOZAIKS_BENCH_FUNCTION").unwrap_or_else(|_| "echo".to_owned());
+    let args =
+        std::env::var("MOZAIKS_BENCH_ARGS").unwrap_or_else(|_| r#"{"text":"hello"}"#.to_owned());
+    // Leaked once so the spawned tasks can borrow them for 'static.
+    let args: &'static str = Box::leak(args.into_boxed_str());
+    let function: &'static str = Box::leak(function.into_boxed_str());
+    let manifest = Manifest::read(&dir.join("plugin.toml"))?;
+    let wasm = dir.join(format!("{}.wasm", manifest.id));
     if !wasm.is_file() {
         return Err(format!(
             "{} is missing: run scripts/build-plugins first",
@@ -45,7 +56,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async {
         let engine = PluginEngine::new(EngineConfig::default())?;
-        let manifest = Manifest::read(&dir.join("plugin.toml"))?;
         let size = std::fs::metadata(&wasm)?.len();
 
         let mut loads = Vec::new();
@@ -61,28 +71,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let plugin = plugin.ok_or("no plugin loaded")?;
         loads.sort();
         compiles.sort();
-        println!("component: planner.wasm, {} KiB", size / 1024);
+        println!("component: {}, {} KiB", wasm.display(), size / 1024);
         println!(
             "load (read + compile + pre-instantiate + describe), median of {LOADS}: {:.1} ms (compile alone {:.1} ms)",
             percentile(&loads, 0.5).as_secs_f64() * 1e3,
             percentile(&compiles, 0.5).as_secs_f64() * 1e3
         );
 
-        let args = r#"{"text":"hello"}"#;
         let info = CallInfo { chat_id: "bench".into(), ..Default::default() };
         let ports = Ports::no_chat();
         for _ in 0..WARMUP_CALLS {
-            plugin.call("echo", args, info.clone(), ports.clone()).await??;
+            plugin.call(function, args, info.clone(), ports.clone()).await??;
         }
         let mut samples = Vec::with_capacity(MEASURED_CALLS);
         for _ in 0..MEASURED_CALLS {
             let started = Instant::now();
-            plugin.call("echo", args, info.clone(), ports.clone()).await??;
+            plugin.call(function, args, info.clone(), ports.clone()).await??;
             samples.push(started.elapsed());
         }
         samples.sort();
         println!(
-            "sequential call of `echo` ({MEASURED_CALLS} calls): p50 {}  p90 {}  p99 {}  max {}",
+            "sequential call of `{function}` ({MEASURED_CALLS} calls): p50 {}  p90 {}  p99 {}  max {}",
             micros(percentile(&samples, 0.5)),
             micros(percentile(&samples, 0.9)),
             micros(percentile(&samples, 0.99)),
@@ -97,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let ports = ports.clone();
             tasks.spawn(async move {
                 for _ in 0..PARALLEL_CALLS_PER_TASK {
-                    plugin.call("echo", args, info.clone(), ports.clone()).await??;
+                    plugin.call(function, args, info.clone(), ports.clone()).await??;
                 }
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
             });

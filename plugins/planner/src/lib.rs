@@ -123,11 +123,11 @@ fn notify(args: Notify, call: &Call) -> Result<Value, ToolError> {
 
 fn toolbox() -> Toolbox {
     Toolbox::new()
-        .function("echo", "Returns its arguments unchanged.", json!({ "type": "object" }), echo)
+        .function("echo", "Returns its arguments unchanged.", || json!({ "type": "object" }), echo)
         .function(
             "add_task",
             "Adds a task to the chat's plan. Returns how many tasks the plan has.",
-            json!({
+            || json!({
                 "type": "object",
                 "properties": {
                     "title": { "type": "string", "minLength": 1 },
@@ -141,13 +141,13 @@ fn toolbox() -> Toolbox {
         .function(
             "list_tasks",
             "Lists the tasks of the chat's plan.",
-            json!({ "type": "object", "properties": {}, "additionalProperties": false }),
+            || json!({ "type": "object", "properties": {}, "additionalProperties": false }),
             list_tasks,
         )
         .function(
             "complete_plan",
             "Marks the plan as ready, with a summary of it. Call it once every task is added.",
-            json!({
+            || json!({
                 "type": "object",
                 "properties": { "summary": { "type": "string" } },
                 "required": ["summary"],
@@ -158,7 +158,7 @@ fn toolbox() -> Toolbox {
         .function(
             "request_approval",
             "Asks the user to approve the plan and waits for the answer, {\"approved\": bool, \"comment\"?: string}.",
-            json!({
+            || json!({
                 "type": "object",
                 "properties": {
                     "question": { "type": "string" },
@@ -172,7 +172,7 @@ fn toolbox() -> Toolbox {
         .function(
             "notify",
             "Shows the user a short message without waiting for an answer.",
-            json!({
+            || json!({
                 "type": "object",
                 "properties": { "message": { "type": "string" } },
                 "required": ["message"],

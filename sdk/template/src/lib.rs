@@ -20,12 +20,14 @@ fn toolbox() -> Toolbox {
     Toolbox::new().function(
         "greet",
         "Greets someone by name. Returns the greeting and how many greetings this chat has had.",
-        json!({
-            "type": "object",
-            "properties": { "name": { "type": "string", "minLength": 1 } },
-            "required": ["name"],
-            "additionalProperties": false
-        }),
+        || {
+            json!({
+                "type": "object",
+                "properties": { "name": { "type": "string", "minLength": 1 } },
+                "required": ["name"],
+                "additionalProperties": false
+            })
+        },
         greet,
     )
 }
