@@ -1,6 +1,7 @@
 //! Command-line interface: argument types and dispatch.
 
 pub(crate) mod tool;
+pub(crate) mod validate;
 
 use std::path::PathBuf;
 
@@ -19,6 +20,21 @@ pub(crate) enum Command {
     /// Work with tool components: describe, call, build.
     #[command(subcommand)]
     Tool(ToolCommand),
+    /// Check workflow folders: every file, every cross reference, every
+    /// tool against the plugins' functions. Prints every problem.
+    ///
+    /// Exit code: 0 when all are valid, 1 when any is not.
+    Validate {
+        /// Workflow folders (`workflows/<Name>`).
+        #[arg(required = true)]
+        workflows: Vec<PathBuf>,
+        /// Directory that holds plugin folders.
+        #[arg(long, default_value = "plugins")]
+        plugins_dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

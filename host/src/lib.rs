@@ -1,11 +1,13 @@
 //! The mozaiks server and CLI: multi-agent LLM workflows whose tools are
 //! sandboxed WebAssembly components.
 //!
-//! So far this crate holds the tool-author commands (`mozaiks tool ...`);
-//! the workflow runtime, transport and store arrive with their issues. The
+//! So far this crate holds the tool-author commands (`mozaiks tool ...`)
+//! and workflow loading and validation ([`workflow`], `mozaiks validate`);
+//! the orchestrator, transport and store arrive with their issues. The
 //! wasmtime embedding lives in the `mozaiks-plugin-host` crate.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod plugin_dir;
+pub mod workflow;

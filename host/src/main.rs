@@ -21,6 +21,11 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Tool(command) => cli::tool::run(command).await,
+        Command::Validate {
+            workflows,
+            plugins_dir,
+            json,
+        } => cli::validate::run(&workflows, &plugins_dir, json).await,
     };
     match result {
         Ok(code) => code,

@@ -237,3 +237,29 @@ fn a_tool_made_from_the_template_builds_and_runs() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn validate_accepts_the_demo_and_reports_every_problem_with_file_and_path() {
+    let ok = mozaiks(&["validate", "workflows/PlanReview"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    let bad = mozaiks(&["validate", "tests/fixtures/workflows/many_errors"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&bad.stdout),
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let expected = std::fs::read_to_string(
+        repo_root().join("tests/fixtures/workflows/many_errors/expected_error.txt"),
+    )
+    .unwrap();
+    for line in expected.lines().filter(|l| !l.is_empty()) {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+}

@@ -1,0 +1,45 @@
+//! Workflows: folders of JSON files (`workflows/<Name>/`) that declare the
+//! agents of a multi-agent chat, their tools, handoffs, context variables
+//! and structured outputs.
+//!
+//! Loading goes through three stages, each with its own types:
+//!
+//! 1. [`load`] reads the folder into the [`spec`] types (the file format),
+//!    reporting syntax errors with line and column and type errors with the
+//!    JSON path;
+//! 2. [`validate`] checks every cross reference (agents, tools against the
+//!    plugins' functions, handoff targets, conditions, context variables,
+//!    structured-output schemas) and reports *all* problems at once;
+//! 3. only then is the immutable runtime [`model::Workflow`] built.
+//!
+//! [`load_workflow`] runs the three; [`WorkflowRegistry`] holds the
+//! workflows of a directory. docs/workflows.md describes the format.
+
+pub mod catalog;
+pub mod condition;
+pub mod diagnostic;
+pub mod load;
+pub mod model;
+pub mod registry;
+pub mod spec;
+pub mod validate;
+
+#[cfg(test)]
+mod fixtures;
+
+use std::path::Path;
+
+pub use catalog::{InMemoryCatalog, LookupError, ToolCatalog};
+pub use diagnostic::Diagnostic;
+pub use model::Workflow;
+pub use registry::WorkflowRegistry;
+
+/// Loads and validates the workflow folder `dir`, resolving its tools in
+/// `catalog`. Returns the workflow, or every problem found.
+pub fn load_workflow(dir: &Path, catalog: &dyn ToolCatalog) -> Result<Workflow, Vec<Diagnostic>> {
+    let (files, diagnostics) = load::read_folder(dir);
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
+    }
+    validate::validate(&files, catalog)
+}

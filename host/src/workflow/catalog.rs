@@ -1,0 +1,150 @@
+//! What validation needs to know about plugins: which functions exist.
+//!
+//! Validation takes a [`ToolCatalog`] so it can run against the loaded
+//! plugins in production and against a plain map in tests.
+
+use std::collections::{BTreeMap, HashMap};
+
+use mozaiks_plugin_host::{FunctionSpec, Plugin};
+
+use super::diagnostic::list;
+
+/// Why a tool's plugin function could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// No plugin has this id.
+    #[error("unknown plugin \"{plugin}\"")]
+    UnknownPlugin {
+        /// The id asked for.
+        plugin: String,
+        /// The ids that exist, sorted.
+        available: Vec<String>,
+    },
+    /// The plugin exists but has no such function.
+    #[error("plugin \"{plugin}\" has no function \"{function}\"")]
+    UnknownFunction {
+        /// The plugin.
+        plugin: String,
+        /// The function asked for.
+        function: String,
+        /// The functions it has, sorted.
+        available: Vec<String>,
+    },
+}
+
+impl LookupError {
+    /// A help line listing what exists.
+    pub fn help(&self) -> String {
+        match self {
+            Self::UnknownPlugin { available, .. } => {
+                format!("loaded plugins are {}", list(available))
+            }
+            Self::UnknownFunction {
+                plugin, available, ..
+            } => {
+                format!("{plugin} has {}", list(available))
+            }
+        }
+    }
+}
+
+/// Looks up plugin functions by plugin id and function name.
+pub trait ToolCatalog {
+    /// The spec of `function` in `plugin`.
+    fn function(&self, plugin: &str, function: &str) -> Result<&FunctionSpec, LookupError>;
+}
+
+fn sorted<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut names: Vec<String> = names.map(str::to_owned).collect();
+    names.sort();
+    names
+}
+
+/// Loaded plugins by id.
+impl ToolCatalog for HashMap<String, Plugin> {
+    fn function(&self, plugin: &str, function: &str) -> Result<&FunctionSpec, LookupError> {
+        let found = self.get(plugin).ok_or_else(|| LookupError::UnknownPlugin {
+            plugin: plugin.to_owned(),
+            available: sorted(self.keys().map(String::as_str)),
+        })?;
+        found
+            .function(function)
+            .ok_or_else(|| LookupError::UnknownFunction {
+                plugin: plugin.to_owned(),
+                function: function.to_owned(),
+                available: sorted(found.functions().map(|f| f.name.as_str())),
+            })
+    }
+}
+
+/// A catalog held in memory: plugin id → its functions. For tests and for
+/// checking workflows without compiling plugins.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryCatalog {
+    plugins: BTreeMap<String, Vec<FunctionSpec>>,
+}
+
+impl InMemoryCatalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a plugin with its functions.
+    #[must_use]
+    pub fn plugin(mut self, id: impl Into<String>, functions: Vec<FunctionSpec>) -> Self {
+        self.plugins.insert(id.into(), functions);
+        self
+    }
+}
+
+impl ToolCatalog for InMemoryCatalog {
+    fn function(&self, plugin: &str, function: &str) -> Result<&FunctionSpec, LookupError> {
+        let functions = self
+            .plugins
+            .get(plugin)
+            .ok_or_else(|| LookupError::UnknownPlugin {
+                plugin: plugin.to_owned(),
+                available: self.plugins.keys().cloned().collect(),
+            })?;
+        functions
+            .iter()
+            .find(|f| f.name == function)
+            .ok_or_else(|| LookupError::UnknownFunction {
+                plugin: plugin.to_owned(),
+                function: function.to_owned(),
+                available: sorted(functions.iter().map(|f| f.name.as_str())),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(name: &str) -> FunctionSpec {
+        FunctionSpec {
+            name: name.to_owned(),
+            description: String::new(),
+            parameters: json!({"type": "object"}),
+        }
+    }
+
+    #[test]
+    fn tells_unknown_plugins_from_unknown_functions() {
+        let catalog =
+            InMemoryCatalog::new().plugin("planner", vec![spec("echo"), spec("add_task")]);
+        assert_eq!(catalog.function("planner", "echo").unwrap().name, "echo");
+        let err = catalog.function("plan", "echo").unwrap_err();
+        assert_eq!(err.to_string(), "unknown plugin \"plan\"");
+        assert_eq!(err.help(), "loaded plugins are planner");
+        let err = catalog.function("planner", "ecko").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "plugin \"planner\" has no function \"ecko\""
+        );
+        assert_eq!(err.help(), "planner has add_task, echo");
+    }
+}

@@ -1,0 +1,234 @@
+//! Runs every workflow fixture under `tests/fixtures/workflows/<case>/`
+//! (Spin runtime-tests style) against the real `planner` plugin: a valid
+//! case has `expected.txt` (a summary of the model), an invalid one
+//! `expected_error.txt` (every diagnostic, one per line). `MOZAIKS_BLESS=1`
+//! rewrites them.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use mozaiks_plugin_host::{EngineConfig, Plugin, PluginEngine};
+
+use super::load_workflow;
+use super::model::{Target, Workflow};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixtures_dir() -> PathBuf {
+    repo_root().join("tests/fixtures/workflows")
+}
+
+/// The plugins under `plugins/`, loaded once for all tests.
+fn plugins() -> &'static HashMap<String, Plugin> {
+    static PLUGINS: OnceLock<HashMap<String, Plugin>> = OnceLock::new();
+    PLUGINS.get_or_init(|| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let engine = PluginEngine::new(EngineConfig::default()).unwrap();
+            let (plugins, failures) =
+                crate::plugin_dir::load_all(&engine, &repo_root().join("plugins"))
+                    .await
+                    .unwrap();
+            assert!(
+                plugins.contains_key("planner"),
+                "the planner plugin did not load (run scripts/build-plugins): {failures:?}"
+            );
+            plugins
+        })
+    })
+}
+
+fn summary(w: &Workflow) -> String {
+    let mut out = String::new();
+    let target = |t: &Target| match t {
+        Target::Agent(name) => name.clone(),
+        Target::User => "user".to_owned(),
+        Target::Terminate => "terminate".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "workflow {}: {:?}, {:?}, max_turns {}, human_in_the_loop {}, initial_agent {}",
+        w.name(),
+        w.pattern(),
+        w.startup_mode(),
+        w.max_turns(),
+        w.human_in_the_loop(),
+        w.initial_agent()
+    );
+    for a in w.agents() {
+        let _ = writeln!(
+            out,
+            "agent {}: tools [{}], output {:?}, llm {:?}",
+            a.name,
+            a.tools.join(", "),
+            a.structured_output,
+            a.llm
+        );
+        for (text, t) in &a.handoffs.llm {
+            let _ = writeln!(out, "  llm {text:?} -> {}", target(t));
+        }
+        for (c, t) in &a.handoffs.pre {
+            let _ = writeln!(out, "  pre {c} -> {}", target(t));
+        }
+        for (c, t) in &a.handoffs.post {
+            let _ = writeln!(out, "  post {c} -> {}", target(t));
+        }
+        if let Some(t) = &a.handoffs.after_work {
+            let _ = writeln!(out, "  after_work -> {}", target(t));
+        }
+    }
+    for t in w.tools() {
+        let _ = writeln!(
+            out,
+            "tool {}: {}/{} {:?}",
+            t.name, t.plugin, t.function, t.kind
+        );
+    }
+    for v in w.context_variables() {
+        let _ = writeln!(out, "variable {}: {:?} {:?}", v.name, v.var_type, v.source);
+    }
+    for m in w.output_models() {
+        let _ = writeln!(
+            out,
+            "output {}: auto_execute [{}]",
+            m.name,
+            m.auto_execute.join(", ")
+        );
+    }
+    out
+}
+
+#[track_caller]
+fn check(case: &str) {
+    let dir = fixtures_dir().join(case);
+    let (file, actual) = match load_workflow(&dir, plugins()) {
+        Ok(workflow) => ("expected.txt", summary(&workflow)),
+        Err(diagnostics) => (
+            "expected_error.txt",
+            diagnostics
+                .iter()
+                .map(|d| d.display_relative_to(&dir) + "\n")
+                .collect(),
+        ),
+    };
+    let expected_path = dir.join(file);
+    if std::env::var_os("MOZAIKS_BLESS").is_some() {
+        let _ = std::fs::remove_file(dir.join("expected.txt"));
+        let _ = std::fs::remove_file(dir.join("expected_error.txt"));
+        std::fs::write(&expected_path, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+        panic!("{case}: no {file}; got:\n{actual}\n(run with MOZAIKS_BLESS=1 to write it)")
+    });
+    assert_eq!(actual, expected, "{case}: output differs from {file}");
+}
+
+const CASES: &[&str] = &[
+    "valid_all_features",
+    "syntax_error",
+    "unknown_key",
+    "wrong_type",
+    "missing_required_file",
+    "unknown_agent_in_handoff",
+    "bad_condition",
+    "undeclared_variable",
+    "tool_plugin_missing",
+    "tool_function_missing",
+    "invalid_output_schema",
+    "many_errors",
+];
+
+#[test]
+fn every_workflow_fixture_matches_its_expected_file() {
+    for case in CASES {
+        check(case);
+    }
+}
+
+#[test]
+fn every_fixture_folder_is_checked() {
+    let mut folders: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    let mut cases: Vec<String> = CASES.iter().map(|c| (*c).to_owned()).collect();
+    cases.sort();
+    assert_eq!(folders, cases, "add new fixture folders to CASES");
+}
+
+#[test]
+fn the_demo_workflows_validate_against_the_real_plugins() {
+    let root = repo_root().join("workflows");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if let Err(diagnostics) = load_workflow(&dir, plugins()) {
+            let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            panic!("{} is invalid:\n{}", dir.display(), text.join("\n"));
+        }
+        count += 1;
+    }
+    assert!(count >= 1, "no demo workflows in {}", root.display());
+}
+
+#[test]
+fn the_version_changes_with_any_file_and_only_then() {
+    let dir = fixtures_dir().join("valid_all_features");
+    let a = load_workflow(&dir, plugins()).unwrap();
+    let b = load_workflow(&dir, plugins()).unwrap();
+    assert_eq!(a.version(), b.version());
+    assert_eq!(a.cache_seed(), b.cache_seed());
+    let copy = std::env::temp_dir().join(format!("mozaiks-version-{}", std::process::id()));
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let orchestrator = copy.join("orchestrator.json");
+    let text = std::fs::read_to_string(&orchestrator).unwrap();
+    std::fs::write(
+        &orchestrator,
+        text.replace("\"max_turns\": 12", "\"max_turns\": 13"),
+    )
+    .unwrap();
+    let c = load_workflow(&copy, plugins()).unwrap();
+    std::fs::remove_dir_all(&copy).unwrap();
+    assert_ne!(a.version(), c.version());
+}
+
+#[test]
+fn the_registry_lists_invalid_folders_with_their_problems_and_keeps_old_snapshots() {
+    use super::registry::{Entry, WorkflowRegistry};
+
+    let registry = WorkflowRegistry::load_dir(&repo_root().join("workflows"), plugins()).unwrap();
+    let before = registry.snapshot();
+    let demo = registry.get("PlanReview").expect("PlanReview is valid");
+    assert_eq!(demo.initial_agent(), "Planner");
+
+    // A folder whose workflow_name differs from its name is listed as invalid.
+    let entry = registry.reload(&fixtures_dir().join("valid_all_features"), plugins());
+    let Entry::Invalid { diagnostics, .. } = entry else {
+        panic!("expected the name mismatch to be reported");
+    };
+    assert_eq!(
+        diagnostics[0].display_relative_to(&fixtures_dir().join("valid_all_features")),
+        "orchestrator.json: $.workflow_name: workflow_name \"MiniReview\" differs from the folder name \"valid_all_features\" (help: rename one of them)"
+    );
+    let entry = registry.reload(&fixtures_dir().join("many_errors"), plugins());
+    assert!(matches!(entry, Entry::Invalid { ref diagnostics, .. } if diagnostics.len() == 15));
+    assert!(registry.get("many_errors").is_none());
+    assert_eq!(registry.snapshot().len(), before.len() + 2);
+    assert!(
+        !before.contains_key("many_errors"),
+        "old snapshots do not change"
+    );
+
+    registry.remove("many_errors");
+    assert!(!registry.snapshot().contains_key("many_errors"));
+}

@@ -1,0 +1,268 @@
+//! The validated, immutable runtime model of a workflow.
+//!
+//! Only [`super::validate`] builds a [`Workflow`]; holding one means every
+//! cross reference in it resolves. These types are deliberately not
+//! serde types: the file format lives in [`super::spec`] and may change
+//! without touching the runtime (STYLE anti-pattern 4).
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::condition::Condition;
+
+pub use super::spec::{
+    ConditionScope, DisplayMode, HumanInputMode, OrchestrationPattern, StartupMode, ToolType,
+    VariableType,
+};
+
+/// A loaded, validated workflow.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) dir: PathBuf,
+    pub(super) max_turns: NonZeroU32,
+    pub(super) human_in_the_loop: bool,
+    pub(super) startup_mode: StartupMode,
+    pub(super) pattern: OrchestrationPattern,
+    pub(super) initial_agent: String,
+    pub(super) initial_message: Option<String>,
+    pub(super) user_handoffs: Handoffs,
+    pub(super) agents: Vec<Agent>,
+    pub(super) tools: Vec<Tool>,
+    pub(super) context: Vec<ContextVariable>,
+    pub(super) outputs: Vec<OutputModel>,
+    pub(super) version: String,
+}
+
+impl Workflow {
+    /// The name from orchestrator.json.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// One line for workflow lists (may be empty).
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+    /// The folder it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// Most speaker turns per run.
+    pub fn max_turns(&self) -> NonZeroU32 {
+        self.max_turns
+    }
+    /// Whether the user is a separate participant.
+    pub fn human_in_the_loop(&self) -> bool {
+        self.human_in_the_loop
+    }
+    /// Who starts a run.
+    pub fn startup_mode(&self) -> StartupMode {
+        self.startup_mode
+    }
+    /// How the next speaker is chosen.
+    pub fn pattern(&self) -> OrchestrationPattern {
+        self.pattern
+    }
+    /// Name of the agent that speaks first (it exists).
+    pub fn initial_agent(&self) -> &str {
+        &self.initial_agent
+    }
+    /// The seed message.
+    pub fn initial_message(&self) -> Option<&str> {
+        self.initial_message.as_deref()
+    }
+    /// The agents, in file order (never empty).
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+    /// The agent called `name`.
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+    /// Handoffs whose source is the user.
+    pub fn user_handoffs(&self) -> &Handoffs {
+        &self.user_handoffs
+    }
+    /// The tools, in file order.
+    pub fn tools(&self) -> &[Tool] {
+        &self.tools
+    }
+    /// The tool called `name`.
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+    /// The declared context variables.
+    pub fn context_variables(&self) -> &[ContextVariable] {
+        &self.context
+    }
+    /// The structured-output models.
+    pub fn output_models(&self) -> &[OutputModel] {
+        &self.outputs
+    }
+    /// The structured-output model called `name`.
+    pub fn output_model(&self, name: &str) -> Option<&OutputModel> {
+        self.outputs.iter().find(|m| m.name == name)
+    }
+    /// Hex SHA-256 of the files' names and bytes: changes whenever any file
+    /// changes.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+    /// A number derived from [`version`](Self::version) that front ends and
+    /// LLM caches use to notice a changed workflow.
+    pub fn cache_seed(&self) -> u32 {
+        u32::from_str_radix(self.version.get(..8).unwrap_or("0"), 16).unwrap_or(0)
+    }
+}
+
+/// One agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Unique name.
+    pub name: String,
+    /// The system message (prompt sections already joined).
+    pub system_message: String,
+    /// LLM settings; `None` fields take the server's defaults.
+    pub llm: LlmSettings,
+    /// Names of the tools it may call (all exist in [`Workflow::tools`]).
+    pub tools: Vec<String>,
+    /// The structured-output model it answers with.
+    pub structured_output: Option<String>,
+    /// AG2's limit on consecutive automatic replies.
+    pub max_consecutive_auto_reply: Option<u32>,
+    /// AG2's human input mode.
+    pub human_input_mode: Option<HumanInputMode>,
+    /// Handoffs from this agent, in evaluation order.
+    pub handoffs: Handoffs,
+}
+
+/// An agent's LLM settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LlmSettings {
+    /// Model name.
+    pub model: Option<String>,
+    /// Sampling temperature (0 to 2).
+    pub temperature: Option<f64>,
+    /// Longest one request may take.
+    pub timeout: Option<std::time::Duration>,
+    /// Most tokens in one completion.
+    pub max_tokens: Option<u32>,
+}
+
+/// Where a handoff goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// To this agent.
+    Agent(String),
+    /// Back to the user.
+    User,
+    /// End the run.
+    Terminate,
+}
+
+/// The handoffs of one source (an agent or the user), grouped the way
+/// they are evaluated.
+#[derive(Debug, Clone, Default)]
+pub struct Handoffs {
+    /// Offered to the LLM as transfer tools: (description, target).
+    pub llm: Vec<(String, Target)>,
+    /// Context conditions checked before the agent replies.
+    pub pre: Vec<(Condition, Target)>,
+    /// Context conditions checked after the agent replied, in order.
+    pub post: Vec<(Condition, Target)>,
+    /// The fallback when no condition holds.
+    pub after_work: Option<Target>,
+}
+
+/// A tool bound to a plugin function.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// The name agents call it by.
+    pub name: String,
+    /// The plugin id.
+    pub plugin: String,
+    /// The plugin function.
+    pub function: String,
+    /// For the LLM.
+    pub description: String,
+    /// JSON Schema of the arguments (from the plugin's `describe()`).
+    pub parameters: Value,
+    /// Agent tool or UI tool.
+    pub kind: ToolKind,
+}
+
+/// What kind of tool, with what a UI tool needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolKind {
+    /// Runs and returns a result.
+    Agent,
+    /// Shows `component` to the user.
+    Ui {
+        /// The front-end component.
+        component: String,
+        /// Where it is shown.
+        mode: DisplayMode,
+    },
+}
+
+/// A declared context variable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextVariable {
+    /// Name.
+    pub name: String,
+    /// JSON type of its values.
+    pub var_type: VariableType,
+    /// What it means.
+    pub description: String,
+    /// Where its value comes from.
+    pub source: VariableSource,
+}
+
+/// Where a context variable's value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VariableSource {
+    /// A fixed initial value.
+    Static {
+        /// The initial value.
+        default: Value,
+    },
+    /// The server's environment, read when a run starts.
+    Environment {
+        /// The variable.
+        env_var: String,
+        /// Used when it is unset.
+        default: Option<Value>,
+        /// Whether a run may not start without it.
+        required: bool,
+    },
+    /// Set by a tool or an agent during the run.
+    Derived {
+        /// Who sets it.
+        by: Producer,
+        /// Value until then.
+        default: Value,
+    },
+}
+
+/// Who sets a derived variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Producer {
+    /// This tool.
+    Tool(String),
+    /// This agent.
+    Agent(String),
+}
+
+/// A structured-output model.
+#[derive(Debug, Clone)]
+pub struct OutputModel {
+    /// Name.
+    pub name: String,
+    /// Its JSON Schema (checked against the JSON Schema meta-schema).
+    pub schema: Value,
+    /// UI tools its instances are sent to as soon as they are produced.
+    pub auto_execute: Vec<String>,
+}
