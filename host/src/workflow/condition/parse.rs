@@ -42,6 +42,19 @@ impl Parser {
         self.chars.get(self.pos).copied()
     }
 
+    /// Consumes identifier characters and returns them (possibly empty).
+    fn ident(&mut self) -> String {
+        let start = self.pos;
+        while self.peek().is_some_and(is_ident) {
+            self.pos += 1;
+        }
+        self.chars
+            .get(start..self.pos)
+            .unwrap_or_default()
+            .iter()
+            .collect()
+    }
+
     /// Consumes `token` (after whitespace) if it is next; a word token must
     /// not be followed by an identifier character.
     fn eat(&mut self, token: &str) -> bool {
@@ -127,15 +140,7 @@ impl Parser {
             Some('"') => self.string(),
             Some(c) if c == '-' || c.is_ascii_digit() => self.number(),
             Some(c) if is_ident(c) => {
-                while self.peek().is_some_and(is_ident) {
-                    self.pos += 1;
-                }
-                let word: String = self
-                    .chars
-                    .get(start..self.pos)
-                    .unwrap_or_default()
-                    .iter()
-                    .collect();
+                let word = self.ident();
                 match word.as_str() {
                     "true" | "True" => Ok(Operand::Literal(Value::Bool(true))),
                     "false" | "False" => Ok(Operand::Literal(Value::Bool(false))),
@@ -156,16 +161,7 @@ impl Parser {
         if !self.eat("${") {
             return Err(self.error("expected `${` to start a variable"));
         }
-        let start = self.pos;
-        while self.peek().is_some_and(is_ident) {
-            self.pos += 1;
-        }
-        let name: String = self
-            .chars
-            .get(start..self.pos)
-            .unwrap_or_default()
-            .iter()
-            .collect();
+        let name = self.ident();
         if name.is_empty() {
             return Err(self.error("expected a variable name after `${`"));
         }
