@@ -30,6 +30,18 @@ fn mozaiks(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Asserts the exit code, showing both output streams when it differs.
+#[track_caller]
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn stdout_json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
@@ -73,12 +85,7 @@ fn call_reports_result_context_changes_ui_requests_and_logs() {
         "--answers",
         r#"{"ApprovalForm":{"approved":false,"comment":"not yet"}}"#,
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let report = stdout_json(&out);
     assert_eq!(report["result"]["ok"]["approved"], false);
     assert_eq!(report["context"]["approved"], false);
@@ -100,7 +107,7 @@ fn a_failed_call_exits_2_and_names_plugin_function_and_cause() {
         "--args",
         r#"{"message":"kaboom"}"#,
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let report = stdout_json(&out);
     assert_eq!(report["result"]["call_error"]["kind"], "trap");
     let message = report["result"]["call_error"]["message"].as_str().unwrap();
@@ -120,12 +127,7 @@ fn a_tool_error_exits_3() {
         "--args",
         r#"{"question":"?"}"#,
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "an unanswered UI request is cancelled: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_exit(&out, 3);
     assert_eq!(
         stdout_json(&out)["result"]["tool_error"]["kind"],
         "cancelled"
@@ -135,7 +137,7 @@ fn a_tool_error_exits_3() {
 #[test]
 fn an_unknown_plugin_exits_1_with_a_hint() {
     let out = mozaiks(&["tool", "describe", "no-such-plugin"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no plugin `no-such-plugin`"), "{stderr}");
 }
@@ -143,7 +145,7 @@ fn an_unknown_plugin_exits_1_with_a_hint() {
 #[test]
 fn malformed_args_exit_1_naming_the_flag() {
     let out = mozaiks(&["tool", "call", "planner", "echo", "--args", "{nope"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--args"));
 }
 
@@ -164,12 +166,7 @@ fn the_sdk_template_builds_into_a_working_tool() {
         "--context",
         r#"{"greetings":41}"#,
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let report = stdout_json(&out);
     assert_eq!(report["result"]["ok"]["message"], "Hello, Ada!");
     assert_eq!(report["context"]["greetings"], 42);
@@ -225,12 +222,7 @@ fn a_tool_made_from_the_template_builds_and_runs() {
         "--args",
         r#"{"name":"Grace"}"#,
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_eq!(
         stdout_json(&out)["result"]["ok"]["message"],
         "Hello, Grace!"
@@ -241,15 +233,10 @@ fn a_tool_made_from_the_template_builds_and_runs() {
 #[test]
 fn validate_accepts_the_demo_and_reports_every_problem_with_file_and_path() {
     let ok = mozaiks(&["validate", "workflows/PlanReview"]);
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    assert_exit(&ok, 0);
 
     let bad = mozaiks(&["validate", "tests/fixtures/workflows/many_errors"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_exit(&bad, 1);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&bad.stdout),

@@ -48,6 +48,11 @@ impl Parser {
         while self.peek().is_some_and(is_ident) {
             self.pos += 1;
         }
+        self.text_from(start)
+    }
+
+    /// The source text from `start` to the current position.
+    fn text_from(&self, start: usize) -> String {
         self.chars
             .get(start..self.pos)
             .unwrap_or_default()
@@ -180,12 +185,7 @@ impl Parser {
             match c {
                 '\\' => self.pos += 1,
                 '"' => {
-                    let text: String = self
-                        .chars
-                        .get(start..self.pos)
-                        .unwrap_or_default()
-                        .iter()
-                        .collect();
+                    let text = self.text_from(start);
                     return serde_json::from_str(&text)
                         .map(Operand::Literal)
                         .map_err(|err| ConditionError {
@@ -209,12 +209,7 @@ impl Parser {
         {
             self.pos += 1;
         }
-        let text: String = self
-            .chars
-            .get(start..self.pos)
-            .unwrap_or_default()
-            .iter()
-            .collect();
+        let text = self.text_from(start);
         match serde_json::from_str::<Value>(&text) {
             Ok(value @ Value::Number(_)) => Ok(Operand::Literal(value)),
             _ => {
