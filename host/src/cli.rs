@@ -1,5 +1,6 @@
 //! Command-line interface: argument types and dispatch.
 
+pub(crate) mod serve;
 pub(crate) mod tool;
 pub(crate) mod validate;
 
@@ -17,6 +18,11 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run the server: the workflows' chats over HTTP and WebSocket.
+    ///
+    /// The LLM comes from OPENAI_API_KEY and OPENAI_BASE_URL (any
+    /// OpenAI-compatible server); without them the server starts and says so.
+    Serve(ServeArgs),
     /// Work with tool components: describe, call, build.
     #[command(subcommand)]
     Tool(ToolCommand),
@@ -84,4 +90,20 @@ pub(crate) enum ToolCommand {
         #[arg(long, default_value = "sdk/build-plugin")]
         script: PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) addr: String,
+    /// Directory that holds workflow folders.
+    #[arg(long, default_value = "workflows")]
+    pub(crate) workflows_dir: PathBuf,
+    /// Directory that holds plugin folders.
+    #[arg(long, default_value = "plugins")]
+    pub(crate) plugins_dir: PathBuf,
+    /// Where chats are stored (one file, created if missing).
+    #[arg(long, default_value = "data")]
+    pub(crate) data_dir: PathBuf,
 }

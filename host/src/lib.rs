@@ -9,5 +9,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
+pub mod event;
+pub mod llm;
+pub mod orchestrator;
 pub mod plugin_dir;
+pub mod store;
+pub mod transport;
 pub mod workflow;

@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Serve(args) => cli::serve::run(args).await,
         Command::Tool(command) => cli::tool::run(command).await,
         Command::Validate {
             workflows,

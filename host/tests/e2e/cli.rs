@@ -1,4 +1,4 @@
-//! The `mozaiks tool` commands, run as a real process against the real components.
+//! The `mozaiks tool` and `mozaiks validate` commands, run as a real process against the real components.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,335 @@
+//! The LLM client: one streamed chat completion per call, against OpenAI or
+//! any OpenAI-compatible server (Ollama, vLLM, LiteLLM, the test fake).
+//!
+//! ```text
+//! ChatRequest ──to_openai──▶ async-openai create_stream ──SSE──▶ Assembler ──▶ ChatResponse
+//!                                                  │ text deltas
+//!                                                  └────────────▶ on_delta(&str)
+//! ```
+//!
+//! - [`LlmConfig`] is read once ([`LlmConfig::from_env`]) and turned into an
+//!   [`LlmClient`], which is cheap to clone and shared by every run.
+//! - [`LlmClient::complete`] sends one request with `stream: true` and
+//!   `stream_options.include_usage`, calls `on_delta` with each piece of
+//!   assistant text as it arrives, assembles tool calls from their deltas,
+//!   and returns the whole [`ChatResponse`]. The whole call (connect, wait,
+//!   stream) is bounded by [`ChatRequest::timeout`].
+//! - Failures are [`LlmError`]s that name the model or the server, with a
+//!   stable [`LlmError::code`].
+//!
+//! # Behaviour inherited from async-openai 0.43
+//!
+//! Its HTTP client retries HTTP 429, 5xx and connection failures up to 3
+//! times (backoff 100, 200, 400 ms, or the server's `Retry-After`) before an
+//! error reaches us, and this cannot be switched off without its
+//! `middleware` feature. The retries count against the call's timeout, so a
+//! dead server still fails within it.
+//!
+//! # Layout
+//!
+//! - `request`: [`ChatRequest`] and its parts, and the translation to
+//!   async-openai's request type (message names sanitised here).
+//! - `stream`: [`ChatResponse`], [`Usage`], and assembling chunks.
+//! - `error`: [`LlmError`] and the mapping from async-openai's errors.
+
+mod error;
+mod request;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use async_openai::Client;
+use async_openai::config::{OPENAI_API_BASE, OpenAIConfig};
+use futures_util::StreamExt;
+
+pub use error::LlmError;
+pub use request::{
+    ChatMessage, ChatRequest, MAX_NAME_LEN, ResponseSchema, ToolCallRequest, ToolDefinition,
+    sanitize_name,
+};
+pub use stream::{ChatResponse, Usage};
+
+use error::Target;
+use stream::Assembler;
+
+/// The model used when `MOZAIKS_DEFAULT_MODEL` is unset: small, cheap and
+/// good at tool calls.
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+
+/// The per-call timeout when `MOZAIKS_LLM_TIMEOUT_SECS` is unset. Long
+/// generations with large outputs take a minute or more; two minutes
+/// leaves room without letting a hung server hold a run forever.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How the LLM is reached. Built once at startup (see
+/// [`LlmConfig::from_env`]) and handed to [`LlmClient::new`].
+#[derive(Clone)]
+pub struct LlmConfig {
+    /// The API key (`OPENAI_API_KEY`); optional for local servers.
+    pub api_key: Option<String>,
+    /// The server's base URL including `/v1` (`OPENAI_BASE_URL`); `None`
+    /// means OpenAI itself.
+    pub base_url: Option<String>,
+    /// The model for agents that name none (`MOZAIKS_DEFAULT_MODEL`).
+    pub default_model: String,
+    /// The timeout for calls that set none (`MOZAIKS_LLM_TIMEOUT_SECS`).
+    pub default_timeout: Duration,
+}
+
+impl fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("base_url", &self.base_url)
+            .field("default_model", &self.default_model)
+            .field("default_timeout", &self.default_timeout)
+            .finish()
+    }
+}
+
+impl LlmConfig {
+    /// Reads `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `MOZAIKS_DEFAULT_MODEL`
+    /// (default [`DEFAULT_MODEL`]) and `MOZAIKS_LLM_TIMEOUT_SECS` (whole
+    /// seconds, default [`DEFAULT_TIMEOUT`]). Empty values count as unset;
+    /// an unparsable timeout is logged and replaced by the default.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Like [`LlmConfig::from_env`], reading variables through `lookup`
+    /// (for tests and for layered configuration).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |var: &str| {
+            lookup(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let default_timeout = match get("MOZAIKS_LLM_TIMEOUT_SECS") {
+            None => DEFAULT_TIMEOUT,
+            Some(text) => match text.parse::<u64>() {
+                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                _ => {
+                    tracing::warn!(
+                        value = %text,
+                        default = ?DEFAULT_TIMEOUT,
+                        "MOZAIKS_LLM_TIMEOUT_SECS is not a positive whole number of seconds; using the default"
+                    );
+                    DEFAULT_TIMEOUT
+                }
+            },
+        };
+        LlmConfig {
+            api_key: get("OPENAI_API_KEY"),
+            base_url: get("OPENAI_BASE_URL"),
+            default_model: get("MOZAIKS_DEFAULT_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            default_timeout,
+        }
+    }
+}
+
+/// Installs rustls' `ring` crypto provider as the process default, once.
+/// async-openai is built with `rustls-no-provider`, and its HTTP client
+/// panics on construction without a provider. If another provider is
+/// already installed, that one stays; it serves as well.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Err only means a provider is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The client for every LLM call of the process. Cheap to clone: clones
+/// share one connection pool.
+#[derive(Clone, Debug)]
+pub struct LlmClient {
+    /// The HTTP client, or why it could not be built.
+    http: Result<Client<OpenAIConfig>, String>,
+    base_url: String,
+    has_api_key: bool,
+    missing: Option<&'static str>,
+    default_model: String,
+    default_timeout: Duration,
+}
+
+impl LlmClient {
+    /// Builds the client. Never fails: a missing key is reported by
+    /// [`LlmClient::missing_configuration`] and by every call, so the
+    /// server can start and say what to set.
+    ///
+    /// Only the values in `config` are used: async-openai's own reading of
+    /// `OPENAI_*` variables (including `OPENAI_ORG_ID` and
+    /// `OPENAI_PROJECT_ID`) is overridden.
+    pub fn new(config: LlmConfig) -> Self {
+        install_crypto_provider();
+        let api_key = config.api_key.filter(|k| !k.is_empty());
+        let explicit_base = config
+            .base_url
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty());
+        let missing = (api_key.is_none() && explicit_base.is_none()).then_some("OPENAI_API_KEY");
+        let base_url = explicit_base.unwrap_or_else(|| OPENAI_API_BASE.to_owned());
+        let openai_config = OpenAIConfig::new()
+            .with_api_base(base_url.clone())
+            // Local servers need no key and ignore the empty bearer token.
+            .with_api_key(api_key.clone().unwrap_or_default())
+            .with_org_id("")
+            .with_project_id("");
+        LlmClient {
+            http: build_http_client(openai_config),
+            base_url,
+            has_api_key: api_key.is_some(),
+            missing,
+            default_model: config.default_model,
+            default_timeout: config.default_timeout,
+        }
+    }
+
+    /// Which environment variable is missing, if the client cannot make
+    /// calls: `Some("OPENAI_API_KEY")` when there is no key and no base
+    /// URL. A base URL without a key is allowed (local servers such as
+    /// Ollama need none).
+    pub fn missing_configuration(&self) -> Option<&'static str> {
+        self.missing
+    }
+
+    /// The model for agents that name none.
+    pub fn default_model(&self) -> &str {
+        &self.default_model
+    }
+
+    /// The timeout for calls that set none.
+    pub fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    /// The base URL calls go to, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// A request for the default model and timeout, with no tools,
+    /// schema or sampling settings.
+    pub fn request(&self, messages: Vec<ChatMessage>) -> ChatRequest {
+        ChatRequest {
+            model: self.default_model.clone(),
+            messages,
+            tools: Vec::new(),
+            response_format: None,
+            temperature: None,
+            max_tokens: None,
+            timeout: self.default_timeout,
+            seed: None,
+        }
+    }
+
+    /// One streamed chat completion. Calls `on_delta` with each piece of
+    /// assistant text as it arrives; returns the assembled response. An
+    /// empty [`ChatRequest::model`] means [`LlmClient::default_model`].
+    ///
+    /// The whole call is bounded by [`ChatRequest::timeout`]; on expiry the
+    /// connection is dropped and [`LlmError::Timeout`] returned, and deltas
+    /// already passed to `on_delta` stay delivered.
+    pub async fn complete(
+        &self,
+        mut request: ChatRequest,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ChatResponse, LlmError> {
+        if let Some(var) = self.missing {
+            return Err(LlmError::MissingConfiguration { var });
+        }
+        let client = self.http.as_ref().map_err(|message| LlmError::Connect {
+            base_url: self.base_url.clone(),
+            message: message.clone(),
+        })?;
+        if request.model.is_empty() {
+            request.model.clone_from(&self.default_model);
+        }
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(
+            request.timeout,
+            self.stream_completion(client, &request, on_delta),
+        )
+        .await;
+        let result = outcome.unwrap_or_else(|_| {
+            Err(LlmError::Timeout {
+                model: request.model.clone(),
+                after: request.timeout,
+            })
+        });
+        match &result {
+            Ok(response) => tracing::debug!(
+                model = %response.model,
+                elapsed = ?started.elapsed(),
+                prompt_tokens = response.usage.map(|u| u.prompt_tokens),
+                completion_tokens = response.usage.map(|u| u.completion_tokens),
+                tool_calls = response.tool_calls.len(),
+                finish_reason = response.finish_reason.as_deref(),
+                "LLM call completed"
+            ),
+            Err(error) => tracing::debug!(
+                model = %request.model,
+                elapsed = ?started.elapsed(),
+                code = error.code(),
+                %error,
+                "LLM call failed"
+            ),
+        }
+        result
+    }
+
+    async fn stream_completion(
+        &self,
+        client: &Client<OpenAIConfig>,
+        request: &ChatRequest,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ChatResponse, LlmError> {
+        let target = Target {
+            model: &request.model,
+            base_url: &self.base_url,
+            has_api_key: self.has_api_key,
+        };
+        let mut stream = client
+            .chat()
+            .create_stream(request.to_openai())
+            .await
+            .map_err(|e| error::from_request(e, target))?;
+        let mut assembler = Assembler::default();
+        while let Some(item) = stream.next().await {
+            let chunk = item.map_err(|e| error::from_stream(e, &request.model))?;
+            assembler.push(chunk, on_delta);
+        }
+        assembler
+            .finish(&request.model)
+            .map_err(|message| LlmError::BadResponse {
+                model: request.model.clone(),
+                message,
+            })
+    }
+}
+
+/// Builds async-openai's client. Its reqwest client panics (`expect`) when
+/// TLS cannot be set up, most often because the system has no CA
+/// certificates; catching that keeps the server up to report the cause on
+/// each call, rather than dying at startup over a client that may only
+/// ever talk plain HTTP to a local server.
+fn build_http_client(config: OpenAIConfig) -> Result<Client<OpenAIConfig>, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| Client::with_config(config))).map_err(|payload| {
+        let detail = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown cause");
+        let message = format!(
+            "the HTTP client could not be set up ({detail}); install the system CA certificates \
+             (e.g. the ca-certificates package) or point SSL_CERT_FILE at a PEM bundle"
+        );
+        tracing::error!("{message}");
+        message
+    })
+}

@@ -1,0 +1,417 @@
+//! The orchestrator: runs each chat's agents turn by turn.
+//!
+//! The turn loop, in ten lines:
+//!
+//! 1. A handoff (or the start) names the next participant.
+//! 2. For an agent: its `pre` context conditions are checked; one that holds
+//!    hands off with no LLM call.
+//! 3. Otherwise the agent speaks: the LLM gets the transcript, the agent's
+//!    tools (schemas from the plugins' `describe()`) and one transfer tool
+//!    per LLM handoff; text is streamed to clients as it arrives.
+//! 4. Tool calls run in the plugin host with the chat's context and UI;
+//!    results go back to the LLM, unless a transfer or a context condition
+//!    decides the handoff first.
+//! 5. A structured output is validated (one retry with the errors) and sent
+//!    to its `auto_execute` UI tools.
+//! 6. Then `post` conditions, the after-work fallback, and finally the
+//!    pattern pick who is next; the user's turn waits for their message.
+//! 7. `max_turns`, a terminate handoff or the user end the run.
+//!
+//! Every step is an event persisted before it is sent ([`live::LiveChat`]),
+//! and the run reads its position back from those events
+//! ([`history::RunPosition`]), which is how a chat resumes after a restart.
+
+pub mod handoff;
+pub mod history;
+pub mod live;
+pub mod pattern;
+mod run;
+pub mod structured;
+pub mod tools;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use mozaiks_plugin_host::Plugin;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::event::{Event, RunStatus, now_ms};
+use crate::llm::LlmClient;
+use crate::store::{ChatRecord, ChatStatus, ChatStore, StoreError};
+use crate::workflow::registry::Entry;
+use crate::workflow::{Diagnostic, Workflow, WorkflowRegistry};
+
+pub use live::{LiveChat, RunInput};
+pub use run::RunError;
+
+/// What the orchestrator shares with every run.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn ChatStore>,
+    pub(crate) llm: LlmClient,
+    pub(crate) llm_timeout: Duration,
+    pub(crate) workflows: Arc<WorkflowRegistry>,
+    pub(crate) plugins: Arc<RwLock<HashMap<String, Plugin>>>,
+    live: Mutex<HashMap<String, Arc<LiveChat>>>,
+}
+
+impl Shared {
+    /// The loaded plugin `id` (a cheap clone).
+    pub(crate) fn plugin(&self, id: &str) -> Option<Plugin> {
+        self.plugins
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+}
+
+/// Why a chat operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// No workflow of that name is loaded.
+    #[error("no workflow `{name}`; loaded: {available}")]
+    UnknownWorkflow {
+        /// The name asked for.
+        name: String,
+        /// The valid workflows.
+        available: String,
+    },
+    /// The workflow exists but does not validate.
+    #[error("workflow `{name}` is invalid ({} problem(s)); GET /api/workflows lists them", diagnostics.len())]
+    InvalidWorkflow {
+        /// The workflow.
+        name: String,
+        /// Its problems.
+        diagnostics: Arc<[Diagnostic]>,
+    },
+    /// A required environment variable of a context variable is unset.
+    #[error(
+        "context variable `{variable}` needs the environment variable `{env_var}`, which is not set on the server"
+    )]
+    MissingEnvironment {
+        /// The context variable.
+        variable: String,
+        /// The environment variable.
+        env_var: String,
+    },
+    /// No chat has this id.
+    #[error("chat `{0}` not found")]
+    ChatNotFound(String),
+    /// The chat ended; it takes no more input.
+    #[error("chat `{0}` has ended")]
+    ChatEnded(String),
+    /// The UI request is not waiting for an answer (unknown, answered,
+    /// timed out or cancelled).
+    #[error("UI request `{0}` is not open (unknown, already answered, timed out or cancelled)")]
+    UiRequestNotOpen(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ChatError {
+    /// A stable code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownWorkflow { .. } => "UNKNOWN_WORKFLOW",
+            Self::InvalidWorkflow { .. } => "INVALID_WORKFLOW",
+            Self::MissingEnvironment { .. } => "MISSING_ENVIRONMENT",
+            Self::ChatNotFound(_) => "CHAT_NOT_FOUND",
+            Self::ChatEnded(_) => "CHAT_ENDED",
+            Self::UiRequestNotOpen(_) => "UI_REQUEST_NOT_OPEN",
+            Self::Store(_) => "STORE_ERROR",
+        }
+    }
+}
+
+/// A run that is active in this process.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActiveRun {
+    /// The chat.
+    pub chat_id: String,
+    /// Its last status.
+    pub status: Option<RunStatus>,
+    /// Attached clients.
+    pub clients: usize,
+}
+
+/// Starts, feeds and resumes chat runs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Orchestrator {
+    shared: Arc<Shared>,
+}
+
+impl Orchestrator {
+    /// An orchestrator over these parts.
+    pub fn new(
+        store: Arc<dyn ChatStore>,
+        llm: LlmClient,
+        llm_timeout: Duration,
+        workflows: Arc<WorkflowRegistry>,
+        plugins: Arc<RwLock<HashMap<String, Plugin>>>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                llm,
+                llm_timeout,
+                workflows,
+                plugins,
+                live: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ChatStore> {
+        &self.shared.store
+    }
+
+    /// The workflows.
+    pub fn workflows(&self) -> &Arc<WorkflowRegistry> {
+        &self.shared.workflows
+    }
+
+    /// The LLM client.
+    pub fn llm(&self) -> &LlmClient {
+        &self.shared.llm
+    }
+
+    fn workflow(&self, name: &str) -> Result<Arc<Workflow>, ChatError> {
+        let snapshot = self.shared.workflows.snapshot();
+        match snapshot.get(name) {
+            Some(Entry::Valid(workflow)) => Ok(Arc::clone(workflow)),
+            Some(Entry::Invalid { diagnostics, .. }) => Err(ChatError::InvalidWorkflow {
+                name: name.to_owned(),
+                diagnostics: Arc::clone(diagnostics),
+            }),
+            None => Err(ChatError::UnknownWorkflow {
+                name: name.to_owned(),
+                available: snapshot
+                    .iter()
+                    .filter(|(_, e)| matches!(e, Entry::Valid(_)))
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Starts a chat of `workflow`: persists it with its initial context
+    /// and starts its run.
+    pub async fn create_chat(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        workflow: &str,
+    ) -> Result<ChatRecord, ChatError> {
+        let workflow = self.workflow(workflow)?;
+        let chat = ChatRecord::new(
+            uuid::Uuid::new_v4().simple().to_string(),
+            app_id.to_owned(),
+            user_id.to_owned(),
+            workflow.name().to_owned(),
+            workflow.version().to_owned(),
+            workflow.cache_seed(),
+            now_ms(),
+        );
+        let context = run::initial_context(&workflow, &chat)
+            .map_err(|(variable, env_var)| ChatError::MissingEnvironment { variable, env_var })?;
+        self.shared.store.create_chat(&chat).await?;
+        let live = self.live(&chat.chat_id);
+        for (key, value) in context {
+            live.emit(Event::ContextChanged {
+                key,
+                value: Some(value),
+                by: "init".to_owned(),
+            })
+            .await?;
+        }
+        if let Some(missing) = self.shared.llm.missing_configuration() {
+            live.emit(Event::Error {
+                code: "LLM_NOT_CONFIGURED".to_owned(),
+                message: format!(
+                    "the server has no LLM configured: set {missing} (or OPENAI_BASE_URL for a local OpenAI-compatible server) and restart it"
+                ),
+            })
+            .await?;
+        }
+        self.start_run(&chat, workflow, &live).await?;
+        Ok(chat)
+    }
+
+    /// The live side of a chat (created on first use).
+    pub fn live(&self, chat_id: &str) -> Arc<LiveChat> {
+        let mut map = self
+            .shared
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(chat_id.to_owned()).or_insert_with(|| {
+            Arc::new(LiveChat::new(
+                chat_id.to_owned(),
+                Arc::clone(&self.shared.store),
+            ))
+        }))
+    }
+
+    /// The chat, or [`ChatError::ChatNotFound`].
+    pub async fn chat(&self, chat_id: &str) -> Result<ChatRecord, ChatError> {
+        self.shared
+            .store
+            .chat(chat_id)
+            .await?
+            .ok_or_else(|| ChatError::ChatNotFound(chat_id.to_owned()))
+    }
+
+    async fn start_run(
+        &self,
+        chat: &ChatRecord,
+        workflow: Arc<Workflow>,
+        live: &Arc<LiveChat>,
+    ) -> Result<mpsc::UnboundedSender<RunInput>, ChatError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if !live.attach_run(tx.clone()) {
+            return Ok(tx);
+        }
+        let events = self.shared.store.events(&chat.chat_id, 0, None).await?;
+        let run = run::Run::new(
+            Arc::clone(&self.shared),
+            Arc::clone(live),
+            chat.clone(),
+            workflow,
+            events,
+            rx,
+        );
+        tokio::spawn(run.run());
+        Ok(tx)
+    }
+
+    /// Makes sure a run is attached to the chat (resuming it from its
+    /// events) and returns its live side.
+    async fn ensure_run(&self, chat_id: &str) -> Result<Arc<LiveChat>, ChatError> {
+        let chat = self.chat(chat_id).await?;
+        if chat.status != ChatStatus::InProgress {
+            return Err(ChatError::ChatEnded(chat_id.to_owned()));
+        }
+        let live = self.live(chat_id);
+        if !live.has_run() {
+            let workflow = self.workflow(&chat.workflow)?;
+            self.start_run(&chat, workflow, &live).await?;
+        }
+        Ok(live)
+    }
+
+    /// Passes `input` to the chat's run, resuming the run if needed.
+    pub async fn send(&self, chat_id: &str, input: RunInput) -> Result<(), ChatError> {
+        let live = self.ensure_run(chat_id).await?;
+        if let Err(input) = live.deliver(input) {
+            // The run ended between the check and the send; start it again.
+            let live = self.ensure_run(chat_id).await?;
+            let _ = live.deliver(input);
+        }
+        Ok(())
+    }
+
+    /// Answers the UI request `request_id` of the chat.
+    pub async fn answer_ui(
+        &self,
+        chat_id: &str,
+        request_id: &str,
+        answer: Value,
+    ) -> Result<(), ChatError> {
+        let live = self.live(chat_id);
+        if live.answer_ui_request(request_id, answer).await? {
+            Ok(())
+        } else {
+            Err(ChatError::UiRequestNotOpen(request_id.to_owned()))
+        }
+    }
+
+    /// Ends the chat: its run stops at the next step, open UI requests are
+    /// cancelled.
+    pub async fn end_chat(&self, chat_id: &str) -> Result<(), ChatError> {
+        let chat = self.chat(chat_id).await?;
+        if chat.status != ChatStatus::InProgress {
+            return Ok(());
+        }
+        let live = self.live(chat_id);
+        if live.has_run() {
+            live.cancel_run();
+        } else {
+            self.shared
+                .store
+                .set_status(
+                    chat_id,
+                    ChatStatus::Completed,
+                    Some("ended by the user".to_owned()),
+                )
+                .await?;
+            live.emit(Event::RunStatus {
+                status: RunStatus::Completed,
+                reason: Some("ended by the user".to_owned()),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the runs of chats that were active when the server stopped
+    /// (not those waiting for the user: their run starts with the next
+    /// message; not those interrupted by an error: `continue` starts them).
+    /// Returns how many resumed.
+    pub async fn resume_in_progress(&self) -> Result<usize, ChatError> {
+        let filter = crate::store::ChatFilter {
+            status: Some(ChatStatus::InProgress),
+            ..Default::default()
+        };
+        let mut resumed = 0;
+        for chat in self.shared.store.chats(&filter).await? {
+            let events = self.shared.store.events(&chat.chat_id, 0, None).await?;
+            let state = history::RunPosition::of(&events);
+            let active = !state.interrupted
+                && !matches!(
+                    state.position,
+                    history::Position::WaitingForUser | history::Position::WaitingForSpeaker
+                );
+            if !active {
+                continue;
+            }
+            let Ok(workflow) = self.workflow(&chat.workflow) else {
+                tracing::warn!(
+                    chat_id = chat.chat_id,
+                    workflow = chat.workflow,
+                    "cannot resume: workflow not loaded"
+                );
+                continue;
+            };
+            let live = self.live(&chat.chat_id);
+            self.start_run(&chat, workflow, &live).await?;
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    /// The runs active in this process.
+    pub fn active_runs(&self) -> Vec<ActiveRun> {
+        let map = self
+            .shared
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut runs: Vec<ActiveRun> = map
+            .values()
+            .filter(|live| live.has_run())
+            .map(|live| ActiveRun {
+                chat_id: live.chat_id().to_owned(),
+                status: live.status(),
+                clients: live.client_count(),
+            })
+            .collect();
+        runs.sort_by(|a, b| a.chat_id.cmp(&b.chat_id));
+        runs
+    }
+}

@@ -1,0 +1,314 @@
+//! Reading a chat's event log back: where its run stands (so a restarted
+//! server resumes exactly there) and the transcript each agent's LLM sees.
+
+use std::collections::HashSet;
+
+use crate::event::{Envelope, Event, RunStatus, ToolCallRecord};
+use crate::llm::{ChatMessage, ToolCallRequest};
+
+/// Where a run stands after the events so far.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Position {
+    /// Nothing happened yet.
+    Start,
+    /// A handoff chose the next participant.
+    HandedOff(String),
+    /// The run waits for the user to speak.
+    WaitingForUser,
+    /// ManualPattern: the run waits for the user to pick a speaker.
+    WaitingForSpeaker,
+    /// The user spoke; their handoffs decide who is next.
+    UserSpoke,
+    /// An agent's turn is under way.
+    InTurn {
+        /// The agent.
+        agent: String,
+        /// Its progress.
+        step: TurnStep,
+    },
+    /// The run ended.
+    Ended(RunStatus),
+}
+
+/// Progress inside one agent turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnStep {
+    /// The LLM is (to be) asked.
+    CallLlm,
+    /// Tool calls the agent asked for that have no result yet (empty: all
+    /// done, the LLM is asked again unless a handoff applies).
+    RunTools(Vec<ToolCallRecord>),
+    /// The agent replied without tool calls; handoffs decide what follows.
+    Replied,
+}
+
+/// What the log says about the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPosition {
+    /// Agent turns so far.
+    pub turns: u32,
+    /// The agent that spoke last.
+    pub last_agent: Option<String>,
+    /// Where the run stands.
+    pub position: Position,
+    /// Structured-output retries in the current turn.
+    pub retries: u32,
+    /// UI requests with no response.
+    pub open_ui_requests: Vec<String>,
+    /// Whether the last run status was `interrupted` (waiting for `continue`).
+    pub interrupted: bool,
+}
+
+impl RunPosition {
+    /// Folds the events of a chat, in order.
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Self {
+        let mut state = Self {
+            turns: 0,
+            last_agent: None,
+            position: Position::Start,
+            retries: 0,
+            open_ui_requests: Vec::new(),
+            interrupted: false,
+        };
+        for envelope in events {
+            state.apply(&envelope.event);
+        }
+        state
+    }
+
+    /// Applies one more event.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::RunStatus { status, .. } => {
+                self.interrupted = *status == RunStatus::Interrupted;
+                match status {
+                    RunStatus::WaitingForUser => self.position = Position::WaitingForUser,
+                    RunStatus::WaitingForSpeaker => self.position = Position::WaitingForSpeaker,
+                    RunStatus::Completed | RunStatus::Failed => {
+                        self.position = Position::Ended(*status);
+                    }
+                    RunStatus::Running | RunStatus::Interrupted => {}
+                }
+            }
+            Event::UserMessage { .. } => self.position = Position::UserSpoke,
+            Event::Speaker { agent, turn } => {
+                self.turns = *turn;
+                self.retries = 0;
+                self.last_agent = Some(agent.clone());
+                self.position = Position::InTurn {
+                    agent: agent.clone(),
+                    step: TurnStep::CallLlm,
+                };
+            }
+            Event::AgentMessage {
+                agent, tool_calls, ..
+            } => {
+                let step = if tool_calls.is_empty() {
+                    TurnStep::Replied
+                } else {
+                    TurnStep::RunTools(tool_calls.clone())
+                };
+                self.position = Position::InTurn {
+                    agent: agent.clone(),
+                    step,
+                };
+            }
+            Event::ToolResult { call_id, .. } => {
+                if let Position::InTurn {
+                    step: TurnStep::RunTools(calls),
+                    ..
+                } = &mut self.position
+                {
+                    calls.retain(|c| c.id != *call_id);
+                }
+            }
+            Event::StructuredOutputRetry { agent, .. } => {
+                self.retries += 1;
+                self.position = Position::InTurn {
+                    agent: agent.clone(),
+                    step: TurnStep::CallLlm,
+                };
+            }
+            Event::Handoff { to, .. } => self.position = Position::HandedOff(to.clone()),
+            Event::UiRequest { request_id, .. } => self.open_ui_requests.push(request_id.clone()),
+            Event::UiResponse { request_id, .. } => {
+                self.open_ui_requests.retain(|r| r != request_id);
+            }
+            Event::TextDelta { .. }
+            | Event::ToolCall { .. }
+            | Event::UiNotify { .. }
+            | Event::ContextChanged { .. }
+            | Event::Usage { .. }
+            | Event::SpeakerRequest { .. }
+            | Event::Error { .. } => {}
+        }
+    }
+}
+
+/// The conversation as `agent`'s LLM sees it: its own messages as the
+/// assistant, everyone else's as named users (AG2's group-chat convention),
+/// tool calls with their results, and the retry requests addressed to it.
+pub fn transcript<'a>(
+    agent: &str,
+    system_message: &str,
+    events: impl IntoIterator<Item = &'a Envelope>,
+) -> Vec<ChatMessage> {
+    let mut messages = vec![ChatMessage::System {
+        content: system_message.to_owned(),
+    }];
+    // Tool results are only valid right after the assistant message that
+    // asked for them; results of calls nobody asked for (auto-executed UI
+    // tools) stay out of the LLM's view.
+    let mut asked: HashSet<String> = HashSet::new();
+    for envelope in events {
+        match &envelope.event {
+            Event::UserMessage { text } => messages.push(ChatMessage::User {
+                name: Some("user".to_owned()),
+                content: text.clone(),
+            }),
+            Event::AgentMessage {
+                agent: speaker,
+                text,
+                tool_calls,
+                ..
+            } => {
+                if tool_calls.is_empty() && speaker != agent {
+                    messages.push(ChatMessage::User {
+                        name: Some(speaker.clone()),
+                        content: text.clone(),
+                    });
+                    continue;
+                }
+                asked.extend(tool_calls.iter().map(|c| c.id.clone()));
+                messages.push(ChatMessage::Assistant {
+                    name: Some(speaker.clone()),
+                    content: (!text.is_empty()).then(|| text.clone()),
+                    tool_calls: tool_calls
+                        .iter()
+                        .map(|c| ToolCallRequest {
+                            id: c.id.clone(),
+                            name: c.name.clone(),
+                            arguments: c.arguments.clone(),
+                        })
+                        .collect(),
+                });
+            }
+            Event::ToolResult {
+                call_id, content, ..
+            } if asked.remove(call_id) => messages.push(ChatMessage::Tool {
+                tool_call_id: call_id.clone(),
+                content: content.clone(),
+            }),
+            Event::StructuredOutputRetry {
+                agent: retrying,
+                model,
+                errors,
+            } if retrying == agent => messages.push(ChatMessage::User {
+                name: Some("mozaiks".to_owned()),
+                content: format!(
+                    "Your last reply does not match the `{model}` JSON Schema: {}. \
+                     Reply again with only a JSON object that matches the schema.",
+                    errors.join("; ")
+                ),
+            }),
+            _ => {}
+        }
+    }
+    messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(seq: u64, event: Event) -> Envelope {
+        Envelope {
+            seq: Some(seq),
+            chat_id: "c".into(),
+            ts: 0,
+            event,
+        }
+    }
+
+    fn call(id: &str) -> ToolCallRecord {
+        ToolCallRecord {
+            id: id.into(),
+            name: "t".into(),
+            arguments: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn position_resumes_with_the_tool_calls_that_have_no_result() {
+        let events = [
+            env(
+                1,
+                Event::Speaker {
+                    agent: "A".into(),
+                    turn: 1,
+                },
+            ),
+            env(
+                2,
+                Event::AgentMessage {
+                    agent: "A".into(),
+                    text: String::new(),
+                    tool_calls: vec![call("1"), call("2")],
+                    structured: None,
+                    model: None,
+                },
+            ),
+            env(
+                3,
+                Event::ToolResult {
+                    call_id: "1".into(),
+                    agent: "A".into(),
+                    tool: "t".into(),
+                    ok: true,
+                    content: "{}".into(),
+                    error: None,
+                },
+            ),
+        ];
+        let state = RunPosition::of(&events);
+        assert_eq!(state.turns, 1);
+        assert_eq!(
+            state.position,
+            Position::InTurn {
+                agent: "A".into(),
+                step: TurnStep::RunTools(vec![call("2")])
+            }
+        );
+    }
+
+    #[test]
+    fn transcript_shows_other_agents_as_named_users_and_skips_unasked_results() {
+        let events = [
+            env(1, Event::UserMessage { text: "hi".into() }),
+            env(
+                2,
+                Event::AgentMessage {
+                    agent: "B".into(),
+                    text: "from B".into(),
+                    tool_calls: vec![],
+                    structured: None,
+                    model: None,
+                },
+            ),
+            env(
+                3,
+                Event::ToolResult {
+                    call_id: "auto-1".into(),
+                    agent: "B".into(),
+                    tool: "t".into(),
+                    ok: true,
+                    content: "{}".into(),
+                    error: None,
+                },
+            ),
+        ];
+        let messages = transcript("A", "sys", &events);
+        assert_eq!(messages.len(), 3);
+        assert!(matches!(&messages[2], ChatMessage::User { name: Some(n), .. } if n == "B"));
+    }
+}

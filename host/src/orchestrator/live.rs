@@ -1,0 +1,210 @@
+//! The live side of one chat: the broadcast of its events to every
+//! attached client, the UI requests waiting for an answer, and the inbox of
+//! its run.
+//!
+//! [`LiveChat::emit`] is the only way an event leaves the orchestrator: it
+//! appends to the store first and broadcasts the stored envelope after, under
+//! one lock, so clients see events in sequence order and never see one the
+//! store does not have.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::event::{Envelope, Event, RunStatus, UiOutcome, now_ms};
+use crate::store::{ChatStore, StoreError};
+
+/// Events a slow client may fall behind by before it is told to resync
+/// (it then reconnects with its last `seq` and loses nothing).
+const BROADCAST_CAPACITY: usize = 1024;
+
+/// What a client can tell a chat's run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunInput {
+    /// The user said something.
+    UserMessage(String),
+    /// ManualPattern: the user picked the next speaker.
+    SelectSpeaker(String),
+    /// Continue a run stopped by a recoverable error.
+    Continue,
+}
+
+/// One chat's live state, shared by its run task and its clients.
+#[derive(Debug)]
+pub struct LiveChat {
+    chat_id: String,
+    store: Arc<dyn ChatStore>,
+    events: broadcast::Sender<Arc<Envelope>>,
+    append: tokio::sync::Mutex<()>,
+    pending_ui: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    inbox: Mutex<Option<mpsc::UnboundedSender<RunInput>>>,
+    cancel: tokio::sync::watch::Sender<bool>,
+    status: Mutex<Option<RunStatus>>,
+}
+
+impl LiveChat {
+    /// A chat with no clients and no run.
+    pub fn new(chat_id: String, store: Arc<dyn ChatStore>) -> Self {
+        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (cancel, _) = tokio::sync::watch::channel(false);
+        Self {
+            chat_id,
+            store,
+            events,
+            append: tokio::sync::Mutex::new(()),
+            pending_ui: Mutex::new(HashMap::new()),
+            inbox: Mutex::new(None),
+            cancel,
+            status: Mutex::new(None),
+        }
+    }
+
+    /// The chat's id.
+    pub fn chat_id(&self) -> &str {
+        &self.chat_id
+    }
+
+    /// Persists `event`, then sends it to every client. Ephemeral events
+    /// are only sent.
+    pub async fn emit(&self, event: Event) -> Result<Arc<Envelope>, StoreError> {
+        if !event.is_persisted() {
+            return Ok(self.send_ephemeral(event));
+        }
+        let _order = self.append.lock().await;
+        if let Event::RunStatus { status, .. } = &event {
+            *self.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(*status);
+        }
+        let envelope = Arc::new(self.store.append(&self.chat_id, now_ms(), event).await?);
+        // No receiver is fine: nobody is watching this chat right now.
+        let _ = self.events.send(Arc::clone(&envelope));
+        Ok(envelope)
+    }
+
+    /// Sends an ephemeral event (a text delta) without persisting it.
+    pub fn send_ephemeral(&self, event: Event) -> Arc<Envelope> {
+        let envelope = Arc::new(Envelope {
+            seq: None,
+            chat_id: self.chat_id.clone(),
+            ts: now_ms(),
+            event,
+        });
+        let _ = self.events.send(Arc::clone(&envelope));
+        envelope
+    }
+
+    /// The chat's context variables as stored now.
+    pub async fn context(&self) -> Result<serde_json::Map<String, Value>, StoreError> {
+        self.store.context(&self.chat_id).await
+    }
+
+    /// A receiver of every event emitted from now on. Subscribe *before*
+    /// reading the store's backlog so nothing falls in between.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
+        self.events.subscribe()
+    }
+
+    /// The last run status emitted by this process, if any.
+    pub fn status(&self) -> Option<RunStatus> {
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many clients are attached.
+    pub fn client_count(&self) -> usize {
+        self.events.receiver_count()
+    }
+
+    /// Registers a UI request; the returned receiver gets the answer.
+    pub fn open_ui_request(&self, request_id: &str) -> oneshot::Receiver<Value> {
+        let (tx, rx) = oneshot::channel();
+        self.lock_pending().insert(request_id.to_owned(), tx);
+        rx
+    }
+
+    /// Forgets a UI request (it timed out or was cancelled). True if it was
+    /// still open.
+    pub fn close_ui_request(&self, request_id: &str) -> bool {
+        self.lock_pending().remove(request_id).is_some()
+    }
+
+    /// Whether a UI request is waiting for an answer.
+    pub fn is_ui_request_open(&self, request_id: &str) -> bool {
+        self.lock_pending().contains_key(request_id)
+    }
+
+    /// Answers an open UI request: persists and emits the answer, then
+    /// wakes the tool. Returns false when no such request is open.
+    pub async fn answer_ui_request(
+        &self,
+        request_id: &str,
+        answer: Value,
+    ) -> Result<bool, StoreError> {
+        let Some(waiter) = self.lock_pending().remove(request_id) else {
+            return Ok(false);
+        };
+        self.emit(Event::UiResponse {
+            request_id: request_id.to_owned(),
+            outcome: UiOutcome::Answered {
+                answer: answer.clone(),
+            },
+        })
+        .await?;
+        // The tool may have given up in between; its timeout event says so.
+        let _ = waiter.send(answer);
+        Ok(true)
+    }
+
+    /// Installs the inbox of a newly started run. Returns false if a run is
+    /// already attached.
+    pub fn attach_run(&self, inbox: mpsc::UnboundedSender<RunInput>) -> bool {
+        let mut slot = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|tx| !tx.is_closed()) {
+            return false;
+        }
+        *slot = Some(inbox);
+        let _ = self.cancel.send(false);
+        true
+    }
+
+    /// Removes the run's inbox (the run ended).
+    pub fn detach_run(&self) {
+        *self.inbox.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Whether a run task is attached.
+    pub fn has_run(&self) -> bool {
+        self.inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// Delivers `input` to the running run. Gives it back when no run is
+    /// attached.
+    pub fn deliver(&self, input: RunInput) -> Result<(), RunInput> {
+        let slot = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(tx) => tx.send(input).map_err(|e| e.0),
+            None => Err(input),
+        }
+    }
+
+    /// Asks the run to stop at its next step and cancels open UI requests.
+    pub fn cancel_run(&self) {
+        let _ = self.cancel.send(true);
+        self.lock_pending().clear();
+    }
+
+    /// A receiver that turns true when the run is asked to stop.
+    pub fn cancelled(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.cancel.subscribe()
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Value>>> {
+        self.pending_ui
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,278 @@
+//! Executing an agent's tool call through the plugin host, with the chat's
+//! real context variables and UI attached as the plugin's imports.
+//!
+//! Every outcome becomes a [`ToolResult`](crate::event::Event::ToolResult)
+//! the agent reads: a tool's own error, a trap, a deadline, a denied
+//! capability. None of them stops the run; the plugin, function and cause
+//! are logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mozaiks_plugin_host::{
+    CallError, CallInfo, ContextSetError, ContextStore, Display, Plugin, PortError, Ports,
+    TracingLogSink, UiBridge, UiError, UiRequest,
+};
+use serde_json::Value;
+
+use super::live::LiveChat;
+use crate::event::{Event, ToolFailure, UiOutcome};
+use crate::store::StoreError;
+
+/// How a tool call ended, as the agent will read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolReport {
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The text the agent reads.
+    pub content: String,
+    /// Why it failed.
+    pub error: Option<ToolFailure>,
+}
+
+impl ToolReport {
+    /// A failure with `kind` and `message`.
+    pub fn failed(kind: &str, message: String) -> Self {
+        Self {
+            ok: false,
+            content: format!("error ({kind}): {message}"),
+            error: Some(ToolFailure {
+                kind: kind.to_owned(),
+                message,
+            }),
+        }
+    }
+}
+
+/// Calls `function` of `plugin` for the chat behind `live`.
+pub async fn execute(
+    plugin: &Plugin,
+    function: &str,
+    arguments: &str,
+    info: CallInfo,
+    live: &Arc<LiveChat>,
+    tool: &str,
+) -> ToolReport {
+    let ports = Ports {
+        context: Arc::new(ChatContext {
+            live: Arc::clone(live),
+            writer: format!("tool:{tool}"),
+        }),
+        ui: Arc::new(ChatUi {
+            live: Arc::clone(live),
+            tool: tool.to_owned(),
+        }),
+        log: Arc::new(TracingLogSink),
+    };
+    match plugin.call(function, arguments, info, ports).await {
+        Ok(Ok(value)) => ToolReport {
+            ok: true,
+            content: value.to_string(),
+            error: None,
+        },
+        Ok(Err(tool_error)) => ToolReport::failed(tool_error.kind(), tool_error.to_string()),
+        Err(error) => {
+            tracing::warn!(
+                plugin = plugin.id(),
+                function,
+                kind = error.kind(),
+                error = %error,
+                "tool call failed"
+            );
+            ToolReport::failed(error.kind(), describe_call_error(&error))
+        }
+    }
+}
+
+/// The message an agent reads for a failed call: the error without the
+/// backtrace (that one goes to the log).
+fn describe_call_error(error: &CallError) -> String {
+    let text = error.to_string();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The chat's context variables as a plugin import: reads see the store,
+/// writes are persisted and broadcast before the tool goes on.
+#[derive(Debug)]
+struct ChatContext {
+    live: Arc<LiveChat>,
+    writer: String,
+}
+
+fn port_error(error: StoreError) -> PortError {
+    PortError::new(error.to_string())
+}
+
+#[async_trait]
+impl ContextStore for ChatContext {
+    async fn get(&self, key: &str) -> Result<Option<Value>, PortError> {
+        Ok(self.live.context().await.map_err(port_error)?.remove(key))
+    }
+
+    async fn set(&self, key: &str, value: Value) -> Result<(), ContextSetError> {
+        self.live
+            .emit(Event::ContextChanged {
+                key: key.to_owned(),
+                value: Some(value),
+                by: self.writer.clone(),
+            })
+            .await
+            .map_err(|e| ContextSetError::Failed(port_error(e)))?;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool, PortError> {
+        let present = self
+            .live
+            .context()
+            .await
+            .map_err(port_error)?
+            .contains_key(key);
+        if present {
+            self.live
+                .emit(Event::ContextChanged {
+                    key: key.to_owned(),
+                    value: None,
+                    by: self.writer.clone(),
+                })
+                .await
+                .map_err(port_error)?;
+        }
+        Ok(present)
+    }
+
+    async fn list(&self) -> Result<Vec<(String, Value)>, PortError> {
+        let mut entries: Vec<_> = self
+            .live
+            .context()
+            .await
+            .map_err(port_error)?
+            .into_iter()
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+}
+
+/// The chat's clients as a plugin import: a request is persisted, sent to
+/// every client, and answered by the first client that responds.
+#[derive(Debug)]
+struct ChatUi {
+    live: Arc<LiveChat>,
+    tool: String,
+}
+
+fn display_name(display: Display) -> String {
+    match display {
+        Display::Inline => "inline".to_owned(),
+        Display::Artifact => "artifact".to_owned(),
+    }
+}
+
+#[async_trait]
+impl UiBridge for ChatUi {
+    async fn ask(&self, call: &CallInfo, request: UiRequest) -> Result<Value, UiError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let answer = self.live.open_ui_request(&request_id);
+        // If the host's timeout drops this future, the guard records the
+        // timeout so clients stop showing the request.
+        let guard = OpenRequest {
+            live: Arc::clone(&self.live),
+            request_id: request_id.clone(),
+            armed: true,
+        };
+        self.live
+            .emit(Event::UiRequest {
+                request_id: request_id.clone(),
+                call_id: call.tool_call_id.clone(),
+                tool: self.tool.clone(),
+                component: request.component,
+                payload: request.payload,
+                display: display_name(request.display),
+                timeout_ms: duration_ms(request.timeout),
+            })
+            .await
+            .map_err(|e| UiError::Unavailable(e.to_string()))?;
+        let mut guard = guard;
+        match tokio::time::timeout(request.timeout, answer).await {
+            Ok(Ok(value)) => {
+                guard.armed = false;
+                Ok(value)
+            }
+            // The sender went away: the run was cancelled.
+            Ok(Err(_)) => {
+                guard.armed = false;
+                let _ = self
+                    .live
+                    .emit(Event::UiResponse {
+                        request_id,
+                        outcome: UiOutcome::Cancelled {
+                            reason: "the run ended".to_owned(),
+                        },
+                    })
+                    .await;
+                Err(UiError::Cancelled)
+            }
+            Err(_) => {
+                guard.armed = false;
+                self.live.close_ui_request(&request_id);
+                let _ = self
+                    .live
+                    .emit(Event::UiResponse {
+                        request_id,
+                        outcome: UiOutcome::Timeout,
+                    })
+                    .await;
+                Err(UiError::Timeout)
+            }
+        }
+    }
+
+    async fn notify(&self, _call: &CallInfo, component: &str, payload: Value, display: Display) {
+        let result = self
+            .live
+            .emit(Event::UiNotify {
+                tool: self.tool.clone(),
+                component: component.to_owned(),
+                payload,
+                display: display_name(display),
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, component, "could not persist a UI notification");
+        }
+    }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Records a timeout for a UI request whose waiting future was dropped.
+#[derive(Debug)]
+struct OpenRequest {
+    live: Arc<LiveChat>,
+    request_id: String,
+    armed: bool,
+}
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        if !self.armed || !self.live.close_ui_request(&self.request_id) {
+            return;
+        }
+        let live = Arc::clone(&self.live);
+        let request_id = std::mem::take(&mut self.request_id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = live
+                    .emit(Event::UiResponse {
+                        request_id,
+                        outcome: UiOutcome::Timeout,
+                    })
+                    .await;
+            });
+        }
+    }
+}

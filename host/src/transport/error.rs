@@ -1,0 +1,111 @@
+//! The one error shape of the HTTP API: `{"error": {"code", "message"}}`
+//! with a 4xx for the caller's mistakes and a 500 (generic message, full
+//! error in the log) for ours.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::orchestrator::ChatError;
+use crate::store::StoreError;
+
+/// An API error.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<Value>,
+}
+
+impl ApiError {
+    /// An error with this status, stable code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// Adds machine-readable details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    fn internal(error: &dyn std::error::Error) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        tracing::error!(error_id = id, %error, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            format!("internal error; the server log has it under error_id {id}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(details) = self.details {
+            error["details"] = details;
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(error: ChatError) -> Self {
+        let status = match &error {
+            ChatError::UnknownWorkflow { .. } | ChatError::ChatNotFound(_) => StatusCode::NOT_FOUND,
+            ChatError::InvalidWorkflow { .. } | ChatError::MissingEnvironment { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ChatError::ChatEnded(_) | ChatError::UiRequestNotOpen(_) => StatusCode::CONFLICT,
+            ChatError::Store(store) => return Self::internal(store),
+        };
+        let details = match &error {
+            ChatError::InvalidWorkflow { diagnostics, .. } => Some(Value::Array(
+                diagnostics
+                    .iter()
+                    .map(super::routes::diagnostic_json)
+                    .collect(),
+            )),
+            _ => None,
+        };
+        let api = Self::new(status, error.code(), error.to_string());
+        match details {
+            Some(details) => api.with_details(details),
+            None => api,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::ChatNotFound(id) => ChatError::ChatNotFound(id).into(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::new(
+            rejection.status(),
+            "BAD_REQUEST_BODY",
+            rejection.body_text(),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(rejection.status(), "BAD_QUERY", rejection.body_text())
+    }
+}

@@ -1,0 +1,281 @@
+//! The HTTP routes (docs/protocol.md lists them with their bodies).
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use crate::event::Event;
+use crate::orchestrator::{Orchestrator, RunInput};
+use crate::store::{ChatFilter, ChatRecord, ChatStatus};
+use crate::workflow::Diagnostic;
+use crate::workflow::model::{ToolKind, Workflow};
+use crate::workflow::registry::Entry;
+
+/// A diagnostic as JSON.
+pub fn diagnostic_json(d: &Diagnostic) -> Value {
+    json!({
+        "file": d.file, "path": d.json_path, "message": d.message, "help": d.help,
+        "line": d.position.map(|p| p.0), "column": d.position.map(|p| p.1),
+        "text": d.to_string(),
+    })
+}
+
+fn workflow_json(workflow: &Workflow) -> Value {
+    let tools: Vec<Value> = workflow
+        .tools()
+        .iter()
+        .map(|t| {
+            let (kind, component, mode) = match &t.kind {
+                ToolKind::Agent => ("Agent_Tool", None, None),
+                ToolKind::Ui { component, mode } => (
+                    "UI_Tool",
+                    Some(component.clone()),
+                    Some(format!("{mode:?}").to_lowercase()),
+                ),
+            };
+            json!({"name": t.name, "type": kind, "plugin": t.plugin, "function": t.function,
+                   "description": t.description, "component": component, "mode": mode})
+        })
+        .collect();
+    let mut components: Vec<String> = workflow
+        .tools()
+        .iter()
+        .filter_map(|t| match &t.kind {
+            ToolKind::Ui { component, .. } => Some(component.clone()),
+            ToolKind::Agent => None,
+        })
+        .collect();
+    components.sort();
+    components.dedup();
+    json!({
+        "name": workflow.name(),
+        "description": workflow.description(),
+        "valid": true,
+        "version": workflow.version(),
+        "cache_seed": workflow.cache_seed(),
+        "max_turns": workflow.max_turns().get(),
+        "human_in_the_loop": workflow.human_in_the_loop(),
+        "startup_mode": format!("{:?}", workflow.startup_mode()),
+        "orchestration_pattern": format!("{:?}", workflow.pattern()),
+        "initial_agent": workflow.initial_agent(),
+        "agents": workflow.agents().iter().map(|a| json!({
+            "name": a.name, "tools": a.tools, "structured_output": a.structured_output,
+        })).collect::<Vec<_>>(),
+        "tools": tools,
+        "ui_components": components,
+        "errors": [],
+    })
+}
+
+/// `GET /api/workflows`
+pub async fn list_workflows(State(orchestrator): State<Orchestrator>) -> Json<Value> {
+    let snapshot = orchestrator.workflows().snapshot();
+    let workflows: Vec<Value> = snapshot
+        .iter()
+        .map(|(name, entry)| match entry {
+            Entry::Valid(workflow) => workflow_json(workflow),
+            Entry::Invalid { dir, diagnostics } => json!({
+                "name": name, "dir": dir, "valid": false,
+                "errors": diagnostics.iter().map(diagnostic_json).collect::<Vec<_>>(),
+            }),
+        })
+        .collect();
+    Json(json!({ "workflows": workflows }))
+}
+
+/// Body of `POST /api/chats`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartChat {
+    app_id: String,
+    user_id: String,
+    workflow: String,
+}
+
+fn chat_json(chat: &ChatRecord) -> Value {
+    json!({
+        "chat_id": chat.chat_id, "app_id": chat.app_id, "user_id": chat.user_id,
+        "workflow": chat.workflow, "workflow_version": chat.workflow_version,
+        "cache_seed": chat.cache_seed,
+        "status": match chat.status {
+            ChatStatus::InProgress => "in_progress",
+            ChatStatus::Completed => "completed",
+            ChatStatus::Failed => "failed",
+        },
+        "ended_reason": chat.ended_reason, "created_at": chat.created_at,
+        "updated_at": chat.updated_at, "last_seq": chat.last_seq,
+        "usage": {"prompt_tokens": chat.prompt_tokens, "completion_tokens": chat.completion_tokens},
+    })
+}
+
+/// `POST /api/chats`
+pub async fn start_chat(
+    State(orchestrator): State<Orchestrator>,
+    body: Result<Json<StartChat>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let chat = orchestrator
+        .create_chat(&body.app_id, &body.user_id, &body.workflow)
+        .await?;
+    let mut value = chat_json(&chat);
+    value["ws_path"] = json!(format!("/api/chats/{}/ws", chat.chat_id));
+    Ok((StatusCode::CREATED, Json(value)))
+}
+
+/// Query of `GET /api/chats`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListChats {
+    app_id: Option<String>,
+    user_id: Option<String>,
+}
+
+/// `GET /api/chats?app_id=&user_id=`
+pub async fn list_chats(
+    State(orchestrator): State<Orchestrator>,
+    query: Result<Query<ListChats>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query?;
+    let filter = ChatFilter {
+        app_id: query.app_id,
+        user_id: query.user_id,
+        status: None,
+    };
+    let chats = orchestrator.store().chats(&filter).await?;
+    Ok(Json(
+        json!({"chats": chats.iter().map(chat_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `GET /api/chats/{id}`: the chat and its messages.
+pub async fn get_chat(
+    State(orchestrator): State<Orchestrator>,
+    Path(chat_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let chat = orchestrator.chat(&chat_id).await?;
+    let events = orchestrator.store().events(&chat_id, 0, None).await?;
+    let messages: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                Event::UserMessage { .. } | Event::AgentMessage { .. } | Event::ToolResult { .. }
+            )
+        })
+        .collect();
+    let mut value = chat_json(&chat);
+    value["messages"] = serde_json::to_value(messages).unwrap_or_default();
+    Ok(Json(value))
+}
+
+/// Query of `GET /api/chats/{id}/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+/// `GET /api/chats/{id}/events?after=N&limit=M`
+pub async fn get_events(
+    State(orchestrator): State<Orchestrator>,
+    Path(chat_id): Path<String>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query?;
+    let events = orchestrator
+        .store()
+        .events(&chat_id, query.after, query.limit)
+        .await?;
+    Ok(Json(json!({"events": events})))
+}
+
+/// `GET /api/chats/{id}/context`
+pub async fn get_context(
+    State(orchestrator): State<Orchestrator>,
+    Path(chat_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    orchestrator.chat(&chat_id).await?;
+    let context = orchestrator.store().context(&chat_id).await?;
+    Ok(Json(json!({"chat_id": chat_id, "context": context})))
+}
+
+/// Body of `POST /api/chats/{id}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    text: String,
+}
+
+/// `POST /api/chats/{id}/messages`: the user says something.
+pub async fn post_message(
+    State(orchestrator): State<Orchestrator>,
+    Path(chat_id): Path<String>,
+    body: Result<Json<PostMessage>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) = body?;
+    orchestrator
+        .send(&chat_id, RunInput::UserMessage(body.text))
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Body of `POST /api/chats/{id}/ui/{request_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiAnswer {
+    answer: Value,
+}
+
+/// `POST /api/chats/{id}/ui/{request_id}`: answers a UI request.
+pub async fn answer_ui(
+    State(orchestrator): State<Orchestrator>,
+    Path((chat_id, request_id)): Path<(String, String)>,
+    body: Result<Json<UiAnswer>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) = body?;
+    orchestrator
+        .answer_ui(&chat_id, &request_id, body.answer)
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /api/chats/{id}/continue`: retries a run interrupted by an error.
+pub async fn continue_chat(
+    State(orchestrator): State<Orchestrator>,
+    Path(chat_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    orchestrator.send(&chat_id, RunInput::Continue).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /api/chats/{id}/end`
+pub async fn end_chat(
+    State(orchestrator): State<Orchestrator>,
+    Path(chat_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    orchestrator.end_chat(&chat_id).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `GET /health`
+pub async fn health(State(orchestrator): State<Orchestrator>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "llm": match orchestrator.llm().missing_configuration() {
+            None => json!({"configured": true}),
+            Some(var) => json!({"configured": false, "missing": var}),
+        },
+    }))
+}
+
+/// `GET /health/active-runs`
+pub async fn active_runs(State(orchestrator): State<Orchestrator>) -> Json<Value> {
+    let runs = orchestrator.active_runs();
+    Json(json!({"count": runs.len(), "runs": runs}))
+}

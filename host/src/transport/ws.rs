@@ -1,0 +1,301 @@
+//! The WebSocket of a chat: every event as it happens, what a reconnecting
+//! client missed (by sequence number), the UI requests still open, and the
+//! client's messages (user text, UI answers, speaker picks, continue, end).
+//!
+//! The session loop is generic over a `Sink`/`Stream` of text frames so the
+//! protocol does not depend on axum.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::error::ApiError;
+use crate::event::{Envelope, Event, PROTOCOL_VERSION};
+use crate::orchestrator::history::RunPosition;
+use crate::orchestrator::{ChatError, Orchestrator, RunInput};
+
+/// Stable code for a `/ws/chat` connection that names no chat.
+pub const WS_SESSION_DETERMINATION_FAILED: &str = "WS_SESSION_DETERMINATION_FAILED";
+
+/// What a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// The user says something.
+    UserMessage {
+        /// The text.
+        text: String,
+    },
+    /// Answer to a UI request.
+    UiResponse {
+        /// The request.
+        request_id: String,
+        /// The component's answer.
+        answer: Value,
+    },
+    /// ManualPattern: the next speaker.
+    SelectSpeaker {
+        /// An agent, or `user`.
+        agent: String,
+    },
+    /// Retry a run interrupted by an error.
+    Continue,
+    /// End the chat.
+    EndChat,
+    /// Keep-alive; answered with `pong`.
+    Ping,
+}
+
+/// Query of the chat WebSocket.
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    /// Replay events after this sequence number (0: all).
+    #[serde(default)]
+    after: u64,
+}
+
+/// `GET /api/chats/{id}/ws?after=N`
+pub async fn chat_socket(
+    State(orchestrator): State<Orchestrator>,
+    Path(chat_id): Path<String>,
+    Query(query): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    orchestrator.chat(&chat_id).await?;
+    Ok(upgrade
+        .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, query.after))
+        .into_response())
+}
+
+/// `GET /ws/chat?chat_id=…&workflow_name=…&after=N`: MozaiksAI's form. A
+/// missing parameter is answered with [`WS_SESSION_DETERMINATION_FAILED`]
+/// (as a WebSocket message then a close, or as JSON without an upgrade).
+pub async fn compat_socket(
+    State(orchestrator): State<Orchestrator>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = upgrade.ok();
+    let chat_id = query.get("chat_id").filter(|s| !s.is_empty()).cloned();
+    let workflow = query
+        .get("workflow_name")
+        .filter(|s| !s.is_empty())
+        .cloned();
+    let after = query.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let problem = match (&chat_id, &workflow) {
+        (None, None) => Some("both chat_id and workflow_name are missing".to_owned()),
+        (None, Some(_)) => Some("chat_id is missing".to_owned()),
+        (Some(_), None) => Some("workflow_name is missing".to_owned()),
+        (Some(chat), Some(workflow)) => match orchestrator.chat(chat).await {
+            Ok(record) if record.workflow != *workflow => Some(format!(
+                "chat `{chat}` runs workflow `{}`, not `{workflow}`",
+                record.workflow
+            )),
+            Ok(_) => None,
+            Err(error) => Some(error.to_string()),
+        },
+    };
+    let message = problem.map(|p| {
+        format!(
+            "{p}; connect to /ws/chat?chat_id=<id>&workflow_name=<name> (or /api/chats/<id>/ws)"
+        )
+    });
+    match (upgrade, message, chat_id) {
+        (Some(upgrade), None, Some(chat_id)) => upgrade
+            .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, after))
+            .into_response(),
+        (Some(upgrade), Some(message), _) => upgrade
+            .on_upgrade(move |mut socket| async move {
+                let error = json!({"type": "error", "code": WS_SESSION_DETERMINATION_FAILED, "message": message});
+                let _ = socket.send(Message::Text(error.to_string().into())).await;
+                let _ = socket
+                    .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1008,
+                        reason: WS_SESSION_DETERMINATION_FAILED.into(),
+                    })))
+                    .await;
+            })
+            .into_response(),
+        (None, message, _) => ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            WS_SESSION_DETERMINATION_FAILED,
+            message.unwrap_or_else(|| "this endpoint needs a WebSocket upgrade".to_owned()),
+        )
+        .into_response(),
+        (Some(_), None, None) => ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            WS_SESSION_DETERMINATION_FAILED,
+            "chat_id is missing",
+        )
+        .into_response(),
+    }
+}
+
+async fn serve_socket(socket: WebSocket, orchestrator: Orchestrator, chat_id: String, after: u64) {
+    let (sink, stream) = socket.split();
+    let frames = stream.filter_map(|message| async move {
+        match message {
+            Ok(Message::Text(text)) => Some(Ok(text.to_string())),
+            Ok(Message::Close(_)) | Err(_) => Some(Err(())),
+            Ok(_) => None,
+        }
+    });
+    let sink =
+        sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
+    if let Err(error) = session(
+        Box::pin(sink),
+        Box::pin(frames),
+        orchestrator,
+        &chat_id,
+        after,
+    )
+    .await
+    {
+        tracing::debug!(chat_id, %error, "websocket closed");
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The client went away or the socket failed.
+    #[error("client disconnected")]
+    Disconnected,
+    /// The store failed while replaying.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+}
+
+/// Runs one client's session until it disconnects: hello, replay after
+/// `after`, open UI requests again, then live events and client messages.
+pub async fn session<O, I>(
+    mut out: O,
+    mut input: I,
+    orchestrator: Orchestrator,
+    chat_id: &str,
+    after: u64,
+) -> Result<(), SessionError>
+where
+    O: Sink<String> + Unpin,
+    I: Stream<Item = Result<String, ()>> + Unpin,
+{
+    let live = orchestrator.live(chat_id);
+    // Subscribe before reading the backlog: nothing falls in between.
+    let mut events = live.subscribe();
+    let chat = orchestrator.chat(chat_id).await?;
+    let backlog = orchestrator
+        .store()
+        .events(chat_id, 0, None)
+        .await
+        .map_err(ChatError::from)?;
+    let position = RunPosition::of(&backlog);
+    let hello = json!({
+        "type": "hello", "protocol": PROTOCOL_VERSION, "chat_id": chat_id,
+        "workflow": chat.workflow, "cache_seed": chat.cache_seed,
+        "last_seq": chat.last_seq, "status": live.status(),
+    });
+    send(&mut out, hello.to_string()).await?;
+    let mut last_sent = after;
+    for envelope in backlog.iter().filter(|e| e.seq.unwrap_or(0) > after) {
+        send_envelope(&mut out, envelope).await?;
+        last_sent = envelope.seq.unwrap_or(last_sent);
+    }
+    // UI requests still open that the client saw before it dropped: ask again.
+    for envelope in &backlog {
+        if let Event::UiRequest { request_id, .. } = &envelope.event
+            && envelope.seq.unwrap_or(0) <= after
+            && position.open_ui_requests.contains(request_id)
+            && live.is_ui_request_open(request_id)
+        {
+            send_envelope(&mut out, envelope).await?;
+        }
+    }
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(envelope) => {
+                    match envelope.seq {
+                        Some(seq) if seq <= last_sent => continue,
+                        Some(seq) => last_sent = seq,
+                        None => {}
+                    }
+                    send_envelope(&mut out, &envelope).await?;
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Too far behind the broadcast: catch up from the store.
+                    let missed = orchestrator
+                        .store()
+                        .events(chat_id, last_sent, None)
+                        .await
+                        .map_err(ChatError::from)?;
+                    for envelope in &missed {
+                        send_envelope(&mut out, envelope).await?;
+                        last_sent = envelope.seq.unwrap_or(last_sent);
+                    }
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            frame = input.next() => {
+                let Some(Ok(text)) = frame else { return Err(SessionError::Disconnected) };
+                if let Some(reply) = handle_client_message(&orchestrator, chat_id, &text).await {
+                    send(&mut out, reply.to_string()).await?;
+                }
+            }
+        }
+    }
+}
+
+/// Applies one client message; returns what only this client is told.
+async fn handle_client_message(
+    orchestrator: &Orchestrator,
+    chat_id: &str,
+    text: &str,
+) -> Option<Value> {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(message) => message,
+        Err(error) => {
+            return Some(json!({"type": "error", "code": "BAD_MESSAGE",
+                "message": format!("{error}; see docs/protocol.md for the client messages")}));
+        }
+    };
+    let result = match message {
+        ClientMessage::Ping => return Some(json!({"type": "pong"})),
+        ClientMessage::UserMessage { text } => {
+            orchestrator
+                .send(chat_id, RunInput::UserMessage(text))
+                .await
+        }
+        ClientMessage::SelectSpeaker { agent } => {
+            orchestrator
+                .send(chat_id, RunInput::SelectSpeaker(agent))
+                .await
+        }
+        ClientMessage::Continue => orchestrator.send(chat_id, RunInput::Continue).await,
+        ClientMessage::UiResponse { request_id, answer } => {
+            orchestrator.answer_ui(chat_id, &request_id, answer).await
+        }
+        ClientMessage::EndChat => orchestrator.end_chat(chat_id).await,
+    };
+    result
+        .err()
+        .map(|error| json!({"type": "error", "code": error.code(), "message": error.to_string()}))
+}
+
+async fn send_envelope<O: Sink<String> + Unpin>(
+    out: &mut O,
+    envelope: &Envelope,
+) -> Result<(), SessionError> {
+    let text = serde_json::to_string(envelope).unwrap_or_default();
+    send(out, text).await
+}
+
+async fn send<O: Sink<String> + Unpin>(out: &mut O, text: String) -> Result<(), SessionError> {
+    out.send(text).await.map_err(|_| SessionError::Disconnected)
+}

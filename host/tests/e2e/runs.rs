@@ -1,0 +1,460 @@
+//! Handoffs, WASM tools changing context, UI tools, structured outputs,
+//! LLM failures, and a chat that survives the server being killed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Billing's scripted behaviour: plan the refund with two WASM tool calls.
+fn handoffs_llm(call: &ChatCall) -> Reply {
+    match agent_of(call).as_str() {
+        "Triage" if call.last_text().contains("refund") => {
+            Reply::tool_call("transfer_to_Billing", json!({}))
+        }
+        "Triage" => Reply::text("How can I help?"),
+        "Billing" => Reply::ToolCalls(vec![
+            (
+                "add_task".into(),
+                json!({"title": "Refund invoice 42", "priority": "high"}),
+            ),
+            (
+                "complete_plan".into(),
+                json!({"summary": "Refund invoice 42."}),
+            ),
+        ]),
+        "Closer" => Reply::text("Your refund is on its way. Bye!"),
+        other => Reply::Status(500, format!("unexpected agent {other}")),
+    }
+}
+
+#[tokio::test]
+async fn llm_handoff_then_a_wasm_tool_changes_context_which_hands_off_without_an_llm_call() {
+    let scratch = Scratch::new("handoffs");
+    let llm = FakeLlm::start(handoffs_llm).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("Handoffs").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("waiting_for_user").await;
+    ws.send(json!({"type": "user_message", "text": "What are your hours?"}))
+        .await;
+    // Triage answers in text: its after_work hands back to the user.
+    let handoff = ws.until_type("handoff").await;
+    assert_eq!(handoff["to"], "Triage");
+    let handoff = ws.until_type("handoff").await;
+    assert_eq!(
+        (handoff["from"].as_str(), handoff["to"].as_str()),
+        (Some("Triage"), Some("user"))
+    );
+    assert_eq!(handoff["reason"]["kind"], "after_work");
+    ws.until_status("waiting_for_user").await;
+
+    ws.send(json!({"type": "user_message", "text": "I want a refund"}))
+        .await;
+    ws.until_status("completed").await;
+    let handoffs: Vec<(String, String, String)> = of_type(&ws.seen, "handoff")
+        .iter()
+        .map(|h| {
+            (
+                h["from"].as_str().unwrap().to_owned(),
+                h["to"].as_str().unwrap().to_owned(),
+                h["reason"]["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let tail: Vec<_> = handoffs.iter().rev().take(4).rev().cloned().collect();
+    let expect = |f: &str, t: &str, k: &str| (f.to_owned(), t.to_owned(), k.to_owned());
+    assert_eq!(
+        tail,
+        [
+            expect("user", "Triage", "after_work"),
+            expect("Triage", "Billing", "llm"),
+            expect("Billing", "Closer", "context"),
+            expect("Closer", "terminate", "after_work"),
+        ]
+    );
+    // Billing was asked once: the context condition decided after its tools.
+    let billing_calls = llm
+        .calls()
+        .iter()
+        .filter(|c| agent_of(c) == "Billing")
+        .count();
+    assert_eq!(billing_calls, 1);
+    // The tools ran in WASM and changed the chat's context.
+    let results = of_type(&ws.seen, "tool_result");
+    assert!(results.iter().all(|r| r["ok"] == true), "{results:?}");
+    let (_, context) = server.get(&format!("/api/chats/{chat}/context")).await;
+    assert_eq!(context["context"]["plan_ready"], true);
+    assert_eq!(context["context"]["tasks"][0]["title"], "Refund invoice 42");
+    let changes = of_type(&ws.seen, "context_changed");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["key"] == "plan_ready" && c["by"] == "tool:complete_plan")
+    );
+    // The LLM was offered the tools with the plugin's schemas.
+    let billing = llm
+        .calls()
+        .into_iter()
+        .find(|c| agent_of(c) == "Billing")
+        .unwrap();
+    let offered = &billing.body["tools"];
+    let add_task = offered
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "add_task")
+        .unwrap();
+    assert_eq!(
+        add_task["function"]["parameters"]["required"],
+        json!(["title"])
+    );
+}
+
+/// The demo: Planner plans with WASM tools, a context condition hands off to
+/// the Reviewer, who asks the user through ApprovalForm and answers with a
+/// structured verdict.
+fn plan_review_llm(call: &ChatCall) -> Reply {
+    let results = call.tool_results();
+    match agent_of(call).as_str() {
+        "Planner" if results.is_empty() => Reply::ToolCalls(vec![
+            (
+                "add_task".into(),
+                json!({"title": "Book venue", "priority": "high"}),
+            ),
+            ("add_task".into(), json!({"title": "Send invites"})),
+            (
+                "complete_plan".into(),
+                json!({"summary": "Venue, then invites."}),
+            ),
+        ]),
+        "Planner" => Reply::text("The plan is ready for review."),
+        "Reviewer"
+            if !results
+                .iter()
+                .any(|(_, content)| content.contains("approved")) =>
+        {
+            Reply::tool_call(
+                "request_approval",
+                json!({"question": "Approve this plan?", "details": "2 tasks"}),
+            )
+        }
+        "Reviewer" => Reply::text(
+            json!({"verdict": "approved", "concerns": [], "message": "Approved, go ahead."})
+                .to_string(),
+        ),
+        other => Reply::Status(500, format!("unexpected agent {other}")),
+    }
+}
+
+fn demo_setup(scratch: &Scratch, llm: &FakeLlm) -> Setup {
+    Setup {
+        workflows: demo_workflows(),
+        ..Setup::new(scratch, llm)
+    }
+}
+
+#[tokio::test]
+async fn the_demo_runs_end_to_end_with_a_ui_tool_answered_by_the_client() {
+    let scratch = Scratch::new("demo");
+    let llm = FakeLlm::start(plan_review_llm).await;
+    let server = Server::start(&demo_setup(&scratch, &llm)).await;
+    let chat = server.start_chat("PlanReview").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("waiting_for_user").await;
+    ws.send(json!({"type": "user_message", "text": "Plan a party"}))
+        .await;
+    let request = ws.until_type("ui_request").await;
+    assert_eq!(request["component"], "ApprovalForm");
+    assert_eq!(request["payload"]["tasks"].as_array().unwrap().len(), 2);
+    let request_id = request["request_id"].as_str().unwrap().to_owned();
+    ws.send(json!({"type": "ui_response", "request_id": request_id, "answer": {"approved": true}}))
+        .await;
+    ws.until_status("completed").await;
+    assert_eq!(speakers(&ws.seen), ["Planner", "Reviewer"]);
+    let response = ws.seen.iter().find(|e| e["type"] == "ui_response").unwrap();
+    assert_eq!(response["status"], "answered");
+    let verdict = ws
+        .seen
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "agent_message")
+        .unwrap();
+    assert_eq!(verdict["agent"], "Reviewer");
+    assert_eq!(verdict["model"], "ReviewVerdict");
+    assert_eq!(verdict["structured"]["verdict"], "approved");
+    let (_, context) = server.get(&format!("/api/chats/{chat}/context")).await;
+    assert_eq!(context["context"]["approved"], true);
+    assert_eq!(context["context"]["plan_ready"], true);
+    // Text streamed as deltas before the complete message.
+    assert!(
+        ws.seen
+            .iter()
+            .any(|e| e["type"] == "text_delta" && e.get("seq").is_none())
+    );
+    // A second answer to the same request is refused.
+    ws.send(
+        json!({"type": "ui_response", "request_id": request_id, "answer": {"approved": false}}),
+    )
+    .await;
+    let error = ws.until_type("error").await;
+    assert_eq!(error["code"], "UI_REQUEST_NOT_OPEN");
+}
+
+#[tokio::test]
+async fn a_ui_tool_nobody_answers_times_out_and_the_agent_is_told() {
+    let scratch = Scratch::new("ui-timeout");
+    let llm = FakeLlm::start(|call| {
+        if call.tool_results().is_empty() {
+            Reply::tool_call(
+                "ask",
+                json!({"component": "Confirm", "payload": {"q": "ok?"}, "timeout_ms": 300}),
+            )
+        } else {
+            Reply::text("Nobody answered; I will stop here.")
+        }
+    })
+    .await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("UiTimeout").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let request = ws.until_type("ui_request").await;
+    assert_eq!(request["timeout_ms"], 300);
+    let response = ws.until_type("ui_response").await;
+    assert_eq!(response["request_id"], request["request_id"]);
+    assert_eq!(response["status"], "timeout");
+    let result = ws.until_type("tool_result").await;
+    assert_eq!(result["ok"], false);
+    assert_eq!(result["error"]["kind"], "cancelled");
+    ws.until_status("completed").await;
+    // The agent read the timeout as its tool result.
+    let second = &llm.calls()[1];
+    assert!(
+        second.tool_results()[0]
+            .1
+            .contains("no answer within 300 ms")
+    );
+}
+
+fn judge(replies: Vec<&'static str>) -> impl Fn(&ChatCall) -> Reply + Send + Sync + 'static {
+    let next = AtomicUsize::new(0);
+    move |_| {
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        Reply::text(*replies.get(i).unwrap_or(&"{}"))
+    }
+}
+
+#[tokio::test]
+async fn a_valid_structured_output_is_parsed_and_sets_derived_context() {
+    let scratch = Scratch::new("structured-valid");
+    let llm = FakeLlm::start(judge(vec![r#"{"score": 7, "reason": "solid"}"#])).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+    let message = ws
+        .seen
+        .iter()
+        .find(|e| e["type"] == "agent_message")
+        .unwrap();
+    assert_eq!(
+        message["structured"],
+        json!({"score": 7, "reason": "solid"})
+    );
+    assert!(llm.calls()[0].has_response_format());
+    let (_, context) = server.get(&format!("/api/chats/{chat}/context")).await;
+    assert_eq!(context["context"]["score"], 7);
+}
+
+#[tokio::test]
+async fn an_invalid_structured_output_is_retried_once_with_the_errors() {
+    let scratch = Scratch::new("structured-fixed");
+    let llm = FakeLlm::start(judge(vec![
+        r#"{"score": 11}"#,
+        r#"{"score": 9, "reason": "fixed"}"#,
+    ]))
+    .await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+    let retry = ws
+        .seen
+        .iter()
+        .find(|e| e["type"] == "structured_output_retry")
+        .unwrap();
+    let errors = retry["errors"].to_string();
+    assert!(
+        errors.contains("/score") && errors.contains("reason"),
+        "{errors}"
+    );
+    // The second call carried the validation errors.
+    assert!(
+        llm.calls()[1]
+            .last_text()
+            .contains("does not match the `Verdict` JSON Schema")
+    );
+    let last = ws
+        .seen
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "agent_message")
+        .unwrap();
+    assert_eq!(last["structured"]["score"], 9);
+}
+
+#[tokio::test]
+async fn a_structured_output_invalid_twice_fails_the_run_clearly() {
+    let scratch = Scratch::new("structured-failed");
+    let llm = FakeLlm::start(judge(vec!["not json", r#"{"score": "high"}"#])).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let failed = ws.until_status("failed").await;
+    let error = ws.seen.iter().find(|e| e["type"] == "error").unwrap();
+    assert_eq!(error["code"], "STRUCTURED_OUTPUT_INVALID");
+    assert!(error["message"].as_str().unwrap().contains("`Judge`"));
+    assert!(failed["reason"].as_str().unwrap().contains("Verdict"));
+    assert_eq!(llm.calls().len(), 2);
+    let (_, chat_body) = server.get(&format!("/api/chats/{chat}")).await;
+    assert_eq!(chat_body["status"], "failed");
+}
+
+#[tokio::test]
+async fn an_llm_error_interrupts_the_run_and_continue_retries_it() {
+    let scratch = Scratch::new("llm-error");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let llm = FakeLlm::start(move |_| {
+        // async-openai retries a 5xx three times itself: fail all four.
+        if counter.fetch_add(1, Ordering::SeqCst) < 4 {
+            Reply::Status(503, "the model is overloaded".into())
+        } else {
+            Reply::text(r#"{"score": 5, "reason": "ok"}"#)
+        }
+    })
+    .await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("interrupted").await;
+    let error = ws.seen.iter().find(|e| e["type"] == "error").unwrap();
+    assert_eq!(error["code"], "LLM_HTTP_ERROR");
+    assert!(error["message"].as_str().unwrap().contains("overloaded"));
+    ws.send(json!({"type": "continue"})).await;
+    ws.until_status("completed").await;
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn without_an_llm_configured_the_server_starts_and_says_which_variable_is_missing() {
+    let scratch = Scratch::new("no-llm");
+    let llm = FakeLlm::start(|_| Reply::text("unused")).await;
+    let setup = Setup {
+        llm_url: None,
+        ..Setup::new(&scratch, &llm)
+    };
+    let server = Server::start(&setup).await;
+    let (_, health) = server.get("/health").await;
+    assert_eq!(health["llm"]["missing"], "OPENAI_API_KEY");
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let error = ws.until_type("error").await;
+    assert_eq!(error["code"], "LLM_NOT_CONFIGURED");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("OPENAI_API_KEY")
+    );
+    ws.until_status("interrupted").await;
+}
+
+#[tokio::test]
+async fn a_chat_killed_mid_ui_request_resumes_after_restart_with_nothing_lost() {
+    let scratch = Scratch::new("resume");
+    let llm = FakeLlm::start(plan_review_llm).await;
+    let setup = demo_setup(&scratch, &llm);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("PlanReview").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("waiting_for_user").await;
+    ws.send(json!({"type": "user_message", "text": "Plan a party"}))
+        .await;
+    let first_request = ws.until_type("ui_request").await;
+    let before = server.events(&chat).await;
+    server.kill().await;
+
+    let server = Server::start(&setup).await;
+    let after = server.events(&chat).await;
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "every persisted event survived"
+    );
+    let last_seq = before.last().unwrap()["seq"].as_u64().unwrap();
+    let mut ws = server.ws(&chat, last_seq).await;
+    // The old request is closed, the tool asks again.
+    let cancelled = ws.until_type("ui_response").await;
+    assert_eq!(cancelled["request_id"], first_request["request_id"]);
+    assert_eq!(cancelled["status"], "cancelled");
+    let second_request = ws.until_type("ui_request").await;
+    assert_ne!(second_request["request_id"], first_request["request_id"]);
+    ws.send(json!({"type": "ui_response", "request_id": second_request["request_id"], "answer": {"approved": true}}))
+        .await;
+    ws.until_status("completed").await;
+    // Sequence numbers stayed contiguous across the restart.
+    let all = server.events(&chat).await;
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    // The tasks added before the crash were not added twice.
+    let (_, context) = server.get(&format!("/api/chats/{chat}/context")).await;
+    assert_eq!(context["context"]["tasks"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_chat_killed_mid_llm_call_is_resumed_on_start() {
+    let scratch = Scratch::new("resume-llm");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let llm = FakeLlm::start(move |_| {
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            // The first process is killed while it waits for this.
+            Reply::text("never delivered").after(Duration::from_secs(60))
+        } else {
+            Reply::text(r#"{"score": 3, "reason": "after restart"}"#)
+        }
+    })
+    .await;
+    let setup = Setup::new(&scratch, &llm);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_type("speaker").await;
+    while calls.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill().await;
+    let server = Server::start(&setup).await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+    let message = ws
+        .seen
+        .iter()
+        .find(|e| e["type"] == "agent_message")
+        .unwrap();
+    assert_eq!(message["structured"]["reason"], "after restart");
+    let statuses: Vec<&Value> = of_type(&ws.seen, "run_status")
+        .into_iter()
+        .map(|s| &s["reason"])
+        .collect();
+    assert!(statuses.iter().any(|r| *r == "resumed"), "{statuses:?}");
+    assert_eq!(
+        speakers(&ws.seen),
+        ["Judge"],
+        "the interrupted turn is redone, not doubled"
+    );
+}

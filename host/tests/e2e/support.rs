@@ -1,0 +1,344 @@
+//! Drives the real `mozaiks` binary: starts it on a free loopback port
+//! against a fake OpenAI-compatible server, talks HTTP and WebSocket to it,
+//! and kills it when asked (or when dropped).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+pub use mozaiks_fake_llm::{ChatCall, FakeLlm, Reply};
+
+/// How long a test waits for one expected event before it fails and shows
+/// what it saw. Generous: CI machines are slow; a passing test never waits
+/// this long.
+pub const EVENT_WAIT: Duration = Duration::from_secs(30);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The test workflows folder (`host/tests/e2e/workflows`).
+pub fn test_workflows() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/workflows")
+}
+
+/// The demo workflows folder (`workflows/`).
+pub fn demo_workflows() -> PathBuf {
+    repo_root().join("workflows")
+}
+
+/// A scratch directory removed on drop.
+#[derive(Debug)]
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mozaiks-e2e-{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A plugins folder holding the demo plugin and the adversary test
+/// component (both built by scripts/build-plugins).
+pub fn plugins_dir(scratch: &Scratch) -> PathBuf {
+    let dir = scratch.0.join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, source) in [
+        ("planner", repo_root().join("plugins/planner")),
+        ("adversary", repo_root().join("tests/components/adversary")),
+    ] {
+        let wasm = source.join(format!("{name}.wasm"));
+        assert!(
+            wasm.is_file(),
+            "{} is missing: run scripts/build-plugins (scripts/test does)",
+            wasm.display()
+        );
+        std::os::unix::fs::symlink(&source, dir.join(name)).unwrap();
+    }
+    dir
+}
+
+/// A running `mozaiks serve`.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pub base: String,
+    http: reqwest::Client,
+}
+
+/// Where a server finds its parts.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub workflows: PathBuf,
+    pub plugins: PathBuf,
+    pub data: PathBuf,
+    pub llm_url: Option<String>,
+}
+
+impl Setup {
+    /// Test workflows, both plugins, a fresh data dir, this LLM.
+    pub fn new(scratch: &Scratch, llm: &FakeLlm) -> Self {
+        Self {
+            workflows: test_workflows(),
+            plugins: plugins_dir(scratch),
+            data: scratch.0.join("data"),
+            llm_url: Some(llm.base_url()),
+        }
+    }
+}
+
+impl Server {
+    /// Starts the binary and waits until it listens.
+    pub async fn start(setup: &Setup) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mozaiks"));
+        command
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0"])
+            .arg("--workflows-dir")
+            .arg(&setup.workflows)
+            .arg("--plugins-dir")
+            .arg(&setup.plugins)
+            .arg("--data-dir")
+            .arg(&setup.data)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .env("MOZAIKS_DEFAULT_MODEL", "fake-model")
+            // MOZAIKS_TEST_LOG=info shows the servers' logs.
+            .env(
+                "LOG_LEVEL",
+                std::env::var("MOZAIKS_TEST_LOG").unwrap_or_else(|_| "off".to_owned()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if let Some(url) = &setup.llm_url {
+            command
+                .env("OPENAI_BASE_URL", url)
+                .env("OPENAI_API_KEY", "test-key");
+        }
+        let mut child = command.spawn().expect("spawn mozaiks");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(EVENT_WAIT, lines.next_line())
+            .await
+            .expect("mozaiks did not start in time")
+            .unwrap()
+            .expect("mozaiks exited before listening");
+        let base = line
+            .strip_prefix("mozaiks listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        mozaiks_host::llm::install_crypto_provider();
+        Self {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Kills the process without warning (SIGKILL), as a crash would.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Starts a chat and returns its id.
+    pub async fn start_chat(&self, workflow: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/chats",
+                json!({"app_id": "app", "user_id": "alice", "workflow": workflow}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["chat_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Opens the chat's WebSocket, replaying events after `after`.
+    pub async fn ws(&self, chat_id: &str, after: u64) -> Ws {
+        let url = format!(
+            "{}/api/chats/{chat_id}/ws?after={after}",
+            self.base.replacen("http", "ws", 1)
+        );
+        Ws::connect(&url).await
+    }
+
+    /// Opens a WebSocket at a raw path (for the MozaiksAI form).
+    pub async fn ws_path(&self, path: &str) -> Ws {
+        Ws::connect(&format!("{}{path}", self.base.replacen("http", "ws", 1))).await
+    }
+
+    /// The chat's persisted events.
+    pub async fn events(&self, chat_id: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/api/chats/{chat_id}/events")).await;
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().unwrap().clone()
+    }
+}
+
+/// A WebSocket client that remembers everything it received.
+#[derive(Debug)]
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    pub seen: Vec<Value>,
+}
+
+impl Ws {
+    async fn connect(url: &str) -> Self {
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        Self {
+            stream,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next message; `None` when the server closed the socket.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(EVENT_WAIT, self.stream.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no message within {EVENT_WAIT:?}; seen: {}",
+                        summary(&self.seen)
+                    )
+                })?;
+            match message.ok()? {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    self.seen.push(value.clone());
+                    return Some(value);
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Skips messages until one matches; returns it.
+    pub async fn until(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            match self.next().await {
+                Some(value) if matches(&value) => return value,
+                Some(_) => {}
+                None => panic!("socket closed before {what}; seen: {}", summary(&self.seen)),
+            }
+        }
+    }
+
+    /// Skips messages until one of `type` arrives.
+    pub async fn until_type(&mut self, kind: &str) -> Value {
+        self.until(kind, |v| v["type"] == kind).await
+    }
+
+    /// Waits for the run to reach `status`.
+    pub async fn until_status(&mut self, status: &str) -> Value {
+        self.until(&format!("run_status {status}"), |v| {
+            v["type"] == "run_status" && v["status"] == status
+        })
+        .await
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.stream
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// One line per event: `seq type detail`.
+pub fn summary(events: &[Value]) -> String {
+    events
+        .iter()
+        .map(|e| {
+            let detail = e
+                .get("agent")
+                .or_else(|| e.get("status"))
+                .or_else(|| e.get("to"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let detail = match e.get("message") {
+                Some(message) => format!("{detail} {message}"),
+                None => detail.to_string(),
+            };
+            format!("\n  {} {} {}", e["seq"], e["type"], detail)
+        })
+        .collect()
+}
+
+/// The agents of the `speaker` events, in order.
+pub fn speakers(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "speaker")
+        .map(|e| e["agent"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Events of one type.
+pub fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// The agent a request was made for (from its system message "You are X.").
+pub fn agent_of(call: &ChatCall) -> String {
+    let system = call.system();
+    system
+        .find("You are ")
+        .and_then(|at| system[at + "You are ".len()..].split(['.', ' ']).next())
+        .unwrap_or_default()
+        .to_owned()
+}
