@@ -331,21 +331,29 @@ impl Run {
         }
     }
 
-    async fn start_turn(&mut self, name: &str) -> Result<(), RunError> {
+    /// Ends the run if the agents used all their turns; true if it did.
+    async fn end_at_max_turns(&mut self) -> Result<bool, RunError> {
         let max_turns = self.workflow.max_turns().get();
-        if self.state.turns >= max_turns {
-            let from = self.state.last_agent.clone().unwrap_or_default();
-            self.emit(Event::Handoff {
-                from,
-                to: "terminate".to_owned(),
-                reason: HandoffReason::MaxTurns,
-            })
-            .await?;
-            self.finish(
-                RunStatus::Completed,
-                format!("max_turns ({max_turns}) reached"),
-            )
-            .await?;
+        if self.state.turns < max_turns {
+            return Ok(false);
+        }
+        let from = self.state.last_agent.clone().unwrap_or_default();
+        self.emit(Event::Handoff {
+            from,
+            to: "terminate".to_owned(),
+            reason: HandoffReason::MaxTurns,
+        })
+        .await?;
+        self.finish(
+            RunStatus::Completed,
+            format!("max_turns ({max_turns}) reached"),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    async fn start_turn(&mut self, name: &str) -> Result<(), RunError> {
+        if self.end_at_max_turns().await? {
             return Ok(());
         }
         let Some(agent) = self.workflow.agent(name).cloned() else {
@@ -752,9 +760,18 @@ impl Run {
 
     async fn after_reply(&mut self, agent: &Agent) -> Result<(), RunError> {
         let context = self.live.context().await?;
-        if let Some(decision) = handoff::by_context(&agent.handoffs, Scope::Post, &context)
-            .or_else(|| handoff::after_work(&agent.handoffs))
-        {
+        let decision = handoff::by_context(&agent.handoffs, Scope::Post, &context)
+            .or_else(|| handoff::after_work(&agent.handoffs));
+        // After the last turn only a terminate handoff still applies (it
+        // says why the run ended); no LLM call is spent choosing a speaker
+        // who would not get a turn.
+        let terminates = decision
+            .as_ref()
+            .is_some_and(|d| d.target == Target::Terminate);
+        if !terminates && self.end_at_max_turns().await? {
+            return Ok(());
+        }
+        if let Some(decision) = decision {
             return self.handoff(&agent.name, decision).await;
         }
         let choice = pattern::after_agent(&self.workflow, &agent.name, &mut self.rng);

@@ -199,7 +199,7 @@ where
     let hello = json!({
         "type": "hello", "protocol": PROTOCOL_VERSION, "chat_id": chat_id,
         "workflow": chat.workflow, "cache_seed": chat.cache_seed,
-        "last_seq": chat.last_seq, "status": live.status(),
+        "last_seq": chat.last_seq, "status": live.status().or_else(|| last_status(&backlog)),
     });
     send(&mut out, hello.to_string()).await?;
     let mut last_sent = after;
@@ -250,6 +250,14 @@ where
             }
         }
     }
+}
+
+/// The last run status in the log (for chats whose run is not in memory).
+fn last_status(events: &[Envelope]) -> Option<crate::event::RunStatus> {
+    events.iter().rev().find_map(|e| match e.event {
+        Event::RunStatus { status, .. } => Some(status),
+        _ => None,
+    })
 }
 
 /// Applies one client message; returns what only this client is told.
