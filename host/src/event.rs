@@ -146,8 +146,12 @@ pub enum Event {
     ContextChanged {
         /// The variable.
         key: String,
-        /// Its new value; absent when removed.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Its new value (which may be `null`); absent when removed.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         value: Option<Value>,
         /// Who changed it: `init`, `tool:<name>`, `agent:<name>`.
         by: String,
@@ -195,6 +199,13 @@ pub enum Event {
     },
 }
 
+/// A field that is present is `Some`, even when it is `null` (serde's
+/// default reads `null` as `None`, which would turn "set to null" into
+/// "removed" on the way back from the store).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
 impl Event {
     /// Whether this event is persisted and numbered.
     pub fn is_persisted(&self) -> bool {
@@ -216,7 +227,10 @@ pub enum RunStatus {
     Completed,
     /// The run ended because of an error it cannot get past.
     Failed,
-    /// The server stopped while the run was active; it resumes on start.
+    /// An error a retry may fix stopped the run (the LLM was unreachable,
+    /// answered an HTTP error, timed out or is not configured); `continue`
+    /// retries the step that failed. (A server that stops while a run is
+    /// active leaves it `running`; it resumes on start.)
     Interrupted,
 }
 
@@ -234,8 +248,12 @@ pub struct ToolCallRecord {
 /// Why a tool call failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolFailure {
-    /// A stable word: `tool_error`, `trap`, `deadline`, `memory_limit`,
-    /// `denied`, `invalid_arguments`, `unknown_tool`, `interrupted`, ...
+    /// A stable word. The tool's own errors: `unknown_function`,
+    /// `invalid_arguments`, `cancelled`, `failed`. Failures the host saw:
+    /// `trap`, `deadline_exceeded`, `memory_limit`, `capability_denied`,
+    /// `bad_output`, `output_too_large`, `busy`, `host` (and
+    /// `invalid_arguments` when the schema check refused the call).
+    /// The orchestrator's: `unknown_tool`, `plugin_unavailable`.
     pub kind: String,
     /// What happened.
     pub message: String,
@@ -322,6 +340,20 @@ mod tests {
         );
         let back: Envelope = serde_json::from_value(text).unwrap();
         assert_eq!(back, envelope);
+    }
+
+    #[test]
+    fn a_context_value_set_to_null_stays_set_after_a_round_trip() {
+        let set_null = Event::ContextChanged {
+            key: "k".into(),
+            value: Some(Value::Null),
+            by: "init".into(),
+        };
+        let text = serde_json::to_string(&set_null).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), set_null);
+        let removed: Event =
+            serde_json::from_str(r#"{"type":"context_changed","key":"k","by":"x"}"#).unwrap();
+        assert!(matches!(removed, Event::ContextChanged { value: None, .. }));
     }
 
     #[test]

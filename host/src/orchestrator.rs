@@ -107,6 +107,16 @@ pub enum ChatError {
     /// timed out or cancelled).
     #[error("UI request `{0}` is not open (unknown, already answered, timed out or cancelled)")]
     UiRequestNotOpen(String),
+    /// The run does not wait for this input now.
+    #[error("{input} is not expected now: the run is {status}{hint}")]
+    NotYourTurn {
+        /// What was sent.
+        input: &'static str,
+        /// The run's status.
+        status: String,
+        /// What to do instead.
+        hint: &'static str,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -122,6 +132,7 @@ impl ChatError {
             Self::ChatNotFound(_) => "CHAT_NOT_FOUND",
             Self::ChatEnded(_) => "CHAT_ENDED",
             Self::UiRequestNotOpen(_) => "UI_REQUEST_NOT_OPEN",
+            Self::NotYourTurn { .. } => "NOT_YOUR_TURN",
             Self::Store(_) => "STORE_ERROR",
         }
     }
@@ -239,8 +250,17 @@ impl Orchestrator {
             })
             .await?;
         }
+        if workflow.startup_mode() == crate::workflow::model::StartupMode::UserDriven {
+            // Recorded before the chat id is returned, so a client may send
+            // the first message at once.
+            live.emit(Event::RunStatus {
+                status: RunStatus::WaitingForUser,
+                reason: None,
+            })
+            .await?;
+        }
         self.start_run(&chat, workflow, &live).await?;
-        Ok(chat)
+        Ok(self.chat(&chat.chat_id).await.unwrap_or(chat))
     }
 
     /// The live side of a chat (created on first use).
@@ -305,8 +325,70 @@ impl Orchestrator {
         Ok(live)
     }
 
-    /// Passes `input` to the chat's run, resuming the run if needed.
+    /// The run's status: as this process last emitted it, else as the log
+    /// last recorded it.
+    async fn run_status(&self, chat_id: &str) -> Result<Option<RunStatus>, ChatError> {
+        if let Some(status) = self.live(chat_id).status() {
+            return Ok(Some(status));
+        }
+        let events = self.shared.store.events(chat_id, 0, None).await?;
+        Ok(events.iter().rev().find_map(|e| match e.event {
+            Event::RunStatus { status, .. } => Some(status),
+            _ => None,
+        }))
+    }
+
+    /// Passes `input` to the chat's run, resuming the run if needed. Input
+    /// the run does not wait for is refused ([`ChatError::NotYourTurn`])
+    /// rather than queued: the client keeps it and knows.
     pub async fn send(&self, chat_id: &str, input: RunInput) -> Result<(), ChatError> {
+        let chat = self.chat(chat_id).await?;
+        if chat.status != ChatStatus::InProgress {
+            return Err(ChatError::ChatEnded(chat_id.to_owned()));
+        }
+        let status = self.run_status(chat_id).await?;
+        let accepted = match (&input, status) {
+            (
+                RunInput::UserMessage(_),
+                Some(RunStatus::WaitingForUser | RunStatus::WaitingForSpeaker),
+            )
+            | (RunInput::SelectSpeaker(_), Some(RunStatus::WaitingForSpeaker))
+            | (RunInput::Continue, Some(RunStatus::Interrupted)) => true,
+            // Nothing to continue: a harmless no-op.
+            (RunInput::Continue, _) => return Ok(()),
+            _ => false,
+        };
+        if !accepted {
+            let (name, hint) = match input {
+                RunInput::UserMessage(_) => (
+                    "a user message",
+                    if status == Some(RunStatus::Interrupted) {
+                        "; send `continue` to retry the step that failed"
+                    } else {
+                        "; send it when the run is waiting_for_user"
+                    },
+                ),
+                RunInput::SelectSpeaker(_) => (
+                    "a speaker pick",
+                    "; only ManualPattern asks for one, with speaker_request",
+                ),
+                RunInput::Continue => ("continue", ""),
+            };
+            let status = status.map_or_else(
+                || "starting".to_owned(),
+                |s| {
+                    serde_json::to_value(s)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                },
+            );
+            return Err(ChatError::NotYourTurn {
+                input: name,
+                status,
+                hint,
+            });
+        }
         let live = self.ensure_run(chat_id).await?;
         if let Err(input) = live.deliver(input) {
             // The run ended between the check and the send; start it again.
@@ -323,6 +405,7 @@ impl Orchestrator {
         request_id: &str,
         answer: Value,
     ) -> Result<(), ChatError> {
+        self.chat(chat_id).await?;
         let live = self.live(chat_id);
         if live.answer_ui_request(request_id, answer).await? {
             Ok(())

@@ -32,5 +32,9 @@ pub fn router(orchestrator: Orchestrator) -> Router {
         .route("/api/chats/{chat_id}/end", post(routes::end_chat))
         .route("/api/chats/{chat_id}/ws", get(ws::chat_socket))
         .route("/ws/chat", get(ws::compat_socket))
+        .route(
+            "/ws/{workflow}/{app_id}/{chat_id}/{user_id}",
+            get(ws::mozaiksai_socket),
+        )
         .with_state(orchestrator)
 }

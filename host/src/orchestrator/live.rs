@@ -16,8 +16,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::event::{Envelope, Event, RunStatus, UiOutcome, now_ms};
 use crate::store::{ChatStore, StoreError};
 
-/// Events a slow client may fall behind by before it is told to resync
-/// (it then reconnects with its last `seq` and loses nothing).
+/// Events a slow client may fall behind by before its session catches up
+/// from the store instead of the broadcast (it loses nothing either way).
 const BROADCAST_CAPACITY: usize = 1024;
 
 /// What a client can tell a chat's run.
@@ -68,18 +68,27 @@ impl LiveChat {
 
     /// Persists `event`, then sends it to every client. Ephemeral events
     /// are only sent.
-    pub async fn emit(&self, event: Event) -> Result<Arc<Envelope>, StoreError> {
+    ///
+    /// The write and the broadcast run in their own task: a caller that is
+    /// dropped half-way (a tool call cancelled by the end of the chat)
+    /// cannot leave an event that is stored but never sent.
+    pub async fn emit(self: &Arc<Self>, event: Event) -> Result<Arc<Envelope>, StoreError> {
         if !event.is_persisted() {
             return Ok(self.send_ephemeral(event));
         }
-        let _order = self.append.lock().await;
-        if let Event::RunStatus { status, .. } = &event {
-            *self.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(*status);
-        }
-        let envelope = Arc::new(self.store.append(&self.chat_id, now_ms(), event).await?);
-        // No receiver is fine: nobody is watching this chat right now.
-        let _ = self.events.send(Arc::clone(&envelope));
-        Ok(envelope)
+        let live = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let _order = live.append.lock().await;
+            if let Event::RunStatus { status, .. } = &event {
+                *live.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(*status);
+            }
+            let envelope = Arc::new(live.store.append(&live.chat_id, now_ms(), event).await?);
+            // No receiver is fine: nobody is watching this chat right now.
+            let _ = live.events.send(Arc::clone(&envelope));
+            Ok(envelope)
+        });
+        task.await
+            .map_err(|e| StoreError::Backend(format!("the task writing an event failed: {e}")))?
     }
 
     /// Sends an ephemeral event (a text delta) without persisting it.
@@ -135,12 +144,24 @@ impl LiveChat {
 
     /// Answers an open UI request: persists and emits the answer, then
     /// wakes the tool. Returns false when no such request is open.
+    ///
+    /// Taking the request out of the open set decides between this answer
+    /// and the tool's timeout, so only one of them is recorded; if the tool
+    /// still stops waiting while the answer is stored, a `cancelled`
+    /// response follows the answer.
     pub async fn answer_ui_request(
-        &self,
+        self: &Arc<Self>,
         request_id: &str,
         answer: Value,
     ) -> Result<bool, StoreError> {
-        let Some(waiter) = self.lock_pending().remove(request_id) else {
+        let waiter = {
+            let mut pending = self.lock_pending();
+            match pending.get(request_id) {
+                Some(waiter) if !waiter.is_closed() => pending.remove(request_id),
+                _ => None,
+            }
+        };
+        let Some(waiter) = waiter else {
             return Ok(false);
         };
         self.emit(Event::UiResponse {
@@ -150,9 +171,24 @@ impl LiveChat {
             },
         })
         .await?;
-        // The tool may have given up in between; its timeout event says so.
-        let _ = waiter.send(answer);
+        if waiter.send(answer).is_err() {
+            // The tool stopped waiting while the answer was being stored.
+            self.emit(Event::UiResponse {
+                request_id: request_id.to_owned(),
+                outcome: UiOutcome::Cancelled {
+                    reason: "the tool stopped waiting before the answer arrived".to_owned(),
+                },
+            })
+            .await?;
+        }
         Ok(true)
+    }
+
+    /// Takes every open UI request out of the open set (the run ends).
+    pub fn take_open_ui_requests(&self) -> Vec<String> {
+        let mut open: Vec<String> = self.lock_pending().drain().map(|(id, _)| id).collect();
+        open.sort();
+        open
     }
 
     /// Installs the inbox of a newly started run. Returns false if a run is
@@ -191,10 +227,15 @@ impl LiveChat {
         }
     }
 
-    /// Asks the run to stop at its next step and cancels open UI requests.
+    /// Asks the run to stop at its next step; it records the cancellation
+    /// of its open UI requests as it ends.
     pub fn cancel_run(&self) {
         let _ = self.cancel.send(true);
-        self.lock_pending().clear();
+    }
+
+    /// Whether the run was asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancel.borrow()
     }
 
     /// A receiver that turns true when the run is asked to stop.

@@ -68,6 +68,8 @@ pub(super) struct Run {
     rng: StdRng,
     tool_rounds: u32,
     handoffs_in_a_row: u32,
+    /// Who handed over to the user's speaker pick (ManualPattern).
+    pick_from: String,
 }
 
 impl std::fmt::Debug for Run {
@@ -104,6 +106,7 @@ impl Run {
             rng: StdRng::from_os_rng(),
             tool_rounds: 0,
             handoffs_in_a_row: 0,
+            pick_from: "user".to_owned(),
         }
     }
 
@@ -145,7 +148,11 @@ impl Run {
                         return Ok(());
                     }
                 }
-                Position::WaitingForSpeaker => self.wait_for_speaker().await?,
+                Position::WaitingForSpeaker => {
+                    if !self.wait_for_speaker().await? {
+                        return Ok(());
+                    }
+                }
                 Position::UserSpoke => self.route_from_user().await?,
                 Position::InTurn { agent, step } => {
                     let Some(agent) = self.workflow.agent(&agent).cloned() else {
@@ -190,8 +197,17 @@ impl Run {
     }
 
     async fn finish(&mut self, status: RunStatus, reason: String) -> Result<(), StoreError> {
-        for request_id in self.state.open_ui_requests.clone() {
-            self.live.close_ui_request(&request_id);
+        for request_id in self.live.take_open_ui_requests() {
+            let envelope = self
+                .live
+                .emit(Event::UiResponse {
+                    request_id,
+                    outcome: crate::event::UiOutcome::Cancelled {
+                        reason: format!("the run ended: {reason}"),
+                    },
+                })
+                .await?;
+            self.state.apply(&envelope.event);
         }
         let lasting = if status == RunStatus::Failed {
             ChatStatus::Failed
@@ -391,23 +407,25 @@ impl Run {
         }
     }
 
-    async fn wait_for_speaker(&mut self) -> Result<(), RunError> {
+    /// Waits for the user to pick the next speaker. Returns false when the
+    /// inbox closed (the server is shutting down).
+    async fn wait_for_speaker(&mut self) -> Result<bool, RunError> {
         let candidates = pattern::candidates(&self.workflow);
         loop {
             match self.next_input().await? {
-                None => return Err(RunError::Cancelled),
+                None => return Ok(false),
                 Some(RunInput::SelectSpeaker(name)) if candidates.contains(&name) => {
-                    let from = self.state.last_agent.clone().unwrap_or_default();
+                    let from = self.pick_from.clone();
                     let target = handoff::parse_target(&name);
-                    return self
-                        .handoff(
-                            &from,
-                            Decision {
-                                target,
-                                reason: HandoffReason::User,
-                            },
-                        )
-                        .await;
+                    self.handoff(
+                        &from,
+                        Decision {
+                            target,
+                            reason: HandoffReason::User,
+                        },
+                    )
+                    .await?;
+                    return Ok(true);
                 }
                 Some(RunInput::SelectSpeaker(name)) => {
                     self.emit(Event::Error {
@@ -421,7 +439,7 @@ impl Run {
                 }
                 Some(RunInput::UserMessage(text)) => {
                     self.emit(Event::UserMessage { text }).await?;
-                    return Ok(());
+                    return Ok(true);
                 }
                 Some(RunInput::Continue) => {}
             }
@@ -456,6 +474,7 @@ impl Run {
                 self.handoff(from, decision).await
             }
             Choice::AskUser => {
+                self.pick_from = from.to_owned();
                 self.emit(Event::SpeakerRequest {
                     candidates: pattern::candidates(&self.workflow),
                 })

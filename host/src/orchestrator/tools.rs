@@ -200,23 +200,19 @@ impl UiBridge for ChatUi {
                 guard.armed = false;
                 Ok(value)
             }
-            // The sender went away: the run was cancelled.
+            // The sender went away: the run ended and records the
+            // cancellation itself.
             Ok(Err(_)) => {
                 guard.armed = false;
-                let _ = self
-                    .live
-                    .emit(Event::UiResponse {
-                        request_id,
-                        outcome: UiOutcome::Cancelled {
-                            reason: "the run ended".to_owned(),
-                        },
-                    })
-                    .await;
                 Err(UiError::Cancelled)
             }
             Err(_) => {
                 guard.armed = false;
-                self.live.close_ui_request(&request_id);
+                if !self.live.close_ui_request(&request_id) {
+                    // An answer took the request first; it is recorded as
+                    // answered, but this tool has stopped waiting.
+                    return Err(UiError::Timeout);
+                }
                 let _ = self
                     .live
                     .emit(Event::UiResponse {
@@ -259,7 +255,10 @@ struct OpenRequest {
 
 impl Drop for OpenRequest {
     fn drop(&mut self) {
-        if !self.armed || !self.live.close_ui_request(&self.request_id) {
+        // When the chat was ended, the run records the cancellation of its
+        // open requests itself, in order, before it completes.
+        if !self.armed || self.live.is_cancelled() || !self.live.close_ui_request(&self.request_id)
+        {
             return;
         }
         let live = Arc::clone(&self.live);

@@ -65,7 +65,9 @@ impl From<ChatError> for ApiError {
             ChatError::InvalidWorkflow { .. } | ChatError::MissingEnvironment { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ChatError::ChatEnded(_) | ChatError::UiRequestNotOpen(_) => StatusCode::CONFLICT,
+            ChatError::ChatEnded(_)
+            | ChatError::UiRequestNotOpen(_)
+            | ChatError::NotYourTurn { .. } => StatusCode::CONFLICT,
             ChatError::Store(store) => return Self::internal(store),
         };
         let details = match &error {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -61,14 +62,50 @@ pub struct WsQuery {
     after: u64,
 }
 
+fn needs_upgrade() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "WEBSOCKET_REQUIRED",
+        "this endpoint is a WebSocket: connect with a WebSocket client (Upgrade: websocket)",
+    )
+}
+
 /// `GET /api/chats/{id}/ws?after=N`
 pub async fn chat_socket(
     State(orchestrator): State<Orchestrator>,
     Path(chat_id): Path<String>,
-    Query(query): Query<WsQuery>,
-    upgrade: WebSocketUpgrade,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query?;
     orchestrator.chat(&chat_id).await?;
+    let upgrade = upgrade.map_err(|_| needs_upgrade())?;
+    Ok(upgrade
+        .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, query.after))
+        .into_response())
+}
+
+/// `GET /ws/{workflow_name}/{app_id}/{chat_id}/{user_id}`: MozaiksAI's
+/// socket path. The chat must exist and belong to that workflow, app and
+/// user.
+pub async fn mozaiksai_socket(
+    State(orchestrator): State<Orchestrator>,
+    Path((workflow, app_id, chat_id, user_id)): Path<(String, String, String, String)>,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let chat = orchestrator.chat(&chat_id).await?;
+    if chat.workflow != workflow || chat.app_id != app_id || chat.user_id != user_id {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "CHAT_NOT_FOUND",
+            format!(
+                "chat `{chat_id}` is not a `{workflow}` chat of app `{app_id}` and user `{user_id}`"
+            ),
+        ));
+    }
+    let upgrade = upgrade.map_err(|_| needs_upgrade())?;
     Ok(upgrade
         .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, query.after))
         .into_response())
@@ -88,7 +125,18 @@ pub async fn compat_socket(
         .get("workflow_name")
         .filter(|s| !s.is_empty())
         .cloned();
-    let after = query.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let after = match query.get("after").map(|a| a.parse::<u64>()) {
+        None => 0,
+        Some(Ok(after)) => after,
+        Some(Err(_)) => {
+            return ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "BAD_QUERY",
+                "`after` must be a sequence number (0 or more)",
+            )
+            .into_response();
+        }
+    };
     let problem = match (&chat_id, &workflow) {
         (None, None) => Some("both chat_id and workflow_name are missing".to_owned()),
         (None, Some(_)) => Some("chat_id is missing".to_owned()),
@@ -107,34 +155,33 @@ pub async fn compat_socket(
             "{p}; connect to /ws/chat?chat_id=<id>&workflow_name=<name> (or /api/chats/<id>/ws)"
         )
     });
-    match (upgrade, message, chat_id) {
-        (Some(upgrade), None, Some(chat_id)) => upgrade
-            .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, after))
-            .into_response(),
-        (Some(upgrade), Some(message), _) => upgrade
-            .on_upgrade(move |mut socket| async move {
-                let error = json!({"type": "error", "code": WS_SESSION_DETERMINATION_FAILED, "message": message});
-                let _ = socket.send(Message::Text(error.to_string().into())).await;
-                let _ = socket
-                    .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                        code: 1008,
-                        reason: WS_SESSION_DETERMINATION_FAILED.into(),
-                    })))
-                    .await;
-            })
-            .into_response(),
-        (None, message, _) => ApiError::new(
+    let Some(upgrade) = upgrade else {
+        return ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             WS_SESSION_DETERMINATION_FAILED,
             message.unwrap_or_else(|| "this endpoint needs a WebSocket upgrade".to_owned()),
         )
-        .into_response(),
-        (Some(_), None, None) => ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            WS_SESSION_DETERMINATION_FAILED,
-            "chat_id is missing",
-        )
-        .into_response(),
+        .into_response();
+    };
+    match (message, chat_id) {
+        (None, Some(chat_id)) => upgrade
+            .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, after))
+            .into_response(),
+        (message, _) => {
+            let message = message.unwrap_or_default();
+            upgrade
+                .on_upgrade(move |mut socket| async move {
+                    let error = json!({"type": "error", "code": WS_SESSION_DETERMINATION_FAILED, "message": message});
+                    let _ = socket.send(Message::Text(error.to_string().into())).await;
+                    let _ = socket
+                        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                            code: 1008,
+                            reason: WS_SESSION_DETERMINATION_FAILED.into(),
+                        })))
+                        .await;
+                })
+                .into_response()
+        }
     }
 }
 
@@ -199,7 +246,7 @@ where
     let hello = json!({
         "type": "hello", "protocol": PROTOCOL_VERSION, "chat_id": chat_id,
         "workflow": chat.workflow, "cache_seed": chat.cache_seed,
-        "last_seq": chat.last_seq, "status": live.status().or_else(|| last_status(&backlog)),
+        "last_seq": backlog.last().and_then(|e| e.seq).unwrap_or(chat.last_seq), "status": live.status().or_else(|| last_status(&backlog)),
     });
     send(&mut out, hello.to_string()).await?;
     let mut last_sent = after;
@@ -291,9 +338,21 @@ async fn handle_client_message(
         }
         ClientMessage::EndChat => orchestrator.end_chat(chat_id).await,
     };
-    result
-        .err()
-        .map(|error| json!({"type": "error", "code": error.code(), "message": error.to_string()}))
+    result.err().map(|error| {
+        let message = match &error {
+            ChatError::Store(store) => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                tracing::error!(error_id = id, %store, chat_id, "store error on a client message");
+                format!("internal error; the server log has it under error_id {id}")
+            }
+            other => other.to_string(),
+        };
+        let code = match &error {
+            ChatError::Store(_) => "INTERNAL",
+            other => other.code(),
+        };
+        json!({"type": "error", "code": code, "message": message})
+    })
 }
 
 async fn send_envelope<O: Sink<String> + Unpin>(

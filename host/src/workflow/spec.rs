@@ -47,7 +47,7 @@ fn default_max_turns() -> i64 {
 /// Who starts a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub enum StartupMode {
-    /// The run starts as soon as a client connects.
+    /// The run starts when the chat is created.
     #[default]
     AgentDriven,
     /// The run starts with the user's first message.

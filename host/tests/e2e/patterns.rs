@@ -88,6 +88,12 @@ async fn manual_pattern_waits_for_the_user_to_pick_the_speaker() {
     let chat = server.start_chat("Manual").await;
     let mut ws = server.ws(&chat, 0).await;
     ws.until_status("waiting_for_user").await;
+    // Input the run does not wait for is refused, not queued.
+    ws.send(json!({"type": "select_speaker", "agent": "Alpha"}))
+        .await;
+    let refused = ws.until_type("error").await;
+    assert_eq!(refused["code"], "NOT_YOUR_TURN");
+    assert!(refused.get("seq").is_none());
     ws.send(json!({"type": "user_message", "text": "hello"}))
         .await;
     let request = ws.until_type("speaker_request").await;
@@ -98,6 +104,15 @@ async fn manual_pattern_waits_for_the_user_to_pick_the_speaker() {
     assert_eq!(error["code"], "UNKNOWN_SPEAKER");
     ws.send(json!({"type": "select_speaker", "agent": "Beta"}))
         .await;
+    let handoff = ws.until_type("handoff").await;
+    assert_eq!(
+        (
+            handoff["from"].as_str(),
+            handoff["to"].as_str(),
+            handoff["reason"]["kind"].as_str()
+        ),
+        (Some("user"), Some("Beta"), Some("user"))
+    );
     let speaker = ws.until_type("speaker").await;
     assert_eq!(speaker["agent"], "Beta");
     let message = ws.until_type("agent_message").await;

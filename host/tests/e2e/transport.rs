@@ -120,6 +120,24 @@ async fn the_mozaiksai_socket_form_works_and_missing_parameters_get_a_clear_erro
     let (status, body) = server.get("/ws/chat").await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "WS_SESSION_DETERMINATION_FAILED");
+    let (status, body) = server.get(&format!("/api/chats/{chat}/ws")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("WEBSOCKET_REQUIRED"))
+    );
+
+    // MozaiksAI's path form, checked against the chat's owner.
+    let mut ws = server
+        .ws_path(&format!("/ws/Handoffs/app/{chat}/alice"))
+        .await;
+    assert_eq!(ws.next().await.unwrap()["type"], "hello");
+    let (status, body) = server
+        .get(&format!("/ws/Handoffs/app/{chat}/mallory"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("CHAT_NOT_FOUND"))
+    );
 
     let mut ws = server
         .ws_path(&format!("/ws/chat?chat_id={chat}&workflow_name=Handoffs"))
@@ -295,10 +313,17 @@ async fn ending_a_chat_stops_its_run_and_cancels_its_ui_request() {
     let server = Server::start(&Setup::new(&scratch, &llm)).await;
     let chat = server.start_chat("UiTimeout").await;
     let mut ws = server.ws(&chat, 0).await;
-    ws.until_type("ui_request").await;
+    let request = ws.until_type("ui_request").await;
     ws.send(json!({"type": "end_chat"})).await;
+    let cancelled = ws.until_type("ui_response").await;
+    assert_eq!(cancelled["request_id"], request["request_id"]);
+    assert_eq!(cancelled["status"], "cancelled");
     let done = ws.until_status("completed").await;
     assert_eq!(done["reason"], "ended by the user");
+    // Every persisted event reached the client, in order, without gaps.
+    let live = seqs(&ws.seen);
+    assert_eq!(live, (1..=live.len() as u64).collect::<Vec<_>>());
+    assert_eq!(live.len(), server.events(&chat).await.len());
     let (_, body) = server.get(&format!("/api/chats/{chat}")).await;
     assert_eq!(body["status"], "completed");
     let (_, runs) = server.get("/health/active-runs").await;
