@@ -11,6 +11,7 @@ use mozaiks_plugin_host::{EngineConfig, PluginEngine};
 use tokio::net::TcpListener;
 
 use crate::llm::{LlmClient, LlmConfig};
+use crate::maintenance::{self, MaintenanceConfig};
 use crate::orchestrator::Orchestrator;
 use crate::plugin_dir;
 use crate::store::{ChatStore, EmbeddedStore, StoreError};
@@ -25,10 +26,45 @@ pub struct ServeConfig {
     pub workflows_dir: PathBuf,
     /// Folder of plugin folders.
     pub plugins_dir: PathBuf,
-    /// Where the embedded store keeps its file.
-    pub data_dir: PathBuf,
+    /// Where chats are kept.
+    pub store: StoreConfig,
     /// The LLM endpoint.
     pub llm: LlmConfig,
+}
+
+/// Which store keeps the chats.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// One file in this directory (the zero-setup default).
+    Embedded {
+        /// The directory.
+        data_dir: PathBuf,
+    },
+}
+
+impl StoreConfig {
+    /// The store the environment selects: MongoDB when `MONGO_URI` is
+    /// set, else the embedded store in `data_dir`.
+    pub fn from_env(data_dir: PathBuf) -> Self {
+        StoreConfig::Embedded { data_dir }
+    }
+
+    /// Opens the store. A database server that does not answer yet is not
+    /// an error here: the store monitor reports it and retries.
+    pub async fn open(&self) -> Result<Arc<dyn ChatStore>, StartupError> {
+        Ok(match self {
+            StoreConfig::Embedded { data_dir } => Arc::new(EmbeddedStore::open(data_dir)?),
+        })
+    }
+
+    /// Where the chats are, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Embedded { data_dir } => {
+                format!("embedded store in {}", data_dir.display())
+            }
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -92,7 +128,7 @@ pub async fn build(config: &ServeConfig) -> Result<Orchestrator, StartupError> {
             }
         }
     }
-    let store: Arc<dyn ChatStore> = Arc::new(EmbeddedStore::open(&config.data_dir)?);
+    let store = config.store.open().await?;
     let llm = LlmClient::new(config.llm.clone());
     if let Some(missing) = llm.missing_configuration() {
         tracing::warn!(
@@ -106,25 +142,26 @@ pub async fn build(config: &ServeConfig) -> Result<Orchestrator, StartupError> {
         Arc::new(workflows),
         Arc::new(RwLock::new(plugins.into_iter().collect::<HashMap<_, _>>())),
     );
-    match orchestrator.resume_in_progress().await {
-        Ok(0) => {}
-        Ok(count) => tracing::info!(
-            count,
-            "resumed chats that were running when the server stopped"
-        ),
-        Err(error) => tracing::error!(%error, "could not resume interrupted chats"),
-    }
     Ok(orchestrator)
 }
 
-/// Serves the API for `orchestrator` on `listener` until `shutdown`.
+/// Serves the API for `orchestrator` on `listener` until `shutdown`, with
+/// the background jobs ([`maintenance`]): the store monitor, which also
+/// resumes the chats that were running when the server last stopped, and
+/// the retention job.
 pub async fn serve(
     listener: TcpListener,
     orchestrator: Orchestrator,
+    maintenance: &MaintenanceConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    axum::serve(listener, transport::router(orchestrator))
+    let jobs = maintenance::spawn(&orchestrator, maintenance);
+    let served = axum::serve(listener, transport::router(orchestrator))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(StartupError::Serve)
+        .map_err(StartupError::Serve);
+    for job in jobs {
+        job.abort();
+    }
+    served
 }

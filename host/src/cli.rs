@@ -1,5 +1,6 @@
 //! Command-line interface: argument types and dispatch.
 
+pub(crate) mod chats;
 pub(crate) mod serve;
 pub(crate) mod tool;
 pub(crate) mod validate;
@@ -23,6 +24,9 @@ pub(crate) enum Command {
     /// The LLM comes from OPENAI_API_KEY and OPENAI_BASE_URL (any
     /// OpenAI-compatible server); without them the server starts and says so.
     Serve(ServeArgs),
+    /// Work with stored chats.
+    #[command(subcommand)]
+    Chats(ChatsCommand),
     /// Work with tool components: describe, call, build.
     #[command(subcommand)]
     Tool(ToolCommand),
@@ -106,4 +110,29 @@ pub(crate) struct ServeArgs {
     /// Where chats are stored (one file, created if missing).
     #[arg(long, default_value = "data")]
     pub(crate) data_dir: PathBuf,
+    /// Delete chats that ended more than this many days ago (default: keep
+    /// them).
+    #[arg(long, env = "MOZAIKS_RETENTION_DAYS")]
+    pub(crate) retention_days: Option<u64>,
+    /// How often the retention job runs, in seconds.
+    #[arg(long, env = "MOZAIKS_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
+    pub(crate) retention_interval_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChatsCommand {
+    /// Print a chat (record, context variables, every event) as JSON, for
+    /// support. Reads the store the server uses (MONGO_URI, else the
+    /// embedded store in --data-dir), or a running server with --server.
+    Export {
+        /// The chat's id.
+        chat_id: String,
+        /// The embedded store's directory.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Ask a running server instead (e.g. http://127.0.0.1:8080); needed
+        /// for the embedded store while a server has it open.
+        #[arg(long)]
+        server: Option<String>,
+    },
 }

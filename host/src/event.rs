@@ -192,7 +192,7 @@ pub enum Event {
     },
     /// Something went wrong; `code` is stable, `message` is for humans.
     Error {
-        /// A stable code, e.g. `LLM_UNAVAILABLE`.
+        /// A stable code, e.g. `LLM_HTTP_ERROR`.
         code: String,
         /// What happened and what to do.
         message: String,

@@ -12,6 +12,7 @@
 pub mod app;
 pub mod event;
 pub mod llm;
+pub mod maintenance;
 pub mod orchestrator;
 pub mod plugin_dir;
 pub mod store;

@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(args).await,
+        Command::Chats(command) => cli::chats::run(command).await,
         Command::Tool(command) => cli::tool::run(command).await,
         Command::Validate {
             workflows,

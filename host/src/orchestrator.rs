@@ -55,9 +55,31 @@ pub(crate) struct Shared {
     pub(crate) workflows: Arc<WorkflowRegistry>,
     pub(crate) plugins: Arc<RwLock<HashMap<String, Plugin>>>,
     live: Mutex<HashMap<String, Arc<LiveChat>>>,
+    /// Chats whose run stopped because the store failed.
+    to_resume: Mutex<std::collections::BTreeSet<String>>,
+    readiness: Mutex<Readiness>,
+}
+
+/// Whether the server can serve chats, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    /// The store answered the last check.
+    pub ready: bool,
+    /// Why not, when not ready (the store's error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the state last changed (ms since the Unix epoch).
+    pub since: u64,
 }
 
 impl Shared {
+    pub(crate) fn mark_for_resume(&self, chat_id: &str) {
+        self.to_resume
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(chat_id.to_owned());
+    }
+
     /// The loaded plugin `id` (a cheap clone).
     pub(crate) fn plugin(&self, id: &str) -> Option<Plugin> {
         self.plugins
@@ -133,7 +155,8 @@ impl ChatError {
             Self::ChatEnded(_) => "CHAT_ENDED",
             Self::UiRequestNotOpen(_) => "UI_REQUEST_NOT_OPEN",
             Self::NotYourTurn { .. } => "NOT_YOUR_TURN",
-            Self::Store(_) => "STORE_ERROR",
+            Self::Store(StoreError::Backend(_)) => "STORE_UNAVAILABLE",
+            Self::Store(_) => "INTERNAL",
         }
     }
 }
@@ -172,6 +195,12 @@ impl Orchestrator {
                 workflows,
                 plugins,
                 live: Mutex::new(HashMap::new()),
+                to_resume: Mutex::new(std::collections::BTreeSet::new()),
+                readiness: Mutex::new(Readiness {
+                    ready: false,
+                    reason: Some("the store has not been checked yet".to_owned()),
+                    since: now_ms(),
+                }),
             }),
         }
     }
@@ -328,14 +357,17 @@ impl Orchestrator {
     /// The run's status: as this process last emitted it, else as the log
     /// last recorded it.
     async fn run_status(&self, chat_id: &str) -> Result<Option<RunStatus>, ChatError> {
-        if let Some(status) = self.live(chat_id).status() {
+        let live = self.live(chat_id);
+        if let Some(status) = live.status() {
             return Ok(Some(status));
         }
         let events = self.shared.store.events(chat_id, 0, None).await?;
-        Ok(events.iter().rev().find_map(|e| match e.event {
+        let status = events.iter().rev().find_map(|e| match e.event {
             Event::RunStatus { status, .. } => Some(status),
             _ => None,
-        }))
+        });
+        live.init_status(status);
+        Ok(live.status())
     }
 
     /// Passes `input` to the chat's run, resuming the run if needed. Input
@@ -389,13 +421,33 @@ impl Orchestrator {
                 hint,
             });
         }
-        let live = self.ensure_run(chat_id).await?;
-        if let Err(input) = live.deliver(input) {
-            // The run ended between the check and the send; start it again.
-            let live = self.ensure_run(chat_id).await?;
-            let _ = live.deliver(input);
+        if input == RunInput::Continue {
+            // Starting the run from its log is the retry.
+            self.ensure_run(chat_id).await?;
+            return Ok(());
         }
-        Ok(())
+        let live = self.live(chat_id);
+        if !live.claim_input() {
+            return Err(ChatError::NotYourTurn {
+                input: "another input",
+                status: "busy".to_owned(),
+                hint: " with the previous input; wait for the next run_status",
+            });
+        }
+        let delivered = async {
+            let live = self.ensure_run(chat_id).await?;
+            if let Err(input) = live.deliver(input) {
+                // The run ended between the check and the send; start it again.
+                let live = self.ensure_run(chat_id).await?;
+                let _ = live.deliver(input);
+            }
+            Ok::<_, ChatError>(())
+        }
+        .await;
+        if delivered.is_err() {
+            live.release_input();
+        }
+        delivered
     }
 
     /// Answers the UI request `request_id` of the chat.
@@ -476,6 +528,84 @@ impl Orchestrator {
             resumed += 1;
         }
         Ok(resumed)
+    }
+
+    /// Whether the store answers; [`set_readiness`](Self::set_readiness)
+    /// keeps it current.
+    pub fn readiness(&self) -> Readiness {
+        self.shared
+            .readiness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the outcome of a store check. Returns true when the server
+    /// just became ready.
+    pub fn set_readiness(&self, outcome: Result<(), String>) -> bool {
+        let mut readiness = self
+            .shared
+            .readiness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let ready = outcome.is_ok();
+        let reason = outcome.err();
+        let became_ready = ready && !readiness.ready;
+        if readiness.ready != ready || readiness.reason != reason {
+            *readiness = Readiness {
+                ready,
+                reason,
+                since: now_ms(),
+            };
+        }
+        became_ready
+    }
+
+    /// Restarts the runs that stopped because the store failed (call when
+    /// the store answers again). Returns how many restarted.
+    pub async fn resume_after_store_failure(&self) -> usize {
+        let chats: Vec<String> = std::mem::take(
+            &mut *self
+                .shared
+                .to_resume
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+        .into_iter()
+        .collect();
+        let mut resumed = 0;
+        for chat_id in chats {
+            match self.ensure_run(&chat_id).await {
+                Ok(_) => resumed += 1,
+                Err(ChatError::Store(error)) => {
+                    tracing::warn!(chat_id, %error, "store still failing; will retry");
+                    self.shared.mark_for_resume(&chat_id);
+                }
+                // Ended or gone meanwhile: nothing to resume.
+                Err(_) => {}
+            }
+        }
+        resumed
+    }
+
+    /// Deletes chats that ended before `before` (ms since the Unix epoch)
+    /// and forgets their live state. Returns how many were deleted.
+    pub async fn delete_ended_before(&self, before: u64) -> Result<usize, ChatError> {
+        let deleted = self.shared.store.delete_ended_before(before).await?;
+        let mut live = self
+            .shared
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for chat_id in &deleted {
+            if live
+                .get(chat_id)
+                .is_some_and(|l| !l.has_run() && l.client_count() == 0)
+            {
+                live.remove(chat_id);
+            }
+        }
+        Ok(deleted.len())
     }
 
     /// The runs active in this process.

@@ -187,4 +187,20 @@ pub trait ChatStore: Send + Sync + Debug {
 
     /// The chat's context variables as they are now.
     async fn context(&self, chat_id: &str) -> Result<Map<String, Value>, StoreError>;
+
+    /// Deletes every chat that ended (completed or failed) before
+    /// `before` (ms since the Unix epoch, compared with `updated_at`), with
+    /// its events and context. Returns the deleted chat ids. Chats in
+    /// progress are never deleted, however old.
+    async fn delete_ended_before(&self, before: u64) -> Result<Vec<String>, StoreError>;
+
+    /// Checks that the store can serve requests now.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Makes the store ready for use once it is reachable (creates indexes,
+    /// for instance). Idempotent; the server calls it after the first
+    /// successful [`ping`](Self::ping).
+    async fn prepare(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

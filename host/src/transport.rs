@@ -14,6 +14,7 @@ use crate::orchestrator::Orchestrator;
 pub fn router(orchestrator: Orchestrator) -> Router {
     Router::new()
         .route("/health", get(routes::health))
+        .route("/health/ready", get(routes::ready))
         .route("/health/active-runs", get(routes::active_runs))
         .route("/api/workflows", get(routes::list_workflows))
         .route(

@@ -27,6 +27,12 @@ pub const MAX_ARGUMENTS_BYTES: usize = 4 * 1024 * 1024;
 /// Longest a `ui.ask` may wait, whatever the tool asks for: a request
 /// nobody answers for an hour is abandoned.
 pub const MAX_UI_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long after a UI request's timeout the host stops waiting for a
+/// bridge that has not returned. Bridges that enforce the timeout
+/// themselves (the server's records the timeout before the tool sees it)
+/// get to do so first; a bridge that never returns is still bounded.
+pub const UI_TIMEOUT_GRACE: Duration = Duration::from_millis(250);
 /// Table elements per table: guards against tables grown as a memory bomb.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Bytes of a call's stdout and of its stderr kept for the logs; the rest is

@@ -96,8 +96,10 @@ pub enum UiError {
 /// Shows UI components to the user of the calling chat.
 #[async_trait]
 pub trait UiBridge: Send + Sync {
-    /// Shows `request` and waits for the answer. The host enforces
-    /// `request.timeout` around this future, so implementations may simply wait.
+    /// Shows `request` and waits for the answer. Implementations should
+    /// give up after `request.timeout` with [`UiError::Timeout`]; the host
+    /// stops waiting [`crate::UI_TIMEOUT_GRACE`] later in any case, so a
+    /// bridge that simply waits is still bounded.
     async fn ask(&self, call: &CallInfo, request: UiRequest) -> Result<Value, UiError>;
     /// Shows a component without waiting.
     async fn notify(&self, call: &CallInfo, component: &str, payload: Value, display: Display);

@@ -3,8 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use mozaiks_host::app::{self, ServeConfig};
+use std::time::Duration;
+
+use mozaiks_host::app::{self, ServeConfig, StoreConfig};
 use mozaiks_host::llm::LlmConfig;
+use mozaiks_host::maintenance::MaintenanceConfig;
 use tokio::net::TcpListener;
 
 use super::ServeArgs;
@@ -13,8 +16,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig {
         workflows_dir: args.workflows_dir,
         plugins_dir: args.plugins_dir,
-        data_dir: args.data_dir,
+        store: StoreConfig::from_env(args.data_dir),
         llm: LlmConfig::from_env(),
+    };
+    let maintenance = MaintenanceConfig {
+        retention_days: args.retention_days,
+        retention_interval: Duration::from_secs(args.retention_interval_secs.max(1)),
     };
     let orchestrator = app::build(&config).await?;
     let listener = TcpListener::bind(&args.addr)
@@ -23,8 +30,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("mozaiks listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
-    app::serve(listener, orchestrator, shutdown_signal()).await?;
+    tracing::info!(%addr, store = config.store.describe(), "serving");
+    app::serve(listener, orchestrator, &maintenance, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

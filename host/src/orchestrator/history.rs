@@ -57,6 +57,9 @@ pub struct RunPosition {
     pub open_ui_requests: Vec<String>,
     /// Whether the last run status was `interrupted` (waiting for `continue`).
     pub interrupted: bool,
+    /// Who handed over to the last speaker pick (ManualPattern): `user`
+    /// or the agent that had the turn.
+    pub pick_from: String,
 }
 
 impl RunPosition {
@@ -69,6 +72,7 @@ impl RunPosition {
             retries: 0,
             open_ui_requests: Vec::new(),
             interrupted: false,
+            pick_from: "user".to_owned(),
         };
         for envelope in events {
             state.apply(&envelope.event);
@@ -134,12 +138,17 @@ impl RunPosition {
             Event::UiResponse { request_id, .. } => {
                 self.open_ui_requests.retain(|r| r != request_id);
             }
+            Event::SpeakerRequest { .. } => {
+                self.pick_from = match &self.position {
+                    Position::InTurn { agent, .. } => agent.clone(),
+                    _ => "user".to_owned(),
+                };
+            }
             Event::TextDelta { .. }
             | Event::ToolCall { .. }
             | Event::UiNotify { .. }
             | Event::ContextChanged { .. }
             | Event::Usage { .. }
-            | Event::SpeakerRequest { .. }
             | Event::Error { .. } => {}
         }
     }

@@ -42,6 +42,9 @@ pub struct LiveChat {
     inbox: Mutex<Option<mpsc::UnboundedSender<RunInput>>>,
     cancel: tokio::sync::watch::Sender<bool>,
     status: Mutex<Option<RunStatus>>,
+    /// An accepted input the run has not taken yet: a second one is refused
+    /// instead of waiting in the inbox for a turn that may never come.
+    input_claimed: std::sync::atomic::AtomicBool,
 }
 
 impl LiveChat {
@@ -58,6 +61,7 @@ impl LiveChat {
             inbox: Mutex::new(None),
             cancel,
             status: Mutex::new(None),
+            input_claimed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -117,6 +121,29 @@ impl LiveChat {
     /// The last run status emitted by this process, if any.
     pub fn status(&self) -> Option<RunStatus> {
         *self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the status read from the store when this process has not
+    /// emitted one yet.
+    pub fn init_status(&self, status: Option<RunStatus>) {
+        let mut slot = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = status;
+        }
+    }
+
+    /// Claims the right to deliver one input; false if another accepted
+    /// input is still on its way to the run.
+    pub fn claim_input(&self) -> bool {
+        !self
+            .input_claimed
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// The run took its input: the next one may be claimed.
+    pub fn release_input(&self) {
+        self.input_claimed
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// How many clients are attached.

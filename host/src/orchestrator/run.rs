@@ -68,8 +68,6 @@ pub(super) struct Run {
     rng: StdRng,
     tool_rounds: u32,
     handoffs_in_a_row: u32,
-    /// Who handed over to the user's speaker pick (ManualPattern).
-    pick_from: String,
 }
 
 impl std::fmt::Debug for Run {
@@ -106,7 +104,6 @@ impl Run {
             rng: StdRng::from_os_rng(),
             tool_rounds: 0,
             handoffs_in_a_row: 0,
-            pick_from: "user".to_owned(),
         }
     }
 
@@ -129,9 +126,21 @@ impl Run {
             Err(RunError::Store(error)) => Err(error),
         };
         if let Err(error) = recorded {
-            tracing::error!(chat_id, %error, "run stopped: the store failed; the chat resumes on restart");
+            tracing::error!(chat_id, %error, "run stopped: the store failed; the chat resumes when the store is back");
+            // Nothing can be persisted now, so this one event is sent
+            // without a seq; the run resumes from what the store has.
+            self.live.send_ephemeral(Event::Error {
+                code: "STORE_UNAVAILABLE".to_owned(),
+                message: format!(
+                    "the chat store failed ({error}); nothing after the last stored event was kept, and the chat resumes from there when the store is back"
+                ),
+            });
+            self.shared.mark_for_resume(&chat_id);
         }
         self.live.detach_run();
+        // An input accepted for this run but never taken must not block the
+        // next one.
+        self.live.release_input();
     }
 
     async fn drive(&mut self) -> Result<(), RunError> {
@@ -271,9 +280,12 @@ impl Run {
             })
             .await?;
         }
-        if matches!(
+        if self.state.interrupted {
+            self.set_status(RunStatus::Running, Some("continued".to_owned()))
+                .await?;
+        } else if matches!(
             self.state.position,
-            Position::InTurn { .. } | Position::HandedOff(_)
+            Position::InTurn { .. } | Position::HandedOff(_) | Position::UserSpoke
         ) {
             self.set_status(RunStatus::Running, Some("resumed".to_owned()))
                 .await?;
@@ -415,7 +427,7 @@ impl Run {
             match self.next_input().await? {
                 None => return Ok(false),
                 Some(RunInput::SelectSpeaker(name)) if candidates.contains(&name) => {
-                    let from = self.pick_from.clone();
+                    let from = self.state.pick_from.clone();
                     let target = handoff::parse_target(&name);
                     self.handoff(
                         &from,
@@ -447,10 +459,12 @@ impl Run {
     }
 
     async fn next_input(&mut self) -> Result<Option<RunInput>, RunError> {
-        tokio::select! {
-            input = self.inbox.recv() => Ok(input),
-            _ = self.cancel.wait_for(|c| *c) => Err(RunError::Cancelled),
-        }
+        let input = tokio::select! {
+            input = self.inbox.recv() => input,
+            _ = self.cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
+        };
+        self.live.release_input();
+        Ok(input)
     }
 
     async fn route_from_user(&mut self) -> Result<(), RunError> {
@@ -474,7 +488,6 @@ impl Run {
                 self.handoff(from, decision).await
             }
             Choice::AskUser => {
-                self.pick_from = from.to_owned();
                 self.emit(Event::SpeakerRequest {
                     candidates: pattern::candidates(&self.workflow),
                 })
@@ -565,7 +578,7 @@ impl Run {
                     model: Some(model.name.clone()),
                 })
                 .await?;
-                self.set_agent_derived(agent, Some(&value), "").await?;
+                self.set_agent_derived(agent, &value).await?;
                 self.auto_execute(agent, &model.auto_execute, &value).await
             }
             Err(errors) => {
@@ -884,14 +897,12 @@ impl Run {
         })
     }
 
-    /// Context variables derived from this agent's output: the field of the
-    /// same name in its structured output, else the whole output, else its
-    /// text.
+    /// Context variables derived from this agent's structured output: the
+    /// field of the same name, else the whole output.
     async fn set_agent_derived(
         &mut self,
         agent: &Agent,
-        structured: Option<&Value>,
-        text: &str,
+        structured: &Value,
     ) -> Result<(), RunError> {
         let derived: Vec<String> = self
             .workflow
@@ -904,9 +915,8 @@ impl Run {
             .collect();
         for name in derived {
             let value = match structured {
-                Some(Value::Object(fields)) if fields.contains_key(&name) => fields[&name].clone(),
-                Some(value) => value.clone(),
-                None => Value::String(text.to_owned()),
+                Value::Object(fields) if fields.contains_key(&name) => fields[&name].clone(),
+                whole => whole.clone(),
             };
             self.emit(Event::ContextChanged {
                 key: name,

@@ -409,6 +409,42 @@ pub(super) async fn persists_the_status_and_the_reason_it_ended(store: &dyn Chat
     assert_eq!(record.ended_reason, None);
 }
 
+pub(super) async fn deletes_only_chats_that_ended_before_the_cutoff(store: &dyn ChatStore) {
+    for (id, status) in [
+        ("done", Some(ChatStatus::Completed)),
+        ("broken", Some(ChatStatus::Failed)),
+        ("running", None),
+    ] {
+        store
+            .create_chat(&chat(id, "app", "alice", 1))
+            .await
+            .unwrap();
+        store.append(id, 2, user_message("hi")).await.unwrap();
+        store
+            .append(id, 3, set_context("k", json!(id)))
+            .await
+            .unwrap();
+        if let Some(status) = status {
+            store.set_status(id, status, None).await.unwrap();
+        }
+    }
+    assert!(store.delete_ended_before(0).await.unwrap().is_empty());
+    let mut deleted = store.delete_ended_before(u64::MAX).await.unwrap();
+    deleted.sort();
+    assert_eq!(deleted, ["broken", "done"]);
+    for gone in ["broken", "done"] {
+        assert!(store.chat(gone).await.unwrap().is_none());
+        assert_not_found(store.events(gone, 0, None).await, gone);
+        assert_not_found(store.context(gone).await, gone);
+    }
+    assert_eq!(store.events("running", 0, None).await.unwrap().len(), 2);
+    assert_eq!(
+        store.context("running").await.unwrap(),
+        context_of(&[("k", json!("running"))])
+    );
+    store.ping().await.unwrap();
+}
+
 /// Takes an `Arc` because the appends run as separate tokio tasks.
 pub(super) async fn numbers_concurrent_appends_without_gaps_or_duplicates(
     store: Arc<dyn ChatStore>,
@@ -552,6 +588,7 @@ mod embedded {
         reports_an_unknown_chat_as_not_found,
         keeps_each_chats_events_and_context_apart,
         persists_the_status_and_the_reason_it_ended,
+        deletes_only_chats_that_ended_before_the_cutoff,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -214,6 +214,50 @@ impl Inner {
         Ok(chats)
     }
 
+    fn delete_ended_before(&self, before: u64) -> Result<Vec<String>, StoreError> {
+        let op = "deleting ended chats";
+        self.write(op, |txn| {
+            let mut chats = txn.open_table(CHATS).map_err(|e| self.backend(op, e))?;
+            let mut events = txn.open_table(EVENTS).map_err(|e| self.backend(op, e))?;
+            let mut context = txn.open_table(CONTEXT).map_err(|e| self.backend(op, e))?;
+            let mut doomed = Vec::new();
+            for entry in chats.iter().map_err(|e| self.backend(op, e))? {
+                let (key, json) = entry.map_err(|e| self.backend(op, e))?;
+                let chat: ChatRecord = decode(json.value(), key.value(), record)?;
+                if chat.status != ChatStatus::InProgress && chat.updated_at < before {
+                    doomed.push(chat.chat_id);
+                }
+            }
+            for chat_id in &doomed {
+                chats
+                    .remove(chat_id.as_str())
+                    .map_err(|e| self.backend(op, e))?;
+                events
+                    .extract_from_if(
+                        (chat_id.as_str(), 0)..=(chat_id.as_str(), u64::MAX),
+                        |_, _| true,
+                    )
+                    .map_err(|e| self.backend(op, e))?
+                    .for_each(drop);
+                let keys: Vec<String> = context
+                    .range((chat_id.as_str(), "")..)
+                    .map_err(|e| self.backend(op, e))?
+                    .map_while(|entry| {
+                        let (key, _) = entry.ok()?;
+                        let (owner, name) = key.value();
+                        (owner == chat_id.as_str()).then(|| name.to_owned())
+                    })
+                    .collect();
+                for key in keys {
+                    context
+                        .remove((chat_id.as_str(), key.as_str()))
+                        .map_err(|e| self.backend(op, e))?;
+                }
+            }
+            Ok(doomed)
+        })
+    }
+
     fn set_status(
         &self,
         chat_id: &str,
@@ -424,6 +468,18 @@ impl ChatStore for EmbeddedStore {
         let chat_id = chat_id.to_owned();
         self.run("reading a chat", move |db| db.chat(&chat_id))
             .await
+    }
+
+    async fn delete_ended_before(&self, before: u64) -> Result<Vec<String>, StoreError> {
+        self.run("deleting ended chats", move |db| {
+            db.delete_ended_before(before)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // The file is open and locked for this process: always reachable.
+        Ok(())
     }
 
     async fn chats(&self, filter: &ChatFilter) -> Result<Vec<ChatRecord>, StoreError> {

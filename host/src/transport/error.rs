@@ -68,7 +68,7 @@ impl From<ChatError> for ApiError {
             ChatError::ChatEnded(_)
             | ChatError::UiRequestNotOpen(_)
             | ChatError::NotYourTurn { .. } => StatusCode::CONFLICT,
-            ChatError::Store(store) => return Self::internal(store),
+            ChatError::Store(store) => return Self::from_store(store),
         };
         let details = match &error {
             ChatError::InvalidWorkflow { diagnostics, .. } => Some(Value::Array(
@@ -87,11 +87,32 @@ impl From<ChatError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A store failure: 503 when the backend does not answer (the operator
+    /// looks at `/health/ready`), 500 otherwise.
+    fn from_store(error: &StoreError) -> Self {
+        match error {
+            StoreError::Backend(_) => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                tracing::warn!(error_id = id, %error, "store unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "STORE_UNAVAILABLE",
+                    format!(
+                        "the chat store is unavailable (GET /health/ready says why); error_id {id}"
+                    ),
+                )
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::ChatNotFound(id) => ChatError::ChatNotFound(id).into(),
-            other => Self::internal(&other),
+            other => Self::from_store(&other),
         }
     }
 }

@@ -96,7 +96,8 @@ pub struct StartChat {
     workflow: String,
 }
 
-fn chat_json(chat: &ChatRecord) -> Value {
+/// A chat record as the API shows it.
+pub fn chat_json(chat: &ChatRecord) -> Value {
     json!({
         "chat_id": chat.chat_id, "app_id": chat.app_id, "user_id": chat.user_id,
         "workflow": chat.workflow, "workflow_version": chat.workflow_version,
@@ -272,6 +273,21 @@ pub async fn health(State(orchestrator): State<Orchestrator>) -> Json<Value> {
             Some(var) => json!({"configured": false, "missing": var}),
         },
     }))
+}
+
+/// `GET /health/ready`: 200 when the store answers, 503 with the reason
+/// when it does not (refused, DNS, authentication, timeout).
+pub async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Json<Value>) {
+    let readiness = orchestrator.readiness();
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::to_value(readiness).unwrap_or_default()),
+    )
 }
 
 /// `GET /health/active-runs`

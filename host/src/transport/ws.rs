@@ -156,11 +156,14 @@ pub async fn compat_socket(
         )
     });
     let Some(upgrade) = upgrade else {
-        return ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            WS_SESSION_DETERMINATION_FAILED,
-            message.unwrap_or_else(|| "this endpoint needs a WebSocket upgrade".to_owned()),
-        )
+        return match message {
+            Some(message) => ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                WS_SESSION_DETERMINATION_FAILED,
+                message,
+            ),
+            None => needs_upgrade(),
+        }
         .into_response();
     };
     match (message, chat_id) {
@@ -347,10 +350,7 @@ async fn handle_client_message(
             }
             other => other.to_string(),
         };
-        let code = match &error {
-            ChatError::Store(_) => "INTERNAL",
-            other => other.code(),
-        };
+        let code = error.code();
         json!({"type": "error", "code": code, "message": message})
     })
 }

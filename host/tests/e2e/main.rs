@@ -7,6 +7,7 @@
 #![allow(unreachable_pub, reason = "test helpers are shared between modules")]
 
 mod cli;
+mod operations;
 mod patterns;
 mod runs;
 mod support;

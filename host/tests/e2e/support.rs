@@ -93,6 +93,8 @@ pub struct Setup {
     pub plugins: PathBuf,
     pub data: PathBuf,
     pub llm_url: Option<String>,
+    /// More environment variables for the server.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -103,6 +105,7 @@ impl Setup {
             plugins: plugins_dir(scratch),
             data: scratch.0.join("data"),
             llm_url: Some(llm.base_url()),
+            extra_env: Vec::new(),
         }
     }
 }
@@ -131,6 +134,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        command.envs(setup.extra_env.iter().map(|(k, v)| (k, v)));
         if let Some(url) = &setup.llm_url {
             command
                 .env("OPENAI_BASE_URL", url)

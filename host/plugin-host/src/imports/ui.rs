@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::bindings::ui::{self, Host};
-use crate::limits::MAX_UI_TIMEOUT;
+use crate::limits::{MAX_UI_TIMEOUT, UI_TIMEOUT_GRACE};
 use crate::ports::{Display, UiError, UiRequest};
 use crate::state::CallState;
 
@@ -47,8 +47,11 @@ impl Host for CallState {
             timeout,
         };
         let started = Instant::now();
-        let answer =
-            tokio::time::timeout(timeout, self.ports.ui.ask(&self.scope.info, request)).await;
+        let answer = tokio::time::timeout(
+            timeout + UI_TIMEOUT_GRACE,
+            self.ports.ui.ask(&self.scope.info, request),
+        )
+        .await;
         self.budget.add_wait(started.elapsed());
         Ok(match answer {
             Ok(Ok(value)) => Ok(value.to_string()),

@@ -1,0 +1,75 @@
+//! `mozaiks chats export`: a chat as one JSON document, for support.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use mozaiks_host::app::StoreConfig;
+use mozaiks_host::transport::routes::chat_json;
+use serde_json::{Value, json};
+
+use super::ChatsCommand;
+
+pub(crate) async fn run(command: ChatsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ChatsCommand::Export {
+            chat_id,
+            data_dir,
+            server,
+        } => {
+            let export = match server {
+                Some(base) => from_server(&base, &chat_id).await?,
+                None => from_store(&data_dir, &chat_id).await?,
+            };
+            println!("{}", serde_json::to_string_pretty(&export)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn from_store(data_dir: &Path, chat_id: &str) -> anyhow::Result<Value> {
+    let config = StoreConfig::from_env(data_dir.to_owned());
+    let store = config.open().await.with_context(|| {
+        format!(
+            "opening the {} (while a server runs on the embedded store, use --server <its URL>)",
+            config.describe()
+        )
+    })?;
+    let Some(chat) = store.chat(chat_id).await? else {
+        bail!("no chat `{chat_id}` in the {}", config.describe());
+    };
+    let context = store.context(chat_id).await?;
+    let events = store.events(chat_id, 0, None).await?;
+    Ok(json!({"chat": chat_json(&chat), "context": context, "events": events}))
+}
+
+async fn from_server(base: &str, chat_id: &str) -> anyhow::Result<Value> {
+    mozaiks_host::llm::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let base = base.trim_end_matches('/');
+    let mut parts = Vec::new();
+    for path in ["", "/context", "/events"] {
+        let url = format!("{base}/api/chats/{chat_id}{path}");
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: the answer is not JSON"))?;
+        if !status.is_success() {
+            bail!("GET {url}: {status}: {}", body["error"]["message"]);
+        }
+        parts.push(body);
+    }
+    let [mut chat, context, events] = <[Value; 3]>::try_from(parts)
+        .map_err(|_| anyhow::anyhow!("three answers were expected"))?;
+    // The chat route adds the messages; the events hold them all.
+    if let Some(fields) = chat.as_object_mut() {
+        fields.remove("messages");
+    }
+    Ok(json!({"chat": chat, "context": context["context"], "events": events["events"]}))
+}

@@ -1,0 +1,119 @@
+//! What operators rely on: readiness, the retention job, exporting a chat.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Polls `GET path` until `done` holds (background jobs run on their own
+/// clock); fails after [`EVENT_WAIT`].
+async fn eventually(server: &Server, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        let (status, body) = server.get(path).await;
+        if done(status, &body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never got there; last answer {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_server_is_ready_once_its_store_answers() {
+    let scratch = Scratch::new("ready");
+    let llm = FakeLlm::start(|_| Reply::text("unused")).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let ready = eventually(&server, "/health/ready", |status, _| status == 200).await;
+    assert_eq!(ready["ready"], true);
+    assert!(ready.get("reason").is_none());
+}
+
+#[tokio::test]
+async fn the_retention_job_deletes_chats_that_ended_and_keeps_the_rest() {
+    let scratch = Scratch::new("retention");
+    let llm = FakeLlm::start(|_| Reply::text(r#"{"score": 1, "reason": "x"}"#)).await;
+    let setup = Setup {
+        extra_env: vec![
+            ("MOZAIKS_RETENTION_DAYS".into(), "0".into()),
+            ("MOZAIKS_RETENTION_INTERVAL_SECS".into(), "1".into()),
+        ],
+        ..Setup::new(&scratch, &llm)
+    };
+    let server = Server::start(&setup).await;
+    let ended = server.start_chat("Structured").await;
+    let mut ws = server.ws(&ended, 0).await;
+    ws.until_status("completed").await;
+    let waiting = server.start_chat("Handoffs").await;
+    let gone = eventually(&server, &format!("/api/chats/{ended}"), |status, _| {
+        status == 404
+    })
+    .await;
+    assert_eq!(gone["error"]["code"], "CHAT_NOT_FOUND");
+    // The chat in progress is kept however old it is.
+    let (status, body) = server.get(&format!("/api/chats/{waiting}")).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("in_progress"))
+    );
+}
+
+#[tokio::test]
+async fn a_chat_exports_as_json_from_a_running_server_and_from_the_store() {
+    let scratch = Scratch::new("export");
+    let llm = FakeLlm::start(|_| Reply::text(r#"{"score": 4, "reason": "ok"}"#)).await;
+    let setup = Setup::new(&scratch, &llm);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+    let live = mozaiks(&["chats", "export", &chat, "--server", &server.base]).await;
+    assert_eq!(live["chat"]["chat_id"], chat);
+    assert_eq!(live["context"]["score"], 4);
+    let events = live["events"].as_array().unwrap();
+    assert_eq!(events.last().unwrap()["status"], "completed");
+
+    // The embedded store is locked while the server runs: the error says
+    // what to do.
+    let data_dir = setup.data.to_str().unwrap().to_owned();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args(["chats", "export", &chat, "--data-dir", &data_dir])
+        .env_remove("MONGO_URI")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--server"), "{stderr}");
+
+    server.kill().await;
+    let offline = mozaiks(&["chats", "export", &chat, "--data-dir", &data_dir]).await;
+    assert_eq!(offline, live, "the same document either way");
+    let missing = tokio::process::Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args(["chats", "export", "nope", "--data-dir", &data_dir])
+        .env_remove("MONGO_URI")
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no chat `nope`"));
+}
+
+/// Runs `mozaiks <args>` and parses its stdout as JSON.
+async fn mozaiks(args: &[&str]) -> Value {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args(args)
+        .env_remove("MONGO_URI")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "mozaiks {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
