@@ -14,7 +14,8 @@ use crate::llm::{LlmClient, LlmConfig};
 use crate::maintenance::{self, MaintenanceConfig};
 use crate::orchestrator::Orchestrator;
 use crate::plugin_dir;
-use crate::store::{ChatStore, EmbeddedStore, StoreError};
+use crate::store::mongo::MongoConfigError;
+use crate::store::{ChatStore, EmbeddedStore, MongoConfig, MongoStore, StoreError};
 use crate::transport;
 use crate::workflow::WorkflowRegistry;
 use crate::workflow::registry::Entry;
@@ -40,13 +41,18 @@ pub enum StoreConfig {
         /// The directory.
         data_dir: PathBuf,
     },
+    /// A MongoDB database (`MONGO_URI`).
+    Mongo(MongoConfig),
 }
 
 impl StoreConfig {
     /// The store the environment selects: MongoDB when `MONGO_URI` is
     /// set, else the embedded store in `data_dir`.
-    pub fn from_env(data_dir: PathBuf) -> Self {
-        StoreConfig::Embedded { data_dir }
+    pub fn from_env(data_dir: PathBuf) -> Result<Self, MongoConfigError> {
+        Ok(match MongoConfig::from_env()? {
+            Some(mongo) => StoreConfig::Mongo(mongo),
+            None => StoreConfig::Embedded { data_dir },
+        })
     }
 
     /// Opens the store. A database server that does not answer yet is not
@@ -54,6 +60,7 @@ impl StoreConfig {
     pub async fn open(&self) -> Result<Arc<dyn ChatStore>, StartupError> {
         Ok(match self {
             StoreConfig::Embedded { data_dir } => Arc::new(EmbeddedStore::open(data_dir)?),
+            StoreConfig::Mongo(config) => Arc::new(MongoStore::connect(config).await?),
         })
     }
 
@@ -63,6 +70,11 @@ impl StoreConfig {
             StoreConfig::Embedded { data_dir } => {
                 format!("embedded store in {}", data_dir.display())
             }
+            StoreConfig::Mongo(config) => format!(
+                "MongoDB database `{}` at {}",
+                config.database,
+                config.redacted_uri()
+            ),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! client has seen survives a crash.
 
 pub mod embedded;
+pub mod mongo;
 
 #[cfg(test)]
 mod conformance;
@@ -26,6 +27,7 @@ use serde_json::{Map, Value};
 use crate::event::{Envelope, Event};
 
 pub use embedded::EmbeddedStore;
+pub use mongo::{MongoConfig, MongoStore};
 
 /// A chat's lasting state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,7 +28,7 @@ pub(crate) async fn run(command: ChatsCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn from_store(data_dir: &Path, chat_id: &str) -> anyhow::Result<Value> {
-    let config = StoreConfig::from_env(data_dir.to_owned());
+    let config = StoreConfig::from_env(data_dir.to_owned())?;
     let store = config.open().await.with_context(|| {
         format!(
             "opening the {} (while a server runs on the embedded store, use --server <its URL>)",

@@ -16,7 +16,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig {
         workflows_dir: args.workflows_dir,
         plugins_dir: args.plugins_dir,
-        store: StoreConfig::from_env(args.data_dir),
+        store: StoreConfig::from_env(args.data_dir)?,
         llm: LlmConfig::from_env(),
     };
     let maintenance = MaintenanceConfig {

@@ -662,3 +662,223 @@ mod embedded {
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     }
 }
+
+/// The suite against [`super::MongoStore`] on the test server (see
+/// [`crate::store::mongo::test_server`]), plus what only it does. Each test
+/// gets a database of its own, dropped at the end (also when it fails).
+mod mongo {
+    use std::panic::AssertUnwindSafe;
+
+    use futures_util::FutureExt as _;
+    use mongodb::bson::{Document, doc};
+
+    use super::*;
+    use crate::store::mongo::test_server;
+    use crate::store::{MongoConfig, MongoStore};
+
+    /// A fresh database on the test server.
+    struct TestDatabase {
+        config: MongoConfig,
+    }
+
+    impl TestDatabase {
+        fn new() -> Self {
+            let name = format!("mozaiks_test_{}", uuid::Uuid::new_v4().simple());
+            Self {
+                config: test_server::config(&name),
+            }
+        }
+
+        /// A store on it, prepared as the server prepares one.
+        async fn open(&self) -> MongoStore {
+            let store = MongoStore::connect(&self.config).await.unwrap();
+            store.prepare().await.unwrap();
+            store
+        }
+
+        /// The database itself, to look and write behind the store's back.
+        async fn raw(&self) -> mongodb::Database {
+            mongodb::Client::with_uri_str(&self.config.uri)
+                .await
+                .unwrap()
+                .database(&self.config.database)
+        }
+
+        /// Runs `test`, then drops the database, then fails if it failed.
+        async fn run(&self, test: impl Future<Output = ()>) {
+            let outcome = AssertUnwindSafe(test).catch_unwind().await;
+            self.raw().await.drop().await.unwrap();
+            if let Err(panic) = outcome {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+
+    macro_rules! on_a_fresh_database {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let db = TestDatabase::new();
+                let store = db.open().await;
+                db.run(super::$name(&store)).await;
+            }
+        )*};
+    }
+
+    on_a_fresh_database!(
+        creates_a_chat_and_reads_it_back,
+        rejects_a_chat_whose_id_is_taken,
+        reads_no_chat_for_an_unknown_id,
+        lists_chats_newest_first_with_ties_by_id,
+        filters_chats_by_app_user_and_status,
+        numbers_appended_events_from_one_in_order,
+        returns_only_the_events_after_a_sequence_number,
+        returns_at_most_limit_events,
+        returns_events_exactly_as_appended,
+        sets_and_removes_context_in_the_same_write_as_the_event,
+        adds_usage_to_the_chat_totals,
+        rejects_ephemeral_text_deltas_and_stores_nothing,
+        reports_an_unknown_chat_as_not_found,
+        keeps_each_chats_events_and_context_apart,
+        persists_the_status_and_the_reason_it_ended,
+        deletes_only_chats_that_ended_before_the_cutoff,
+    );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn numbers_concurrent_appends_without_gaps_or_duplicates() {
+        let db = TestDatabase::new();
+        let store = db.open().await;
+        db.run(super::numbers_concurrent_appends_without_gaps_or_duplicates(Arc::new(store)))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn keeps_everything_across_a_restart() {
+        let db = TestDatabase::new();
+        db.run(super::keeps_everything_across_a_restart(|| async {
+            Box::new(db.open().await) as Box<dyn ChatStore>
+        }))
+        .await;
+    }
+
+    /// An event document as the store writes it.
+    fn raw_event(chat_id: &str, seq: u64, event: Event) -> Document {
+        let envelope = Envelope {
+            seq: Some(seq),
+            chat_id: chat_id.to_owned(),
+            ts: 100 + seq,
+            event,
+        };
+        let json = serde_json::to_value(&envelope).unwrap();
+        doc! {
+            "_id": uuid::Uuid::new_v4().to_string(),
+            "chat_id": chat_id,
+            "seq": i64::try_from(seq).unwrap(),
+            "ts": i64::try_from(envelope.ts).unwrap(),
+            "type": json["type"].as_str().unwrap(),
+            "json": json.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn folds_events_a_crash_left_unfolded_on_the_next_call() {
+        let db = TestDatabase::new();
+        let store = db.open().await;
+        db.run(async {
+            store
+                .create_chat(&chat("c1", "app", "alice", 0))
+                .await
+                .unwrap();
+            store.append("c1", 1, usage(1, 1)).await.unwrap();
+            // Inserted, then the process died before folding them.
+            let events = db.raw().await.collection::<Document>("chat_events");
+            events
+                .insert_one(raw_event("c1", 2, set_context("city", json!(null))))
+                .await
+                .unwrap();
+            events
+                .insert_one(raw_event("c1", 3, usage(10, 5)))
+                .await
+                .unwrap();
+
+            let record = store.chat("c1").await.unwrap().unwrap();
+            assert_eq!(record.last_seq, 3);
+            assert_eq!(record.updated_at, 103);
+            assert_eq!((record.prompt_tokens, record.completion_tokens), (11, 6));
+            assert_eq!(
+                store.context("c1").await.unwrap(),
+                context_of(&[("city", json!(null))])
+            );
+            // Folding is idempotent: reading again counts nothing twice.
+            let again = store.chat("c1").await.unwrap().unwrap();
+            assert_eq!(again, record);
+            let next = store.append("c1", 200, user_message("hi")).await.unwrap();
+            assert_eq!(next.seq, Some(4));
+            assert_eq!(
+                seqs(&store.events("c1", 0, None).await.unwrap()),
+                [1, 2, 3, 4]
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn creates_its_indexes_idempotently() {
+        let db = TestDatabase::new();
+        let store = db.open().await;
+        db.run(async {
+            store.prepare().await.unwrap();
+            db.open().await.prepare().await.unwrap();
+            let raw = db.raw().await;
+            for (collection, keys) in [
+                ("chat_sessions", doc! { "chat_id": 1 }),
+                ("chat_events", doc! { "chat_id": 1, "seq": 1 }),
+                ("context_store", doc! { "chat_id": 1, "key": 1 }),
+            ] {
+                let names = raw
+                    .collection::<Document>(collection)
+                    .list_index_names()
+                    .await
+                    .unwrap();
+                assert!(names.len() >= 2, "{collection}: {names:?} for {keys}");
+            }
+            // The unique index holds even behind the store's back.
+            let events = raw.collection::<Document>("chat_events");
+            store
+                .create_chat(&chat("c1", "app", "alice", 0))
+                .await
+                .unwrap();
+            store.append("c1", 1, user_message("hi")).await.unwrap();
+            let err = events
+                .insert_one(raw_event("c1", 1, user_message("again")))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("11000"), "{err}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn reports_a_server_that_refuses_connections_quickly() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = MongoConfig {
+            server_selection_timeout: std::time::Duration::from_millis(500),
+            ..MongoConfig::new(format!("mongodb://127.0.0.1:{port}/?directConnection=true"))
+        };
+        let store = MongoStore::connect(&config).await.unwrap();
+        let started = std::time::Instant::now();
+        let err = store.ping().await.unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let StoreError::Backend(message) = &err else {
+            panic!("expected a backend error, got {err:?}");
+        };
+        assert!(message.starts_with("ping: "), "{message}");
+        assert!(message.contains("(refused)"), "{message}");
+        assert!(message.contains("MONGO_URI"), "{message}");
+        assert!(store.chat("c1").await.is_err(), "reads fail the same way");
+    }
+}

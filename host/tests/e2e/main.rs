@@ -6,7 +6,25 @@
 
 #![allow(unreachable_pub, reason = "test helpers are shared between modules")]
 
+/// Runs each named `async fn(Store)` once on the embedded store and once on
+/// MongoDB, as `<name>::on_the_embedded_store` and `<name>::on_mongodb`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn on_the_embedded_store() {
+                super::$name(crate::support::Store::Embedded).await;
+            }
+            #[tokio::test]
+            async fn on_mongodb() {
+                super::$name(crate::support::Store::Mongo).await;
+            }
+        }
+    )*};
+}
+
 mod cli;
+mod mongo;
 mod operations;
 mod patterns;
 mod runs;

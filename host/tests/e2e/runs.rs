@@ -31,11 +31,12 @@ fn handoffs_llm(call: &ChatCall) -> Reply {
     }
 }
 
-#[tokio::test]
-async fn llm_handoff_then_a_wasm_tool_changes_context_which_hands_off_without_an_llm_call() {
+async fn llm_handoff_then_a_wasm_tool_changes_context_which_hands_off_without_an_llm_call(
+    store: Store,
+) {
     let scratch = Scratch::new("handoffs");
     let llm = FakeLlm::start(handoffs_llm).await;
-    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let server = Server::start(&Setup::on(store, &scratch, &llm)).await;
     let chat = server.start_chat("Handoffs").await;
     let mut ws = server.ws(&chat, 0).await;
     ws.until_status("waiting_for_user").await;
@@ -150,18 +151,17 @@ fn plan_review_llm(call: &ChatCall) -> Reply {
     }
 }
 
-fn demo_setup(scratch: &Scratch, llm: &FakeLlm) -> Setup {
+fn demo_setup(store: Store, scratch: &Scratch, llm: &FakeLlm) -> Setup {
     Setup {
         workflows: demo_workflows(),
-        ..Setup::new(scratch, llm)
+        ..Setup::on(store, scratch, llm)
     }
 }
 
-#[tokio::test]
-async fn the_demo_runs_end_to_end_with_a_ui_tool_answered_by_the_client() {
+async fn the_demo_runs_end_to_end_with_a_ui_tool_answered_by_the_client(store: Store) {
     let scratch = Scratch::new("demo");
     let llm = FakeLlm::start(plan_review_llm).await;
-    let server = Server::start(&demo_setup(&scratch, &llm)).await;
+    let server = Server::start(&demo_setup(store, &scratch, &llm)).await;
     let chat = server.start_chat("PlanReview").await;
     let mut ws = server.ws(&chat, 0).await;
     ws.until_status("waiting_for_user").await;
@@ -269,15 +269,14 @@ async fn a_valid_structured_output_is_parsed_and_sets_derived_context() {
     assert_eq!(context["context"]["score"], 7);
 }
 
-#[tokio::test]
-async fn an_invalid_structured_output_is_retried_once_with_the_errors() {
+async fn an_invalid_structured_output_is_retried_once_with_the_errors(store: Store) {
     let scratch = Scratch::new("structured-fixed");
     let llm = FakeLlm::start(judge(vec![
         r#"{"score": 11}"#,
         r#"{"score": 9, "reason": "fixed"}"#,
     ]))
     .await;
-    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let server = Server::start(&Setup::on(store, &scratch, &llm)).await;
     let chat = server.start_chat("Structured").await;
     let mut ws = server.ws(&chat, 0).await;
     ws.until_status("completed").await;
@@ -373,11 +372,10 @@ async fn without_an_llm_configured_the_server_starts_and_says_which_variable_is_
     ws.until_status("interrupted").await;
 }
 
-#[tokio::test]
-async fn a_chat_killed_mid_ui_request_resumes_after_restart_with_nothing_lost() {
+async fn a_chat_killed_mid_ui_request_resumes_after_restart_with_nothing_lost(store: Store) {
     let scratch = Scratch::new("resume");
     let llm = FakeLlm::start(plan_review_llm).await;
-    let setup = demo_setup(&scratch, &llm);
+    let setup = demo_setup(store, &scratch, &llm);
     let server = Server::start(&setup).await;
     let chat = server.start_chat("PlanReview").await;
     let mut ws = server.ws(&chat, 0).await;
@@ -458,3 +456,10 @@ async fn a_chat_killed_mid_llm_call_is_resumed_on_start() {
         "the interrupted turn is redone, not doubled"
     );
 }
+
+on_both_stores!(
+    llm_handoff_then_a_wasm_tool_changes_context_which_hands_off_without_an_llm_call,
+    the_demo_runs_end_to_end_with_a_ui_tool_answered_by_the_client,
+    an_invalid_structured_output_is_retried_once_with_the_errors,
+    a_chat_killed_mid_ui_request_resumes_after_restart_with_nothing_lost,
+);

@@ -97,7 +97,27 @@ pub struct Setup {
     pub extra_env: Vec<(String, String)>,
 }
 
+/// Which store a server keeps its chats in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The embedded store in the scratch dir.
+    Embedded,
+    /// A fresh database on the shared MongoDB test server.
+    Mongo,
+}
+
 impl Setup {
+    /// [`Setup::new`] on `store`.
+    pub fn on(store: Store, scratch: &Scratch, llm: &FakeLlm) -> Self {
+        let mut setup = Self::new(scratch, llm);
+        if store == Store::Mongo {
+            setup
+                .extra_env
+                .extend(mongo_env(mozaiks_test_mongo::shared_uri()));
+        }
+        setup
+    }
+
     /// Test workflows, both plugins, a fresh data dir, this LLM.
     pub fn new(scratch: &Scratch, llm: &FakeLlm) -> Self {
         Self {
@@ -124,6 +144,7 @@ impl Server {
             .arg("--data-dir")
             .arg(&setup.data)
             .env_remove("OPENAI_API_KEY")
+            .env_remove("MONGO_URI")
             .env_remove("OPENAI_BASE_URL")
             .env("MOZAIKS_DEFAULT_MODEL", "fake-model")
             // MOZAIKS_TEST_LOG=info shows the servers' logs.
@@ -345,4 +366,18 @@ pub fn agent_of(call: &ChatCall) -> String {
         .and_then(|at| system[at + "You are ".len()..].split(['.', ' ']).next())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// The environment that puts a server on MongoDB at `uri`, in a database
+/// of its own.
+pub fn mongo_env(uri: &str) -> Vec<(String, String)> {
+    vec![
+        ("MONGO_URI".into(), uri.to_owned()),
+        (
+            "MONGO_DB".into(),
+            format!("mozaiks_e2e_{}", uuid::Uuid::new_v4().simple()),
+        ),
+        // Fail fast when the server is down, so outage tests run quickly.
+        ("MONGO_SERVER_SELECTION_TIMEOUT_MS".into(), "1500".into()),
+    ]
 }

@@ -20,11 +20,10 @@ fn seqs(events: &[Value]) -> Vec<u64> {
     events.iter().filter_map(|e| e["seq"].as_u64()).collect()
 }
 
-#[tokio::test]
-async fn every_client_gets_every_event_and_a_reconnecting_client_gets_what_it_missed() {
+async fn every_client_gets_every_event_and_a_reconnecting_client_gets_what_it_missed(store: Store) {
     let scratch = Scratch::new("reconnect");
     let llm = FakeLlm::start(handoffs_llm).await;
-    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let server = Server::start(&Setup::on(store, &scratch, &llm)).await;
     let chat = server.start_chat("Handoffs").await;
     let mut first = server.ws(&chat, 0).await;
     let mut second = server.ws(&chat, 0).await;
@@ -329,3 +328,5 @@ async fn ending_a_chat_stops_its_run_and_cancels_its_ui_request() {
     let (_, runs) = server.get("/health/active-runs").await;
     assert_eq!(runs["count"], 0);
 }
+
+on_both_stores!(every_client_gets_every_event_and_a_reconnecting_client_gets_what_it_missed,);
