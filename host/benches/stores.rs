@@ -38,16 +38,14 @@
 //! together, for chats of 10, 100 and 1,000 events (the same cycle of
 //! events); p50 and p99 over repeated loads of the same chat.
 
-use std::io::Read as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use mozaiks_host::event::{Event, now_ms};
 use mozaiks_host::store::{ChatRecord, ChatStore, EmbeddedStore, MongoConfig, MongoStore};
+use mozaiks_test_mongo::NxServer;
 use serde_json::json;
 
 /// Events per chat of the load measurements.
@@ -56,8 +54,6 @@ const LOAD_SIZES: [usize; 3] = [10, 100, 1_000];
 const CONCURRENT_CHATS: usize = 8;
 /// Appends before the measured ones, to warm connections and caches.
 const WARMUP_APPENDS: usize = 30;
-/// How long nx-27017 may take to listen (Python starts slowly).
-const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
 /// Context variables the `context_changed` events cycle through.
 const CONTEXT_KEYS: usize = 10;
 
@@ -109,100 +105,6 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs nx-27017 and stops it when dropped, or when this process ends in any
-/// other way: the shell script below blocks reading its stdin, a pipe whose
-/// write end only this process holds. Dropping [`NxServer`] (or the kernel,
-/// if the process dies) closes it; the script then kills the server with
-/// SIGKILL (nx-27017 0.8.1 may hang on SIGTERM while a client is connected)
-/// and removes its files. The same scheme as the store tests' `test_server`.
-#[derive(Debug)]
-struct NxServer {
-    uri: String,
-    supervisor: Child,
-    stdin: Option<ChildStdin>,
-}
-
-const SUPERVISOR: &str = r#"
-bin=$1 dir=$2 port=$3
-mkdir -p "$dir/data"
-"$bin" --data-dir "$dir/data" --host 127.0.0.1 -p "$port" \
-    --log-file "$dir/nx-27017.log" --pid-file "$dir/nx-27017.pid" >"$dir/output.log" 2>&1 &
-pid=$!
-cat >/dev/null
-kill -KILL "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
-rm -rf "$dir"
-"#;
-
-impl NxServer {
-    fn start() -> anyhow::Result<Self> {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let bin = repo.join("target/nx-27017/bin/nx-27017");
-        if !bin.exists() {
-            bail!(
-                "{} is missing: run scripts/setup-mongo-test-server first, \
-                 or set MONGO_BENCH_URI to a MongoDB",
-                bin.display()
-            );
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .context("finding a free port")?
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "mozaiks-bench-nx-27017-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        let mut supervisor = Command::new("sh")
-            .arg("-c")
-            .arg(SUPERVISOR)
-            .arg("nx-27017-supervisor")
-            .arg(&bin)
-            .arg(&dir)
-            .arg(port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let stdin = supervisor.stdin.take();
-        // From here on, dropping `server` stops nx-27017 again.
-        let mut server = Self {
-            uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
-            supervisor,
-            stdin,
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(server);
-            }
-            let exited = server.supervisor.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                let mut output = String::new();
-                if let Ok(mut file) = std::fs::File::open(dir.join("output.log")) {
-                    let _ = file.read_to_string(&mut output);
-                }
-                bail!(
-                    "nx-27017 did not listen on {addr} within {STARTUP_DEADLINE:?} \
-                     (supervisor exit: {exited:?}); its output:\n{output}"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for NxServer {
-    fn drop(&mut self) {
-        // Closing the pipe tells the supervisor to kill the server.
-        drop(self.stdin.take());
-        let _ = self.supervisor.wait();
     }
 }
 
@@ -443,8 +345,10 @@ async fn mongo(config: &Config) -> anyhow::Result<()> {
     let (server, uri) = match external {
         Some(uri) => (None, uri),
         None => {
-            let server = tokio::task::spawn_blocking(NxServer::start).await??;
-            let uri = server.uri.clone();
+            // The tests' server (tests/test-mongo): it panics with what to
+            // do when nx-27017 is not installed.
+            let server = tokio::task::spawn_blocking(NxServer::start_temporary).await?;
+            let uri = server.uri();
             (Some(server), uri)
         }
     };

@@ -80,6 +80,17 @@ impl NxServer {
         Self::spawn(port, dir, true)
     }
 
+    /// Starts a server on a free port with data in a fresh temporary
+    /// directory, removed when the server stops.
+    pub fn start_temporary() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "mozaiks-nx-27017-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        Self::spawn(free_port(), &dir, false)
+    }
+
     fn spawn(port: u16, dir: &Path, keep: bool) -> Self {
         let bin = binary();
         let mut child = Command::new("sh")
@@ -145,12 +156,7 @@ pub fn shared_uri() -> &'static str {
         {
             return uri.trim().to_owned();
         }
-        let dir = std::env::temp_dir().join(format!(
-            "mozaiks-nx-27017-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        let server = NxServer::spawn(free_port(), &dir, false);
+        let server = NxServer::start_temporary();
         let uri = server.uri();
         // Lives until the process ends; the supervisor then stops it.
         std::mem::forget(server);
