@@ -67,10 +67,8 @@ use anyhow::{Context as _, bail};
 use mozaiks_fake_llm::{ChatCall, FakeLlm, Reply};
 use mozaiks_host::app::{ServeConfig, StoreConfig, build};
 use mozaiks_host::event::{Envelope, Event, RunStatus, now_ms};
-use mozaiks_host::llm::{ChatRequest, LlmClient, LlmConfig, ToolDefinition};
-use mozaiks_host::orchestrator::handoff::transfer_tools;
-use mozaiks_host::orchestrator::history::transcript;
-use mozaiks_host::orchestrator::{LiveChat, Orchestrator};
+use mozaiks_host::llm::{ChatRequest, LlmClient, LlmConfig};
+use mozaiks_host::orchestrator::{LiveChat, Orchestrator, chat_request};
 use mozaiks_host::store::{ChatRecord, ChatStore, EmbeddedStore};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -452,35 +450,14 @@ impl Finished {
             let agent = workflow
                 .agent(agent)
                 .with_context(|| format!("no agent `{agent}`"))?;
-            let mut tools: Vec<ToolDefinition> = agent
-                .tools
-                .iter()
-                .filter_map(|name| workflow.tool(name))
-                .map(|tool| ToolDefinition {
-                    name: tool.name.clone(),
-                    description: tool.description.clone(),
-                    parameters: tool.parameters.clone(),
-                })
-                .collect();
-            tools.extend(transfer_tools(&agent.handoffs));
-            requests.push(ChatRequest {
-                model: agent
-                    .llm
-                    .model
-                    .clone()
-                    .unwrap_or_else(|| llm.default_model().to_owned()),
-                messages: transcript(
-                    &agent.name,
-                    &agent.system_message,
-                    self.events.iter().take(index),
-                ),
-                tools,
-                response_format: None,
-                temperature: agent.llm.temperature,
-                max_tokens: agent.llm.max_tokens,
-                timeout: agent.llm.timeout.unwrap_or(llm.default_timeout()),
-                seed: Some(i64::from(self.chat.cache_seed)),
-            });
+            requests.push(chat_request(
+                &workflow,
+                agent,
+                self.events.iter().take(index),
+                llm.default_model(),
+                llm.default_timeout(),
+                self.chat.cache_seed,
+            ));
         }
         Ok(requests)
     }

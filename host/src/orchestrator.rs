@@ -44,7 +44,7 @@ use crate::workflow::registry::Entry;
 use crate::workflow::{Diagnostic, Workflow, WorkflowRegistry};
 
 pub use live::{LiveChat, RunInput};
-pub use run::RunError;
+pub use run::{RunError, chat_request};
 
 /// What the orchestrator shares with every run.
 #[derive(Debug)]

@@ -615,44 +615,14 @@ impl Run {
     }
 
     fn request_for(&self, agent: &Agent) -> ChatRequest {
-        let mut tools: Vec<ToolDefinition> = agent
-            .tools
-            .iter()
-            .filter_map(|name| self.workflow.tool(name))
-            .map(|tool| ToolDefinition {
-                name: tool.name.clone(),
-                description: tool.description.clone(),
-                parameters: tool.parameters.clone(),
-            })
-            .collect();
-        tools.extend(handoff::transfer_tools(&agent.handoffs));
-        let response_format = agent
-            .structured_output
-            .as_deref()
-            .and_then(|m| self.workflow.output_model(m))
-            .map(|m| ResponseSchema {
-                name: m.name.clone(),
-                schema: m.schema.clone(),
-            });
-        let llm = self.shared.llm.clone();
-        ChatRequest {
-            model: agent
-                .llm
-                .model
-                .clone()
-                .unwrap_or_else(|| llm.default_model().to_owned()),
-            messages: transcript(
-                &agent.name,
-                &agent.system_message,
-                self.events.iter().map(|e| &**e),
-            ),
-            tools,
-            response_format,
-            temperature: agent.llm.temperature,
-            max_tokens: agent.llm.max_tokens,
-            timeout: agent.llm.timeout.unwrap_or(self.shared.llm_timeout),
-            seed: Some(i64::from(self.chat.cache_seed)),
-        }
+        chat_request(
+            &self.workflow,
+            agent,
+            self.events.iter().map(|e| &**e),
+            self.shared.llm.default_model(),
+            self.shared.llm_timeout,
+            self.chat.cache_seed,
+        )
     }
 
     async fn run_tools(
@@ -983,6 +953,54 @@ impl Run {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// The LLM request of `agent`'s turn after `events`: its system message
+/// and transcript, its tools (schemas from the plugins' `describe()`) plus
+/// one transfer tool per LLM handoff, its structured-output model as
+/// `response_format`, its model settings (or the server's defaults), and
+/// the chat's cache seed.
+pub fn chat_request<'a>(
+    workflow: &Workflow,
+    agent: &Agent,
+    events: impl IntoIterator<Item = &'a Envelope>,
+    default_model: &str,
+    default_timeout: std::time::Duration,
+    cache_seed: u32,
+) -> ChatRequest {
+    let mut tools: Vec<ToolDefinition> = agent
+        .tools
+        .iter()
+        .filter_map(|name| workflow.tool(name))
+        .map(|tool| ToolDefinition {
+            name: tool.name.clone(),
+            description: tool.description.clone(),
+            parameters: tool.parameters.clone(),
+        })
+        .collect();
+    tools.extend(handoff::transfer_tools(&agent.handoffs));
+    let response_format = agent
+        .structured_output
+        .as_deref()
+        .and_then(|m| workflow.output_model(m))
+        .map(|m| ResponseSchema {
+            name: m.name.clone(),
+            schema: m.schema.clone(),
+        });
+    ChatRequest {
+        model: agent
+            .llm
+            .model
+            .clone()
+            .unwrap_or_else(|| default_model.to_owned()),
+        messages: transcript(&agent.name, &agent.system_message, events),
+        tools,
+        response_format,
+        temperature: agent.llm.temperature,
+        max_tokens: agent.llm.max_tokens,
+        timeout: agent.llm.timeout.unwrap_or(default_timeout),
+        seed: Some(i64::from(cache_seed)),
     }
 }
 

@@ -10,22 +10,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// Polls `GET path` until `done` holds; fails after [`EVENT_WAIT`].
-async fn eventually(server: &Server, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    loop {
-        let (status, body) = server.get(path).await;
-        if done(status, &body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never got there; last answer {status}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn on(uri: &str, scratch: &Scratch, llm: &FakeLlm) -> Setup {
     let mut setup = Setup::new(scratch, llm);
     setup.extra_env.extend(mongo_env(uri));
@@ -38,13 +22,14 @@ async fn with_mongodb_down_at_start_the_server_waits_not_ready_then_becomes_read
     let llm = FakeLlm::start(|_| Reply::text(r#"{"score": 2, "reason": "up"}"#)).await;
     let port = free_port();
     let server = Server::start(&on(&uri_for(port), &scratch, &llm)).await;
-    let not_ready = eventually(&server, "/health/ready", |status, body| {
-        status == 503
-            && body["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("refused"))
-    })
-    .await;
+    let not_ready = server
+        .eventually("/health/ready", |status, body| {
+            status == 503
+                && body["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("refused"))
+        })
+        .await;
     assert_eq!(not_ready["ready"], false);
     let (status, body) = server
         .post(
@@ -58,7 +43,9 @@ async fn with_mongodb_down_at_start_the_server_waits_not_ready_then_becomes_read
     );
 
     let _mongo = NxServer::start(port, &scratch.0.join("mongo"));
-    eventually(&server, "/health/ready", |status, _| status == 200).await;
+    server
+        .eventually("/health/ready", |status, _| status == 200)
+        .await;
     let chat = server.start_chat("Structured").await;
     let mut ws = server.ws(&chat, 0).await;
     ws.until_status("completed").await;
@@ -83,7 +70,9 @@ async fn mongodb_killed_mid_turn_loses_nothing_stored_and_the_chat_resumes_when_
     let mongo_dir = scratch.0.join("mongo");
     let mongo = NxServer::start(port, &mongo_dir);
     let server = Server::start(&on(&mongo.uri(), &scratch, &llm)).await;
-    eventually(&server, "/health/ready", |status, _| status == 200).await;
+    server
+        .eventually("/health/ready", |status, _| status == 200)
+        .await;
     let chat = server.start_chat("Structured").await;
     let mut ws = server.ws(&chat, 0).await;
     ws.until_type("speaker").await;
@@ -93,7 +82,9 @@ async fn mongodb_killed_mid_turn_loses_nothing_stored_and_the_chat_resumes_when_
     let outage = ws.until_type("error").await;
     assert_eq!(outage["code"], "STORE_UNAVAILABLE");
     assert!(outage.get("seq").is_none(), "nothing could be stored");
-    eventually(&server, "/health/ready", |status, _| status == 503).await;
+    server
+        .eventually("/health/ready", |status, _| status == 503)
+        .await;
 
     let _mongo = NxServer::start(port, &mongo_dir);
     ws.until_status("completed").await;
@@ -129,7 +120,9 @@ async fn wrong_mongodb_credentials_are_reported_as_an_authentication_problem() {
     let uri =
         format!("mongodb://mozaiks:wrong@127.0.0.1:{port}/?authSource=admin&directConnection=true");
     let server = Server::start(&on(&uri, &scratch, &llm)).await;
-    let not_ready = eventually(&server, "/health/ready", |status, _| status == 503).await;
+    let not_ready = server
+        .eventually("/health/ready", |status, _| status == 503)
+        .await;
     let reason = not_ready["reason"].as_str().unwrap();
     assert!(reason.contains("auth"), "{reason}");
     assert!(
@@ -173,8 +166,7 @@ async fn a_chat_on_mongodb_exports_as_json_and_retention_deletes_it_once_ended()
         ("MOZAIKS_RETENTION_INTERVAL_SECS".to_owned(), "1".to_owned()),
     ]);
     let server = Server::start(&setup).await;
-    eventually(&server, &format!("/api/chats/{chat}"), |status, _| {
-        status == 404
-    })
-    .await;
+    server
+        .eventually(&format!("/api/chats/{chat}"), |status, _| status == 404)
+        .await;
 }

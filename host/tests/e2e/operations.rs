@@ -1,34 +1,17 @@
 //! What operators rely on: readiness, the retention job, exporting a chat.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::support::*;
-
-/// Polls `GET path` until `done` holds (background jobs run on their own
-/// clock); fails after [`EVENT_WAIT`].
-async fn eventually(server: &Server, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    loop {
-        let (status, body) = server.get(path).await;
-        if done(status, &body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never got there; last answer {status}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn the_server_is_ready_once_its_store_answers() {
     let scratch = Scratch::new("ready");
     let llm = FakeLlm::start(|_| Reply::text("unused")).await;
     let server = Server::start(&Setup::new(&scratch, &llm)).await;
-    let ready = eventually(&server, "/health/ready", |status, _| status == 200).await;
+    let ready = server
+        .eventually("/health/ready", |status, _| status == 200)
+        .await;
     assert_eq!(ready["ready"], true);
     assert!(ready.get("reason").is_none());
 }
@@ -49,10 +32,9 @@ async fn the_retention_job_deletes_chats_that_ended_and_keeps_the_rest() {
     let mut ws = server.ws(&ended, 0).await;
     ws.until_status("completed").await;
     let waiting = server.start_chat("Handoffs").await;
-    let gone = eventually(&server, &format!("/api/chats/{ended}"), |status, _| {
-        status == 404
-    })
-    .await;
+    let gone = server
+        .eventually(&format!("/api/chats/{ended}"), |status, _| status == 404)
+        .await;
     assert_eq!(gone["error"]["code"], "CHAT_NOT_FOUND");
     // The chat in progress is kept however old it is.
     let (status, body) = server.get(&format!("/api/chats/{waiting}")).await;

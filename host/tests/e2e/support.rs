@@ -245,6 +245,25 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Polls `GET path` until `done` holds (background jobs run on their
+    /// own clock); fails after [`EVENT_WAIT`] with the last answer.
+    pub async fn eventually(&self, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+        loop {
+            let (status, body) = self.get(path).await;
+            if done(status, &body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} never got there; last answer {status}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// A WebSocket client that remembers everything it received.
 #[derive(Debug)]
 pub struct Ws {
