@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use crate::bindings::PluginPre;
+use crate::cache::CacheOutcome;
 use crate::describe::{self, Function};
 use crate::engine::PluginEngine;
 use crate::error::LoadError;
@@ -38,6 +39,7 @@ pub(crate) struct PluginInner {
     pub(crate) sdk_version: Option<String>,
     pub(crate) loaded_at: SystemTime,
     pub(crate) compile_time: Duration,
+    pub(crate) cache_outcome: CacheOutcome,
     pub(crate) pre: PluginPre<CallState>,
     pub(crate) policy: SandboxPolicy,
     pub(crate) functions: Vec<Function>,
@@ -109,20 +111,25 @@ impl PluginEngine {
                 supported: WIT_VERSION,
             });
         }
-        let hash = hex(&Sha256::digest(&bytes));
+        let hash = content_hash(&bytes);
 
         // Compilation takes milliseconds to seconds of CPU: keep it off the
         // async workers.
         let engine = self.engine.clone();
+        let cache = self.cache.clone();
+        let component_hash = hash.clone();
         let started = Instant::now();
-        let compiled = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(|e| LoadError::Compile {
-                plugin: id.to_string(),
-                path: wasm_path.clone(),
-                cause: format!("compiler task failed: {e}"),
-            })?;
-        let component = compiled.map_err(|e| LoadError::Compile {
+        let compiled = tokio::task::spawn_blocking(move || match cache {
+            Some(cache) => cache.load_or_compile(&engine, &component_hash, &bytes),
+            None => Component::new(&engine, &bytes).map(|c| (c, CacheOutcome::Disabled)),
+        })
+        .await
+        .map_err(|e| LoadError::Compile {
+            plugin: id.to_string(),
+            path: wasm_path.clone(),
+            cause: format!("compiler task failed: {e}"),
+        })?;
+        let (component, cache_outcome) = compiled.map_err(|e| LoadError::Compile {
             plugin: id.to_string(),
             path: wasm_path.clone(),
             cause: format!("{e:#}"),
@@ -150,6 +157,7 @@ impl PluginEngine {
                 sdk_version,
                 loaded_at: SystemTime::now(),
                 compile_time,
+                cache_outcome,
                 pre,
                 policy,
                 functions,
@@ -188,9 +196,14 @@ impl Plugin {
     pub fn loaded_at(&self) -> SystemTime {
         self.inner.loaded_at
     }
-    /// How long compiling the component took.
+    /// How long compiling the component took (or loading it from the
+    /// cache, see [`cache_outcome`](Self::cache_outcome)).
     pub fn compile_time(&self) -> Duration {
         self.inner.compile_time
+    }
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.inner.cache_outcome
     }
     /// The functions the plugin offers, in the order it describes them.
     pub fn functions(&self) -> impl Iterator<Item = &crate::FunctionSpec> {
@@ -203,7 +216,8 @@ impl Plugin {
     pub(crate) fn find(&self, name: &str) -> Option<&Function> {
         self.inner.functions.iter().find(|f| f.spec.name == name)
     }
-    pub(crate) fn function_names(&self) -> Vec<&str> {
+    /// The names of the functions it offers, in `describe()` order.
+    pub fn function_names(&self) -> Vec<&str> {
         self.inner
             .functions
             .iter()
@@ -214,6 +228,27 @@ impl Plugin {
 
 /// Reads the SDK's version stamp from any custom section of the component,
 /// including those of nested core modules (where `#[link_section]` puts it).
+/// True if `bytes` look like the start of a WebAssembly binary whose end
+/// has not been written yet: the header is there but a section runs past
+/// the end. A file watcher uses it to wait for a writer to finish rather
+/// than report a half-written component as broken.
+pub fn is_truncated(bytes: &[u8]) -> bool {
+    const MAGIC: &[u8] = b"\0asm";
+    // A header alone (8 bytes) is a valid but empty binary: nobody means it.
+    if bytes.len() <= 8 {
+        return MAGIC.starts_with(bytes.get(..4.min(bytes.len())).unwrap_or_default());
+    }
+    if !bytes.starts_with(MAGIC) {
+        return false;
+    }
+    // A cut exactly between two top-level sections parses as complete; the
+    // compiler then refuses it and the watcher reports that.
+    wasmparser::Parser::new(0)
+        .parse_all(bytes)
+        .find_map(Result::err)
+        .is_some_and(|error| error.message().contains("unexpected end"))
+}
+
 fn sdk_version(bytes: &[u8]) -> Option<String> {
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
@@ -238,6 +273,11 @@ fn compatible(found: &str) -> bool {
         )
     };
     major_minor(found) == major_minor(WIT_VERSION)
+}
+
+/// The hex SHA-256 of a component's bytes: its [`Plugin::hash`] once loaded.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -2,6 +2,7 @@
 //! that lets deadlines interrupt guest code.
 
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread;
@@ -12,6 +13,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use crate::backtrace::CAPTURED_FRAMES;
 use crate::bindings::Plugin as WitPlugin;
+use crate::cache::ComponentCache;
 use crate::limits::{MAX_MEMORY_MIB, MIB};
 use crate::state::CallState;
 
@@ -46,16 +48,21 @@ const MAX_WASM_STACK: usize = 1024 * 1024;
 const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 
 /// Settings of a [`PluginEngine`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Calls that may run at once; see [`DEFAULT_MAX_CONCURRENT_CALLS`].
     pub max_concurrent_calls: u32,
+    /// Where compiled components are kept between runs, keyed by content
+    /// hash; `None` compiles every time. The directory must be writable only
+    /// by the server (it is created with mode 0700).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            cache_dir: None,
         }
     }
 }
@@ -73,6 +80,7 @@ pub struct EngineError(String);
 pub struct PluginEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Arc<Linker<CallState>>,
+    pub(crate) cache: Option<Arc<ComponentCache>>,
     _ticker: Arc<Ticker>,
 }
 
@@ -117,9 +125,13 @@ impl PluginEngine {
             .map_err(|e| EngineError(format!("linking mozaiks:plugin: {e:#}")))?;
 
         let ticker = Ticker::start(engine.clone())?;
+        let cache = settings
+            .cache_dir
+            .map(|dir| Arc::new(ComponentCache::new(dir, &engine)));
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            cache,
             _ticker: Arc::new(ticker),
         })
     }

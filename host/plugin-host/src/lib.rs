@@ -40,12 +40,13 @@
 //! # Layout
 //!
 //! `engine` (one Engine, pooling, epoch ticker) · `component` (load, version
-//! check, compile, pre-instantiate) · `describe` (function specs) · `call`
+//! check, compile, pre-instantiate) · `cache` (compiled components on disk) · `describe` (function specs) · `call`
 //! (store per call, error mapping) · `policy` (manifest → WASI context) ·
 //! `limits` · `imports/` (context, ui, log) · `ports` (traits the embedder
 //! implements) · `harness` (in-memory ports for tests and the CLI).
 
-#![forbid(unsafe_code)]
+// One `unsafe` block, in `cache`, loads compiled code the cache wrote.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(
     clippy::unwrap_used,
@@ -56,6 +57,7 @@
 
 mod backtrace;
 mod bindings;
+mod cache;
 mod call;
 mod component;
 mod describe;
@@ -71,8 +73,9 @@ mod state;
 mod stdio;
 mod tool_error;
 
+pub use cache::CacheOutcome;
 pub use call::ToolOutcome;
-pub use component::{Plugin, SDK_VERSION_SECTION, WIT_VERSION};
+pub use component::{Plugin, SDK_VERSION_SECTION, WIT_VERSION, content_hash, is_truncated};
 pub use describe::FunctionSpec;
 pub use engine::{
     DEFAULT_MAX_CONCURRENT_CALLS, EPOCH_TICK, EngineConfig, EngineError, PluginEngine,

@@ -36,6 +36,7 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
 async fn load(spec: &str, plugins_dir: &Path) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
     let engine = PluginEngine::new(EngineConfig {
         max_concurrent_calls: CLI_CONCURRENT_CALLS,
+        ..EngineConfig::default()
     })?;
     let location = plugin_dir::locate(spec, plugins_dir)?;
     Ok(plugin_dir::load(&engine, &location).await?)

@@ -282,6 +282,7 @@ async fn context_set_get_list_and_remove_round_trip() {
 async fn calls_beyond_the_instance_pool_are_refused_as_busy_not_queued_forever() {
     let engine = mozaiks_plugin_host::PluginEngine::new(mozaiks_plugin_host::EngineConfig {
         max_concurrent_calls: 1,
+        ..mozaiks_plugin_host::EngineConfig::default()
     })
     .unwrap();
     let plugin = engine

@@ -75,3 +75,85 @@ async fn a_component_that_exports_no_tool_interface_is_refused() {
     assert!(matches!(err, LoadError::World { .. }), "{err:?}");
     assert!(err.to_string().contains("mozaiks:plugin"), "{err}");
 }
+
+#[tokio::test]
+async fn a_compiled_component_is_reused_from_the_cache_and_a_bad_entry_is_replaced() {
+    use mozaiks_plugin_host::{CacheOutcome, EngineConfig, PluginEngine};
+
+    let cache_dir = scratch("cache").join("components");
+    let cached_engine = || {
+        PluginEngine::new(EngineConfig {
+            max_concurrent_calls: 4,
+            cache_dir: Some(cache_dir.clone()),
+        })
+        .unwrap()
+    };
+    let planner = crate::support::planner_dir();
+
+    let first = cached_engine().load_dir(&planner).await.unwrap();
+    assert_eq!(first.cache_outcome(), CacheOutcome::Miss);
+    let entries: Vec<_> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert!(
+        entry
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(first.hash()),
+        "the entry is named by the component's hash: {entry:?}"
+    );
+
+    // A new engine (a restart) loads it without compiling, and it works.
+    let second = cached_engine().load_dir(&planner).await.unwrap();
+    assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
+    assert_eq!(second.hash(), first.hash());
+    let report = crate::support::call(&second, "echo", serde_json::json!({"x": 1})).await;
+    crate::support::ok(&report);
+
+    // A corrupt entry is refused, compiled again and replaced.
+    std::fs::write(entry, b"not native code").unwrap();
+    let third = cached_engine().load_dir(&planner).await.unwrap();
+    assert_eq!(third.cache_outcome(), CacheOutcome::Miss);
+    let fourth = cached_engine().load_dir(&planner).await.unwrap();
+    assert_eq!(fourth.cache_outcome(), CacheOutcome::Hit);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_cache_directory_others_can_write_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use mozaiks_plugin_host::{CacheOutcome, EngineConfig, PluginEngine};
+
+    let cache_dir = scratch("cache-open").join("components");
+    let engine = || {
+        PluginEngine::new(EngineConfig {
+            max_concurrent_calls: 4,
+            cache_dir: Some(cache_dir.clone()),
+        })
+        .unwrap()
+    };
+    let planner = crate::support::planner_dir();
+    engine().load_dir(&planner).await.unwrap();
+    std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let reloaded = engine().load_dir(&planner).await.unwrap();
+    assert_eq!(reloaded.cache_outcome(), CacheOutcome::Miss);
+}
+
+#[test]
+fn a_component_cut_short_is_told_from_a_complete_or_foreign_file() {
+    let bytes = std::fs::read(crate::support::planner_dir().join("planner.wasm")).unwrap();
+    assert!(!mozaiks_plugin_host::is_truncated(&bytes));
+    for cut in [0, 3, 8, 100, bytes.len() / 3, bytes.len() - 1] {
+        assert!(
+            mozaiks_plugin_host::is_truncated(&bytes[..cut]),
+            "cut at {cut} of {}",
+            bytes.len()
+        );
+    }
+    assert!(!mozaiks_plugin_host::is_truncated(b"not wasm at all"));
+}
