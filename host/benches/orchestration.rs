@@ -57,13 +57,15 @@
 //! time, plus the fake LLM and client alone at the same concurrency as the
 //! ceiling they set.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+
+mod common;
+use common::{core_count, describe_machine, file_system, mean, micros, ms, percentile};
 use mozaiks_fake_llm::{ChatCall, FakeLlm, Reply};
 use mozaiks_host::app::{ServeConfig, StoreConfig, build};
 use mozaiks_host::event::{Envelope, Event, RunStatus, now_ms};
@@ -142,16 +144,6 @@ impl Drop for Scratch {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
-}
-
-fn mean(samples: &[Duration]) -> Duration {
-    let count = u32::try_from(samples.len().max(1)).unwrap_or(u32::MAX);
-    samples.iter().sum::<Duration>() / count
-}
-
 /// CPU time of this process so far, user + system, every thread, from
 /// `/proc/self/stat` (in ticks of 10 ms: USER_HZ is 100 on Linux). Zero
 /// where there is no procfs.
@@ -166,14 +158,6 @@ fn cpu_time() -> Duration {
         Some(user + system)
     };
     Duration::from_millis(ticks().unwrap_or(0) * 10)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
-fn micros(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
 /// "p50 X  mean Y" of unsorted samples.
@@ -235,26 +219,6 @@ fn write_workflows(root: &Path, turns: u32) -> anyhow::Result<()> {
              "agent": ["Alpha", "Beta"]}
         ]}),
     )
-}
-
-/// The file system holding `path`, as "type on device", from /proc/mounts.
-fn file_system(path: &Path) -> String {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
-        return "unknown file system".to_owned();
-    };
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let device = fields.next()?;
-            let mount_point = fields.next()?;
-            let kind = fields.next()?;
-            path.starts_with(mount_point)
-                .then(|| (mount_point.len(), format!("{kind} on {device}")))
-        })
-        .max_by_key(|(len, _)| *len)
-        .map_or_else(|| "unknown file system".to_owned(), |(_, fs)| fs)
 }
 
 /// Whether the chat's run ended; an error if it failed or was interrupted.
@@ -767,28 +731,6 @@ async fn measure_store(dir: &Path, appends: usize) -> anyhow::Result<EventCost> 
     })
 }
 
-fn core_count() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-}
-
-fn describe_machine() -> String {
-    let cores = core_count();
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let mut text = format!("{cores} cores, {model}");
-    if let Ok(kernel) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
-        let _ = write!(text, ", Linux {}", kernel.trim());
-    }
-    text
-}
-
 /// Where the benchmark finds and keeps its files.
 #[derive(Debug, Clone)]
 struct Paths {
@@ -824,6 +766,11 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
             base_url: Some(fake.base_url()),
             default_model: "fake-model".into(),
             default_timeout: Duration::from_secs(30),
+        },
+        component_cache: None,
+        reload: mozaiks_host::app::ReloadConfig {
+            watch: false,
+            ..Default::default()
         },
     })
     .await?;

@@ -38,11 +38,14 @@
 //! together, for chats of 10, 100 and 1,000 events (the same cycle of
 //! events); p50 and p99 over repeated loads of the same chat.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+
+mod common;
+use common::{file_system, load_average, mean, ms, percentile};
 use mozaiks_host::event::{Event, now_ms};
 use mozaiks_host::store::{ChatRecord, ChatStore, EmbeddedStore, MongoConfig, MongoStore};
 use mozaiks_test_mongo::NxServer;
@@ -106,20 +109,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
-}
-
-fn mean(samples: &[Duration]) -> Duration {
-    let count = u32::try_from(samples.len().max(1)).unwrap_or(u32::MAX);
-    samples.iter().sum::<Duration>() / count
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
 /// The `i`-th event of the realistic cycle: agent message, context change,
@@ -293,34 +282,6 @@ async fn measure(store: Arc<dyn ChatStore>, config: &Config) -> anyhow::Result<(
         );
     }
     Ok(())
-}
-
-/// The 1, 5 and 15 minute load averages, from /proc/loadavg: other work on
-/// the machine shows in every figure.
-fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    format!("load average {}", load.join(" "))
-}
-
-/// The file system holding `path`, as "type on device", from /proc/mounts.
-fn file_system(path: &Path) -> String {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
-        return "unknown file system".to_owned();
-    };
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let device = fields.next()?;
-            let mount_point = fields.next()?;
-            let kind = fields.next()?;
-            path.starts_with(mount_point)
-                .then(|| (mount_point.len(), format!("{kind} on {device}")))
-        })
-        .max_by_key(|(len, _)| *len)
-        .map_or_else(|| "unknown file system".to_owned(), |(_, fs)| fs)
 }
 
 async fn embedded(config: &Config) -> anyhow::Result<()> {

@@ -2,10 +2,10 @@
 //! API on a listener until a shutdown future resolves (the mini-redis
 //! shape: the caller owns the listener, so tests bind port 0).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::time::Duration;
 
 use mozaiks_plugin_host::{EngineConfig, PluginEngine};
 use tokio::net::TcpListener;
@@ -14,9 +14,11 @@ use crate::llm::{LlmClient, LlmConfig};
 use crate::maintenance::{self, MaintenanceConfig};
 use crate::orchestrator::Orchestrator;
 use crate::plugin_dir;
+use crate::plugins::PluginSet;
 use crate::store::mongo::MongoConfigError;
 use crate::store::{ChatStore, EmbeddedStore, MongoConfig, MongoStore, StoreError};
 use crate::transport;
+use crate::watch::{self, GateSettings, ReloadHub, Reloader, WatchSettings};
 use crate::workflow::WorkflowRegistry;
 use crate::workflow::registry::Entry;
 
@@ -31,6 +33,33 @@ pub struct ServeConfig {
     pub store: StoreConfig,
     /// The LLM endpoint.
     pub llm: LlmConfig,
+    /// Where compiled components are kept between runs (`None`: compile
+    /// at every start).
+    pub component_cache: Option<PathBuf>,
+    /// Hot reload.
+    pub reload: ReloadConfig,
+}
+
+/// Hot reload of plugins and workflows.
+#[derive(Debug, Clone)]
+pub struct ReloadConfig {
+    /// Watch the directories (on by default).
+    pub watch: bool,
+    /// What the reload gate allows.
+    pub gate: GateSettings,
+    /// Rebuild plugins whose Rust sources change with this script
+    /// (`mozaiks dev`).
+    pub build_script: Option<PathBuf>,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            gate: GateSettings::default(),
+            build_script: None,
+        }
+    }
 }
 
 /// Which store keeps the chats.
@@ -58,10 +87,11 @@ impl StoreConfig {
     /// Opens the store. A database server that does not answer yet is not
     /// an error here: the store monitor reports it and retries.
     pub async fn open(&self) -> Result<Arc<dyn ChatStore>, StartupError> {
-        Ok(match self {
+        let store: Arc<dyn ChatStore> = match self {
             StoreConfig::Embedded { data_dir } => Arc::new(EmbeddedStore::open(data_dir)?),
             StoreConfig::Mongo(config) => Arc::new(MongoStore::connect(config).await?),
-        })
+        };
+        Ok(Arc::new(crate::store::metered::Metered(store)))
     }
 
     /// Where the chats are, for logs.
@@ -100,30 +130,101 @@ pub enum StartupError {
     /// Serving failed.
     #[error("serving: {0}")]
     Serve(#[source] std::io::Error),
+    /// The directories could not be watched.
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
 }
 
 /// Loads plugins and workflows, opens the store and returns the
-/// orchestrator, with interrupted chats resumed.
+/// orchestrator, with interrupted chats resumed. Unless turned off, starts
+/// watching the plugin and workflow directories for changes.
 pub async fn build(config: &ServeConfig) -> Result<Orchestrator, StartupError> {
-    let engine = PluginEngine::new(EngineConfig::default())
-        .map_err(|e| StartupError::Engine(e.to_string()))?;
-    let (plugins, failures) = plugin_dir::load_all(&engine, &config.plugins_dir)
-        .await
-        .map_err(|source| StartupError::Read {
-            path: config.plugins_dir.clone(),
-            source,
-        })?;
-    for (dir, error) in &failures {
-        tracing::error!(plugin = %dir.display(), %error, "plugin not loaded; workflows using it are invalid");
-    }
-    tracing::info!(count = plugins.len(), "plugins loaded");
+    let engine = PluginEngine::new(EngineConfig {
+        cache_dir: config.component_cache.clone(),
+        ..EngineConfig::default()
+    })
+    .map_err(|e| StartupError::Engine(e.to_string()))?;
+    let plugins_dir = watch::absolute(&config.plugins_dir);
+    let workflows_dir = watch::absolute(&config.workflows_dir);
+    let plugins = Arc::new(load_plugins(&engine, &plugins_dir).await?);
     let workflows =
-        WorkflowRegistry::load_dir(&config.workflows_dir, &plugins).map_err(|source| {
+        WorkflowRegistry::load_dir(&workflows_dir, &plugins.snapshot()).map_err(|source| {
             StartupError::Read {
                 path: config.workflows_dir.clone(),
                 source,
             }
         })?;
+    log_workflows(&workflows);
+    let workflows = Arc::new(workflows);
+    let store = config.store.open().await?;
+    let llm = LlmClient::new(config.llm.clone());
+    if let Some(missing) = llm.missing_configuration() {
+        tracing::warn!(
+            "no LLM configured: set {missing} (or OPENAI_BASE_URL for a local server); chats will report LLM_NOT_CONFIGURED"
+        );
+    }
+    let reloads = Arc::new(ReloadHub::new());
+    if config.reload.watch {
+        Reloader::new(
+            engine,
+            Arc::clone(&plugins),
+            Arc::clone(&workflows),
+            Arc::clone(&reloads),
+            WatchSettings {
+                plugins_dir,
+                workflows_dir,
+                quiet: watch::DEFAULT_QUIET,
+                gate: config.reload.gate,
+                build_script: config.reload.build_script.clone(),
+            },
+        )
+        .spawn()?;
+    }
+    Ok(Orchestrator::new(
+        store,
+        llm,
+        config.llm.default_timeout,
+        workflows,
+        plugins,
+        reloads,
+    ))
+}
+
+/// Loads every plugin folder; one that fails is listed with its error.
+async fn load_plugins(
+    engine: &PluginEngine,
+    plugins_dir: &std::path::Path,
+) -> Result<PluginSet, StartupError> {
+    let (loaded, failures) = plugin_dir::load_all(engine, plugins_dir)
+        .await
+        .map_err(|source| StartupError::Read {
+            path: plugins_dir.to_owned(),
+            source,
+        })?;
+    let set = PluginSet::new();
+    for (dir, plugin) in loaded {
+        tracing::info!(
+            plugin = plugin.id(),
+            hash = &plugin.hash()[..12],
+            compile_ms = plugin.compile_time().as_millis(),
+            cache = ?plugin.cache_outcome(),
+            "plugin loaded"
+        );
+        crate::telemetry::metrics().instantiation(plugin.id(), plugin.compile_time());
+        set.install(&dir, plugin);
+    }
+    for (dir, error) in failures {
+        tracing::error!(plugin = %dir.display(), %error, "plugin not loaded; workflows using it are invalid");
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        set.record_failure(&dir, &id, error.to_string());
+    }
+    Ok(set)
+}
+
+fn log_workflows(workflows: &WorkflowRegistry) {
     for (name, entry) in workflows.snapshot().iter() {
         match entry {
             Entry::Valid(workflow) => {
@@ -140,40 +241,87 @@ pub async fn build(config: &ServeConfig) -> Result<Orchestrator, StartupError> {
             }
         }
     }
-    let store = config.store.open().await?;
-    let llm = LlmClient::new(config.llm.clone());
-    if let Some(missing) = llm.missing_configuration() {
-        tracing::warn!(
-            "no LLM configured: set {missing} (or OPENAI_BASE_URL for a local server); chats will report LLM_NOT_CONFIGURED"
-        );
-    }
-    let orchestrator = Orchestrator::new(
-        store,
-        llm,
-        config.llm.default_timeout,
-        Arc::new(workflows),
-        Arc::new(RwLock::new(plugins.into_iter().collect::<HashMap<_, _>>())),
-    );
-    Ok(orchestrator)
 }
+
+/// How [`serve`] exposes the API, runs its jobs and stops.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Authentication, CORS, body limit.
+    pub http: transport::HttpOptions,
+    /// The background jobs.
+    pub maintenance: MaintenanceConfig,
+    /// Bound on a graceful shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// How often a stopping server looks whether its sockets have closed.
+const SOCKET_CLOSE_POLL: Duration = Duration::from_millis(20);
 
 /// Serves the API for `orchestrator` on `listener` until `shutdown`, with
 /// the background jobs ([`maintenance`]): the store monitor, which also
 /// resumes the chats that were running when the server last stopped, and
 /// the retention job.
+///
+/// When `shutdown` resolves: no new connection is accepted, every run
+/// stops at its next stored point, every chat socket is told and closed
+/// (code 1012), requests in flight finish; all within
+/// `options.shutdown_grace` ([`crate::orchestrator::drain`]).
 pub async fn serve(
     listener: TcpListener,
     orchestrator: Orchestrator,
-    maintenance: &MaintenanceConfig,
+    options: &ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    let jobs = maintenance::spawn(&orchestrator, maintenance);
-    let served = axum::serve(listener, transport::router(orchestrator))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartupError::Serve);
+    let jobs = maintenance::spawn(&orchestrator, &options.maintenance);
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&signalled);
+    let server = axum::serve(
+        listener,
+        transport::app(orchestrator.clone(), &options.http),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        notify.notify_one();
+    });
+    let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
+    // The signal is noted before axum stops, so once it came it wins over
+    // the server's own return (which follows it at once when idle).
+    let served = tokio::select! {
+        biased;
+        () = signalled.notified() => None,
+        served = &mut server => Some(served),
+    };
+    if let Some(served) = served {
+        for job in jobs {
+            job.abort();
+        }
+        return served
+            .map_err(|e| StartupError::Serve(std::io::Error::other(e)))?
+            .map_err(StartupError::Serve);
+    }
+    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
+    tracing::info!(grace = ?options.shutdown_grace, "shutting down: no new connections; runs stop at their next stored point");
+    let drained = orchestrator.drain(options.shutdown_grace).await;
+    if drained.abandoned.is_empty() {
+        tracing::info!("every run stopped at a stored point");
+    } else {
+        tracing::warn!(chats = ?drained.abandoned, "runs still busy at the shutdown bound; their step is redone on the next start");
+    }
+    orchestrator.close_clients();
+    let closed = tokio::time::timeout_at(deadline, async {
+        while crate::telemetry::metrics().open_websockets() > 0 {
+            tokio::time::sleep(SOCKET_CLOSE_POLL).await;
+        }
+        let _ = (&mut server).await;
+    })
+    .await;
+    if closed.is_err() {
+        tracing::warn!("connections still open at the shutdown bound; closing them");
+        server.abort();
+    }
     for job in jobs {
         job.abort();
     }
-    served
+    tracing::info!("stopped");
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! Command-line interface: argument types and dispatch.
 
 pub(crate) mod chats;
+pub(crate) mod config;
+pub(crate) mod doctor;
 pub(crate) mod serve;
 pub(crate) mod tool;
 pub(crate) mod validate;
@@ -24,6 +26,35 @@ pub(crate) enum Command {
     /// The LLM comes from OPENAI_API_KEY and OPENAI_BASE_URL (any
     /// OpenAI-compatible server); without them the server starts and says so.
     Serve(ServeArgs),
+    /// Develop workflows and tools: `serve` that also rebuilds a plugin
+    /// whenever its Rust sources change, with the SDK's build script; the
+    /// new component is then hot-reloaded like any other change. Build
+    /// errors are reported like refused reloads (logs, /api/reloads,
+    /// clients).
+    Dev(DevArgs),
+    /// Print the effective configuration (flags, environment, .env,
+    /// secrets directory, defaults), secrets redacted, with where each
+    /// value came from. Exit code 1 when it has problems, each listed.
+    Config {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that the server can run here and now: configuration and
+    /// secrets, the store, the port, every workflow, tool and UI
+    /// component, plugin grants, disk space, the logs directory. Prints
+    /// each finding with its fix.
+    ///
+    /// Exit code: 0 when nothing is wrong (warnings allowed), 1 otherwise.
+    Doctor {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Work with stored chats.
     #[command(subcommand)]
     Chats(ChatsCommand),
@@ -96,27 +127,79 @@ pub(crate) enum ToolCommand {
     },
 }
 
+/// Settings that can be given as flags; each also has an environment
+/// variable (docs/operations.md), and a flag wins over it.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ConfigArgs {
+    /// Address to listen on (port 0 picks a free port; the address is
+    /// printed) [env: MOZAIKS_ADDR; default 127.0.0.1:8080].
+    #[arg(long)]
+    pub(crate) addr: Option<String>,
+    /// Directory that holds workflow folders [env: MOZAIKS_WORKFLOWS_DIR;
+    /// default workflows].
+    #[arg(long)]
+    pub(crate) workflows_dir: Option<PathBuf>,
+    /// Directory that holds plugin folders [env: MOZAIKS_PLUGINS_DIR;
+    /// default plugins].
+    #[arg(long)]
+    pub(crate) plugins_dir: Option<PathBuf>,
+    /// Where the embedded store keeps chats [env: MOZAIKS_DATA_DIR;
+    /// default data].
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Delete chats that ended more than this many days ago [env:
+    /// MOZAIKS_RETENTION_DAYS; default: keep them].
+    #[arg(long)]
+    pub(crate) retention_days: Option<u64>,
+    /// How often the retention job runs, in seconds [env:
+    /// MOZAIKS_RETENTION_INTERVAL_SECS; default 3600].
+    #[arg(long)]
+    pub(crate) retention_interval_secs: Option<u64>,
+    /// The env file to read [env: MOZAIKS_ENV_FILE; default ./.env if it
+    /// exists].
+    #[arg(long)]
+    pub(crate) env_file: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    pub(crate) fn overrides(&self) -> mozaiks_host::config::Overrides {
+        mozaiks_host::config::Overrides {
+            addr: self.addr.clone(),
+            workflows_dir: self.workflows_dir.clone(),
+            plugins_dir: self.plugins_dir.clone(),
+            data_dir: self.data_dir.clone(),
+            retention_days: self.retention_days,
+            retention_interval_secs: self.retention_interval_secs,
+            env_file: self.env_file.clone(),
+            development_by_default: false,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub(crate) addr: String,
-    /// Directory that holds workflow folders.
-    #[arg(long, default_value = "workflows")]
-    pub(crate) workflows_dir: PathBuf,
-    /// Directory that holds plugin folders.
-    #[arg(long, default_value = "plugins")]
-    pub(crate) plugins_dir: PathBuf,
-    /// Where chats are stored (one file, created if missing).
-    #[arg(long, default_value = "data")]
-    pub(crate) data_dir: PathBuf,
-    /// Delete chats that ended more than this many days ago (default: keep
-    /// them).
-    #[arg(long, env = "MOZAIKS_RETENTION_DAYS")]
-    pub(crate) retention_days: Option<u64>,
-    /// How often the retention job runs, in seconds.
-    #[arg(long, env = "MOZAIKS_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
-    pub(crate) retention_interval_secs: u64,
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    /// Do not watch the plugin and workflow directories (no hot reload).
+    #[arg(long, env = "MOZAIKS_NO_WATCH")]
+    pub(crate) no_watch: bool,
+    /// Let a reloaded plugin ask for more capabilities (env, net, fs) than
+    /// the version it replaces. Off: such a version is refused.
+    #[arg(long, env = "MOZAIKS_RELOAD_ALLOW_NEW_CAPABILITIES")]
+    pub(crate) allow_new_capabilities: bool,
+    /// Compile every component at start instead of reusing the compiled
+    /// code kept in <data-dir>/component-cache.
+    #[arg(long, env = "MOZAIKS_NO_COMPONENT_CACHE")]
+    pub(crate) no_component_cache: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DevArgs {
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+    /// The script that builds a plugin folder into its component.
+    #[arg(long, default_value = "sdk/build-plugin")]
+    pub(crate) build_script: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,5 +217,8 @@ pub(crate) enum ChatsCommand {
         /// for the embedded store while a server has it open.
         #[arg(long)]
         server: Option<String>,
+        /// The API key for --server when it has authentication on.
+        #[arg(long, env = "MOZAIKS_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
 }

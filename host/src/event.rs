@@ -185,6 +185,16 @@ pub enum Event {
         /// Completion tokens.
         completion_tokens: u64,
     },
+    /// The chat's workflow was reloaded and the run uses the new version
+    /// from here on (at a turn boundary: a new speaker or a user message).
+    WorkflowUpdated {
+        /// The workflow.
+        workflow: String,
+        /// The version used before.
+        previous: String,
+        /// The version used from now on.
+        version: String,
+    },
     /// ManualPattern: the user is asked who speaks next.
     SpeakerRequest {
         /// Agents to choose from.

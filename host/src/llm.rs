@@ -262,6 +262,20 @@ impl LlmClient {
                 after: request.timeout,
             })
         });
+        let metrics = crate::telemetry::metrics();
+        match &result {
+            Ok(response) => {
+                metrics.llm_request(&request.model, "ok", started.elapsed());
+                if let Some(usage) = response.usage {
+                    metrics.llm_tokens(
+                        &request.model,
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                    );
+                }
+            }
+            Err(error) => metrics.llm_request(&request.model, error.code(), started.elapsed()),
+        }
         match &result {
             Ok(response) => tracing::debug!(
                 model = %response.model,

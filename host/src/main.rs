@@ -6,21 +6,21 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The server sets up its own logging from its configuration.
+    if !matches!(cli.command, Command::Serve(_) | Command::Dev(_)) {
+        mozaiks_host::telemetry::logs::init_cli();
+    }
     let result = match cli.command {
-        Command::Serve(args) => cli::serve::run(args).await,
+        Command::Serve(args) => cli::serve::run(args, None).await,
+        Command::Dev(args) => cli::serve::run(args.serve, Some(args.build_script)).await,
+        Command::Config { config, json } => cli::config::run(&config, json),
+        Command::Doctor { config, json } => cli::doctor::run(&config, json).await,
         Command::Chats(command) => cli::chats::run(command).await,
         Command::Tool(command) => cli::tool::run(command).await,
         Command::Validate {

@@ -68,7 +68,7 @@ async fn monitor_store(orchestrator: Orchestrator) {
         }
         let healthy = outcome.is_ok();
         if let Err(error) = &outcome {
-            tracing::warn!(%error, retry_in = ?delay, "the store does not answer; not ready");
+            tracing::warn!(error = error as &dyn std::error::Error, retry_in = ?delay, "the store does not answer; not ready");
         }
         let became_ready = orchestrator.set_readiness(outcome.map_err(|e| e.to_string()));
         if became_ready {
@@ -82,7 +82,10 @@ async fn monitor_store(orchestrator: Orchestrator) {
                     count,
                     "resumed chats that were running when the server stopped"
                 ),
-                Err(error) => tracing::error!(%error, "could not resume interrupted chats"),
+                Err(error) => tracing::error!(
+                    error = &error as &dyn std::error::Error,
+                    "could not resume interrupted chats"
+                ),
             }
         }
         if healthy {
@@ -109,7 +112,10 @@ async fn retention(orchestrator: Orchestrator, days: u64, interval: Duration) {
             Ok(count) => {
                 tracing::info!(count, days, "retention: deleted chats that ended long ago")
             }
-            Err(error) => tracing::warn!(%error, "retention: could not delete ended chats"),
+            Err(error) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "retention: could not delete ended chats"
+            ),
         }
     }
 }

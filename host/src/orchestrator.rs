@@ -21,16 +21,18 @@
 //! and the run reads its position back from those events
 //! ([`history::RunPosition`]), which is how a chat resumes after a restart.
 
+pub mod drain;
 pub mod handoff;
 pub mod history;
 pub mod live;
+mod observe;
 pub mod pattern;
 mod run;
 pub mod structured;
 pub mod tools;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mozaiks_plugin_host::Plugin;
@@ -39,7 +41,9 @@ use tokio::sync::mpsc;
 
 use crate::event::{Event, RunStatus, now_ms};
 use crate::llm::LlmClient;
+use crate::plugins::{PluginSet, Unavailable};
 use crate::store::{ChatRecord, ChatStatus, ChatStore, StoreError};
+use crate::watch::ReloadHub;
 use crate::workflow::registry::Entry;
 use crate::workflow::{Diagnostic, Workflow, WorkflowRegistry};
 
@@ -53,8 +57,13 @@ pub(crate) struct Shared {
     pub(crate) llm: LlmClient,
     pub(crate) llm_timeout: Duration,
     pub(crate) workflows: Arc<WorkflowRegistry>,
-    pub(crate) plugins: Arc<RwLock<HashMap<String, Plugin>>>,
+    pub(crate) plugins: Arc<PluginSet>,
+    pub(crate) reloads: Arc<ReloadHub>,
     live: Mutex<HashMap<String, Arc<LiveChat>>>,
+    /// Serving, draining or closed ([`drain`]).
+    pub(crate) lifecycle: tokio::sync::watch::Sender<drain::Lifecycle>,
+    /// Run tasks alive in this process.
+    pub(crate) runs: tokio::sync::watch::Sender<usize>,
     /// Chats whose run stopped because the store failed.
     to_resume: Mutex<std::collections::BTreeSet<String>>,
     readiness: Mutex<Readiness>,
@@ -80,13 +89,10 @@ impl Shared {
             .insert(chat_id.to_owned());
     }
 
-    /// The loaded plugin `id` (a cheap clone).
-    pub(crate) fn plugin(&self, id: &str) -> Option<Plugin> {
-        self.plugins
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .cloned()
+    /// The version of plugin `id` to call now (a cheap clone: a call in
+    /// flight keeps its version while a reload swaps in the next).
+    pub(crate) fn plugin(&self, id: &str) -> Result<Plugin, Unavailable> {
+        self.plugins.plugin(id)
     }
 }
 
@@ -139,6 +145,9 @@ pub enum ChatError {
         /// What to do instead.
         hint: &'static str,
     },
+    /// The server is shutting down; the chat continues on the next start.
+    #[error("the server is shutting down; try again in a moment (the chat continues where it was)")]
+    ShuttingDown,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -155,6 +164,7 @@ impl ChatError {
             Self::ChatEnded(_) => "CHAT_ENDED",
             Self::UiRequestNotOpen(_) => "UI_REQUEST_NOT_OPEN",
             Self::NotYourTurn { .. } => "NOT_YOUR_TURN",
+            Self::ShuttingDown => "SHUTTING_DOWN",
             Self::Store(StoreError::Backend(_)) => "STORE_UNAVAILABLE",
             Self::Store(_) => "INTERNAL",
         }
@@ -185,7 +195,8 @@ impl Orchestrator {
         llm: LlmClient,
         llm_timeout: Duration,
         workflows: Arc<WorkflowRegistry>,
-        plugins: Arc<RwLock<HashMap<String, Plugin>>>,
+        plugins: Arc<PluginSet>,
+        reloads: Arc<ReloadHub>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -194,7 +205,10 @@ impl Orchestrator {
                 llm_timeout,
                 workflows,
                 plugins,
+                reloads,
                 live: Mutex::new(HashMap::new()),
+                lifecycle: tokio::sync::watch::Sender::new(drain::Lifecycle::Serving),
+                runs: tokio::sync::watch::Sender::new(0),
                 to_resume: Mutex::new(std::collections::BTreeSet::new()),
                 readiness: Mutex::new(Readiness {
                     ready: false,
@@ -215,6 +229,16 @@ impl Orchestrator {
         &self.shared.workflows
     }
 
+    /// The plugins.
+    pub fn plugins(&self) -> &Arc<PluginSet> {
+        &self.shared.plugins
+    }
+
+    /// Where reload events go.
+    pub fn reloads(&self) -> &Arc<ReloadHub> {
+        &self.shared.reloads
+    }
+
     /// The LLM client.
     pub fn llm(&self) -> &LlmClient {
         &self.shared.llm
@@ -223,7 +247,11 @@ impl Orchestrator {
     fn workflow(&self, name: &str) -> Result<Arc<Workflow>, ChatError> {
         let snapshot = self.shared.workflows.snapshot();
         match snapshot.get(name) {
-            Some(Entry::Valid(workflow)) => Ok(Arc::clone(workflow)),
+            Some(Entry::Valid(workflow))
+            | Some(Entry::Invalid {
+                last_good: Some(workflow),
+                ..
+            }) => Ok(Arc::clone(workflow)),
             Some(Entry::Invalid { diagnostics, .. }) => Err(ChatError::InvalidWorkflow {
                 name: name.to_owned(),
                 diagnostics: Arc::clone(diagnostics),
@@ -232,7 +260,7 @@ impl Orchestrator {
                 name: name.to_owned(),
                 available: snapshot
                     .iter()
-                    .filter(|(_, e)| matches!(e, Entry::Valid(_)))
+                    .filter(|(_, e)| e.serving().is_some())
                     .map(|(n, _)| n.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -248,7 +276,11 @@ impl Orchestrator {
         user_id: &str,
         workflow: &str,
     ) -> Result<ChatRecord, ChatError> {
+        if !self.serving() {
+            return Err(ChatError::ShuttingDown);
+        }
         let workflow = self.workflow(workflow)?;
+        crate::telemetry::metrics().chat_started(workflow.name());
         let chat = ChatRecord::new(
             uuid::Uuid::new_v4().simple().to_string(),
             app_id.to_owned(),
@@ -322,6 +354,9 @@ impl Orchestrator {
         workflow: Arc<Workflow>,
         live: &Arc<LiveChat>,
     ) -> Result<mpsc::UnboundedSender<RunInput>, ChatError> {
+        if !self.serving() {
+            return Err(ChatError::ShuttingDown);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         if !live.attach_run(tx.clone()) {
             return Ok(tx);
@@ -335,7 +370,22 @@ impl Orchestrator {
             events,
             rx,
         );
-        tokio::spawn(run.run());
+        // A root span: the run outlives the request that started it.
+        let span = tracing::info_span!(
+            parent: None,
+            "chat",
+            chat_id = chat.chat_id.as_str(),
+            workflow = chat.workflow.as_str(),
+            agent = tracing::field::Empty,
+        );
+        let slot = drain::RunSlot::take(&self.shared);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                run.run().await;
+                drop(slot);
+            },
+            span,
+        ));
         Ok(tx)
     }
 
@@ -375,6 +425,9 @@ impl Orchestrator {
     /// rather than queued: the client keeps it and knows.
     pub async fn send(&self, chat_id: &str, input: RunInput) -> Result<(), ChatError> {
         let chat = self.chat(chat_id).await?;
+        if !self.serving() {
+            return Err(ChatError::ShuttingDown);
+        }
         if chat.status != ChatStatus::InProgress {
             return Err(ChatError::ChatEnded(chat_id.to_owned()));
         }
@@ -458,6 +511,9 @@ impl Orchestrator {
         answer: Value,
     ) -> Result<(), ChatError> {
         self.chat(chat_id).await?;
+        if !self.serving() {
+            return Err(ChatError::ShuttingDown);
+        }
         let live = self.live(chat_id);
         if live.answer_ui_request(request_id, answer).await? {
             Ok(())

@@ -90,22 +90,19 @@ pub async fn load(engine: &PluginEngine, location: &PluginLocation) -> Result<Pl
 }
 
 /// Loads every plugin folder (a folder with a manifest) directly under
-/// `plugins_dir`, by id. Folders that fail to load are returned beside the
-/// loaded plugins with their error, so one broken plugin does not hide the
-/// others.
+/// `plugins_dir`, each with its folder. Folders that fail to load are
+/// returned beside the loaded plugins with their error, so one broken
+/// plugin does not hide the others.
 pub async fn load_all(
     engine: &PluginEngine,
     plugins_dir: &Path,
-) -> std::io::Result<(
-    std::collections::HashMap<String, Plugin>,
-    Vec<(PathBuf, FindError)>,
-)> {
+) -> std::io::Result<(Vec<(PathBuf, Plugin)>, Vec<(PathBuf, FindError)>)> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(plugins_dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.join(MANIFEST_FILE).is_file())
         .collect();
     dirs.sort();
-    let mut plugins = std::collections::HashMap::new();
+    let mut plugins = Vec::new();
     let mut failures = Vec::new();
     for dir in dirs {
         let loaded = match locate(&dir.to_string_lossy(), plugins_dir) {
@@ -113,9 +110,7 @@ pub async fn load_all(
             Err(err) => Err(err),
         };
         match loaded {
-            Ok(plugin) => {
-                plugins.insert(plugin.id().to_owned(), plugin);
-            }
+            Ok(plugin) => plugins.push((dir, plugin)),
             Err(err) => failures.push((dir, err)),
         }
     }

@@ -13,6 +13,7 @@
 //! client has seen survives a crash.
 
 pub mod embedded;
+pub mod metered;
 pub mod mongo;
 
 #[cfg(test)]

@@ -16,9 +16,10 @@ pub(crate) async fn run(command: ChatsCommand) -> anyhow::Result<ExitCode> {
             chat_id,
             data_dir,
             server,
+            api_key,
         } => {
             let export = match server {
-                Some(base) => from_server(&base, &chat_id).await?,
+                Some(base) => from_server(&base, &chat_id, api_key.as_deref()).await?,
                 None => from_store(&data_dir, &chat_id).await?,
             };
             println!("{}", serde_json::to_string_pretty(&export)?);
@@ -43,18 +44,18 @@ async fn from_store(data_dir: &Path, chat_id: &str) -> anyhow::Result<Value> {
     Ok(json!({"chat": chat_json(&chat), "context": context, "events": events}))
 }
 
-async fn from_server(base: &str, chat_id: &str) -> anyhow::Result<Value> {
+async fn from_server(base: &str, chat_id: &str, api_key: Option<&str>) -> anyhow::Result<Value> {
     mozaiks_host::llm::install_crypto_provider();
     let client = reqwest::Client::new();
     let base = base.trim_end_matches('/');
     let mut parts = Vec::new();
     for path in ["", "/context", "/events"] {
         let url = format!("{base}/api/chats/{chat_id}{path}");
-        let response = client
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
+        let mut request = client.get(&url);
+        if let Some(key) = api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.with_context(|| format!("GET {url}"))?;
         let status = response.status();
         let body: Value = response
             .json()

@@ -1,38 +1,91 @@
-//! `mozaiks serve`: the server, until Ctrl-C or SIGTERM.
+//! `mozaiks serve` and `mozaiks dev`: the server, until Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use std::time::Duration;
 
-use mozaiks_host::app::{self, ServeConfig, StoreConfig};
-use mozaiks_host::llm::LlmConfig;
-use mozaiks_host::maintenance::MaintenanceConfig;
+use std::path::PathBuf;
+
+use std::sync::Arc;
+
+use mozaiks_host::app::{self, ReloadConfig, ServeConfig, ServeOptions};
+use mozaiks_host::config::{Config, Environment};
+use mozaiks_host::telemetry::logs;
+use mozaiks_host::transport::HttpOptions;
+use mozaiks_host::watch::GateSettings;
 use tokio::net::TcpListener;
 
 use super::ServeArgs;
 
-pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Serves until a shutdown signal; `build_script` turns on rebuilding
+/// plugins from their sources (`mozaiks dev`).
+pub(crate) async fn run(
+    args: ServeArgs,
+    build_script: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(script) = &build_script {
+        anyhow::ensure!(
+            script.is_file(),
+            "the build script {} does not exist; run `mozaiks dev` from the repository root or pass --build-script",
+            script.display()
+        );
+    }
+    let mut overrides = args.config.overrides();
+    overrides.development_by_default = build_script.is_some();
+    let settings = Config::load(&overrides)?;
+    logs::init_server(&settings.log)?;
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(
+        environment = %settings.environment,
+        auth = settings.access.enabled,
+        logs = ?settings.log.dir,
+        "configuration loaded (`mozaiks config` prints it)"
+    );
     let config = ServeConfig {
-        workflows_dir: args.workflows_dir,
-        plugins_dir: args.plugins_dir,
-        store: StoreConfig::from_env(args.data_dir)?,
-        llm: LlmConfig::from_env(),
+        workflows_dir: settings.workflows_dir.clone(),
+        plugins_dir: settings.plugins_dir.clone(),
+        component_cache: (!args.no_component_cache)
+            .then(|| settings.data_dir.join("component-cache")),
+        store: settings.store.clone(),
+        llm: settings.llm.clone(),
+        reload: ReloadConfig {
+            watch: !args.no_watch || build_script.is_some(),
+            gate: GateSettings {
+                allow_new_capabilities: args.allow_new_capabilities,
+            },
+            build_script: build_script.map(|s| watch_path(&s)),
+        },
     };
-    let maintenance = MaintenanceConfig {
-        retention_days: args.retention_days,
-        retention_interval: Duration::from_secs(args.retention_interval_secs.max(1)),
+    let options = ServeOptions {
+        http: HttpOptions {
+            access: Arc::new(settings.access.clone()),
+            cors_origins: settings.cors_origins.clone(),
+            development: settings.environment == Environment::Development,
+            max_body_bytes: settings.max_body_bytes,
+        },
+        maintenance: settings.maintenance.clone(),
+        shutdown_grace: settings.shutdown_grace,
     };
     let orchestrator = app::build(&config).await?;
-    let listener = TcpListener::bind(&args.addr)
-        .await
-        .with_context(|| format!("binding {}", args.addr))?;
+    let listener = TcpListener::bind(&settings.addr).await.with_context(|| {
+        format!(
+            "binding {} (another process uses the port? `mozaiks doctor` says which)",
+            settings.addr
+        )
+    })?;
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("mozaiks listening on http://{addr}");
     tracing::info!(%addr, store = config.store.describe(), "serving");
-    app::serve(listener, orchestrator, &maintenance, shutdown_signal()).await?;
+    app::serve(listener, orchestrator, &options, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The build script as an absolute path (it is run from other folders).
+fn watch_path(script: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(script).unwrap_or_else(|_| script.to_owned())
 }
 
 async fn shutdown_signal() {
@@ -52,5 +105,5 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutting down; active chats resume on the next start");
+    tracing::info!("shutdown signal received");
 }

@@ -19,6 +19,10 @@ pub(crate) async fn run(
     let (plugins, failures) = plugin_dir::load_all(&engine, plugins_dir)
         .await
         .with_context(|| format!("reading the plugins directory {}", plugins_dir.display()))?;
+    let plugins: std::collections::HashMap<String, _> = plugins
+        .into_iter()
+        .map(|(_, plugin)| (plugin.id().to_owned(), plugin))
+        .collect();
     for (dir, err) in &failures {
         eprintln!(
             "warning: plugin {} not loaded, its tools will be reported unknown: {err}",

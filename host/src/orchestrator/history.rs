@@ -149,6 +149,7 @@ impl RunPosition {
             | Event::UiNotify { .. }
             | Event::ContextChanged { .. }
             | Event::Usage { .. }
+            | Event::WorkflowUpdated { .. }
             | Event::Error { .. } => {}
         }
     }

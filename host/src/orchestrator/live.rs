@@ -45,6 +45,11 @@ pub struct LiveChat {
     /// An accepted input the run has not taken yet: a second one is refused
     /// instead of waiting in the inbox for a turn that may never come.
     input_claimed: std::sync::atomic::AtomicBool,
+    /// Stopped for a shutdown: nothing more is stored for this chat by this
+    /// process ([`super::drain`]).
+    parked: std::sync::atomic::AtomicBool,
+    /// Woken whenever a UI request opens.
+    ui_opened: tokio::sync::Notify,
 }
 
 impl LiveChat {
@@ -62,6 +67,8 @@ impl LiveChat {
             cancel,
             status: Mutex::new(None),
             input_claimed: std::sync::atomic::AtomicBool::new(false),
+            parked: std::sync::atomic::AtomicBool::new(false),
+            ui_opened: tokio::sync::Notify::new(),
         }
     }
 
@@ -83,6 +90,11 @@ impl LiveChat {
         let live = Arc::clone(self);
         let task = tokio::spawn(async move {
             let _order = live.append.lock().await;
+            if live.parked.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(StoreError::Backend(
+                    "the server is shutting down; this chat continues on the next start".to_owned(),
+                ));
+            }
             if let Event::RunStatus { status, .. } = &event {
                 *live.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(*status);
             }
@@ -155,7 +167,30 @@ impl LiveChat {
     pub fn open_ui_request(&self, request_id: &str) -> oneshot::Receiver<Value> {
         let (tx, rx) = oneshot::channel();
         self.lock_pending().insert(request_id.to_owned(), tx);
+        self.ui_opened.notify_waiters();
         rx
+    }
+
+    /// Resolves as soon as a UI request of this chat is open.
+    pub async fn waiting_for_ui(&self) {
+        loop {
+            let opened = self.ui_opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            if !self.lock_pending().is_empty() {
+                return;
+            }
+            opened.await;
+        }
+    }
+
+    /// Stops storing anything for this chat in this process (shutdown).
+    /// Once parked, [`emit`](Self::emit) fails and the log stays as it is.
+    pub async fn park(&self) {
+        // Taken so that an append in progress finishes before parking.
+        let _order = self.append.lock().await;
+        self.parked
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Forgets a UI request (it timed out or was cancelled). True if it was

@@ -4,26 +4,34 @@
 //! The loop reads where the chat stands from its own event log, so a run
 //! started on a fresh chat and a run resumed after a crash are the same
 //! code: the resumed one simply starts further along.
+//!
+//! This file is the loop and the moves between turns (handoffs, waiting,
+//! speaker picks); `turn.rs` is one agent's turn (LLM call, tools,
+//! structured output) and `request.rs` what the LLM is sent.
 
 use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
+
+mod request;
+mod turn;
+
+pub use request::chat_request;
+pub(crate) use request::initial_context;
 
 use super::Shared;
 use super::handoff::{self, Decision, Scope};
-use super::history::{Position, RunPosition, TurnStep, transcript};
+use super::history::{Position, RunPosition, TurnStep};
 use super::live::{LiveChat, RunInput};
 use super::pattern::{self, Choice};
-use super::structured::{STRUCTURED_OUTPUT_RETRIES, Validators};
-use super::tools::{self, ToolReport};
-use crate::event::{Envelope, Event, HandoffReason, RunStatus, ToolCallRecord};
-use crate::llm::{ChatMessage, ChatRequest, LlmError, ResponseSchema, ToolDefinition};
+use super::structured::Validators;
+use crate::event::{Envelope, Event, HandoffReason, RunStatus};
+use crate::llm::{ChatMessage, ChatRequest, LlmError};
 use crate::store::{ChatRecord, ChatStatus, StoreError};
 use crate::workflow::Workflow;
-use crate::workflow::model::{Agent, Producer, StartupMode, Target, VariableSource};
+use crate::workflow::model::{Agent, StartupMode, Target};
 
 /// Most LLM rounds with tool calls in one agent turn. A model that keeps
 /// calling tools without ever answering would otherwise loop until
@@ -52,6 +60,10 @@ pub enum RunError {
     /// The user ended the chat.
     #[error("ended by the user")]
     Cancelled,
+    /// The server is shutting down; the run stopped at a stored point and
+    /// continues on the next start.
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 /// A running chat.
@@ -68,6 +80,8 @@ pub(super) struct Run {
     rng: StdRng,
     tool_rounds: u32,
     handoffs_in_a_row: u32,
+    lifecycle: watch::Receiver<super::drain::Lifecycle>,
+    turn: super::observe::TurnClock,
 }
 
 impl std::fmt::Debug for Run {
@@ -91,6 +105,7 @@ impl Run {
         let events: Vec<Arc<Envelope>> = events.into_iter().map(Arc::new).collect();
         let state = RunPosition::of(events.iter().map(|e| &**e));
         let cancel = live.cancelled();
+        let lifecycle = shared.lifecycle.subscribe();
         Self {
             shared,
             live,
@@ -104,6 +119,8 @@ impl Run {
             rng: StdRng::from_os_rng(),
             tool_rounds: 0,
             handoffs_in_a_row: 0,
+            lifecycle,
+            turn: super::observe::TurnClock::default(),
         }
     }
 
@@ -119,14 +136,30 @@ impl Run {
                     .await
             }
             Err(RunError::Llm { agent, error }) => {
-                tracing::warn!(chat_id, agent, %error, "LLM call failed; run interrupted");
+                tracing::warn!(
+                    chat_id,
+                    agent,
+                    error = &error as &dyn std::error::Error,
+                    "LLM call failed; run interrupted"
+                );
                 self.interrupt(error.code(), format!("agent `{agent}`: {error}"))
                     .await
+            }
+            Err(RunError::ShuttingDown) => {
+                tracing::info!(
+                    chat_id,
+                    "run stopped for the shutdown at a stored point; it continues on the next start"
+                );
+                Ok(())
             }
             Err(RunError::Store(error)) => Err(error),
         };
         if let Err(error) = recorded {
-            tracing::error!(chat_id, %error, "run stopped: the store failed; the chat resumes when the store is back");
+            tracing::error!(
+                chat_id,
+                error = &error as &dyn std::error::Error,
+                "run stopped: the store failed; the chat resumes when the store is back"
+            );
             // Nothing can be persisted now, so this one event is sent
             // without a seq; the run resumes from what the store has.
             self.live.send_ephemeral(Event::Error {
@@ -149,6 +182,15 @@ impl Run {
             if *self.cancel.borrow() {
                 return Err(RunError::Cancelled);
             }
+            if *self.lifecycle.borrow() != super::drain::Lifecycle::Serving {
+                return Err(RunError::ShuttingDown);
+            }
+            if matches!(
+                self.state.position,
+                Position::HandedOff(_) | Position::UserSpoke
+            ) {
+                self.adopt_reloaded_workflow().await?;
+            }
             match self.state.position.clone() {
                 Position::Start => self.start().await?,
                 Position::HandedOff(to) => self.go_to(handoff::parse_target(&to)).await?,
@@ -164,6 +206,7 @@ impl Run {
                 }
                 Position::UserSpoke => self.route_from_user().await?,
                 Position::InTurn { agent, step } => {
+                    tracing::Span::current().record("agent", agent.as_str());
                     let Some(agent) = self.workflow.agent(&agent).cloned() else {
                         let reason = format!(
                             "agent `{agent}` is no longer in workflow `{}`",
@@ -184,6 +227,40 @@ impl Run {
                 Position::Ended(_) => return Ok(()),
             }
         }
+    }
+
+    /// At a turn boundary, switches to the workflow's latest version if it
+    /// was reloaded since the run took its version. A turn (LLM call, tool
+    /// rounds, reply) always runs on one version. A version without the
+    /// agent the run is handing to is not taken (the run keeps its version
+    /// and says so in the log); a removed workflow leaves the run on its
+    /// version.
+    async fn adopt_reloaded_workflow(&mut self) -> Result<(), RunError> {
+        let Some(latest) = self.shared.workflows.get(self.workflow.name()) else {
+            return Ok(());
+        };
+        if latest.version() == self.workflow.version() {
+            return Ok(());
+        }
+        if let Position::HandedOff(to) = &self.state.position
+            && let Target::Agent(agent) = handoff::parse_target(to)
+            && latest.agent(&agent).is_none()
+        {
+            tracing::warn!(
+                chat_id = %self.chat.chat_id,
+                workflow = self.workflow.name(),
+                agent,
+                "the reloaded workflow has no agent `{agent}`, whom the run is handing to; keeping the version in use"
+            );
+            return Ok(());
+        }
+        let previous = std::mem::replace(&mut self.workflow, latest);
+        self.emit(Event::WorkflowUpdated {
+            workflow: self.workflow.name().to_owned(),
+            previous: previous.version().to_owned(),
+            version: self.workflow.version().to_owned(),
+        })
+        .await
     }
 
     /// Persists `event`, sends it to clients, and moves the position.
@@ -320,6 +397,7 @@ impl Run {
     }
 
     async fn handoff(&mut self, from: &str, decision: Decision) -> Result<(), RunError> {
+        self.turn.end(self.workflow.name());
         self.handoffs_in_a_row += 1;
         if self.handoffs_in_a_row > MAX_HANDOFFS_WITHOUT_A_TURN {
             return self
@@ -396,6 +474,7 @@ impl Run {
         self.set_status(RunStatus::Running, None).await?;
         self.tool_rounds = 0;
         self.handoffs_in_a_row = 0;
+        self.turn.start(self.workflow.name(), name);
         self.emit(Event::Speaker {
             agent: name.to_owned(),
             turn: self.state.turns + 1,
@@ -462,6 +541,7 @@ impl Run {
         let input = tokio::select! {
             input = self.inbox.recv() => input,
             _ = self.cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
+            _ = super::drain::draining(&mut self.lifecycle) => return Err(RunError::ShuttingDown),
         };
         self.live.release_input();
         Ok(input)
@@ -497,270 +577,8 @@ impl Run {
         }
     }
 
-    async fn call_llm(&mut self, agent: &Agent) -> Result<(), RunError> {
-        let request = self.request_for(agent);
-        let model = request.model.clone();
-        let live = Arc::clone(&self.live);
-        let name = agent.name.clone();
-        let mut on_delta = |delta: &str| {
-            live.send_ephemeral(Event::TextDelta {
-                agent: name.clone(),
-                delta: delta.to_owned(),
-            });
-        };
-        let llm = self.shared.llm.clone();
-        let mut cancel = self.cancel.clone();
-        let response = tokio::select! {
-            response = llm.complete(request, &mut on_delta) => response,
-            _ = cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
-        }
-        .map_err(|error| RunError::Llm {
-            agent: agent.name.clone(),
-            error,
-        })?;
-        if let Some(usage) = response.usage {
-            self.emit(Event::Usage {
-                agent: agent.name.clone(),
-                model: if response.model.is_empty() {
-                    model
-                } else {
-                    response.model.clone()
-                },
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-            })
-            .await?;
-        }
-        if !response.tool_calls.is_empty() {
-            self.tool_rounds += 1;
-            let tool_calls = response
-                .tool_calls
-                .into_iter()
-                .map(|c| ToolCallRecord {
-                    id: c.id,
-                    name: c.name,
-                    arguments: c.arguments,
-                })
-                .collect();
-            return self
-                .emit(Event::AgentMessage {
-                    agent: agent.name.clone(),
-                    text: response.content,
-                    tool_calls,
-                    structured: None,
-                    model: None,
-                })
-                .await;
-        }
-        let Some(model) = agent
-            .structured_output
-            .as_deref()
-            .and_then(|m| self.workflow.output_model(m))
-            .cloned()
-        else {
-            return self
-                .emit(Event::AgentMessage {
-                    agent: agent.name.clone(),
-                    text: response.content,
-                    tool_calls: Vec::new(),
-                    structured: None,
-                    model: None,
-                })
-                .await;
-        };
-        match self.validators.check(&model, &response.content) {
-            Ok(value) => {
-                self.emit(Event::AgentMessage {
-                    agent: agent.name.clone(),
-                    text: response.content,
-                    tool_calls: Vec::new(),
-                    structured: Some(value.clone()),
-                    model: Some(model.name.clone()),
-                })
-                .await?;
-                self.set_agent_derived(agent, &value).await?;
-                self.auto_execute(agent, &model.auto_execute, &value).await
-            }
-            Err(errors) => {
-                let retries = self.state.retries;
-                self.emit(Event::AgentMessage {
-                    agent: agent.name.clone(),
-                    text: response.content,
-                    tool_calls: Vec::new(),
-                    structured: None,
-                    model: Some(model.name.clone()),
-                })
-                .await?;
-                if retries < STRUCTURED_OUTPUT_RETRIES {
-                    self.emit(Event::StructuredOutputRetry {
-                        agent: agent.name.clone(),
-                        model: model.name.clone(),
-                        errors,
-                    })
-                    .await
-                } else {
-                    self.fail(
-                        "STRUCTURED_OUTPUT_INVALID",
-                        format!(
-                            "agent `{}` answered twice without matching the `{}` schema: {}",
-                            agent.name,
-                            model.name,
-                            errors.join("; ")
-                        ),
-                    )
-                    .await
-                }
-            }
-        }
-    }
-
-    fn request_for(&self, agent: &Agent) -> ChatRequest {
-        chat_request(
-            &self.workflow,
-            agent,
-            self.events.iter().map(|e| &**e),
-            self.shared.llm.default_model(),
-            self.shared.llm_timeout,
-            self.chat.cache_seed,
-        )
-    }
-
-    async fn run_tools(
-        &mut self,
-        agent: &Agent,
-        calls: Vec<ToolCallRecord>,
-    ) -> Result<(), RunError> {
-        for call in calls {
-            let arguments = serde_json::from_str(&call.arguments)
-                .unwrap_or_else(|_| Value::String(call.arguments.clone()));
-            self.emit(Event::ToolCall {
-                call_id: call.id.clone(),
-                agent: agent.name.clone(),
-                tool: call.name.clone(),
-                arguments,
-            })
-            .await?;
-            let report = match handoff::transfer_target(&agent.handoffs, &call.name) {
-                Some(target) => ToolReport {
-                    ok: true,
-                    content: format!("transferring to {}", handoff::target_name(&target)),
-                    error: None,
-                },
-                None => {
-                    self.execute(agent, &call.name, &call.id, &call.arguments)
-                        .await?
-                }
-            };
-            self.emit(Event::ToolResult {
-                call_id: call.id,
-                agent: agent.name.clone(),
-                tool: call.name,
-                ok: report.ok,
-                content: report.content,
-                error: report.error,
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn execute(
-        &mut self,
-        agent: &Agent,
-        tool_name: &str,
-        call_id: &str,
-        arguments: &str,
-    ) -> Result<ToolReport, RunError> {
-        if !agent.tools.iter().any(|t| t == tool_name) {
-            return Ok(ToolReport::failed(
-                "unknown_tool",
-                format!(
-                    "agent `{}` has no tool `{tool_name}`; its tools are: {}",
-                    agent.name,
-                    agent.tools.join(", ")
-                ),
-            ));
-        }
-        let Some(tool) = self.workflow.tool(tool_name).cloned() else {
-            return Ok(ToolReport::failed(
-                "unknown_tool",
-                format!("no tool `{tool_name}` in this workflow"),
-            ));
-        };
-        let Some(plugin) = self.shared.plugin(&tool.plugin) else {
-            return Ok(ToolReport::failed(
-                "plugin_unavailable",
-                format!("plugin `{}` is not loaded", tool.plugin),
-            ));
-        };
-        let info = mozaiks_plugin_host::CallInfo {
-            chat_id: self.chat.chat_id.clone(),
-            workflow: self.workflow.name().to_owned(),
-            agent: agent.name.clone(),
-            tool_call_id: call_id.to_owned(),
-        };
-        let live = Arc::clone(&self.live);
-        let mut cancel = self.cancel.clone();
-        tokio::select! {
-            report = tools::execute(&plugin, &tool.function, arguments, info, &live, &tool.name) => Ok(report),
-            _ = cancel.wait_for(|c| *c) => Err(RunError::Cancelled),
-        }
-    }
-
-    async fn after_tools(&mut self, agent: &Agent) -> Result<(), RunError> {
-        let transfer = self.last_transfer(agent);
-        if let Some(target) = transfer {
-            let tool = handoff::transfer_tool_name(&target);
-            return self
-                .handoff(
-                    &agent.name,
-                    Decision {
-                        target,
-                        reason: HandoffReason::Llm { tool },
-                    },
-                )
-                .await;
-        }
-        // Control comes back to the agent as in AG2: its `pre` conditions
-        // are checked before it is asked again, so a tool that changes the
-        // context hands off without another LLM call.
-        let context = self.live.context().await?;
-        if let Some(decision) = handoff::by_context(&agent.handoffs, Scope::Pre, &context) {
-            return self.handoff(&agent.name, decision).await;
-        }
-        if self.tool_rounds >= MAX_TOOL_ROUNDS_PER_TURN {
-            self.emit(Event::Error {
-                code: "TOOL_ROUND_LIMIT".to_owned(),
-                message: format!(
-                    "agent `{}` called tools {MAX_TOOL_ROUNDS_PER_TURN} times in one turn without answering; its turn ends",
-                    agent.name
-                ),
-            })
-            .await?;
-            return self.after_reply(agent).await;
-        }
-        let Position::InTurn { .. } = self.state.position else {
-            return Ok(());
-        };
-        self.state.position = Position::InTurn {
-            agent: agent.name.clone(),
-            step: TurnStep::CallLlm,
-        };
-        Ok(())
-    }
-
-    fn last_transfer(&self, agent: &Agent) -> Option<Target> {
-        self.events.iter().rev().find_map(|e| match &e.event {
-            Event::AgentMessage { tool_calls, .. } => Some(
-                tool_calls
-                    .iter()
-                    .find_map(|c| handoff::transfer_target(&agent.handoffs, &c.name)),
-            ),
-            _ => None,
-        })?
-    }
-
     async fn after_reply(&mut self, agent: &Agent) -> Result<(), RunError> {
+        self.turn.end(self.workflow.name());
         let context = self.live.context().await?;
         let decision = handoff::by_context(&agent.handoffs, Scope::Post, &context)
             .or_else(|| handoff::after_work(&agent.handoffs));
@@ -865,196 +683,5 @@ impl Run {
                 pattern: "AutoPattern".to_owned(),
             },
         })
-    }
-
-    /// Context variables derived from this agent's structured output: the
-    /// field of the same name, else the whole output.
-    async fn set_agent_derived(
-        &mut self,
-        agent: &Agent,
-        structured: &Value,
-    ) -> Result<(), RunError> {
-        let derived: Vec<String> = self
-            .workflow
-            .context_variables()
-            .iter()
-            .filter(|v| {
-                matches!(&v.source, VariableSource::Derived { by: Producer::Agent(a), .. } if *a == agent.name)
-            })
-            .map(|v| v.name.clone())
-            .collect();
-        for name in derived {
-            let value = match structured {
-                Value::Object(fields) if fields.contains_key(&name) => fields[&name].clone(),
-                whole => whole.clone(),
-            };
-            self.emit(Event::ContextChanged {
-                key: name,
-                value: Some(value),
-                by: format!("agent:{}", agent.name),
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Sends a structured output to the UI tools bound to its model, as part
-    /// of the agent's turn (not in the background, unlike MozaiksAI).
-    async fn auto_execute(
-        &mut self,
-        agent: &Agent,
-        tools: &[String],
-        value: &Value,
-    ) -> Result<(), RunError> {
-        for tool_name in tools {
-            let Some(tool) = self.workflow.tool(tool_name).cloned() else {
-                continue;
-            };
-            let call_id = format!("auto-{}", uuid::Uuid::new_v4());
-            self.emit(Event::ToolCall {
-                call_id: call_id.clone(),
-                agent: agent.name.clone(),
-                tool: tool.name.clone(),
-                arguments: value.clone(),
-            })
-            .await?;
-            let report = match self.shared.plugin(&tool.plugin) {
-                Some(plugin) => {
-                    let info = mozaiks_plugin_host::CallInfo {
-                        chat_id: self.chat.chat_id.clone(),
-                        workflow: self.workflow.name().to_owned(),
-                        agent: agent.name.clone(),
-                        tool_call_id: call_id.clone(),
-                    };
-                    let live = Arc::clone(&self.live);
-                    tools::execute(
-                        &plugin,
-                        &tool.function,
-                        &value.to_string(),
-                        info,
-                        &live,
-                        &tool.name,
-                    )
-                    .await
-                }
-                None => ToolReport::failed(
-                    "plugin_unavailable",
-                    format!("plugin `{}` is not loaded", tool.plugin),
-                ),
-            };
-            self.emit(Event::ToolResult {
-                call_id,
-                agent: agent.name.clone(),
-                tool: tool.name.clone(),
-                ok: report.ok,
-                content: report.content,
-                error: report.error,
-            })
-            .await?;
-        }
-        Ok(())
-    }
-}
-
-/// The LLM request of `agent`'s turn after `events`: its system message
-/// and transcript, its tools (schemas from the plugins' `describe()`) plus
-/// one transfer tool per LLM handoff, its structured-output model as
-/// `response_format`, its model settings (or the server's defaults), and
-/// the chat's cache seed.
-pub fn chat_request<'a>(
-    workflow: &Workflow,
-    agent: &Agent,
-    events: impl IntoIterator<Item = &'a Envelope>,
-    default_model: &str,
-    default_timeout: std::time::Duration,
-    cache_seed: u32,
-) -> ChatRequest {
-    let mut tools: Vec<ToolDefinition> = agent
-        .tools
-        .iter()
-        .filter_map(|name| workflow.tool(name))
-        .map(|tool| ToolDefinition {
-            name: tool.name.clone(),
-            description: tool.description.clone(),
-            parameters: tool.parameters.clone(),
-        })
-        .collect();
-    tools.extend(handoff::transfer_tools(&agent.handoffs));
-    let response_format = agent
-        .structured_output
-        .as_deref()
-        .and_then(|m| workflow.output_model(m))
-        .map(|m| ResponseSchema {
-            name: m.name.clone(),
-            schema: m.schema.clone(),
-        });
-    ChatRequest {
-        model: agent
-            .llm
-            .model
-            .clone()
-            .unwrap_or_else(|| default_model.to_owned()),
-        messages: transcript(&agent.name, &agent.system_message, events),
-        tools,
-        response_format,
-        temperature: agent.llm.temperature,
-        max_tokens: agent.llm.max_tokens,
-        timeout: agent.llm.timeout.unwrap_or(default_timeout),
-        seed: Some(i64::from(cache_seed)),
-    }
-}
-
-/// The initial context variables of a new chat, in declaration order, plus
-/// the ids every tool may read. Fails with the variable and its env var
-/// when a required environment variable is unset.
-pub(super) fn initial_context(
-    workflow: &Workflow,
-    chat: &ChatRecord,
-) -> Result<Map<String, Value>, (String, String)> {
-    let mut context = Map::new();
-    for (key, value) in [
-        ("workflow_name", &chat.workflow),
-        ("app_id", &chat.app_id),
-        ("chat_id", &chat.chat_id),
-        ("user_id", &chat.user_id),
-    ] {
-        context.insert(key.to_owned(), Value::String(value.clone()));
-    }
-    for variable in workflow.context_variables() {
-        let value = match &variable.source {
-            VariableSource::Static { default } | VariableSource::Derived { default, .. } => {
-                default.clone()
-            }
-            VariableSource::Environment {
-                env_var,
-                default,
-                required,
-            } => match std::env::var(env_var) {
-                Ok(text) => coerce_env(&text, variable.var_type),
-                Err(_) => match default {
-                    Some(default) => default.clone(),
-                    None if *required => {
-                        return Err((variable.name.clone(), env_var.clone()));
-                    }
-                    None => Value::Null,
-                },
-            },
-        };
-        context.insert(variable.name.clone(), value);
-    }
-    Ok(context)
-}
-
-/// An environment variable's text as the declared type: JSON when it
-/// parses as that type, else the string.
-fn coerce_env(text: &str, var_type: crate::workflow::model::VariableType) -> Value {
-    use crate::workflow::model::VariableType as T;
-    let parsed: Option<Value> = serde_json::from_str(text).ok();
-    match (var_type, parsed) {
-        (T::Boolean, Some(v @ Value::Bool(_)))
-        | (T::Integer | T::Number, Some(v @ Value::Number(_)))
-        | (T::Object, Some(v @ Value::Object(_)))
-        | (T::Array, Some(v @ Value::Array(_))) => v,
-        _ => Value::String(text.to_owned()),
     }
 }

@@ -37,9 +37,9 @@ impl ApiError {
         self
     }
 
-    fn internal(error: &dyn std::error::Error) -> Self {
+    fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        tracing::error!(error_id = id, %error, "internal error");
+        tracing::error!(error_id = id, error, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
@@ -68,6 +68,7 @@ impl From<ChatError> for ApiError {
             ChatError::ChatEnded(_)
             | ChatError::UiRequestNotOpen(_)
             | ChatError::NotYourTurn { .. } => StatusCode::CONFLICT,
+            ChatError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ChatError::Store(store) => return Self::from_store(store),
         };
         let details = match &error {
@@ -94,7 +95,11 @@ impl ApiError {
         match error {
             StoreError::Backend(_) => {
                 let id = uuid::Uuid::new_v4().simple().to_string();
-                tracing::warn!(error_id = id, %error, "store unavailable");
+                tracing::warn!(
+                    error_id = id,
+                    error = error as &dyn std::error::Error,
+                    "store unavailable"
+                );
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "STORE_UNAVAILABLE",

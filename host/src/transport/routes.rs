@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::error::ApiError;
 use crate::event::Event;
 use crate::orchestrator::{Orchestrator, RunInput};
@@ -78,21 +79,28 @@ pub async fn list_workflows(State(orchestrator): State<Orchestrator>) -> Json<Va
         .iter()
         .map(|(name, entry)| match entry {
             Entry::Valid(workflow) => workflow_json(workflow),
-            Entry::Invalid { dir, diagnostics } => json!({
+            Entry::Invalid {
+                dir,
+                diagnostics,
+                last_good,
+            } => json!({
                 "name": name, "dir": dir, "valid": false,
                 "errors": diagnostics.iter().map(diagnostic_json).collect::<Vec<_>>(),
+                // A folder that broke after it loaded keeps serving this version.
+                "serving": last_good.as_deref().map(workflow_json),
             }),
         })
         .collect();
     Json(json!({ "workflows": workflows }))
 }
 
-/// Body of `POST /api/chats`.
+/// Body of `POST /api/chats`. With an API key, `app_id` (and `user_id`
+/// when the key is a user's) may be left out: the key says them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartChat {
-    app_id: String,
-    user_id: String,
+    app_id: Option<String>,
+    user_id: Option<String>,
     workflow: String,
 }
 
@@ -116,11 +124,13 @@ pub fn chat_json(chat: &ChatRecord) -> Value {
 /// `POST /api/chats`
 pub async fn start_chat(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     body: Result<Json<StartChat>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
+    let (app_id, user_id) = caller.owner_of_new_chat(body.app_id, body.user_id)?;
     let chat = orchestrator
-        .create_chat(&body.app_id, &body.user_id, &body.workflow)
+        .create_chat(&app_id, &user_id, &body.workflow)
         .await?;
     let mut value = chat_json(&chat);
     value["ws_path"] = json!(format!("/api/chats/{}/ws", chat.chat_id));
@@ -138,12 +148,14 @@ pub struct ListChats {
 /// `GET /api/chats?app_id=&user_id=`
 pub async fn list_chats(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     query: Result<Query<ListChats>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query?;
+    let (app_id, user_id) = caller.chat_filter(query.app_id, query.user_id)?;
     let filter = ChatFilter {
-        app_id: query.app_id,
-        user_id: query.user_id,
+        app_id,
+        user_id,
         status: None,
     };
     let chats = orchestrator.store().chats(&filter).await?;
@@ -155,9 +167,10 @@ pub async fn list_chats(
 /// `GET /api/chats/{id}`: the chat and its messages.
 pub async fn get_chat(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Path(chat_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let chat = orchestrator.chat(&chat_id).await?;
+    let chat = caller.chat(&orchestrator, &chat_id).await?;
     let events = orchestrator.store().events(&chat_id, 0, None).await?;
     let messages: Vec<_> = events
         .iter()
@@ -185,10 +198,12 @@ pub struct EventsQuery {
 /// `GET /api/chats/{id}/events?after=N&limit=M`
 pub async fn get_events(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Path(chat_id): Path<String>,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query?;
+    caller.chat(&orchestrator, &chat_id).await?;
     let events = orchestrator
         .store()
         .events(&chat_id, query.after, query.limit)
@@ -199,9 +214,10 @@ pub async fn get_events(
 /// `GET /api/chats/{id}/context`
 pub async fn get_context(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Path(chat_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    orchestrator.chat(&chat_id).await?;
+    caller.chat(&orchestrator, &chat_id).await?;
     let context = orchestrator.store().context(&chat_id).await?;
     Ok(Json(json!({"chat_id": chat_id, "context": context})))
 }
@@ -216,10 +232,12 @@ pub struct PostMessage {
 /// `POST /api/chats/{id}/messages`: the user says something.
 pub async fn post_message(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Path(chat_id): Path<String>,
     body: Result<Json<PostMessage>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
+    caller.chat(&orchestrator, &chat_id).await?;
     orchestrator
         .send(&chat_id, RunInput::UserMessage(body.text))
         .await?;
@@ -236,10 +254,12 @@ pub struct UiAnswer {
 /// `POST /api/chats/{id}/ui/{request_id}`: answers a UI request.
 pub async fn answer_ui(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Path((chat_id, request_id)): Path<(String, String)>,
     body: Result<Json<UiAnswer>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
+    caller.chat(&orchestrator, &chat_id).await?;
     orchestrator
         .answer_ui(&chat_id, &request_id, body.answer)
         .await?;
@@ -249,8 +269,10 @@ pub async fn answer_ui(
 /// `POST /api/chats/{id}/continue`: retries a run interrupted by an error.
 pub async fn continue_chat(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Path(chat_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    caller.chat(&orchestrator, &chat_id).await?;
     orchestrator.send(&chat_id, RunInput::Continue).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -258,8 +280,10 @@ pub async fn continue_chat(
 /// `POST /api/chats/{id}/end`
 pub async fn end_chat(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Path(chat_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    caller.chat(&orchestrator, &chat_id).await?;
     orchestrator.end_chat(&chat_id).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -276,7 +300,11 @@ pub async fn health(State(orchestrator): State<Orchestrator>) -> Json<Value> {
 }
 
 /// `GET /health/ready`: 200 when the store answers, 503 with the reason
-/// when it does not (refused, DNS, authentication, timeout).
+/// when it does not (refused, DNS, authentication, timeout). The plugins
+/// were loaded before the server started listening; `plugins` lists those
+/// served and those that are not, with why. A broken plugin does not make
+/// the server unready: the workflows that need it are reported invalid,
+/// the others serve.
 pub async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Json<Value>) {
     let readiness = orchestrator.readiness();
     let status = if readiness.ready {
@@ -284,10 +312,18 @@ pub async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Jso
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(serde_json::to_value(readiness).unwrap_or_default()),
-    )
+    let snapshot = orchestrator.plugins().snapshot();
+    let (served, unavailable): (Vec<_>, Vec<_>) =
+        snapshot.slots().partition(|slot| slot.current.is_some());
+    let mut body = serde_json::to_value(readiness).unwrap_or_default();
+    body["plugins"] = json!({
+        "served": served.iter().map(|slot| slot.id.as_str()).collect::<Vec<_>>(),
+        "unavailable": unavailable.iter().map(|slot| json!({
+            "id": slot.id,
+            "error": slot.last_error.as_ref().map(|e| e.message.as_str()),
+        })).collect::<Vec<_>>(),
+    });
+    (status, Json(body))
 }
 
 /// `GET /health/active-runs`

@@ -17,8 +17,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use crate::event::{Envelope, Event, PROTOCOL_VERSION};
+use crate::orchestrator::drain::closed;
 use crate::orchestrator::history::RunPosition;
 use crate::orchestrator::{ChatError, Orchestrator, RunInput};
 
@@ -73,12 +75,13 @@ fn needs_upgrade() -> ApiError {
 /// `GET /api/chats/{id}/ws?after=N`
 pub async fn chat_socket(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Path(chat_id): Path<String>,
     query: Result<Query<WsQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    orchestrator.chat(&chat_id).await?;
+    caller.chat(&orchestrator, &chat_id).await?;
     let upgrade = upgrade.map_err(|_| needs_upgrade())?;
     Ok(upgrade
         .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, query.after))
@@ -90,12 +93,13 @@ pub async fn chat_socket(
 /// user.
 pub async fn mozaiksai_socket(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Path((workflow, app_id, chat_id, user_id)): Path<(String, String, String, String)>,
     query: Result<Query<WsQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let chat = orchestrator.chat(&chat_id).await?;
+    let chat = caller.chat(&orchestrator, &chat_id).await?;
     if chat.workflow != workflow || chat.app_id != app_id || chat.user_id != user_id {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
@@ -116,6 +120,7 @@ pub async fn mozaiksai_socket(
 /// (as a WebSocket message then a close, or as JSON without an upgrade).
 pub async fn compat_socket(
     State(orchestrator): State<Orchestrator>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -142,6 +147,9 @@ pub async fn compat_socket(
         (None, Some(_)) => Some("chat_id is missing".to_owned()),
         (Some(_), None) => Some("workflow_name is missing".to_owned()),
         (Some(chat), Some(workflow)) => match orchestrator.chat(chat).await {
+            Ok(record) if !caller.may_see(&record) => {
+                Some(ChatError::ChatNotFound(chat.clone()).to_string())
+            }
             Ok(record) if record.workflow != *workflow => Some(format!(
                 "chat `{chat}` runs workflow `{}`, not `{workflow}`",
                 record.workflow
@@ -197,20 +205,38 @@ async fn serve_socket(socket: WebSocket, orchestrator: Orchestrator, chat_id: St
             Ok(_) => None,
         }
     });
-    let sink =
-        sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
-    if let Err(error) = session(
-        Box::pin(sink),
-        Box::pin(frames),
-        orchestrator,
-        &chat_id,
-        after,
+    let sink = sink.with(|text: String| async move {
+        Ok::<_, axum::Error>(if text == CLOSE_FOR_RESTART {
+            Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: axum::extract::ws::close_code::RESTART,
+                reason: "server shutting down".into(),
+            }))
+        } else {
+            Message::Text(text.into())
+        })
+    });
+    crate::telemetry::metrics().websockets(1);
+    let span = tracing::info_span!("ws", chat_id = chat_id.as_str());
+    let ended = tracing::Instrument::instrument(
+        session(
+            Box::pin(sink),
+            Box::pin(frames),
+            orchestrator,
+            &chat_id,
+            after,
+        ),
+        span,
     )
-    .await
-    {
+    .await;
+    crate::telemetry::metrics().websockets(-1);
+    if let Err(error) = ended {
         tracing::debug!(chat_id, %error, "websocket closed");
     }
 }
+
+/// What [`session`] sends, after the `server_shutdown` message, to close
+/// the socket with code 1012 (service restart); never a JSON message.
+pub const CLOSE_FOR_RESTART: &str = "\u{0}close:1012";
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +265,7 @@ where
     let live = orchestrator.live(chat_id);
     // Subscribe before reading the backlog: nothing falls in between.
     let mut events = live.subscribe();
+    let mut reloads = orchestrator.reloads().subscribe();
     let chat = orchestrator.chat(chat_id).await?;
     let backlog = orchestrator
         .store()
@@ -267,8 +294,26 @@ where
             send_envelope(&mut out, envelope).await?;
         }
     }
+    let mut lifecycle = orchestrator.lifecycle();
     loop {
         tokio::select! {
+            () = closed(&mut lifecycle) => {
+                // Runs have stopped: whatever is still queued for this
+                // client goes first, then the goodbye.
+                while let Ok(envelope) = events.try_recv() {
+                    if envelope.seq.is_none_or(|seq| seq > last_sent) {
+                        last_sent = envelope.seq.unwrap_or(last_sent);
+                        send_envelope(&mut out, &envelope).await?;
+                    }
+                }
+                let goodbye = json!({
+                    "type": "server_shutdown", "last_seq": last_sent,
+                    "message": "the server is restarting; reconnect with ?after=<last seq seen> and the chat continues",
+                });
+                send(&mut out, goodbye.to_string()).await?;
+                send(&mut out, CLOSE_FOR_RESTART.to_owned()).await?;
+                return Ok(());
+            }
             event = events.recv() => match event {
                 Ok(envelope) => {
                     match envelope.seq {
@@ -290,6 +335,13 @@ where
                         last_sent = envelope.seq.unwrap_or(last_sent);
                     }
                 }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            // Server-wide reload events, without a seq (they are not part of
+            // the chat); a client that lags simply misses some.
+            reload = reloads.recv() => match reload {
+                Ok(event) => send(&mut out, serde_json::to_string(&event).unwrap_or_default()).await?,
+                Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return Ok(()),
             },
             frame = input.next() => {

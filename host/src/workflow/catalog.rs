@@ -54,9 +54,11 @@ pub trait ToolCatalog {
     fn function(&self, plugin: &str, function: &str) -> Result<&FunctionSpec, LookupError>;
 }
 
-fn sorted<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+/// `names`, sorted and without repeats, for "available: …" lists.
+pub(crate) fn sorted<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut names: Vec<String> = names.map(str::to_owned).collect();
     names.sort();
+    names.dedup();
     names
 }
 

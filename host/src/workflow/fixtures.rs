@@ -33,6 +33,10 @@ fn plugins() -> &'static HashMap<String, Plugin> {
                 crate::plugin_dir::load_all(&engine, &repo_root().join("plugins"))
                     .await
                     .unwrap();
+            let plugins: HashMap<String, Plugin> = plugins
+                .into_iter()
+                .map(|(_, plugin)| (plugin.id().to_owned(), plugin))
+                .collect();
             assert!(
                 plugins.contains_key("planner"),
                 "the planner plugin did not load (run scripts/build-plugins): {failures:?}"
@@ -212,7 +216,9 @@ fn the_registry_lists_invalid_folders_with_their_problems_and_keeps_old_snapshot
     assert_eq!(demo.initial_agent(), "Planner");
 
     // A folder whose workflow_name differs from its name is listed as invalid.
-    let entry = registry.reload(&fixtures_dir().join("valid_all_features"), plugins());
+    let entry = registry
+        .reload(&fixtures_dir().join("valid_all_features"), plugins())
+        .entry;
     let Entry::Invalid { diagnostics, .. } = entry else {
         panic!("expected the name mismatch to be reported");
     };
@@ -220,7 +226,9 @@ fn the_registry_lists_invalid_folders_with_their_problems_and_keeps_old_snapshot
         diagnostics[0].display_relative_to(&fixtures_dir().join("valid_all_features")),
         "orchestrator.json: $.workflow_name: workflow_name \"MiniReview\" differs from the folder name \"valid_all_features\" (help: rename one of them)"
     );
-    let entry = registry.reload(&fixtures_dir().join("many_errors"), plugins());
+    let entry = registry
+        .reload(&fixtures_dir().join("many_errors"), plugins())
+        .entry;
     assert!(matches!(entry, Entry::Invalid { ref diagnostics, .. } if diagnostics.len() == 15));
     assert!(registry.get("many_errors").is_none());
     assert_eq!(registry.snapshot().len(), before.len() + 2);
@@ -231,4 +239,54 @@ fn the_registry_lists_invalid_folders_with_their_problems_and_keeps_old_snapshot
 
     registry.remove("many_errors");
     assert!(!registry.snapshot().contains_key("many_errors"));
+}
+
+#[test]
+fn a_folder_that_breaks_keeps_serving_its_last_good_version_until_fixed() {
+    use super::registry::{Entry, WorkflowRegistry};
+
+    let root = std::env::temp_dir().join(format!("mozaiks-last-good-{}", std::process::id()));
+    let dir = root.join("PlanReview");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in std::fs::read_dir(repo_root().join("workflows/PlanReview")).unwrap() {
+        let file = file.unwrap().path();
+        if file.is_file() {
+            std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let registry = WorkflowRegistry::load_dir(&root, plugins()).unwrap();
+    let good = registry.get("PlanReview").unwrap();
+
+    let agents = std::fs::read_to_string(dir.join("agents.json")).unwrap();
+    std::fs::write(dir.join("agents.json"), &agents[..agents.len() / 2]).unwrap();
+    let broken = registry.reload(&dir, plugins());
+    assert!(broken.changed);
+    let Entry::Invalid {
+        diagnostics,
+        last_good,
+        ..
+    } = &broken.entry
+    else {
+        panic!("a truncated agents.json is invalid");
+    };
+    assert!(
+        diagnostics[0].to_string().contains("agents.json"),
+        "{diagnostics:?}"
+    );
+    assert_eq!(last_good.as_ref().unwrap().version(), good.version());
+    assert_eq!(
+        registry.get("PlanReview").unwrap().version(),
+        good.version()
+    );
+    assert!(
+        !registry.reload(&dir, plugins()).changed,
+        "the same problems again are not a change"
+    );
+
+    std::fs::write(dir.join("agents.json"), &agents).unwrap();
+    let fixed = registry.reload(&dir, plugins());
+    assert!(fixed.changed);
+    assert!(matches!(fixed.entry, Entry::Valid(_)));
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -4,7 +4,9 @@
 //! Readers take a snapshot (an `Arc` of the whole map) and never see a
 //! half-replaced state: a reload builds the new map beside the old one and
 //! swaps the pointer. An invalid folder is listed with its diagnostics and
-//! is never half-loaded.
+//! is never half-loaded. A folder that was valid and then broke keeps its
+//! last good version ([`Entry::Invalid::last_good`]), which new chats use
+//! until the folder is fixed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +29,44 @@ pub enum Entry {
         dir: PathBuf,
         /// What is wrong with it.
         diagnostics: Arc<[Diagnostic]>,
+        /// The version that loaded before the folder broke, still served.
+        last_good: Option<Arc<Workflow>>,
     },
+}
+
+impl Entry {
+    /// The version to serve: the valid one, or the last good one.
+    pub fn serving(&self) -> Option<&Arc<Workflow>> {
+        match self {
+            Entry::Valid(workflow) => Some(workflow),
+            Entry::Invalid { last_good, .. } => last_good.as_ref(),
+        }
+    }
+
+    /// True if `other` is the same outcome: the same version served and
+    /// the same problems.
+    fn same_as(&self, other: &Entry) -> bool {
+        let version = |e: &Entry| e.serving().map(|w| w.version().to_owned());
+        let problems = |e: &Entry| match e {
+            Entry::Valid(_) => Vec::new(),
+            Entry::Invalid { diagnostics, .. } => {
+                diagnostics.iter().map(ToString::to_string).collect()
+            }
+        };
+        matches!(self, Entry::Valid(_)) == matches!(other, Entry::Valid(_))
+            && version(self) == version(other)
+            && problems(self) == problems(other)
+    }
+}
+
+/// What a [`WorkflowRegistry::reload`] did.
+#[derive(Debug, Clone)]
+pub struct Reloaded {
+    /// The folder's entry now.
+    pub entry: Entry,
+    /// False if the outcome is what it was before (same version, same
+    /// problems): nothing to announce.
+    pub changed: bool,
 }
 
 /// Folder name → entry.
@@ -62,18 +101,17 @@ impl WorkflowRegistry {
             .clone()
     }
 
-    /// The valid workflow in folder `name`.
+    /// The workflow in folder `name` to serve: its valid version, or the
+    /// last good one while the folder is broken.
     pub fn get(&self, name: &str) -> Option<Arc<Workflow>> {
-        match self.snapshot().get(name)? {
-            Entry::Valid(workflow) => Some(Arc::clone(workflow)),
-            Entry::Invalid { .. } => None,
-        }
+        self.snapshot().get(name)?.serving().cloned()
     }
 
-    /// Loads `dir` again and replaces its entry (keyed by folder name).
-    /// Returns the new entry. In a registry the folder name is the
-    /// workflow's name, so `workflow_name` must equal it.
-    pub fn reload(&self, dir: &Path, catalog: &dyn ToolCatalog) -> Entry {
+    /// Loads `dir` again and replaces its entry (keyed by folder name). An
+    /// invalid folder keeps serving its last good version. In a registry
+    /// the folder name is the workflow's name, so `workflow_name` must
+    /// equal it.
+    pub fn reload(&self, dir: &Path, catalog: &dyn ToolCatalog) -> Reloaded {
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -93,27 +131,44 @@ impl WorkflowRegistry {
                 Entry::Invalid {
                     dir: dir.to_owned(),
                     diagnostics: Arc::from(vec![diagnostic]),
+                    last_good: None,
                 }
             }
             Err(diagnostics) => Entry::Invalid {
                 dir: dir.to_owned(),
                 diagnostics: Arc::from(diagnostics),
+                last_good: None,
             },
         };
         let mut guard = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let previous = guard.get(&name);
+        let entry = match entry {
+            Entry::Invalid {
+                dir, diagnostics, ..
+            } => Entry::Invalid {
+                dir,
+                diagnostics,
+                last_good: previous.and_then(Entry::serving).cloned(),
+            },
+            valid => valid,
+        };
+        let changed = previous.is_none_or(|p| !p.same_as(&entry));
         let mut next = BTreeMap::clone(&guard);
         next.insert(name, entry.clone());
         *guard = Arc::new(next);
-        entry
+        Reloaded { entry, changed }
     }
 
-    /// Removes the folder `name` (it was deleted).
-    pub fn remove(&self, name: &str) {
+    /// Removes the folder `name` (it was deleted). Returns false if it was
+    /// not known. Chats already running keep the version they have.
+    pub fn remove(&self, name: &str) -> bool {
         let mut guard = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        if guard.contains_key(name) {
-            let mut next = BTreeMap::clone(&guard);
-            next.remove(name);
-            *guard = Arc::new(next);
+        if !guard.contains_key(name) {
+            return false;
         }
+        let mut next = BTreeMap::clone(&guard);
+        next.remove(name);
+        *guard = Arc::new(next);
+        true
     }
 }

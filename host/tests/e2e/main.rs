@@ -23,10 +23,17 @@ macro_rules! on_both_stores {
     )*};
 }
 
+mod access;
 mod cli;
+mod configuration;
+mod console;
+mod doctor;
 mod mongo;
 mod operations;
 mod patterns;
+mod reload;
 mod runs;
+mod shutdown;
 mod support;
+mod telemetry;
 mod transport;

@@ -107,6 +107,11 @@ pub enum Store {
 }
 
 impl Setup {
+    /// Where the server writes its log files (`<scratch>/logs`).
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data.with_file_name("logs")
+    }
+
     /// [`Setup::new`] on `store`.
     pub fn on(store: Store, scratch: &Scratch, llm: &FakeLlm) -> Self {
         let mut setup = Self::new(scratch, llm);
@@ -133,10 +138,28 @@ impl Setup {
 impl Server {
     /// Starts the binary and waits until it listens.
     pub async fn start(setup: &Setup) -> Self {
+        Self::start_at(setup, "127.0.0.1:0").await
+    }
+
+    /// [`Server::start`] on `addr` (e.g. the address of a server that was
+    /// killed, so that its clients find the new one).
+    pub async fn start_at(setup: &Setup, addr: &str) -> Self {
+        Self::launch(setup, addr, &["serve"]).await
+    }
+
+    /// `mozaiks dev` (serve, and rebuild plugins from their sources with
+    /// `build_script`).
+    pub async fn start_dev(setup: &Setup, build_script: &Path) -> Self {
+        let script = build_script.to_str().unwrap();
+        Self::launch(setup, "127.0.0.1:0", &["dev", "--build-script", script]).await
+    }
+
+    /// Runs `mozaiks <command…>` with the setup's folders and environment.
+    async fn launch(setup: &Setup, addr: &str, command_line: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mozaiks"));
         command
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0"])
+            .args(command_line)
+            .args(["--addr", addr])
             .arg("--workflows-dir")
             .arg(&setup.workflows)
             .arg("--plugins-dir")
@@ -146,6 +169,14 @@ impl Server {
             .env_remove("OPENAI_API_KEY")
             .env_remove("MONGO_URI")
             .env_remove("OPENAI_BASE_URL")
+            .env_remove("MOZAIKS_API_KEYS")
+            .env_remove("MOZAIKS_AUTH")
+            .env_remove("MOZAIKS_SECRETS_DIR")
+            .env_remove("MOZAIKS_ENV_FILE")
+            // Tests run as a developer would (no auth) unless they opt in
+            // through `extra_env` (see `access.rs`).
+            .env("ENVIRONMENT", "development")
+            .env("MOZAIKS_LOG_DIR", setup.logs_dir())
             .env("MOZAIKS_DEFAULT_MODEL", "fake-model")
             // MOZAIKS_TEST_LOG=info shows the servers' logs.
             .env(
@@ -186,6 +217,20 @@ impl Server {
     /// Kills the process without warning (SIGKILL), as a crash would.
     pub async fn kill(mut self) {
         self.child.kill().await.unwrap();
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+
+    /// Waits for the process to exit on its own; its exit code.
+    pub async fn exit_code(mut self) -> Option<i32> {
+        tokio::time::timeout(EVENT_WAIT, self.child.wait())
+            .await
+            .expect("the server did not exit in time")
+            .unwrap()
+            .code()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

@@ -278,7 +278,12 @@ async fn the_http_api_lists_and_shows_chats_and_reports_errors_in_one_shape() {
         (status, body["error"]["code"].as_str()),
         (404, Some("CHAT_NOT_FOUND"))
     );
-    let (status, body) = server.post("/api/chats", json!({"app_id": "a"})).await;
+    let (status, body) = server
+        .post(
+            "/api/chats",
+            json!({"app_id": "a", "workflow": "Structured"}),
+        )
+        .await;
     assert_eq!(status, 422);
     assert_eq!(body["error"]["code"], "BAD_REQUEST_BODY");
     assert!(

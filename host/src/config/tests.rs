@@ -1,0 +1,112 @@
+//! [`Config::from_vars`] over given variables.
+
+use super::*;
+
+fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    Config::from_vars(
+        &Vars::from_pairs(pairs.iter().copied()),
+        &Overrides::default(),
+    )
+}
+
+fn problems(pairs: &[(&str, &str)]) -> Vec<String> {
+    load(pairs)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn development_needs_no_keys_and_allows_any_origin() {
+    let config = load(&[("ENVIRONMENT", "development")]).unwrap();
+    assert!(!config.access.enabled);
+    assert!(config.cors_origins.is_empty());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+}
+
+#[test]
+fn production_is_the_default_and_fails_closed_without_keys() {
+    let found = problems(&[]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("MOZAIKS_API_KEYS: auth is on"),
+        "{}",
+        found[0]
+    );
+    let config = load(&[("MOZAIKS_API_KEYS", "0123456789abcdef=shop")]).unwrap();
+    assert_eq!(config.environment, Environment::Production);
+    assert!(config.access.enabled);
+    assert_eq!(config.access.keys.len(), 1);
+}
+
+#[test]
+fn a_wildcard_origin_is_refused_outside_development() {
+    let found = problems(&[
+        ("MOZAIKS_API_KEYS", "0123456789abcdef=shop"),
+        ("MOZAIKS_CORS_ORIGINS", "https://ok.example, *"),
+    ]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("only with ENVIRONMENT=development"),
+        "{}",
+        found[0]
+    );
+    let config = load(&[
+        ("ENVIRONMENT", "development"),
+        ("MOZAIKS_CORS_ORIGINS", "*"),
+    ])
+    .unwrap();
+    assert_eq!(config.cors_origins, ["*"]);
+}
+
+#[test]
+fn auth_switched_off_in_production_and_unknown_variables_are_warned_about() {
+    let config = load(&[("MOZAIKS_AUTH", "off"), ("MOZAIKS_DATADIR", "x")]).unwrap();
+    assert!(!config.access.enabled);
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    assert!(config.warnings[0].starts_with("MOZAIKS_DATADIR is not a mozaiks setting"));
+}
+
+#[test]
+fn flags_win_over_the_environment_and_say_so() {
+    let overrides = Overrides {
+        addr: Some("127.0.0.1:0".to_owned()),
+        development_by_default: true,
+        ..Overrides::default()
+    };
+    let vars = Vars::from_pairs([("MOZAIKS_ADDR", "0.0.0.0:9000")]);
+    let config = Config::from_vars(&vars, &overrides).unwrap();
+    assert_eq!(config.addr, "127.0.0.1:0");
+    assert_eq!(config.environment, Environment::Development);
+    let addr = config
+        .settings()
+        .iter()
+        .find(|s| s.name == "MOZAIKS_ADDR")
+        .unwrap();
+    assert_eq!(addr.source, "flag");
+}
+
+#[test]
+fn numbers_must_be_positive_and_every_bad_one_is_named() {
+    let found = problems(&[
+        ("ENVIRONMENT", "development"),
+        ("MOZAIKS_SHUTDOWN_GRACE_SECS", "0"),
+        ("MOZAIKS_LOG_KEEP", "-1"),
+        ("MOZAIKS_RETENTION_DAYS", "soon"),
+    ]);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("MOZAIKS_SHUTDOWN_GRACE_SECS=`0`"))
+    );
+    assert!(found.iter().any(|p| p.starts_with("MOZAIKS_LOG_KEEP=`-1`")));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("MOZAIKS_RETENTION_DAYS=`soon`"))
+    );
+}

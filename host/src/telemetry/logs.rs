@@ -1,0 +1,125 @@
+//! Setting up `tracing` for the process: human-readable lines on standard
+//! error (coloured on a terminal) or JSON lines there for containers, and
+//! JSON lines in rotated files under the logs directory
+//! ([`super::json`], [`super::rotate`]).
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+use super::json::{JsonLayer, Stderr};
+use super::rotate::RotatingFile;
+
+/// How the server logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// An `EnvFilter` directive (`LOG_LEVEL`): `info`, `debug`,
+    /// `info,mozaiks_host::orchestrator=debug`...
+    pub level: String,
+    /// Where the JSON files go; `None` writes none.
+    pub dir: Option<PathBuf>,
+    /// A file is rotated when it would grow past this size.
+    pub max_file_bytes: u64,
+    /// Rotated files kept besides the current one.
+    pub keep_files: usize,
+    /// What standard error gets.
+    pub stderr: StderrFormat,
+}
+
+/// The format of the log lines on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StderrFormat {
+    /// Human-readable, coloured on a terminal.
+    Text,
+    /// JSON lines, as in the files (for containers).
+    Json,
+    /// Nothing (the files only).
+    Off,
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// `LOG_LEVEL` does not parse.
+    #[error(
+        "LOG_LEVEL=`{level}` is not a level or filter ({source}); use error, warn, info, debug or trace"
+    )]
+    Filter {
+        /// The directive.
+        level: String,
+        /// Why.
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    /// The logs directory or file cannot be written.
+    #[error("cannot write logs in {}: {source}; set MOZAIKS_LOG_DIR to a writable directory (or to `off`)", dir.display())]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Parses `LOG_LEVEL`.
+pub fn filter(level: &str) -> Result<EnvFilter, LogError> {
+    EnvFilter::try_new(level).map_err(|source| LogError::Filter {
+        level: level.to_owned(),
+        source,
+    })
+}
+
+/// Standard error only, for the short-lived commands (`validate`, `tool`,
+/// `chats`): `LOG_LEVEL` from the environment, `info` when unset or bad.
+pub fn init_cli() {
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
+    let filter = filter(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .try_init();
+}
+
+/// The server's logging. Call once, before anything logs.
+pub fn init_server(config: &LogConfig) -> Result<(), LogError> {
+    let filter = filter(&config.level)?;
+    let file = match &config.dir {
+        Some(dir) => Some(open(dir, config)?),
+        None => None,
+    };
+    let (text, json) = match config.stderr {
+        StderrFormat::Json => (None, Some(JsonLayer::new(Stderr))),
+        StderrFormat::Text => {
+            let text = tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal());
+            (Some(text), None)
+        }
+        StderrFormat::Off => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(text)
+        .with(json)
+        .with(file.map(|f| JsonLayer::new(Mutex::new(f))))
+        .try_init();
+    Ok(())
+}
+
+fn open(dir: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {
+    RotatingFile::open(dir, config.max_file_bytes, config.keep_files).map_err(|source| {
+        LogError::Dir {
+            dir: dir.to_owned(),
+            source,
+        }
+    })
+}

@@ -1,0 +1,235 @@
+//! Hot reload: a file watcher over `plugins/` and `workflows/` that swaps a
+//! plugin or a workflow the moment it changes on disk, without a restart.
+//!
+//! ```text
+//! notify ──paths──▶ classify ──▶ debounce (quiet period per folder)
+//!                                   │
+//!                ┌──────────────────┼──────────────────┐
+//!                ▼                  ▼                  ▼
+//!          plugin folder      workflow folder     plugin sources (dev)
+//!   read ▸ compile ▸ gate     validate              build script
+//!   ▸ swap | keep last good   ▸ swap | keep last    ▸ writes the .wasm,
+//!                               good                  which reloads
+//!                └──────────────────┴──────────────────┘
+//!                                   ▼
+//!                 ReloadHub: log, GET /api/reloads, clients
+//! ```
+//!
+//! Folders are handled one at a time, in the order their changes settle.
+//! A component that does not parse to its end and was written in the last
+//! few seconds is still being written: the watcher looks again shortly
+//! instead of reporting it broken. Compilation runs on the blocking pool.
+
+mod build;
+pub mod debounce;
+pub mod events;
+pub mod gate;
+mod plugin;
+mod workflow;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mozaiks_plugin_host::PluginEngine;
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::plugins::PluginSet;
+use crate::workflow::WorkflowRegistry;
+use build::Builder;
+use debounce::{Debouncer, Roots, Target};
+pub use events::{ReloadEvent, ReloadHub, ReloadKind, ReloadOutcome};
+pub use gate::GateSettings;
+
+/// How long a folder must be quiet before it is reloaded.
+pub const DEFAULT_QUIET: Duration = Duration::from_millis(200);
+
+/// How the watcher behaves.
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// The plugins directory.
+    pub plugins_dir: PathBuf,
+    /// The workflows directory.
+    pub workflows_dir: PathBuf,
+    /// Quiet period per folder before a reload.
+    pub quiet: Duration,
+    /// What the reload gate allows.
+    pub gate: GateSettings,
+    /// `mozaiks dev`: rebuild plugins whose sources change, with this
+    /// script (the SDK's `build-plugin`).
+    pub build_script: Option<PathBuf>,
+}
+
+/// What handling a folder led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Handled (reloaded, refused or removed).
+    Done,
+    /// A writer is still busy; look again after this long.
+    Wait(Duration),
+}
+
+/// Reloads plugins and workflows into the sets the server serves from.
+#[derive(Debug)]
+pub struct Reloader {
+    engine: PluginEngine,
+    plugins: Arc<PluginSet>,
+    workflows: Arc<WorkflowRegistry>,
+    hub: Arc<ReloadHub>,
+    settings: WatchSettings,
+}
+
+/// The running watcher; dropping it does not stop it, [`WatchHandle::stop`]
+/// does.
+#[derive(Debug)]
+pub struct WatchHandle {
+    task: JoinHandle<()>,
+}
+
+impl WatchHandle {
+    /// Stops watching.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Why the watcher could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch {path}: {source}")]
+pub struct WatchError {
+    path: PathBuf,
+    #[source]
+    source: notify::Error,
+}
+
+impl Reloader {
+    /// A reloader over these sets.
+    pub fn new(
+        engine: PluginEngine,
+        plugins: Arc<PluginSet>,
+        workflows: Arc<WorkflowRegistry>,
+        hub: Arc<ReloadHub>,
+        settings: WatchSettings,
+    ) -> Self {
+        Self {
+            engine,
+            plugins,
+            workflows,
+            hub,
+            settings,
+        }
+    }
+
+    /// Handles the changes of one folder now (the watcher calls this after
+    /// the quiet period; tests and tools may call it directly).
+    pub async fn reload(&self, target: &Target) -> Step {
+        match target {
+            Target::Plugin(dir) => self.reload_plugin(dir).await,
+            Target::Workflow(dir) => self.reload_workflow(dir),
+            Target::Source(_) => Step::Done,
+        }
+    }
+
+    /// Starts watching both directories.
+    pub fn spawn(self) -> Result<WatchHandle, WatchError> {
+        let roots = Roots {
+            plugins: self.settings.plugins_dir.clone(),
+            workflows: self.settings.workflows_dir.clone(),
+            sources: self.settings.build_script.is_some(),
+        };
+        let (sender, mut changes) = mpsc::unbounded_channel::<PathBuf>();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+                Ok(event) if counts(&event.kind) => {
+                    for path in event.paths {
+                        let _ = sender.send(path);
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "file watcher error"),
+            })
+            .map_err(|source| WatchError {
+                path: roots.plugins.clone(),
+                source,
+            })?;
+        for dir in [&roots.plugins, &roots.workflows] {
+            watcher
+                .watch(dir, RecursiveMode::Recursive)
+                .map_err(|source| WatchError {
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        let builder = self
+            .settings
+            .build_script
+            .clone()
+            .map(|script| Builder::spawn(script, Arc::clone(&self.hub)));
+        tracing::info!(
+            plugins = %roots.plugins.display(),
+            workflows = %roots.workflows.display(),
+            rebuild_sources = roots.sources,
+            "watching for changes"
+        );
+        let task = tokio::spawn(async move {
+            // The watcher stops when dropped: keep it for the task's life.
+            let _watcher = watcher;
+            let mut debouncer = Debouncer::new(self.settings.quiet);
+            loop {
+                let next = debouncer.next_due();
+                tokio::select! {
+                    change = changes.recv() => {
+                        let Some(path) = change else { break };
+                        // Source targets only come when a builder exists.
+                        if let Some(target) = debounce::classify(&path, &roots) {
+                            debouncer.touch(target, Instant::now());
+                        }
+                    }
+                    () = sleep_until(next) => {
+                        for target in debouncer.take_due(Instant::now()) {
+                            if let (Target::Source(dir), Some(builder)) = (&target, &builder) {
+                                builder.request(dir.clone());
+                                continue;
+                            }
+                            if let Step::Wait(delay) = self.reload(&target).await {
+                                debouncer.defer(target, Instant::now() + delay);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok(WatchHandle { task })
+    }
+}
+
+/// File events that may change what the server reads: not reads, and not
+/// a writer's open.
+fn counts(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Makes `dir` absolute, so watcher paths and the folders the sets know
+/// compare equal.
+pub fn absolute(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_owned())
+    })
+}

@@ -1,0 +1,219 @@
+//! Turning a burst of file events into one reload per folder.
+//!
+//! Editors save in several steps (write a temporary file, rename, touch)
+//! and a build writes a `.wasm` in chunks. Each event pushes the folder's
+//! reload back by the quiet period, so the reload happens once, after the
+//! last write. What a path means ([`classify`]) is decided here too: only
+//! the files the server reads trigger a reload.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use mozaiks_plugin_host::MANIFEST_FILE;
+
+/// A folder to act on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// A plugin folder: its component or manifest changed.
+    Plugin(PathBuf),
+    /// A workflow folder: one of its JSON files changed.
+    Workflow(PathBuf),
+    /// A plugin's Rust sources changed (`mozaiks dev` rebuilds it).
+    Source(PathBuf),
+}
+
+/// Folders the watcher looks at.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    /// The plugins directory.
+    pub plugins: PathBuf,
+    /// The workflows directory.
+    pub workflows: PathBuf,
+    /// Whether source changes count ([`Target::Source`]).
+    pub sources: bool,
+}
+
+/// What a change at `path` means, if anything.
+pub fn classify(path: &Path, roots: &Roots) -> Option<Target> {
+    if let Ok(rest) = path.strip_prefix(&roots.plugins) {
+        let parts = names(rest)?;
+        let folder = roots.plugins.join(parts.first()?);
+        return match parts.as_slice() {
+            [_] => Some(Target::Plugin(folder)),
+            [_, file] if is_ext(file, "wasm") || *file == OsStr::new(MANIFEST_FILE) => {
+                Some(Target::Plugin(folder))
+            }
+            // Not Cargo.lock: cargo itself writes it during a build.
+            [_, file] if roots.sources && *file == "Cargo.toml" => Some(Target::Source(folder)),
+            [_, dir, .., file] if roots.sources && *dir == "src" && is_ext(file, "rs") => {
+                Some(Target::Source(folder))
+            }
+            _ => None,
+        };
+    }
+    if let Ok(rest) = path.strip_prefix(&roots.workflows) {
+        let parts = names(rest)?;
+        let folder = roots.workflows.join(parts.first()?);
+        return match parts.as_slice() {
+            [_] => Some(Target::Workflow(folder)),
+            [_, file] if is_ext(file, "json") => Some(Target::Workflow(folder)),
+            _ => None,
+        };
+    }
+    None
+}
+
+fn names(path: &Path) -> Option<Vec<&OsStr>> {
+    let names: Vec<&OsStr> = path
+        .components()
+        .map(|c| match c {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    // Hidden files and folders are editors' and tools' business.
+    if names.iter().any(|n| n.to_string_lossy().starts_with('.')) {
+        return None;
+    }
+    Some(names)
+}
+
+fn is_ext(file: &OsStr, ext: &str) -> bool {
+    Path::new(file).extension() == Some(OsStr::new(ext))
+}
+
+/// Folders waiting for their files to settle, each with the moment it is
+/// due.
+#[derive(Debug)]
+pub struct Debouncer {
+    quiet: Duration,
+    pending: BTreeMap<Target, Instant>,
+}
+
+impl Debouncer {
+    /// A debouncer that waits `quiet` after the last event of a folder.
+    pub fn new(quiet: Duration) -> Self {
+        Self {
+            quiet,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// A change to `target` at `now`: it is due a quiet period later.
+    pub fn touch(&mut self, target: Target, now: Instant) {
+        self.pending.insert(target, now + self.quiet);
+    }
+
+    /// Looks at `target` again at `at` (a writer is still busy), unless a
+    /// newer change already set a later time.
+    pub fn defer(&mut self, target: Target, at: Instant) {
+        let due = self.pending.entry(target).or_insert(at);
+        *due = (*due).max(at);
+    }
+
+    /// Removes and returns the targets due at `now`.
+    pub fn take_due(&mut self, now: Instant) -> Vec<Target> {
+        let due: Vec<Target> = self
+            .pending
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for target in &due {
+            self.pending.remove(target);
+        }
+        due
+    }
+
+    /// When the next target is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.values().min().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots(sources: bool) -> Roots {
+        Roots {
+            plugins: PathBuf::from("/srv/plugins"),
+            workflows: PathBuf::from("/srv/workflows"),
+            sources,
+        }
+    }
+
+    #[test]
+    fn only_files_the_server_reads_are_changes() {
+        let r = roots(false);
+        let plugin = Some(Target::Plugin(PathBuf::from("/srv/plugins/planner")));
+        assert_eq!(
+            classify(Path::new("/srv/plugins/planner/planner.wasm"), &r),
+            plugin
+        );
+        assert_eq!(
+            classify(Path::new("/srv/plugins/planner/plugin.toml"), &r),
+            plugin
+        );
+        assert_eq!(classify(Path::new("/srv/plugins/planner"), &r), plugin);
+        for ignored in [
+            "/srv/plugins/planner/planner.wasm.tmp",
+            "/srv/plugins/planner/src/lib.rs",
+            "/srv/plugins/planner/.plugin.toml.swp",
+            "/srv/plugins/planner/target/x.wasm",
+            "/srv/workflows/Demo/components/Form.js",
+            "/srv/workflows/Demo/notes.md",
+            "/srv/elsewhere/x.json",
+        ] {
+            assert_eq!(classify(Path::new(ignored), &r), None, "{ignored}");
+        }
+        let workflow = Some(Target::Workflow(PathBuf::from("/srv/workflows/Demo")));
+        assert_eq!(
+            classify(Path::new("/srv/workflows/Demo/agents.json"), &r),
+            workflow
+        );
+        assert_eq!(classify(Path::new("/srv/workflows/Demo"), &r), workflow);
+    }
+
+    #[test]
+    fn sources_count_only_in_dev_mode() {
+        let source = Some(Target::Source(PathBuf::from("/srv/plugins/planner")));
+        let lib = Path::new("/srv/plugins/planner/src/tools/tasks.rs");
+        assert_eq!(classify(lib, &roots(true)), source);
+        assert_eq!(
+            classify(Path::new("/srv/plugins/planner/Cargo.toml"), &roots(true)),
+            source
+        );
+        assert_eq!(classify(lib, &roots(false)), None);
+    }
+
+    #[test]
+    fn a_burst_is_one_reload_after_the_last_event() {
+        let start = Instant::now();
+        let quiet = Duration::from_millis(200);
+        let mut debouncer = Debouncer::new(quiet);
+        let target = Target::Plugin(PathBuf::from("/p/a"));
+        for i in 0..5 {
+            debouncer.touch(target.clone(), start + Duration::from_millis(i * 100));
+        }
+        let last = start + Duration::from_millis(400);
+        assert_eq!(debouncer.next_due(), Some(last + quiet));
+        assert!(
+            debouncer
+                .take_due(last + quiet - Duration::from_millis(1))
+                .is_empty()
+        );
+        assert_eq!(debouncer.take_due(last + quiet), vec![target.clone()]);
+        assert!(debouncer.take_due(last + quiet * 10).is_empty());
+        assert_eq!(debouncer.next_due(), None);
+
+        // Deferring never moves a later deadline earlier.
+        debouncer.touch(target.clone(), last);
+        debouncer.defer(target.clone(), last);
+        assert_eq!(debouncer.next_due(), Some(last + quiet));
+    }
+}

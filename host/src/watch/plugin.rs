@@ -1,0 +1,246 @@
+//! Reloading one plugin folder: read, compile, gate, swap, or keep the last
+//! good version and say why.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use mozaiks_plugin_host::{MANIFEST_FILE, Manifest, Plugin, content_hash, is_truncated};
+
+use super::events::{ReloadEvent, ReloadKind, ReloadOutcome};
+use super::gate::{self, Needed};
+use super::{Reloader, Step};
+use crate::workflow::model::Tool;
+
+/// A component modified this recently that does not parse to its end is
+/// taken to be still being written.
+const STILL_WRITING: Duration = Duration::from_secs(5);
+/// How long to wait before looking at a half-written component again.
+const RECHECK: Duration = Duration::from_millis(250);
+
+impl Reloader {
+    /// Brings plugin folder `dir` up to date with the disk.
+    pub(super) async fn reload_plugin(&self, dir: &Path) -> Step {
+        let started = Instant::now();
+        let folder = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let previous = self.plugins.snapshot().slot_of_dir(dir).cloned();
+        let served = previous.as_ref().and_then(|slot| slot.current.clone());
+        let manifest_path = dir.join(MANIFEST_FILE);
+        if !manifest_path.is_file() {
+            let what = if dir.is_dir() {
+                format!("{} was deleted", manifest_path.display())
+            } else {
+                format!("the folder {} was deleted", dir.display())
+            };
+            self.remove_plugin(dir, &folder, served.as_ref(), what);
+            return Step::Done;
+        }
+        let manifest = match Manifest::read(&manifest_path) {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                self.refuse(
+                    dir,
+                    &folder,
+                    served.as_ref(),
+                    error.to_string(),
+                    Vec::new(),
+                    started,
+                );
+                return Step::Done;
+            }
+        };
+        let id = manifest.id.clone();
+        let wasm_path = dir.join(format!("{id}.wasm"));
+        let bytes = match std::fs::read(&wasm_path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let what = format!("{} was deleted", wasm_path.display());
+                if served.is_some() {
+                    self.remove_plugin(dir, &id, served.as_ref(), what);
+                } else {
+                    let message = format!(
+                        "{} does not exist; build the plugin first: sdk/build-plugin {}",
+                        wasm_path.display(),
+                        dir.display()
+                    );
+                    self.refuse(dir, &id, None, message, Vec::new(), started);
+                }
+                return Step::Done;
+            }
+            Err(error) => {
+                let message = format!("cannot read {}: {error}", wasm_path.display());
+                self.refuse(dir, &id, served.as_ref(), message, Vec::new(), started);
+                return Step::Done;
+            }
+        };
+        if is_truncated(&bytes) && modified_within(&wasm_path, STILL_WRITING) {
+            tracing::debug!(plugin = %id, bytes = bytes.len(), "component still being written; waiting");
+            return Step::Wait(RECHECK);
+        }
+        if let Some(old) = &served {
+            let unchanged = old.hash() == content_hash(&bytes) && *old.manifest() == manifest;
+            let status_ok = previous
+                .as_ref()
+                .is_some_and(|s| s.status == crate::plugins::PluginStatus::Loaded);
+            if unchanged && status_ok {
+                return Step::Done;
+            }
+        }
+        let candidate = self
+            .engine
+            .load_bytes(manifest, manifest_path, wasm_path, bytes)
+            .await;
+        let plugin = match candidate {
+            Ok(plugin) => plugin,
+            Err(error) => {
+                self.refuse(
+                    dir,
+                    &id,
+                    served.as_ref(),
+                    error.to_string(),
+                    Vec::new(),
+                    started,
+                );
+                return Step::Done;
+            }
+        };
+        let problems = self.gate(served.as_ref(), &plugin);
+        if !problems.is_empty() {
+            let message = format!(
+                "the new version of `{id}` was refused by the reload gate ({} problem(s))",
+                problems.len()
+            );
+            self.refuse(dir, &id, served.as_ref(), message, problems, started);
+            return Step::Done;
+        }
+        crate::telemetry::metrics().instantiation(&id, plugin.compile_time());
+        self.plugins.install(dir, plugin.clone());
+        let message = format!(
+            "`{id}` {} ({}) serves {} function(s); compiled in {:.0} ms{}",
+            plugin.manifest().version,
+            short(plugin.hash()),
+            plugin.functions().count(),
+            plugin.compile_time().as_secs_f64() * 1000.0,
+            if plugin.cache_outcome() == mozaiks_plugin_host::CacheOutcome::Hit {
+                " (from the cache)"
+            } else {
+                ""
+            }
+        );
+        self.hub.publish(
+            ReloadEvent::new(ReloadKind::Plugin, &id, ReloadOutcome::Loaded)
+                .versions(
+                    served.map(|p| p.hash().to_owned()),
+                    Some(plugin.hash().to_owned()),
+                )
+                .message(message, Vec::new())
+                .took(started.elapsed()),
+        );
+        self.revalidate_workflows(Some(&id));
+        Step::Done
+    }
+
+    /// Why `candidate` may not replace `served`.
+    fn gate(&self, served: Option<&Plugin>, candidate: &Plugin) -> Vec<String> {
+        let needed = self.needed(candidate.id());
+        let offered: Vec<_> = candidate.functions().collect();
+        let mut problems = gate::check_functions(&needed, &offered);
+        if let Some(old) = served
+            && !self.settings.gate.allow_new_capabilities
+        {
+            problems.extend(
+                gate::check_capabilities(
+                    &old.manifest().capabilities,
+                    &candidate.manifest().capabilities,
+                )
+                .into_iter()
+                .map(|p| {
+                    format!("{MANIFEST_FILE} {p}; an operator allows that with MOZAIKS_RELOAD_ALLOW_NEW_CAPABILITIES=true")
+                }),
+            );
+        }
+        problems
+    }
+
+    /// The functions of plugin `id` that the served workflows use.
+    fn needed(&self, id: &str) -> Vec<Needed> {
+        let snapshot = self.workflows.snapshot();
+        let mut needed = Vec::new();
+        for workflow in snapshot.values().filter_map(|entry| entry.serving()) {
+            for tool in workflow.tools().iter().filter(|t: &&Tool| t.plugin == id) {
+                needed.push(Needed {
+                    workflow: workflow.name().to_owned(),
+                    tool: tool.name.clone(),
+                    function: tool.function.clone(),
+                    parameters: tool.parameters.clone(),
+                });
+            }
+        }
+        needed
+    }
+
+    fn refuse(
+        &self,
+        dir: &Path,
+        id: &str,
+        served: Option<&Plugin>,
+        message: String,
+        errors: Vec<String>,
+        started: Instant,
+    ) {
+        let mut full = message.clone();
+        for error in &errors {
+            full.push_str("; ");
+            full.push_str(error);
+        }
+        self.plugins.record_failure(dir, id, full);
+        let keeping = match served {
+            Some(plugin) => format!("; still serving {}", short(plugin.hash())),
+            None => "; nothing is served for it".to_owned(),
+        };
+        let errors = if errors.is_empty() {
+            vec![message.clone()]
+        } else {
+            errors
+        };
+        self.hub.publish(
+            ReloadEvent::new(ReloadKind::Plugin, id, ReloadOutcome::Rejected)
+                .versions(
+                    served.map(|p| p.hash().to_owned()),
+                    served.map(|p| p.hash().to_owned()),
+                )
+                .message(format!("{message}{keeping}"), errors)
+                .took(started.elapsed()),
+        );
+    }
+
+    fn remove_plugin(&self, dir: &Path, id: &str, served: Option<&Plugin>, what: String) {
+        if !self.plugins.mark_removed(dir) {
+            return;
+        }
+        self.hub.publish(
+            ReloadEvent::new(ReloadKind::Plugin, id, ReloadOutcome::Removed)
+                .versions(served.map(|p| p.hash().to_owned()), None)
+                .message(
+                    format!("{what}; the tools of `{id}` are unavailable until it is back"),
+                    Vec::new(),
+                ),
+        );
+        self.revalidate_workflows(Some(id));
+    }
+}
+
+fn modified_within(path: &Path, window: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| SystemTime::now().duration_since(at).ok())
+        .is_none_or(|age| age < window)
+}
+
+/// The first 12 hex digits of a hash, for messages.
+pub(super) fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}

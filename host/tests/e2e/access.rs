@@ -1,0 +1,367 @@
+//! Access control: API keys mapped to apps (and users), on every HTTP route
+//! and every WebSocket form; CORS for the configured origins only.
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::support::*;
+
+const KEY_A: &str = "key-of-app-a-0000001";
+const KEY_B: &str = "key-of-app-b-0000001";
+const KEY_BOB: &str = "key-of-bob-in-b-0001";
+
+/// A production server with three keys: app-a, app-b, and app-b's user bob.
+fn with_auth(scratch: &Scratch, llm: &FakeLlm) -> Setup {
+    let mut setup = Setup::new(scratch, llm);
+    setup.extra_env.extend([
+        ("ENVIRONMENT".into(), "production".into()),
+        (
+            "MOZAIKS_API_KEYS".into(),
+            format!("{KEY_A}=app-a, {KEY_B}=app-b, {KEY_BOB}=app-b:bob"),
+        ),
+        (
+            "MOZAIKS_CORS_ORIGINS".into(),
+            "https://console.example".into(),
+        ),
+    ]);
+    setup
+}
+
+async fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let url = format!("{}{path}", server.base);
+    let mut request = match method {
+        "POST" => client.post(&url).json(&body.unwrap_or_else(|| json!({}))),
+        _ => client.get(&url),
+    };
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Opens a WebSocket at `path`; the HTTP status of a refused handshake, or
+/// the first message of an accepted one.
+async fn socket(server: &Server, path: &str, header_key: Option<&str>) -> Result<Value, u16> {
+    let url = format!("{}{path}", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    if let Some(key) = header_key {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((mut stream, _)) => {
+            use futures_util::StreamExt;
+            loop {
+                let message = tokio::time::timeout(EVENT_WAIT, stream.next())
+                    .await
+                    .expect("no message in time")
+                    .expect("closed before a message")
+                    .unwrap();
+                if let Message::Text(text) = message {
+                    return Ok(serde_json::from_str(&text).unwrap());
+                }
+            }
+        }
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("ws {path}: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_key_of_one_app_gets_404_or_403_on_every_chat_route_of_another_app() {
+    let scratch = Scratch::new("access-apps");
+    let llm = FakeLlm::start(|_| Reply::text("unused")).await;
+    let server = Server::start(&with_auth(&scratch, &llm)).await;
+    let (status, chat) = call(
+        &server,
+        "POST",
+        "/api/chats",
+        Some(KEY_B),
+        Some(json!({"user_id": "alice", "workflow": "Handoffs"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{chat}");
+    assert_eq!(chat["app_id"], "app-b", "the key says the app");
+    let b = chat["chat_id"].as_str().unwrap().to_owned();
+
+    for (method, path) in [
+        ("GET", format!("/api/chats/{b}")),
+        ("GET", format!("/api/chats/{b}/events")),
+        ("GET", format!("/api/chats/{b}/context")),
+        ("POST", format!("/api/chats/{b}/messages")),
+        ("POST", format!("/api/chats/{b}/ui/some-request")),
+        ("POST", format!("/api/chats/{b}/continue")),
+        ("POST", format!("/api/chats/{b}/end")),
+    ] {
+        let body = match path.rsplit('/').next() {
+            Some("messages") => Some(json!({"text": "hi"})),
+            _ if path.contains("/ui/") => Some(json!({"answer": true})),
+            _ => None,
+        };
+        let (status, answer) = call(&server, method, &path, Some(KEY_A), body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (404, Some("CHAT_NOT_FOUND")),
+            "{method} {path}: {answer}"
+        );
+    }
+    let (status, answer) = call(&server, "GET", "/api/chats?app_id=app-b", Some(KEY_A), None).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{answer}"
+    );
+    let (status, answer) = call(&server, "GET", "/api/chats", Some(KEY_A), None).await;
+    assert_eq!(
+        (status, answer["chats"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{answer}"
+    );
+    let (status, answer) = call(
+        &server,
+        "POST",
+        "/api/chats",
+        Some(KEY_A),
+        Some(json!({"app_id": "app-b", "user_id": "x", "workflow": "Handoffs"})),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{answer}"
+    );
+
+    // The three WebSocket forms, key in the query as browsers send it.
+    let token = format!("access_token={KEY_A}");
+    assert_eq!(
+        socket(&server, &format!("/api/chats/{b}/ws?{token}"), None).await,
+        Err(404)
+    );
+    assert_eq!(
+        socket(
+            &server,
+            &format!("/ws/Handoffs/app-b/{b}/alice?{token}"),
+            None
+        )
+        .await,
+        Err(404)
+    );
+    let refused = socket(
+        &server,
+        &format!("/ws/chat?chat_id={b}&workflow_name=Handoffs&{token}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused["code"], "WS_SESSION_DETERMINATION_FAILED");
+    assert!(
+        refused["message"].as_str().unwrap().contains("not found"),
+        "{refused}"
+    );
+
+    // The owner gets through, with the key in the query or in the header.
+    let hello = socket(
+        &server,
+        &format!("/api/chats/{b}/ws?access_token={KEY_B}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (hello["type"].as_str(), hello["chat_id"].as_str()),
+        (Some("hello"), Some(b.as_str()))
+    );
+    let hello = socket(
+        &server,
+        &format!("/ws/chat?chat_id={b}&workflow_name=Handoffs"),
+        Some(KEY_B),
+    )
+    .await
+    .unwrap();
+    assert_eq!(hello["type"], "hello");
+    let (status, answer) = call(
+        &server,
+        "GET",
+        &format!("/api/chats/{b}"),
+        Some(KEY_B),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("in_progress")),
+        "app A changed nothing: {answer}"
+    );
+    let (status, answer) = call(&server, "GET", "/api/chats", Some(KEY_B), None).await;
+    assert_eq!(
+        (status, answer["chats"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{answer}"
+    );
+
+    // Support tooling carries the key too.
+    let export = |key: &'static str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+            .args(["chats", "export", &b, "--server", &server.base])
+            .env("MOZAIKS_API_KEY", key)
+            .output()
+    };
+    let exported = export(KEY_B).await.unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let refused = export(KEY_A).await.unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("404"));
+}
+
+#[tokio::test]
+async fn a_user_key_reaches_only_that_users_chats_and_no_key_reaches_nothing() {
+    let scratch = Scratch::new("access-users");
+    let llm = FakeLlm::start(|_| Reply::text("unused")).await;
+    let server = Server::start(&with_auth(&scratch, &llm)).await;
+    let (_, alice) = call(
+        &server,
+        "POST",
+        "/api/chats",
+        Some(KEY_B),
+        Some(json!({"user_id": "alice", "workflow": "Handoffs"})),
+    )
+    .await;
+    let alice = alice["chat_id"].as_str().unwrap().to_owned();
+    let (status, bobs) = call(
+        &server,
+        "POST",
+        "/api/chats",
+        Some(KEY_BOB),
+        Some(json!({"workflow": "Handoffs"})),
+    )
+    .await;
+    assert_eq!(
+        (status, bobs["user_id"].as_str()),
+        (201, Some("bob")),
+        "{bobs}"
+    );
+    let (status, _) = call(
+        &server,
+        "GET",
+        &format!("/api/chats/{alice}"),
+        Some(KEY_BOB),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, answer) = call(
+        &server,
+        "POST",
+        "/api/chats",
+        Some(KEY_BOB),
+        Some(json!({"user_id": "alice", "workflow": "Handoffs"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    let (_, listed) = call(&server, "GET", "/api/chats", Some(KEY_BOB), None).await;
+    assert_eq!(listed["chats"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        socket(
+            &server,
+            &format!("/api/chats/{alice}/ws?access_token={KEY_BOB}"),
+            None
+        )
+        .await,
+        Err(404)
+    );
+
+    for path in [
+        "/api/workflows",
+        "/api/chats",
+        &format!("/api/chats/{alice}"),
+        "/health/active-runs",
+    ] {
+        let (status, answer) = call(&server, "GET", path, None, None).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (401, Some("UNAUTHENTICATED")),
+            "{path}: {answer}"
+        );
+        let (status, _) = call(
+            &server,
+            "GET",
+            path,
+            Some("not-a-configured-key-at-all"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 401, "{path}");
+    }
+    assert_eq!(
+        socket(&server, &format!("/api/chats/{alice}/ws"), None).await,
+        Err(401)
+    );
+    for path in ["/health", "/health/live", "/health/ready", "/metrics"] {
+        let response = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap();
+        assert_ne!(response.status().as_u16(), 401, "{path} is public");
+    }
+}
+
+#[tokio::test]
+async fn browsers_may_call_only_from_the_configured_origins() {
+    let scratch = Scratch::new("access-cors");
+    let llm = FakeLlm::start(|_| Reply::text("unused")).await;
+    let server = Server::start(&with_auth(&scratch, &llm)).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/chats", server.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://console.example").await.unwrap();
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://console.example")
+    );
+    let allowed_headers = allowed
+        .headers()
+        .get("access-control-allow-headers")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        allowed_headers.contains("authorization"),
+        "{allowed_headers}"
+    );
+    let refused = preflight("https://elsewhere.example").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

@@ -1,0 +1,315 @@
+//! `mozaiks doctor` passes on a healthy setup and finds each fault it
+//! claims to: a stopped store, a removed key, a broken workflow, a deleted
+//! component, an occupied port.
+
+use std::path::{Path, PathBuf};
+
+use mozaiks_test_mongo::{NxServer, free_port};
+use serde_json::Value;
+
+use crate::support::*;
+
+/// A setup the test may break: copies of two test workflows, a copy of
+/// the adversary plugin (its files, not a link), the planner linked.
+struct Site {
+    scratch: Scratch,
+    workflows: PathBuf,
+    plugins: PathBuf,
+    llm: FakeLlm,
+    port: u16,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "src" && entry.file_name() != "target" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+impl Site {
+    async fn new(name: &str) -> Self {
+        let scratch = Scratch::new(name);
+        let workflows = scratch.0.join("workflows");
+        for workflow in ["UiTimeout", "Handoffs"] {
+            copy_dir(&test_workflows().join(workflow), &workflows.join(workflow));
+        }
+        // UiTimeout ships its UI component.
+        let components = workflows.join("UiTimeout/components");
+        std::fs::create_dir_all(&components).unwrap();
+        std::fs::write(
+            components.join("Confirm.js"),
+            "export default function Confirm() {}\n",
+        )
+        .unwrap();
+        let plugins = scratch.0.join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        copy_dir(
+            &root.join("tests/components/adversary"),
+            &plugins.join("adversary"),
+        );
+        std::os::unix::fs::symlink(root.join("plugins/planner"), plugins.join("planner")).unwrap();
+        let llm = FakeLlm::start(|_| Reply::text("unused")).await;
+        Self {
+            scratch,
+            workflows,
+            plugins,
+            llm,
+            port: free_port(),
+        }
+    }
+
+    /// Runs `mozaiks doctor --json` with the site's flags and these
+    /// variables (over a clean environment with the fake LLM configured).
+    async fn doctor(&self, env: &[(&str, &str)], unset: &[&str]) -> (i32, Value) {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mozaiks"));
+        command
+            .args([
+                "doctor",
+                "--json",
+                "--addr",
+                &format!("127.0.0.1:{}", self.port),
+            ])
+            .arg("--workflows-dir")
+            .arg(&self.workflows)
+            .arg("--plugins-dir")
+            .arg(&self.plugins)
+            .arg("--data-dir")
+            .arg(self.scratch.0.join("data"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ENVIRONMENT", "development")
+            .env("MOZAIKS_LOG_DIR", self.scratch.0.join("logs"))
+            .env("OPENAI_BASE_URL", self.llm.base_url())
+            .env("OPENAI_API_KEY", "test-key")
+            .env("LOG_LEVEL", "off");
+        for name in unset {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
+        let output = command.output().await.unwrap();
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "doctor printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        });
+        (output.status.code().unwrap(), report)
+    }
+}
+
+/// The failures of a report, as `check: message` lines.
+fn failures(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "fail")
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f["check"].as_str().unwrap(),
+                f["message"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Asserts exactly one failing check, `check`, whose messages mention `text`.
+fn fails_only(report: &Value, check: &str, text: &str) {
+    let failed = failures(report);
+    assert!(!failed.is_empty(), "no failure: {report:#}");
+    assert!(
+        failed.iter().all(|f| f.starts_with(&format!("{check}: "))),
+        "only {check} should fail: {failed:#?}"
+    );
+    assert!(
+        failed.iter().any(|f| f.contains(text)),
+        "no {check} failure mentions `{text}`: {failed:#?}"
+    );
+    let fixes = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "fail");
+    assert!(
+        fixes.into_iter().all(|f| f["fix"].is_string()),
+        "every failure has a fix"
+    );
+}
+
+#[tokio::test]
+async fn doctor_passes_on_a_healthy_setup_and_says_what_it_checked() {
+    let site = Site::new("doctor-healthy").await;
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(
+        (code, &report["healthy"]),
+        (0, &Value::Bool(true)),
+        "{:#?}",
+        failures(&report)
+    );
+    let checks: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for check in [
+        "config",
+        "llm",
+        "store",
+        "port",
+        "plugins",
+        "workflows",
+        "components",
+        "disk",
+        "logs",
+    ] {
+        assert!(checks.contains(&check), "{check} missing from {checks:?}");
+    }
+}
+
+#[tokio::test]
+async fn doctor_finds_a_stopped_store_with_its_cause() {
+    let site = Site::new("doctor-store").await;
+    let mongo = NxServer::start(free_port(), &site.scratch.0.join("mongo"));
+    let uri = mongo.uri();
+    let env = [
+        ("MONGO_URI", uri.as_str()),
+        ("MONGO_SERVER_SELECTION_TIMEOUT_MS", "1500"),
+    ];
+    let (code, report) = site.doctor(&env, &[]).await;
+    assert_eq!(code, 0, "{:#?}", failures(&report));
+    mongo.stop();
+    let (code, report) = site.doctor(&env, &[]).await;
+    assert_eq!(code, 1);
+    fails_only(&report, "store", "refused");
+}
+
+#[tokio::test]
+async fn doctor_finds_a_removed_key() {
+    let site = Site::new("doctor-key").await;
+    let (code, report) = site
+        .doctor(&[], &["OPENAI_API_KEY", "OPENAI_BASE_URL"])
+        .await;
+    assert_eq!(code, 1);
+    fails_only(&report, "llm", "OPENAI_API_KEY is not set");
+    // Outside development, the API keys of the callers are needed too.
+    let (code, report) = site.doctor(&[("ENVIRONMENT", "production")], &[]).await;
+    assert_eq!(code, 1);
+    fails_only(&report, "config", "no API keys are configured");
+}
+
+#[tokio::test]
+async fn doctor_finds_a_broken_workflow_with_its_file() {
+    let site = Site::new("doctor-workflow").await;
+    let agents = site.workflows.join("Handoffs/agents.json");
+    let text = std::fs::read_to_string(&agents).unwrap();
+    std::fs::write(&agents, text.replacen('{', "{ \"oops\": ", 1)).unwrap();
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(code, 1);
+    fails_only(&report, "workflows", "agents.json");
+}
+
+#[tokio::test]
+async fn doctor_finds_a_deleted_ui_component_and_a_deleted_plugin_component() {
+    let site = Site::new("doctor-components").await;
+    std::fs::remove_file(site.workflows.join("UiTimeout/components/Confirm.js")).unwrap();
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(code, 1);
+    fails_only(&report, "components", "Confirm");
+
+    std::fs::write(
+        site.workflows.join("UiTimeout/components/Confirm.js"),
+        "export default 1;\n",
+    )
+    .unwrap();
+    std::fs::remove_file(site.plugins.join("adversary/adversary.wasm")).unwrap();
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(code, 1);
+    let failed = failures(&report);
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.starts_with("plugins: ") && f.contains("adversary")),
+        "{failed:#?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.starts_with("workflows: ") && f.contains("adversary")),
+        "the tool no longer resolves: {failed:#?}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_finds_an_occupied_port_and_says_whether_mozaiks_holds_it() {
+    let site = Site::new("doctor-port").await;
+    let occupant = std::net::TcpListener::bind(("127.0.0.1", site.port)).unwrap();
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(code, 1);
+    fails_only(&report, "port", "another program");
+    drop(occupant);
+
+    let setup = Setup {
+        workflows: site.workflows.clone(),
+        plugins: site.plugins.clone(),
+        data: site.scratch.0.join("server-data"),
+        llm_url: Some(site.llm.base_url()),
+        extra_env: Vec::new(),
+    };
+    let _server = Server::start_at(&setup, &format!("127.0.0.1:{}", site.port)).await;
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(code, 1);
+    fails_only(&report, "port", "a mozaiks server already runs there");
+}
+
+#[tokio::test]
+async fn doctor_checks_plugin_grants_against_this_machine() {
+    let site = Site::new("doctor-grants").await;
+    let manifest = site.plugins.join("adversary/plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!(
+            "{text}\n[capabilities]\nenv = [\"MOZAIKS_DOCTOR_TEST_UNSET\"]\nfs = [{{ host = \"shared\", guest = \"/shared\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(code, 1);
+    let failed = failures(&report);
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.starts_with("plugins: ") && f.contains("shared")),
+        "the missing granted directory is named: {failed:#?}"
+    );
+
+    std::fs::create_dir(site.plugins.join("adversary/shared")).unwrap();
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(code, 0, "{:#?}", failures(&report));
+    let findings = report["findings"].as_array().unwrap();
+    assert!(findings.iter().any(|f| {
+        f["status"] == "warn"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("MOZAIKS_DOCTOR_TEST_UNSET")
+    }));
+    assert!(findings.iter().any(|f| {
+        f["status"] == "ok"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("fs shared as /shared (ro)")
+    }));
+}

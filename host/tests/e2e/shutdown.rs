@@ -1,0 +1,145 @@
+//! Graceful shutdown: SIGTERM lets the step in flight reach the store,
+//! tells the clients, exits; the next process continues without redoing
+//! or losing anything.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+async fn sigterm(server: &Server) {
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits until the fake LLM has received `n` requests.
+async fn until_calls(llm: &FakeLlm, n: usize) {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while llm.calls().len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the LLM got {} calls",
+            llm.calls().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn seqs(events: &[Value]) -> Vec<u64> {
+    events.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn sigterm_mid_turn_stores_the_answer_tells_clients_and_the_next_start_redoes_nothing() {
+    let scratch = Scratch::new("sigterm-turn");
+    // The answer is on its way when the signal arrives.
+    let llm = FakeLlm::start(|_| {
+        Reply::text(r#"{"score": 7, "reason": "slow but sure"}"#).after(Duration::from_millis(1500))
+    })
+    .await;
+    let setup = Setup::new(&scratch, &llm);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_type("speaker").await;
+    until_calls(&llm, 1).await;
+    sigterm(&server).await;
+
+    let answer = ws.until_type("agent_message").await;
+    assert_eq!(
+        answer["structured"]["score"], 7,
+        "the answer in flight was kept"
+    );
+    let goodbye = ws.until_type("server_shutdown").await;
+    assert!(goodbye["last_seq"].as_u64().unwrap() >= answer["seq"].as_u64().unwrap());
+    assert!(
+        ws.next().await.is_none(),
+        "the socket is closed after the goodbye"
+    );
+    assert_eq!(server.exit_code().await, Some(0));
+
+    let server = Server::start(&setup).await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+    let events = server.events(&chat).await;
+    assert_eq!(
+        seqs(&events),
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+    assert_eq!(
+        of_type(&events, "agent_message").len(),
+        1,
+        "{}",
+        summary(&events)
+    );
+    assert_eq!(llm.calls().len(), 1, "nothing was asked twice");
+}
+
+#[tokio::test]
+async fn sigterm_while_a_tool_waits_for_the_user_stops_at_once_and_the_tool_asks_again_after() {
+    let scratch = Scratch::new("sigterm-ui");
+    let llm = FakeLlm::start(|call| {
+        if call.tool_results().is_empty() {
+            Reply::tool_call(
+                "ask",
+                json!({"component": "Confirm", "payload": {"q": "ok?"}, "timeout_ms": 600_000}),
+            )
+        } else {
+            Reply::text("Thanks.")
+        }
+    })
+    .await;
+    let mut setup = Setup::new(&scratch, &llm);
+    // Were the waiting tool to hold the shutdown, the test would time out
+    // long before this bound.
+    setup
+        .extra_env
+        .push(("MOZAIKS_SHUTDOWN_GRACE_SECS".into(), "600".into()));
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("UiTimeout").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let first = ws.until_type("ui_request").await;
+    sigterm(&server).await;
+    ws.until_type("server_shutdown").await;
+    assert_eq!(server.exit_code().await, Some(0));
+
+    let server = Server::start(&setup).await;
+    let mut ws = server.ws(&chat, 0).await;
+    let again = ws
+        .until("a new ui_request", |e| {
+            e["type"] == "ui_request" && e["request_id"] != first["request_id"]
+        })
+        .await;
+    server
+        .post(
+            &format!(
+                "/api/chats/{chat}/ui/{}",
+                again["request_id"].as_str().unwrap()
+            ),
+            json!({"answer": {"ok": true}}),
+        )
+        .await;
+    ws.until_status("completed").await;
+    let events = server.events(&chat).await;
+    let closed: Vec<&Value> = of_type(&events, "ui_response")
+        .into_iter()
+        .filter(|e| e["request_id"] == first["request_id"])
+        .collect();
+    assert_eq!(closed.len(), 1, "{}", summary(&events));
+    assert_eq!(
+        closed[0]["status"], "cancelled",
+        "not a timeout: {}",
+        closed[0]
+    );
+    assert_eq!(
+        of_type(&events, "tool_result").len(),
+        1,
+        "one result for the one call"
+    );
+}

@@ -1,0 +1,174 @@
+//! What operators observe: `/metrics` moving with a chat, JSON log lines
+//! that carry the chat's ids, liveness.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// `name{labels} value` lines of the Prometheus text, by series.
+async fn scrape(server: &Server) -> HashMap<String, f64> {
+    let response = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {l}"));
+            (
+                series.to_owned(),
+                value.parse().unwrap_or_else(|_| panic!("bad value in {l}")),
+            )
+        })
+        .collect()
+}
+
+fn value(metrics: &HashMap<String, f64>, series: &str) -> f64 {
+    metrics.get(series).copied().unwrap_or(0.0)
+}
+
+fn ui_timeout_llm(call: &ChatCall) -> Reply {
+    if call.tool_results().is_empty() {
+        Reply::tool_call(
+            "ask",
+            json!({"component": "Confirm", "payload": {"q": "ok?"}, "timeout_ms": 200}),
+        )
+    } else {
+        Reply::text("Nobody answered.")
+    }
+}
+
+#[tokio::test]
+async fn metrics_move_after_a_chat() {
+    let scratch = Scratch::new("metrics");
+    let llm = FakeLlm::start(ui_timeout_llm).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let ready = server
+        .eventually("/health/ready", |status, _| status == 200)
+        .await;
+    assert_eq!(ready["plugins"]["served"], json!(["adversary", "planner"]));
+    let before = scrape(&server).await;
+    let chat = server.start_chat("UiTimeout").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+    let during = scrape(&server).await;
+    assert_eq!(value(&during, "mozaiks_websocket_connections"), 1.0);
+    ws.close().await;
+    let after = server
+        .eventually("/health/live", |status, _| status == 200)
+        .await;
+    assert_eq!(after["status"], "ok");
+    let after = scrape(&server).await;
+
+    for (series, at_least) in [
+        (r#"mozaiks_chats_started_total{workflow="UiTimeout"}"#, 1.0),
+        (
+            r#"mozaiks_turns_total{workflow="UiTimeout",agent="Asker"}"#,
+            1.0,
+        ),
+        (
+            r#"mozaiks_turn_duration_seconds_count{workflow="UiTimeout"}"#,
+            1.0,
+        ),
+        (
+            r#"mozaiks_llm_request_duration_seconds_count{model="fake-model",outcome="ok"}"#,
+            2.0,
+        ),
+        (
+            r#"mozaiks_tool_calls_total{plugin="adversary",function="ask",outcome="cancelled"}"#,
+            1.0,
+        ),
+        (
+            r#"mozaiks_tool_call_duration_seconds_count{plugin="adversary",function="ask"}"#,
+            1.0,
+        ),
+        (
+            r#"mozaiks_store_operation_duration_seconds_count{operation="append",outcome="ok"}"#,
+            5.0,
+        ),
+        (
+            r#"mozaiks_http_requests_total{method="POST",route="/api/chats",status="201"}"#,
+            1.0,
+        ),
+    ] {
+        let moved = value(&after, series) - value(&before, series);
+        assert!(
+            moved >= at_least,
+            "{series} moved by {moved}, expected at least {at_least}"
+        );
+    }
+    assert!(
+        value(
+            &after,
+            r#"mozaiks_llm_tokens_total{model="fake-model",kind="prompt"}"#
+        ) > 0.0
+    );
+    assert_eq!(value(&after, "mozaiks_active_runs"), 0.0, "the run ended");
+}
+
+#[tokio::test]
+async fn log_files_are_json_lines_and_a_chats_lines_carry_its_ids() {
+    let scratch = Scratch::new("json-logs");
+    let llm = FakeLlm::start(ui_timeout_llm).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.extra_env.extend([
+        ("LOG_LEVEL".into(), "info".into()),
+        ("MOZAIKS_LOG_FORMAT".into(), "off".into()),
+    ]);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("UiTimeout").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+
+    let text = std::fs::read_to_string(setup.logs_dir().join("mozaiks.log")).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["ts"].is_string() && l["level"].is_string())
+    );
+    let of_chat: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["chat_id"] == chat.as_str())
+        .collect();
+    let turn = of_chat
+        .iter()
+        .find(|l| l["message"] == "turn started")
+        .unwrap_or_else(|| panic!("no turn line for the chat in {text}"));
+    assert_eq!(
+        (turn["workflow"].as_str(), turn["agent"].as_str()),
+        (Some("UiTimeout"), Some("Asker"))
+    );
+    let tool = of_chat
+        .iter()
+        .find(|l| l["message"] == "tool call")
+        .unwrap_or_else(|| panic!("no tool line for the chat in {text}"));
+    assert_eq!(
+        (
+            tool["plugin"].as_str(),
+            tool["function"].as_str(),
+            tool["agent"].as_str(),
+            tool["outcome"].as_str()
+        ),
+        (
+            Some("adversary"),
+            Some("ask"),
+            Some("Asker"),
+            Some("cancelled")
+        )
+    );
+}
