@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mozaiks_plugin_host::{FunctionSpec, Plugin};
 use serde::Serialize;
 
-use crate::workflow::catalog::sorted;
+use crate::workflow::catalog::find_function;
 use crate::workflow::{LookupError, ToolCatalog};
 
 /// What happened to a plugin folder last.
@@ -155,20 +155,7 @@ impl PluginSnapshot {
 /// Served plugins by id, for workflow validation.
 impl ToolCatalog for PluginSnapshot {
     fn function(&self, plugin: &str, function: &str) -> Result<&FunctionSpec, LookupError> {
-        let found =
-            self.served()
-                .find(|p| p.id() == plugin)
-                .ok_or_else(|| LookupError::UnknownPlugin {
-                    plugin: plugin.to_owned(),
-                    available: sorted(self.served().map(Plugin::id)),
-                })?;
-        found
-            .function(function)
-            .ok_or_else(|| LookupError::UnknownFunction {
-                plugin: plugin.to_owned(),
-                function: function.to_owned(),
-                available: sorted(found.functions().map(|f| f.name.as_str())),
-            })
+        find_function(|| self.served(), plugin, function)
     }
 }
 

@@ -62,20 +62,35 @@ pub(crate) fn sorted<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     names
 }
 
+/// Finds `function` of the plugin with id `plugin` among `plugins()`
+/// (called again, on a miss, to list the ids there are).
+pub(crate) fn find_function<'a, I>(
+    plugins: impl Fn() -> I,
+    plugin: &str,
+    function: &str,
+) -> Result<&'a FunctionSpec, LookupError>
+where
+    I: Iterator<Item = &'a Plugin>,
+{
+    let found = plugins()
+        .find(|p| p.id() == plugin)
+        .ok_or_else(|| LookupError::UnknownPlugin {
+            plugin: plugin.to_owned(),
+            available: sorted(plugins().map(Plugin::id)),
+        })?;
+    found
+        .function(function)
+        .ok_or_else(|| LookupError::UnknownFunction {
+            plugin: plugin.to_owned(),
+            function: function.to_owned(),
+            available: sorted(found.functions().map(|f| f.name.as_str())),
+        })
+}
+
 /// Loaded plugins by id.
 impl ToolCatalog for HashMap<String, Plugin> {
     fn function(&self, plugin: &str, function: &str) -> Result<&FunctionSpec, LookupError> {
-        let found = self.get(plugin).ok_or_else(|| LookupError::UnknownPlugin {
-            plugin: plugin.to_owned(),
-            available: sorted(self.keys().map(String::as_str)),
-        })?;
-        found
-            .function(function)
-            .ok_or_else(|| LookupError::UnknownFunction {
-                plugin: plugin.to_owned(),
-                function: function.to_owned(),
-                available: sorted(found.functions().map(|f| f.name.as_str())),
-            })
+        find_function(|| self.values(), plugin, function)
     }
 }
 

@@ -136,6 +136,16 @@ fn worker(call: &ChatCall) -> Reply {
     }
 }
 
+/// Asserts that a reload frame is of `kind` with `outcome`.
+#[track_caller]
+fn assert_reload(frame: &Value, kind: &str, outcome: &str) {
+    assert_eq!(
+        (frame["kind"].as_str(), frame["outcome"].as_str()),
+        (Some(kind), Some(outcome)),
+        "{frame}"
+    );
+}
+
 /// Sends `text` to a chat over HTTP.
 async fn say(server: &Server, chat: &str, text: &str) {
     let (status, body) = server
@@ -323,15 +333,12 @@ async fn a_broken_component_is_refused_the_old_one_keeps_serving_and_clients_are
         "reload events are not chat events"
     );
 
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(r#"mozaiks_reloads_total{kind="plugin",outcome="rejected"} 1"#),
-        "{metrics}"
+    let metrics = crate::telemetry::scrape(&server).await;
+    let refused = r#"mozaiks_reloads_total{kind="plugin",outcome="rejected"}"#;
+    assert_eq!(
+        crate::telemetry::value(&metrics, refused),
+        1.0,
+        "{metrics:?}"
     );
 
     let listed = wait_for_probe(&server, |p| p["status"] == "failed").await;
@@ -457,11 +464,7 @@ async fn a_broken_workflow_keeps_its_last_good_version_and_a_fix_reaches_running
         br#"{"agents": [{"name": "Worker", "system_message": 42, "tools": ["version"]}]}"#,
     );
     let refused = events.until_type("reload").await;
-    assert_eq!(
-        (refused["kind"].as_str(), refused["outcome"].as_str()),
-        (Some("workflow"), Some("rejected")),
-        "{refused}"
-    );
+    assert_reload(&refused, "workflow", "rejected");
     let errors = refused["errors"].to_string();
     assert!(errors.contains("agents.json"), "{errors}");
     assert!(errors.contains("system_message"), "{errors}");
@@ -561,11 +564,7 @@ async fn dev_mode_rebuilds_a_plugin_from_its_sources_and_reports_build_errors() 
     // A syntax error: the build fails, its messages are pushed, v1 serves.
     write_atomically(&lab.probe.join("src/lib.rs"), lib("").as_bytes());
     let failed = events.until_type("reload").await;
-    assert_eq!(
-        (failed["kind"].as_str(), failed["outcome"].as_str()),
-        (Some("build"), Some("rejected")),
-        "{failed}"
-    );
+    assert_reload(&failed, "build", "rejected");
     let output = failed["errors"].to_string();
     assert!(output.contains("error"), "{output}");
     assert_eq!(version_of(&call_tool(&server, &chat, "version").await), 1);
@@ -573,16 +572,8 @@ async fn dev_mode_rebuilds_a_plugin_from_its_sources_and_reports_build_errors() 
     // Fixed: it builds, and the new component is reloaded through the gate.
     write_atomically(&lab.probe.join("src/lib.rs"), lib("3").as_bytes());
     let built = events.until_type("reload").await;
-    assert_eq!(
-        (built["kind"].as_str(), built["outcome"].as_str()),
-        (Some("build"), Some("loaded")),
-        "{built}"
-    );
+    assert_reload(&built, "build", "loaded");
     let loaded = events.until_type("reload").await;
-    assert_eq!(
-        (loaded["kind"].as_str(), loaded["outcome"].as_str()),
-        (Some("plugin"), Some("loaded")),
-        "{loaded}"
-    );
+    assert_reload(&loaded, "plugin", "loaded");
     assert_eq!(version_of(&call_tool(&server, &chat, "version").await), 3);
 }

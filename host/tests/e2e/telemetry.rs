@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// `name{labels} value` lines of the Prometheus text, by series.
-async fn scrape(server: &Server) -> HashMap<String, f64> {
+pub async fn scrape(server: &Server) -> HashMap<String, f64> {
     let response = reqwest::get(format!("{}/metrics", server.base))
         .await
         .unwrap();
@@ -34,7 +34,7 @@ async fn scrape(server: &Server) -> HashMap<String, f64> {
         .collect()
 }
 
-fn value(metrics: &HashMap<String, f64>, series: &str) -> f64 {
+pub fn value(metrics: &HashMap<String, f64>, series: &str) -> f64 {
     metrics.get(series).copied().unwrap_or(0.0)
 }
 
