@@ -404,7 +404,9 @@ pub(super) fn components(workflows: &[(PathBuf, Workflow)]) -> Vec<Finding> {
         }
         let mut missing = false;
         for (tool, component) in wanted {
-            let present = ["js", "mjs"]
+            // What the console renders (docs/workflows.md, components/):
+            // the workflow's own module, or the schema of a generated form.
+            let present = ["js", "mjs", "schema.json"]
                 .iter()
                 .any(|ext| folder.join(format!("{component}.{ext}")).is_file());
             if !present {
@@ -412,11 +414,11 @@ pub(super) fn components(workflows: &[(PathBuf, Workflow)]) -> Vec<Finding> {
                 findings.push(Finding::fail(
                     "components",
                     format!(
-                        "UI tool `{tool}` of workflow `{}` shows component `{component}`, but {} has no {component}.js",
+                        "UI tool `{tool}` of workflow `{}` shows component `{component}`, but {} has neither {component}.js nor {component}.schema.json",
                         workflow.name(),
                         folder.display()
                     ),
-                    format!("add {component}.js to {} (or correct `ui.component` in tools.json)", folder.display()),
+                    format!("add {component}.js (or {component}.schema.json for a generated form) to {}, or correct `ui.component` in tools.json", folder.display()),
                 ));
             }
         }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// A setup the test may break: copies of two test workflows, a copy of
+/// A setup the test may break: copies of two test workflows and the demo, a copy of
 /// the adversary plugin (its files, not a link), the planner linked.
 struct Site {
     scratch: Scratch,
@@ -41,6 +41,12 @@ impl Site {
         for workflow in ["UiTimeout", "Handoffs"] {
             copy_dir(&test_workflows().join(workflow), &workflows.join(workflow));
         }
+        // The demo, with the components/ folder the console uses: the
+        // healthy report covers what `scripts/run` serves.
+        copy_dir(
+            &demo_workflows().join("PlanReview"),
+            &workflows.join("PlanReview"),
+        );
         // UiTimeout ships its UI component.
         let components = workflows.join("UiTimeout/components");
         std::fs::create_dir_all(&components).unwrap();
