@@ -30,6 +30,11 @@ use vars::{Source, Vars};
 /// 20 s leaves room for the process to exit on its own.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
+/// How long a run may wait for its user before it leaves memory: a chat
+/// nobody answers costs nothing after ten minutes, and the next message
+/// resumes it from the store as a restart would.
+pub const DEFAULT_IDLE_RUN: Duration = Duration::from_secs(600);
+
 /// Largest request body accepted: UI answers and messages are small; 2 MiB
 /// is axum's own default, kept explicit so operators can see and change it.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -156,6 +161,9 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Bound on a graceful shutdown.
     pub shutdown_grace: Duration,
+    /// How long a run waits for its user before it is unloaded from memory
+    /// (`MOZAIKS_IDLE_RUN_SECS`; 0: never).
+    pub idle_run: Option<Duration>,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Retention.
@@ -184,6 +192,7 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_CORS_ORIGINS",
     "MOZAIKS_SECRETS_DIR",
     "MOZAIKS_SHUTDOWN_GRACE_SECS",
+    "MOZAIKS_IDLE_RUN_SECS",
     "MOZAIKS_MAX_BODY_BYTES",
     "MOZAIKS_RETENTION_DAYS",
     "MOZAIKS_RETENTION_INTERVAL_SECS",
@@ -364,6 +373,15 @@ impl Config {
             DEFAULT_SHUTDOWN_GRACE.as_secs(),
             "seconds",
         ));
+        let idle_run = match r.number(
+            "MOZAIKS_IDLE_RUN_SECS",
+            None,
+            DEFAULT_IDLE_RUN.as_secs(),
+            "seconds (0: never unload)",
+        ) {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        };
         let max_body_bytes = usize::try_from(r.number(
             "MOZAIKS_MAX_BODY_BYTES",
             None,
@@ -429,6 +447,7 @@ impl Config {
             access,
             cors_origins,
             shutdown_grace,
+            idle_run,
             max_body_bytes,
             maintenance: MaintenanceConfig {
                 retention_days,

@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     /// Chats whose run stopped because the store failed.
     to_resume: Mutex<std::collections::BTreeSet<String>>,
     readiness: Mutex<Readiness>,
+    /// How long a run waits for input before it unloads itself, in ms;
+    /// 0: never ([`Orchestrator::set_idle_unload`]).
+    idle_run_ms: std::sync::atomic::AtomicU64,
 }
 
 /// Whether the server can serve chats, and why not.
@@ -82,6 +85,27 @@ pub struct Readiness {
 }
 
 impl Shared {
+    /// See [`Orchestrator::set_idle_unload`].
+    pub(crate) fn idle_run(&self) -> Option<Duration> {
+        match self.idle_run_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// See [`Orchestrator::forget_if_unused`]. Under the map's lock, and
+    /// only when the map holds the one reference: whoever wants the chat
+    /// next makes a fresh entry.
+    pub(crate) fn forget_if_unused(&self, chat_id: &str) {
+        let mut map = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if map
+            .get(chat_id)
+            .is_some_and(|live| Arc::strong_count(live) == 1 && !live.has_run())
+        {
+            map.remove(chat_id);
+        }
+    }
+
     pub(crate) fn mark_for_resume(&self, chat_id: &str) {
         self.to_resume
             .lock()
@@ -215,8 +239,28 @@ impl Orchestrator {
                     reason: Some("the store has not been checked yet".to_owned()),
                     since: now_ms(),
                 }),
+                idle_run_ms: std::sync::atomic::AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Unloads a run that has waited `limit` for its user (or for a speaker
+    /// pick): its task and transcript leave memory, and its chat too once
+    /// no client holds it. The next input starts the run again from the
+    /// chat's log, as after a restart. `None` (the default) keeps runs.
+    pub fn set_idle_unload(&self, limit: Option<Duration>) {
+        let ms = limit.map_or(0, |l| {
+            u64::try_from(l.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        self.shared
+            .idle_run_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Drops the chat's in-memory state if no run, client or request holds
+    /// it (it is made again from the store when needed).
+    pub(crate) fn forget_if_unused(&self, chat_id: &str) {
+        self.shared.forget_if_unused(chat_id);
     }
 
     /// The store.

@@ -69,6 +69,7 @@ pub(crate) async fn run(
         shutdown_grace: settings.shutdown_grace,
     };
     let orchestrator = app::build(&config).await?;
+    orchestrator.set_idle_unload(settings.idle_run);
     let listener = TcpListener::bind(&settings.addr).await.with_context(|| {
         format!(
             "binding {} (another process uses the port? `mozaiks doctor` says which)",

@@ -270,6 +270,24 @@ impl LiveChat {
         *self.inbox.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
+    /// Detaches the run whose inbox is `inbox` if no input is waiting in it
+    /// and none has been accepted on its way to it; otherwise leaves it
+    /// attached and returns false. Under the inbox lock, so an input is
+    /// either delivered before (and this refuses) or finds no run after
+    /// (and starts a new one from the log).
+    pub fn detach_if_idle(&self, inbox: &mpsc::UnboundedReceiver<RunInput>) -> bool {
+        let mut slot = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if !inbox.is_empty()
+            || self
+                .input_claimed
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return false;
+        }
+        *slot = None;
+        true
+    }
+
     /// Whether a run task is attached.
     pub fn has_run(&self) -> bool {
         self.inbox

@@ -64,6 +64,10 @@ pub enum RunError {
     /// continues on the next start.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The run waited for input longer than the idle limit and was
+    /// unloaded; the next input starts it again from the log.
+    #[error("unloaded while idle")]
+    Unloaded,
 }
 
 /// A running chat.
@@ -153,6 +157,19 @@ impl Run {
                 Ok(())
             }
             Err(RunError::Store(error)) => Err(error),
+            Err(RunError::Unloaded) => {
+                // Already detached, with no input pending or claimed (see
+                // `LiveChat::detach_if_idle`): nothing else to undo. The
+                // chat leaves memory if nobody else holds it.
+                tracing::debug!(
+                    chat_id,
+                    "idle run unloaded; the next input resumes it from the log"
+                );
+                let shared = Arc::clone(&self.shared);
+                drop(self);
+                shared.forget_if_unused(&chat_id);
+                return;
+            }
         };
         if let Err(error) = recorded {
             tracing::error!(
@@ -537,11 +554,21 @@ impl Run {
         }
     }
 
+    /// The next input. After the idle limit without one, the run
+    /// unloads itself ([`RunError::Unloaded`]) unless an input is on its
+    /// way: a chat waiting for its user then costs no memory.
     async fn next_input(&mut self) -> Result<Option<RunInput>, RunError> {
-        let input = tokio::select! {
-            input = self.inbox.recv() => input,
-            _ = self.cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
-            _ = super::drain::draining(&mut self.lifecycle) => return Err(RunError::ShuttingDown),
+        let input = loop {
+            tokio::select! {
+                input = self.inbox.recv() => break input,
+                _ = self.cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
+                _ = super::drain::draining(&mut self.lifecycle) => return Err(RunError::ShuttingDown),
+                () = idle(self.shared.idle_run()) => {
+                    if self.live.detach_if_idle(&self.inbox) {
+                        return Err(RunError::Unloaded);
+                    }
+                }
+            }
         };
         self.live.release_input();
         Ok(input)
@@ -683,5 +710,13 @@ impl Run {
                 pattern: "AutoPattern".to_owned(),
             },
         })
+    }
+}
+
+/// Resolves after `limit`, or never without one.
+async fn idle(limit: Option<std::time::Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
     }
 }

@@ -221,7 +221,7 @@ async fn serve_socket(socket: WebSocket, orchestrator: Orchestrator, chat_id: St
         session(
             Box::pin(sink),
             Box::pin(frames),
-            orchestrator,
+            orchestrator.clone(),
             &chat_id,
             after,
         ),
@@ -229,6 +229,9 @@ async fn serve_socket(socket: WebSocket, orchestrator: Orchestrator, chat_id: St
     )
     .await;
     crate::telemetry::metrics().websockets(-1);
+    // The last client of a chat whose run was unloaded takes the chat out
+    // of memory.
+    orchestrator.forget_if_unused(&chat_id);
     if let Err(error) = ended {
         tracing::debug!(chat_id, %error, "websocket closed");
     }

@@ -463,3 +463,54 @@ on_both_stores!(
     an_invalid_structured_output_is_retried_once_with_the_errors,
     a_chat_killed_mid_ui_request_resumes_after_restart_with_nothing_lost,
 );
+
+/// A run that waits for its user longer than `MOZAIKS_IDLE_RUN_SECS`
+/// leaves memory (no active run, no chat state kept); the next message
+/// starts it again from the log and the chat goes on with contiguous seqs.
+#[tokio::test]
+async fn an_idle_run_is_unloaded_and_the_next_message_resumes_it_from_the_log() {
+    let scratch = Scratch::new("idle");
+    let llm = FakeLlm::start(handoffs_llm).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup
+        .extra_env
+        .push(("MOZAIKS_IDLE_RUN_SECS".into(), "1".into()));
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("Handoffs").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("waiting_for_user").await;
+    // A client is attached: the run unloads, the chat's state stays for it.
+    server
+        .eventually("/health/active-runs", |_, body| body["count"] == 0)
+        .await;
+    ws.send(json!({"type": "user_message", "text": "What are your hours?"}))
+        .await;
+    ws.until("Triage's answer", |v| {
+        v["type"] == "agent_message" && v["agent"] == "Triage"
+    })
+    .await;
+    ws.until_status("waiting_for_user").await;
+    ws.close().await;
+
+    // Without a client the chat leaves memory altogether; HTTP brings it back.
+    server
+        .eventually("/health/active-runs", |_, body| body["count"] == 0)
+        .await;
+    let (status, body) = server
+        .post(
+            &format!("/api/chats/{chat}/messages"),
+            json!({"text": "I want a refund"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let events = server
+        .eventually(&format!("/api/chats/{chat}"), |_, body| {
+            body["status"] == "completed"
+        })
+        .await;
+    assert_eq!(events["status"], "completed");
+    let events = server.events(&chat).await;
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(of_type(&events, "user_message").len(), 2);
+}
