@@ -53,9 +53,13 @@ impl Reloader {
         };
         let id = manifest.id.clone();
         let wasm_path = dir.join(format!("{id}.wasm"));
-        let bytes = match std::fs::read(&wasm_path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+        let read = {
+            let wasm_path = wasm_path.clone();
+            tokio::task::spawn_blocking(move || read_component(&wasm_path)).await
+        };
+        let component = match read {
+            Ok(Ok(component)) => component,
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::NotFound => {
                 let what = format!("{} was deleted", wasm_path.display());
                 if served.is_some() {
                     self.remove_plugin(dir, &id, served.as_ref(), what);
@@ -69,18 +73,24 @@ impl Reloader {
                 }
                 return Step::Done;
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 let message = format!("cannot read {}: {error}", wasm_path.display());
                 self.refuse(dir, &id, served.as_ref(), message, Vec::new(), started);
                 return Step::Done;
             }
+            Err(join) => {
+                let message = format!("reading {} failed: {join}", wasm_path.display());
+                self.refuse(dir, &id, served.as_ref(), message, Vec::new(), started);
+                return Step::Done;
+            }
         };
-        if is_truncated(&bytes) && modified_within(&wasm_path, STILL_WRITING) {
-            tracing::debug!(plugin = %id, bytes = bytes.len(), "component still being written; waiting");
+        if component.still_being_written {
+            tracing::debug!(plugin = %id, bytes = component.bytes.len(), "component still being written; waiting");
             return Step::Wait(RECHECK);
         }
+        let bytes = component.bytes;
         if let Some(old) = &served {
-            let unchanged = old.hash() == content_hash(&bytes) && *old.manifest() == manifest;
+            let unchanged = old.hash() == component.hash && *old.manifest() == manifest;
             let status_ok = previous
                 .as_ref()
                 .is_some_and(|s| s.status == crate::plugins::PluginStatus::Loaded);
@@ -230,6 +240,27 @@ impl Reloader {
         );
         self.revalidate_workflows(Some(id));
     }
+}
+
+/// A component file as read from disk.
+struct ReadComponent {
+    bytes: Vec<u8>,
+    hash: String,
+    /// It does not parse to its end and was written a moment ago.
+    still_being_written: bool,
+}
+
+/// Reads, checks and hashes a component: file I/O and a pass over a few
+/// MiB, so it runs on the blocking pool.
+fn read_component(path: &Path) -> std::io::Result<ReadComponent> {
+    let bytes = std::fs::read(path)?;
+    let still_being_written = is_truncated(&bytes) && modified_within(path, STILL_WRITING);
+    let hash = content_hash(&bytes);
+    Ok(ReadComponent {
+        bytes,
+        hash,
+        still_being_written,
+    })
 }
 
 fn modified_within(path: &Path, window: Duration) -> bool {
