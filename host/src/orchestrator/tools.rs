@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::live::LiveChat;
 use crate::event::{Event, ToolFailure, UiOutcome};
 use crate::store::StoreError;
+use crate::workflow::model::{Tool, ToolKind};
 
 /// How a tool call ended, as the agent will read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,16 +53,20 @@ pub async fn execute(
     arguments: &str,
     info: CallInfo,
     live: &Arc<LiveChat>,
-    tool: &str,
+    tool: &Tool,
 ) -> ToolReport {
     let ports = Ports {
         context: Arc::new(ChatContext {
             live: Arc::clone(live),
-            writer: format!("tool:{tool}"),
+            writer: format!("tool:{}", tool.name),
         }),
         ui: Arc::new(ChatUi {
             live: Arc::clone(live),
-            tool: tool.to_owned(),
+            tool: tool.name.clone(),
+            declared: match &tool.kind {
+                ToolKind::Ui { component, .. } => Some(component.clone()),
+                ToolKind::Agent => None,
+            },
         }),
         log: Arc::new(TracingLogSink),
     };
@@ -161,6 +166,26 @@ impl ContextStore for ChatContext {
 struct ChatUi {
     live: Arc<LiveChat>,
     tool: String,
+    /// The component `tools.json` declares for this tool (UI tools).
+    declared: Option<String>,
+}
+
+impl ChatUi {
+    /// Warns when the plugin shows another component than `tools.json`
+    /// declares: a front end that prepared the declared one (or `doctor`,
+    /// which checks the declared one) would not match what is shown.
+    fn check_component(&self, asked: &str) {
+        if let Some(declared) = &self.declared
+            && declared != asked
+        {
+            tracing::warn!(
+                tool = %self.tool,
+                declared = %declared,
+                asked,
+                "the plugin shows component `{asked}`, but tools.json declares `{declared}` for this tool; correct `ui.component` or the plugin"
+            );
+        }
+    }
 }
 
 fn display_name(display: Display) -> String {
@@ -173,6 +198,7 @@ fn display_name(display: Display) -> String {
 #[async_trait]
 impl UiBridge for ChatUi {
     async fn ask(&self, call: &CallInfo, request: UiRequest) -> Result<Value, UiError> {
+        self.check_component(&request.component);
         let request_id = uuid::Uuid::new_v4().to_string();
         let answer = self.live.open_ui_request(&request_id);
         // If the host's timeout drops this future, the guard records the
@@ -226,6 +252,7 @@ impl UiBridge for ChatUi {
     }
 
     async fn notify(&self, _call: &CallInfo, component: &str, payload: Value, display: Display) {
+        self.check_component(component);
         let result = self
             .live
             .emit(Event::UiNotify {

@@ -172,3 +172,43 @@ async fn log_files_are_json_lines_and_a_chats_lines_carry_its_ids() {
         )
     );
 }
+
+/// A plugin that shows another UI component than tools.json declares is
+/// named in a warning (front ends and `doctor` go by the declared one).
+#[tokio::test]
+async fn a_ui_component_other_than_the_declared_one_is_logged_as_a_warning() {
+    let scratch = Scratch::new("component-mismatch");
+    let workflow = scratch.0.join("workflows/UiTimeout");
+    std::fs::create_dir_all(&workflow).unwrap();
+    for file in std::fs::read_dir(test_workflows().join("UiTimeout")).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, workflow.join(file.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        workflow.join("tools.json"),
+        r#"{ "tools": [ { "plugin": "adversary", "function": "ask", "tool_type": "UI_Tool",
+             "agent": "Asker", "ui": { "component": "Declared", "mode": "artifact" } } ] }"#,
+    )
+    .unwrap();
+    let llm = FakeLlm::start(ui_timeout_llm).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.workflows = scratch.0.join("workflows");
+    setup.extra_env.extend([
+        ("LOG_LEVEL".into(), "info".into()),
+        ("MOZAIKS_LOG_FORMAT".into(), "off".into()),
+    ]);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("UiTimeout").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+
+    let text = std::fs::read_to_string(setup.logs_dir().join("mozaiks.log")).unwrap();
+    let warning = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["declared"] == "Declared")
+        .unwrap_or_else(|| panic!("no component warning in {text}"));
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(warning["asked"], "Confirm");
+    assert_eq!(warning["chat_id"], chat.as_str());
+}

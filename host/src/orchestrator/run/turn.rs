@@ -222,7 +222,7 @@ impl Run {
         };
         let live = Arc::clone(&self.live);
         let mut cancel = self.cancel.clone();
-        let call = tools::execute(&plugin, &tool.function, arguments, info, &live, &tool.name);
+        let call = tools::execute(&plugin, &tool.function, arguments, info, &live, &tool);
         tokio::select! {
             report = crate::orchestrator::observe::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
             _ = cancel.wait_for(|c| *c) => Err(RunError::Cancelled),
@@ -344,14 +344,8 @@ impl Run {
                     };
                     let live = Arc::clone(&self.live);
                     let arguments = value.to_string();
-                    let call = tools::execute(
-                        &plugin,
-                        &tool.function,
-                        &arguments,
-                        info,
-                        &live,
-                        &tool.name,
-                    );
+                    let call =
+                        tools::execute(&plugin, &tool.function, &arguments, info, &live, &tool);
                     tokio::select! {
                         report = crate::orchestrator::observe::tool_call(&tool.plugin, &tool.function, call) => report,
                         _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => {
