@@ -204,33 +204,29 @@ fn version_of(result: &Value) -> u64 {
     content["version"].as_u64().unwrap()
 }
 
-/// The `probe` entry of `GET /api/plugins`.
-async fn probe(server: &Server) -> Value {
-    let (_, body) = server.get("/api/plugins").await;
-    body["plugins"]
+/// The `probe` entry of a `GET /api/plugins` answer (`null` if absent).
+fn probe_in(plugins: &Value) -> Value {
+    plugins["plugins"]
         .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "probe")
+        .and_then(|ps| ps.iter().find(|p| p["id"] == "probe"))
         .cloned()
         .unwrap_or(Value::Null)
 }
 
+/// The `probe` entry of `GET /api/plugins`.
+async fn probe(server: &Server) -> Value {
+    probe_in(&server.get("/api/plugins").await.1)
+}
+
+/// Waits until the `probe` entry satisfies `done`; returns it.
 async fn wait_for_probe(server: &Server, done: impl Fn(&Value) -> bool) -> Value {
     let body = server
         .eventually("/api/plugins", |_, body| {
-            body["plugins"]
-                .as_array()
-                .is_some_and(|ps| ps.iter().any(|p| p["id"] == "probe" && done(p)))
+            let probe = probe_in(body);
+            !probe.is_null() && done(&probe)
         })
         .await;
-    body["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "probe")
-        .cloned()
-        .unwrap()
+    probe_in(&body)
 }
 
 /// The plugin reload events of `probe` so far.

@@ -117,11 +117,9 @@ async fn metrics_move_after_a_chat() {
     assert_eq!(value(&after, "mozaiks_active_runs"), 0.0, "the run ended");
 }
 
-#[tokio::test]
-async fn log_files_are_json_lines_and_a_chats_lines_carry_its_ids() {
-    let scratch = Scratch::new("json-logs");
-    let llm = FakeLlm::start(ui_timeout_llm).await;
-    let mut setup = Setup::new(&scratch, &llm);
+/// Runs one UiTimeout chat to its end on a server that logs `info` to
+/// its log file only; the chat's id and the file's text.
+async fn ui_timeout_chat_logged(mut setup: Setup) -> (String, String) {
     setup.extra_env.extend([
         ("LOG_LEVEL".into(), "info".into()),
         ("MOZAIKS_LOG_FORMAT".into(), "off".into()),
@@ -130,12 +128,24 @@ async fn log_files_are_json_lines_and_a_chats_lines_carry_its_ids() {
     let chat = server.start_chat("UiTimeout").await;
     let mut ws = server.ws(&chat, 0).await;
     ws.until_status("completed").await;
-
     let text = std::fs::read_to_string(setup.logs_dir().join("mozaiks.log")).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
+    (chat, text)
+}
+
+/// Every line of a log file, parsed (a line that is not JSON fails).
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn log_files_are_json_lines_and_a_chats_lines_carry_its_ids() {
+    let scratch = Scratch::new("json-logs");
+    let llm = FakeLlm::start(ui_timeout_llm).await;
+    let setup = Setup::new(&scratch, &llm);
+    let (chat, text) = ui_timeout_chat_logged(setup).await;
+    let lines = json_lines(&text);
     assert!(
         lines
             .iter()
@@ -193,19 +203,9 @@ async fn a_ui_component_other_than_the_declared_one_is_logged_as_a_warning() {
     let llm = FakeLlm::start(ui_timeout_llm).await;
     let mut setup = Setup::new(&scratch, &llm);
     setup.workflows = scratch.0.join("workflows");
-    setup.extra_env.extend([
-        ("LOG_LEVEL".into(), "info".into()),
-        ("MOZAIKS_LOG_FORMAT".into(), "off".into()),
-    ]);
-    let server = Server::start(&setup).await;
-    let chat = server.start_chat("UiTimeout").await;
-    let mut ws = server.ws(&chat, 0).await;
-    ws.until_status("completed").await;
-
-    let text = std::fs::read_to_string(setup.logs_dir().join("mozaiks.log")).unwrap();
-    let warning = text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let (chat, text) = ui_timeout_chat_logged(setup).await;
+    let warning = json_lines(&text)
+        .into_iter()
         .find(|l| l["declared"] == "Declared")
         .unwrap_or_else(|| panic!("no component warning in {text}"));
     assert_eq!(warning["level"], "WARN");
