@@ -207,17 +207,7 @@ async fn the_demo_runs_end_to_end_with_a_ui_tool_answered_by_the_client(store: S
 #[tokio::test]
 async fn a_ui_tool_nobody_answers_times_out_and_the_agent_is_told() {
     let scratch = Scratch::new("ui-timeout");
-    let llm = FakeLlm::start(|call| {
-        if call.tool_results().is_empty() {
-            Reply::tool_call(
-                "ask",
-                json!({"component": "Confirm", "payload": {"q": "ok?"}, "timeout_ms": 300}),
-            )
-        } else {
-            Reply::text("Nobody answered; I will stop here.")
-        }
-    })
-    .await;
+    let llm = FakeLlm::start(confirm_asker(300, "Nobody answered; I will stop here.")).await;
     let server = Server::start(&Setup::new(&scratch, &llm)).await;
     let chat = server.start_chat("UiTimeout").await;
     let mut ws = server.ws(&chat, 0).await;

@@ -84,17 +84,7 @@ async fn sigterm_mid_turn_stores_the_answer_tells_clients_and_the_next_start_red
 #[tokio::test]
 async fn sigterm_while_a_tool_waits_for_the_user_stops_at_once_and_the_tool_asks_again_after() {
     let scratch = Scratch::new("sigterm-ui");
-    let llm = FakeLlm::start(|call| {
-        if call.tool_results().is_empty() {
-            Reply::tool_call(
-                "ask",
-                json!({"component": "Confirm", "payload": {"q": "ok?"}, "timeout_ms": 600_000}),
-            )
-        } else {
-            Reply::text("Thanks.")
-        }
-    })
-    .await;
+    let llm = FakeLlm::start(confirm_asker(600_000, "Thanks.")).await;
     let mut setup = Setup::new(&scratch, &llm);
     // Were the waiting tool to hold the shutdown, the test would time out
     // long before this bound.

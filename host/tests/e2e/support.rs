@@ -422,6 +422,24 @@ pub fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == kind).collect()
 }
 
+/// An LLM whose agent calls the adversary's `ask` (component `Confirm`,
+/// waiting `timeout_ms`), then, once it has the tool's result, says `then`.
+pub fn confirm_asker(
+    timeout_ms: u64,
+    then: &'static str,
+) -> impl Fn(&ChatCall) -> Reply + Send + Sync + 'static {
+    move |call| {
+        if call.tool_results().is_empty() {
+            Reply::tool_call(
+                "ask",
+                json!({"component": "Confirm", "payload": {"q": "ok?"}, "timeout_ms": timeout_ms}),
+            )
+        } else {
+            Reply::text(then)
+        }
+    }
+}
+
 /// The agent a request was made for (from its system message "You are X.").
 pub fn agent_of(call: &ChatCall) -> String {
     let system = call.system();

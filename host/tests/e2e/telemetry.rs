@@ -39,14 +39,7 @@ pub fn value(metrics: &HashMap<String, f64>, series: &str) -> f64 {
 }
 
 fn ui_timeout_llm(call: &ChatCall) -> Reply {
-    if call.tool_results().is_empty() {
-        Reply::tool_call(
-            "ask",
-            json!({"component": "Confirm", "payload": {"q": "ok?"}, "timeout_ms": 200}),
-        )
-    } else {
-        Reply::text("Nobody answered.")
-    }
+    confirm_asker(200, "Nobody answered.")(call)
 }
 
 #[tokio::test]

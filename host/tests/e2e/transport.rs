@@ -56,17 +56,7 @@ async fn every_client_gets_every_event_and_a_reconnecting_client_gets_what_it_mi
 #[tokio::test]
 async fn a_reconnecting_client_is_asked_the_open_ui_request_again() {
     let scratch = Scratch::new("ui-again");
-    let llm = FakeLlm::start(|call| {
-        if call.tool_results().is_empty() {
-            Reply::tool_call(
-                "ask",
-                json!({"component": "Confirm", "payload": {}, "timeout_ms": 60000}),
-            )
-        } else {
-            Reply::text("Thanks.")
-        }
-    })
-    .await;
+    let llm = FakeLlm::start(confirm_asker(60_000, "Thanks.")).await;
     let server = Server::start(&Setup::new(&scratch, &llm)).await;
     let chat = server.start_chat("UiTimeout").await;
     let mut ws = server.ws(&chat, 0).await;
