@@ -112,6 +112,16 @@ impl Site {
     }
 }
 
+impl Site {
+    /// Runs doctor and asserts it exits 1 with only `check` failing, on a
+    /// message that mentions `text`.
+    async fn fails_only_at(&self, env: &[(&str, &str)], unset: &[&str], check: &str, text: &str) {
+        let (code, report) = self.doctor(env, unset).await;
+        assert_eq!(code, 1, "{report:#}");
+        fails_only(&report, check, text);
+    }
+}
+
 /// The failures of a report, as `check: message` lines.
 fn failures(report: &Value) -> Vec<String> {
     report["findings"]
@@ -195,23 +205,27 @@ async fn doctor_finds_a_stopped_store_with_its_cause() {
     let (code, report) = site.doctor(&env, &[]).await;
     assert_eq!(code, 0, "{:#?}", failures(&report));
     mongo.stop();
-    let (code, report) = site.doctor(&env, &[]).await;
-    assert_eq!(code, 1);
-    fails_only(&report, "store", "refused");
+    site.fails_only_at(&env, &[], "store", "refused").await;
 }
 
 #[tokio::test]
 async fn doctor_finds_a_removed_key() {
     let site = Site::new("doctor-key").await;
-    let (code, report) = site
-        .doctor(&[], &["OPENAI_API_KEY", "OPENAI_BASE_URL"])
-        .await;
-    assert_eq!(code, 1);
-    fails_only(&report, "llm", "OPENAI_API_KEY is not set");
+    site.fails_only_at(
+        &[],
+        &["OPENAI_API_KEY", "OPENAI_BASE_URL"],
+        "llm",
+        "OPENAI_API_KEY is not set",
+    )
+    .await;
     // Outside development, the API keys of the callers are needed too.
-    let (code, report) = site.doctor(&[("ENVIRONMENT", "production")], &[]).await;
-    assert_eq!(code, 1);
-    fails_only(&report, "config", "no API keys are configured");
+    site.fails_only_at(
+        &[("ENVIRONMENT", "production")],
+        &[],
+        "config",
+        "no API keys are configured",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -220,18 +234,15 @@ async fn doctor_finds_a_broken_workflow_with_its_file() {
     let agents = site.workflows.join("Handoffs/agents.json");
     let text = std::fs::read_to_string(&agents).unwrap();
     std::fs::write(&agents, text.replacen('{', "{ \"oops\": ", 1)).unwrap();
-    let (code, report) = site.doctor(&[], &[]).await;
-    assert_eq!(code, 1);
-    fails_only(&report, "workflows", "agents.json");
+    site.fails_only_at(&[], &[], "workflows", "agents.json")
+        .await;
 }
 
 #[tokio::test]
 async fn doctor_finds_a_deleted_ui_component_and_a_deleted_plugin_component() {
     let site = Site::new("doctor-components").await;
     std::fs::remove_file(site.workflows.join("UiTimeout/components/Confirm.js")).unwrap();
-    let (code, report) = site.doctor(&[], &[]).await;
-    assert_eq!(code, 1);
-    fails_only(&report, "components", "Confirm");
+    site.fails_only_at(&[], &[], "components", "Confirm").await;
 
     std::fs::write(
         site.workflows.join("UiTimeout/components/Confirm.js"),
@@ -260,9 +271,8 @@ async fn doctor_finds_a_deleted_ui_component_and_a_deleted_plugin_component() {
 async fn doctor_finds_an_occupied_port_and_says_whether_mozaiks_holds_it() {
     let site = Site::new("doctor-port").await;
     let occupant = std::net::TcpListener::bind(("127.0.0.1", site.port)).unwrap();
-    let (code, report) = site.doctor(&[], &[]).await;
-    assert_eq!(code, 1);
-    fails_only(&report, "port", "another program");
+    site.fails_only_at(&[], &[], "port", "another program")
+        .await;
     drop(occupant);
 
     let setup = Setup {
@@ -273,9 +283,8 @@ async fn doctor_finds_an_occupied_port_and_says_whether_mozaiks_holds_it() {
         extra_env: Vec::new(),
     };
     let _server = Server::start_at(&setup, &format!("127.0.0.1:{}", site.port)).await;
-    let (code, report) = site.doctor(&[], &[]).await;
-    assert_eq!(code, 1);
-    fails_only(&report, "port", "a mozaiks server already runs there");
+    site.fails_only_at(&[], &[], "port", "a mozaiks server already runs there")
+        .await;
 }
 
 #[tokio::test]
