@@ -188,7 +188,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "MOZAIKS_RELOAD_ALLOW_NEW_CAPABILITIES")]
     pub(crate) allow_new_capabilities: bool,
     /// Compile every component at start instead of reusing the compiled
-    /// code kept in <data-dir>/component-cache.
+    /// code kept in `<data-dir>/component-cache`.
     #[arg(long, env = "MOZAIKS_NO_COMPONENT_CACHE")]
     pub(crate) no_component_cache: bool,
 }

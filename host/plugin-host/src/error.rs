@@ -300,7 +300,8 @@ impl CallError {
     }
 }
 
-/// Why the embedder could not serve an import (see [`crate::ports`]). The
+/// Why the embedder could not serve an import (see [`ContextStore`](crate::ContextStore),
+/// [`UiBridge`](crate::UiBridge) and [`LogSink`](crate::LogSink)). The
 /// call is aborted and reported as [`CallError::Host`].
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

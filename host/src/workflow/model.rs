@@ -3,7 +3,7 @@
 //! Only [`super::validate`] builds a [`Workflow`]; holding one means every
 //! cross reference in it resolves. These types are deliberately not
 //! serde types: the file format lives in [`super::spec`] and may change
-//! without touching the runtime (STYLE anti-pattern 4).
+//! without touching the runtime (docs/developing.md, house style rule 12).
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
