@@ -281,6 +281,7 @@ async fn doctor_finds_an_occupied_port_and_says_whether_mozaiks_holds_it() {
         data: site.scratch.0.join("server-data"),
         llm_url: Some(site.llm.base_url()),
         extra_env: Vec::new(),
+        share_component_cache: true,
     };
     let _server = Server::start_at(&setup, &format!("127.0.0.1:{}", site.port)).await;
     site.fails_only_at(&[], &[], "port", "a mozaiks server already runs there")

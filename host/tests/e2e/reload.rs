@@ -100,6 +100,7 @@ impl Lab {
             data: self.scratch.0.join("data"),
             llm_url: Some(llm.base_url()),
             extra_env: Vec::new(),
+            share_component_cache: true,
         }
     }
 
@@ -514,7 +515,8 @@ async fn a_broken_workflow_keeps_its_last_good_version_and_a_fix_reaches_running
 async fn a_restart_loads_unchanged_components_from_the_disk_cache() {
     let lab = Lab::new("reload-cache", 1, &["version"]);
     let llm = FakeLlm::start(worker).await;
-    let setup = lab.setup(&llm);
+    let mut setup = lab.setup(&llm);
+    setup.share_component_cache = false;
     let first = Server::start(&setup).await;
     assert_eq!(probe(&first).await["from_cache"], false);
     first.kill().await;

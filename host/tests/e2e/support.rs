@@ -95,6 +95,10 @@ pub struct Setup {
     pub llm_url: Option<String>,
     /// More environment variables for the server.
     pub extra_env: Vec<(String, String)>,
+    /// Seed the data dir's component cache from the one the tests share
+    /// (`target/e2e-component-cache`), so that only the first server to
+    /// load a component compiles it. Off for tests of the cache itself.
+    pub share_component_cache: bool,
 }
 
 /// Which store a server keeps its chats in.
@@ -131,6 +135,7 @@ impl Setup {
             data: scratch.0.join("data"),
             llm_url: Some(llm.base_url()),
             extra_env: Vec::new(),
+            share_component_cache: true,
         }
     }
 }
@@ -156,6 +161,9 @@ impl Server {
 
     /// Runs `mozaiks <command…>` with the setup's folders and environment.
     async fn launch(setup: &Setup, addr: &str, command_line: &[&str]) -> Self {
+        if setup.share_component_cache {
+            shared_component_cache::seed(&setup.data);
+        }
         let mut command = Command::new(env!("CARGO_BIN_EXE_mozaiks"));
         command
             .args(command_line)
@@ -206,6 +214,10 @@ impl Server {
             .to_owned();
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        if setup.share_component_cache {
+            // Plugins are loaded before the server listens.
+            shared_component_cache::collect(&setup.data);
+        }
         mozaiks_host::llm::install_crypto_provider();
         Self {
             child,
@@ -462,4 +474,77 @@ pub fn mongo_env(uri: &str) -> Vec<(String, String)> {
         // Fail fast when the server is down, so outage tests run quickly.
         ("MONGO_SERVER_SELECTION_TIMEOUT_MS".into(), "1500".into()),
     ]
+}
+
+/// Compiled components shared between the servers of the test run.
+///
+/// Every test starts servers on a fresh data dir, and compiling the same
+/// components again in each was most of the suite's CPU time. The entries
+/// are named by the component's hash and the engine's fingerprint, so a
+/// changed component or binary never matches a stale one.
+mod shared_component_cache {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::path::{Path, PathBuf};
+
+    fn shared_dir() -> PathBuf {
+        // The workspace's target dir: beside the test binary's `deps/`.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps");
+        profile_dir.join("e2e-component-cache")
+    }
+
+    fn cache_dir(data: &Path) -> PathBuf {
+        data.join("component-cache")
+    }
+
+    /// Copies `from` into `to` through a temporary name, so that a reader
+    /// never sees half a file.
+    fn copy_atomically(from: &Path, to: &Path) {
+        let tmp = to.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::copy(from, &tmp).is_ok() {
+            let _ = std::fs::rename(&tmp, to);
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+
+    fn copy_new_entries(from: &Path, to: &Path) {
+        let Ok(entries) = std::fs::read_dir(from) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "cwasm") {
+                let target = to.join(entry.file_name());
+                if !target.exists() {
+                    copy_atomically(&path, &target);
+                }
+            }
+        }
+    }
+
+    fn private_dir(dir: &Path) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    /// Gives a data dir every component compiled so far.
+    pub(super) fn seed(data: &Path) {
+        let dir = cache_dir(data);
+        private_dir(&dir);
+        copy_new_entries(&shared_dir(), &dir);
+    }
+
+    /// Keeps what a server compiled for the servers after it.
+    pub(super) fn collect(data: &Path) {
+        let shared = shared_dir();
+        private_dir(&shared);
+        copy_new_entries(&cache_dir(data), &shared);
+    }
 }
