@@ -56,9 +56,10 @@ version_ge() {
     [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" == "$2" ]]
 }
 
-# rust_version_of TOOL: the x.y.z a `rustc`/`cargo` binary reports, or nothing.
+# rust_version_of TOOL: the x.y.z a `rustc`/`cargo` binary reports, or
+# nothing (and success) when there is no such tool.
 rust_version_of() {
-    "$1" --version 2>/dev/null | sed -n -E 's/^[a-z-]+ ([0-9]+\.[0-9]+(\.[0-9]+)?).*/\1/p'
+    { "$1" --version 2>/dev/null || true; } | sed -n -E 's/^[a-z-]+ ([0-9]+\.[0-9]+(\.[0-9]+)?).*/\1/p'
 }
 
 # required_rust_version: the highest `rust-version` the repository's crates
