@@ -31,6 +31,18 @@ struct WriteFile {
 }
 
 #[derive(Deserialize)]
+struct Rename {
+    from: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+struct Symlink {
+    target: String,
+    link: String,
+}
+
+#[derive(Deserialize)]
 struct Name {
     name: String,
 }
@@ -118,6 +130,29 @@ fn read_file(args: Path, _call: &Call) -> Result<Value, ToolError> {
 fn write_file(args: WriteFile, _call: &Call) -> Result<Value, ToolError> {
     std::fs::write(&args.path, &args.contents)?;
     Ok(json!({ "written": args.contents.len() }))
+}
+
+fn rename(args: Rename, _call: &Call) -> Result<Value, ToolError> {
+    std::fs::rename(&args.from, &args.to)?;
+    Ok(json!({ "renamed": true }))
+}
+
+/// Creates the symbolic link `link` (a guest path under a preopened
+/// directory) pointing at `target`, written as given: relative targets that
+/// climb out of the grant are the interesting ones.
+fn symlink(args: Symlink, _call: &Call) -> Result<Value, ToolError> {
+    use wasi::filesystem::preopens::get_directories;
+    let (dir, rest) = get_directories()
+        .into_iter()
+        .find_map(|(dir, root)| {
+            let rest = args.link.strip_prefix(root.trim_end_matches('/'))?;
+            let rest = rest.strip_prefix('/')?.to_owned();
+            Some((dir, rest))
+        })
+        .ok_or_else(|| ToolError::Failed(format!("{} is under no preopen", args.link)))?;
+    dir.symlink_at(&args.target, &rest)
+        .map_err(|code| ToolError::Failed(format!("symlink {}: {}", args.link, code.name())))?;
+    Ok(json!({ "linked": true }))
 }
 
 fn read_env(args: Name, _call: &Call) -> Result<Value, ToolError> {
@@ -286,6 +321,21 @@ fn toolbox() -> Toolbox {
                 &["path", "contents"],
             ),
             write_file,
+        )
+        .function(
+            "rename",
+            "Renames `from` to `to`.",
+            object(json!({ "from": string, "to": string }), &["from", "to"]),
+            rename,
+        )
+        .function(
+            "symlink",
+            "Creates the symbolic link `link` pointing at `target`.",
+            object(
+                json!({ "target": string, "link": string }),
+                &["target", "link"],
+            ),
+            symlink,
         )
         .function(
             "read_env",
