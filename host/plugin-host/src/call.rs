@@ -87,6 +87,7 @@ impl Invocation<'_> {
             stdout,
             stderr,
             denied_connects,
+            ui: Default::default(),
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);

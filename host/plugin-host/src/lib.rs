@@ -83,12 +83,12 @@ pub use engine::{
 pub use error::{CallError, LoadError, ManifestError, PortError};
 pub use limits::{
     DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_KIB, DEFAULT_MEMORY_MIB, MAX_ARGUMENTS_BYTES,
-    MAX_CAPTURED_OUTPUT_BYTES, MAX_DEADLINE_MS, MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_UI_TIMEOUT,
-    UI_TIMEOUT_GRACE,
+    MAX_CAPTURED_OUTPUT_BYTES, MAX_DEADLINE_MS, MAX_MEMORY_MIB, MAX_OUTPUT_KIB,
+    MAX_UI_ASKS_PER_CALL, MAX_UI_EVENTS_PER_CALL, MAX_UI_TIMEOUT, UI_TIMEOUT_GRACE,
 };
 pub use manifest::{Capabilities, DirGrant, DirMode, Limits, MANIFEST_FILE, Manifest};
 pub use ports::{
     CallInfo, ContextSetError, ContextStore, Display, LogLevel, LogRecord, LogSink, LogSource,
-    NoChat, Ports, TracingLogSink, UiBridge, UiError, UiRequest,
+    NoChat, Ports, TracingLogSink, UiBridge, UiError, UiRequest, WaitClock,
 };
 pub use tool_error::ToolError;

@@ -33,6 +33,14 @@ pub const MAX_UI_TIMEOUT: Duration = Duration::from_secs(3600);
 /// themselves (the server's records the timeout before the tool sees it)
 /// get to do so first; a bridge that never returns is still bounded.
 pub const UI_TIMEOUT_GRACE: Duration = Duration::from_millis(250);
+/// Most `ui.ask` requests one call may make. A tool that needs more
+/// questions than this asks them in one form; beyond it `ask` fails at once
+/// with `invalid-request` naming the limit, without reaching the user.
+pub const MAX_UI_ASKS_PER_CALL: u32 = 20;
+/// Most UI events (asks and notifications) one call may send. Each is stored
+/// in the chat and sent to every client; notifications beyond this are
+/// dropped, with one warning in the tool's log.
+pub const MAX_UI_EVENTS_PER_CALL: u32 = 100;
 /// Table elements per table: guards against tables grown as a memory bomb.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Bytes of a call's stdout and of its stderr kept for the logs; the rest is

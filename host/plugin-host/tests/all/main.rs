@@ -9,3 +9,4 @@ mod adversary;
 mod grants;
 mod loading;
 mod planner;
+mod ui_limits;

@@ -70,6 +70,17 @@ struct Ask {
 }
 
 #[derive(Deserialize)]
+struct AskLoop {
+    times: u32,
+    timeout_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct Times {
+    times: u32,
+}
+
+#[derive(Deserialize)]
 struct Text {
     text: String,
 }
@@ -259,6 +270,35 @@ fn ask(args: Ask, call: &Call) -> Result<Value, ToolError> {
     Ok(json!({ "answer": answer }))
 }
 
+/// Asks `times` times, whatever the answers; counts answers and failures
+/// and keeps the last failure's text.
+fn ask_loop(args: AskLoop, call: &Call) -> Result<Value, ToolError> {
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let (mut answered, mut failed, mut last_error) = (0u32, 0u32, None);
+    for _ in 0..args.times {
+        match call
+            .ui()
+            .ask("Confirm", &json!({}), Display::Inline, timeout)
+        {
+            Ok(_) => answered += 1,
+            Err(err) => {
+                failed += 1;
+                last_error = Some(format!("{err:?}"));
+            }
+        }
+    }
+    Ok(json!({ "answered": answered, "failed": failed, "last_error": last_error }))
+}
+
+/// Sends `times` notifications.
+fn notify_loop(args: Times, call: &Call) -> Result<Value, ToolError> {
+    for n in 0..args.times {
+        call.ui()
+            .notify("Toast", &json!({ "n": n }), Display::Inline);
+    }
+    Ok(json!({ "sent": args.times }))
+}
+
 fn print(args: Text, _call: &Call) -> Result<Value, ToolError> {
     println!("{}", args.text);
     eprintln!("{}", args.text);
@@ -376,6 +416,21 @@ fn toolbox() -> Toolbox {
                 &["component", "payload", "timeout_ms"],
             ),
             ask,
+        )
+        .function(
+            "ask_loop",
+            "Asks `times` times with `timeout_ms` each; counts the outcomes.",
+            object(
+                json!({ "times": integer, "timeout_ms": integer }),
+                &["times", "timeout_ms"],
+            ),
+            ask_loop,
+        )
+        .function(
+            "notify_loop",
+            "Sends `times` notifications.",
+            object(json!({ "times": integer }), &["times"]),
+            notify_loop,
         )
         .function(
             "print",
