@@ -11,7 +11,7 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use crate::backtrace::{self, RECURSION_RUN};
 use crate::bindings::{Plugin as WitPlugin, PluginPre, types};
 use crate::component::Plugin;
-use crate::engine::PluginEngine;
+use crate::engine::{PluginEngine, SlotGuard};
 use crate::error::CallError;
 use crate::imports::HostFailure;
 use crate::limits::{CpuBudget, MAX_ARGUMENTS_BYTES, MIB, MemoryLimiter};
@@ -52,6 +52,8 @@ pub(crate) struct Invocation<'a> {
 pub(crate) struct Prepared {
     pub(crate) store: Store<CallState>,
     pub(crate) bindings: WitPlugin,
+    /// The plugin's share of the pool this call holds until it ends.
+    _slot: SlotGuard,
 }
 
 impl Invocation<'_> {
@@ -62,6 +64,15 @@ impl Invocation<'_> {
     /// Creates the store with the sandbox and limits, and instantiates.
     pub(crate) async fn prepare(&self) -> Result<Prepared, CallError> {
         let (plugin, function) = self.error_scope();
+        let slot = self
+            .engine
+            .slots
+            .take(self.plugin)
+            .map_err(|cause| CallError::Busy {
+                plugin: plugin.clone(),
+                function: function.clone(),
+                cause,
+            })?;
         let stdout = Capture::default();
         let stderr = Capture::default();
         let denied_connects = Arc::new(Mutex::new(Vec::new()));
@@ -100,7 +111,11 @@ impl Invocation<'_> {
             }
         });
         match self.pre.instantiate_async(&mut store).await {
-            Ok(bindings) => Ok(Prepared { store, bindings }),
+            Ok(bindings) => Ok(Prepared {
+                store,
+                bindings,
+                _slot: slot,
+            }),
             Err(e) if e.is::<wasmtime::PoolConcurrencyLimitError>() => Err(CallError::Busy {
                 plugin,
                 function,

@@ -78,7 +78,8 @@ pub use call::ToolOutcome;
 pub use component::{Plugin, SDK_VERSION_SECTION, WIT_VERSION, content_hash, is_truncated};
 pub use describe::FunctionSpec;
 pub use engine::{
-    DEFAULT_MAX_CONCURRENT_CALLS, EPOCH_TICK, EngineConfig, EngineError, PluginEngine,
+    DEFAULT_MAX_CALLS_PER_PLUGIN, DEFAULT_MAX_CONCURRENT_CALLS, EPOCH_TICK, EngineConfig,
+    EngineError, PluginEngine, SlotUse,
 };
 pub use error::{CallError, LoadError, ManifestError, PortError};
 pub use limits::{

@@ -85,6 +85,7 @@ async fn a_compiled_component_is_reused_from_the_cache_and_a_bad_entry_is_replac
         PluginEngine::new(EngineConfig {
             max_concurrent_calls: 4,
             cache_dir: Some(cache_dir.clone()),
+            ..EngineConfig::default()
         })
         .unwrap()
     };
@@ -134,6 +135,7 @@ async fn a_cache_directory_others_can_write_is_not_trusted() {
         PluginEngine::new(EngineConfig {
             max_concurrent_calls: 4,
             cache_dir: Some(cache_dir.clone()),
+            ..EngineConfig::default()
         })
         .unwrap()
     };

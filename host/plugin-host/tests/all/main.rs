@@ -9,4 +9,5 @@ mod adversary;
 mod grants;
 mod loading;
 mod planner;
+mod slots;
 mod ui_limits;
