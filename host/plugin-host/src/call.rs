@@ -14,7 +14,9 @@ use crate::component::Plugin;
 use crate::engine::{PluginEngine, SlotGuard};
 use crate::error::CallError;
 use crate::imports::HostFailure;
-use crate::limits::{CpuBudget, MAX_ARGUMENTS_BYTES, MIB, MemoryLimiter};
+use crate::limits::{
+    CpuBudget, MAX_ARGUMENTS_BYTES, MAX_TOOL_ERROR_BYTES, MIB, MemoryLimiter, cut,
+};
 use crate::manifest::Limits;
 use crate::policy::SandboxPolicy;
 use crate::ports::{CallInfo, LogLevel, LogRecord, LogSource, Ports};
@@ -99,6 +101,7 @@ impl Invocation<'_> {
             stderr,
             denied_connects,
             ui: Default::default(),
+            log_records: 0,
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -247,6 +250,22 @@ impl Invocation<'_> {
     }
 }
 
+/// The tool's own error with its message cut to `max` bytes.
+fn cut_tool_error(error: types::ToolError, max: usize) -> types::ToolError {
+    use types::ToolError as E;
+    let cut_to = |mut message: String| {
+        cut(&mut message, max);
+        message
+    };
+    match error {
+        E::UnknownFunction(m) => E::UnknownFunction(cut_to(m)),
+        E::InvalidArguments(m) => E::InvalidArguments(cut_to(m)),
+        E::Denied(m) => E::Denied(cut_to(m)),
+        E::Cancelled(m) => E::Cancelled(cut_to(m)),
+        E::Failed(m) => E::Failed(cut_to(m)),
+    }
+}
+
 fn tail(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
@@ -343,6 +362,9 @@ impl Plugin {
             ),
             capability,
         };
+        let error_limit =
+            MAX_TOOL_ERROR_BYTES.min(inner.manifest.limits.max_output_kib as usize * 1024);
+        let outcome = outcome.map(|result| result.map_err(|e| cut_tool_error(e, error_limit)));
         let output = match outcome {
             Ok(Ok(text)) => text,
             Ok(Err(types::ToolError::Denied(what))) => return Err(deny(what)),

@@ -41,6 +41,29 @@ pub const MAX_UI_ASKS_PER_CALL: u32 = 20;
 /// in the chat and sent to every client; notifications beyond this are
 /// dropped, with one warning in the tool's log.
 pub const MAX_UI_EVENTS_PER_CALL: u32 = 100;
+/// Longest message of a tool's own error (`tool-error`) passed on; the
+/// rest is cut, with a note saying how much. Never more than the plugin's
+/// `max_output_kib`, since the message goes to the agent like a result.
+pub const MAX_TOOL_ERROR_BYTES: usize = 64 * 1024;
+/// Largest payload of one `ui.ask` or `ui.notify`, as the JSON text the tool
+/// sends. It is stored in the chat and sent to every client: a form's input,
+/// not a file. A larger `ask` fails with `invalid-request`; a larger
+/// `notify` is dropped with a warning in the tool's log.
+pub const MAX_UI_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Longest UI component name.
+pub const MAX_UI_COMPONENT_BYTES: usize = 128;
+/// Longest message kept from one log record; the rest is cut.
+pub const MAX_LOG_MESSAGE_BYTES: usize = 16 * 1024;
+/// Fields kept from one log record; the rest are dropped (a field
+/// `fields_dropped` says how many).
+pub const MAX_LOG_FIELDS: usize = 32;
+/// Longest field name kept in a log record; longer names are cut.
+pub const MAX_LOG_FIELD_KEY_BYTES: usize = 64;
+/// Longest field value kept in a log record; the rest is cut.
+pub const MAX_LOG_FIELD_BYTES: usize = 1024;
+/// Log records (through the `log` import) one call may write; later ones
+/// are dropped, with one warning.
+pub const MAX_LOG_RECORDS_PER_CALL: usize = 1000;
 /// Table elements per table: guards against tables grown as a memory bomb.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Bytes of a call's stdout and of its stderr kept for the logs; the rest is
@@ -49,6 +72,33 @@ pub const MAX_CAPTURED_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// Bytes in a MiB.
 pub(crate) const MIB: usize = 1024 * 1024;
+
+/// Cuts `text` to at most `max` bytes (at a character boundary) and, if
+/// anything was cut, says how much in a short note after it.
+pub(crate) fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let cut_bytes = text.len() - floor_boundary(text, max);
+    text.truncate(text.len() - cut_bytes);
+    text.push_str(&format!(" [{cut_bytes} bytes cut]"));
+}
+
+/// Cuts `text` to at most `max` bytes (at a character boundary), silently:
+/// for names, where a note would not fit.
+pub(crate) fn clip(text: &mut String, max: usize) {
+    if text.len() > max {
+        text.truncate(floor_boundary(text, max));
+    }
+}
+
+fn floor_boundary(text: &str, max: usize) -> usize {
+    let mut at = max.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
 
 /// Enforces a plugin's memory limit and remembers whether it was hit, so a
 /// guest that aborts after a refused allocation is reported as such.
@@ -139,6 +189,19 @@ mod tests {
         assert!(limiter.refused.is_none());
         assert!(!limiter.memory_growing(MIB, 2 * MIB, None).unwrap());
         assert_eq!(limiter.refused, Some(2 * MIB));
+    }
+
+    #[test]
+    fn cutting_keeps_whole_characters_and_says_how_much_was_cut() {
+        let mut text = "é".repeat(10);
+        cut(&mut text, 5);
+        assert_eq!(text, "éé [16 bytes cut]");
+        let mut short = "abc".to_owned();
+        cut(&mut short, 3);
+        assert_eq!(short, "abc");
+        let mut name = "ééé".to_owned();
+        clip(&mut name, 3);
+        assert_eq!(name, "é");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub(crate) struct CallState {
     pub(crate) denied_connects: Arc<Mutex<Vec<String>>>,
     /// UI requests and events made so far, against the per-call limits.
     pub(crate) ui: UiCounts,
+    /// Records the `log` import received so far.
+    pub(crate) log_records: usize,
 }
 
 /// What a call has sent to the UI, against [`crate::MAX_UI_ASKS_PER_CALL`]

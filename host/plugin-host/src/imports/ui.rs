@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::bindings::ui::{self, Host};
 use crate::limits::{
-    MAX_UI_ASKS_PER_CALL, MAX_UI_EVENTS_PER_CALL, MAX_UI_TIMEOUT, UI_TIMEOUT_GRACE,
+    MAX_UI_ASKS_PER_CALL, MAX_UI_COMPONENT_BYTES, MAX_UI_EVENTS_PER_CALL, MAX_UI_PAYLOAD_BYTES,
+    MAX_UI_TIMEOUT, UI_TIMEOUT_GRACE, clip,
 };
 use crate::ports::{Display, LogLevel, LogRecord, LogSource, UiError, UiRequest, WaitClock};
 use crate::state::CallState;
@@ -29,7 +30,35 @@ fn to_wit(e: UiError) -> ui::UiError {
     }
 }
 
+/// Why a request cannot be sent at its size, if it cannot.
+fn oversized(component: &str, payload: &str) -> Option<String> {
+    if component.len() > MAX_UI_COMPONENT_BYTES {
+        return Some(format!(
+            "the component name is {} bytes, more than the {MAX_UI_COMPONENT_BYTES} allowed",
+            component.len()
+        ));
+    }
+    (payload.len() > MAX_UI_PAYLOAD_BYTES).then(|| {
+        format!(
+            "the payload is {} bytes, more than the {MAX_UI_PAYLOAD_BYTES} allowed",
+            payload.len()
+        )
+    })
+}
+
 impl CallState {
+    fn warn(&self, message: String) {
+        self.ports.log.log(LogRecord {
+            plugin: self.scope.plugin.to_string(),
+            function: self.scope.function.clone(),
+            chat_id: self.scope.info.chat_id.clone(),
+            level: LogLevel::Warn,
+            source: LogSource::Log,
+            message,
+            fields: Default::default(),
+        });
+    }
+
     /// Counts one UI event against the per-call limit; false (and one
     /// warning in the tool's log) once the limit is reached.
     fn take_ui_event(&mut self, what: &str) -> bool {
@@ -39,18 +68,10 @@ impl CallState {
         }
         self.ui.dropped += 1;
         if self.ui.dropped == 1 {
-            self.ports.log.log(LogRecord {
-                plugin: self.scope.plugin.to_string(),
-                function: self.scope.function.clone(),
-                chat_id: self.scope.info.chat_id.clone(),
-                level: LogLevel::Warn,
-                source: LogSource::Log,
-                message: format!(
-                    "{what} dropped: this call already sent {MAX_UI_EVENTS_PER_CALL} UI events, \
-                     the most one call may send; later ones are dropped too"
-                ),
-                fields: Default::default(),
-            });
+            self.warn(format!(
+                "{what} dropped: this call already sent {MAX_UI_EVENTS_PER_CALL} UI events, \
+                 the most one call may send; later ones are dropped too"
+            ));
         }
         false
     }
@@ -66,6 +87,9 @@ impl Host for CallState {
                 "this call already made {MAX_UI_ASKS_PER_CALL} ui.ask requests, the most one \
                  call may make; ask several questions in one request"
             ))));
+        }
+        if let Some(why) = oversized(&request.component, &request.payload) {
+            return Ok(Err(ui::UiError::InvalidRequest(why)));
         }
         if !self.take_ui_event("ui.ask") {
             return Ok(Err(ui::UiError::InvalidRequest(format!(
@@ -113,6 +137,12 @@ impl Host for CallState {
         display_mode: ui::Display,
     ) -> wasmtime::Result<()> {
         if !self.take_ui_event("ui.notify") {
+            return Ok(());
+        }
+        if let Some(why) = oversized(&component, &payload) {
+            let mut component = component;
+            clip(&mut component, MAX_UI_COMPONENT_BYTES);
+            self.warn(format!("ui.notify of `{component}` dropped: {why}"));
             return Ok(());
         }
         // Fire and forget by contract: a payload that is not JSON is sent as a string.

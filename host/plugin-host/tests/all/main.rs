@@ -8,6 +8,7 @@ mod support;
 mod adversary;
 mod grants;
 mod loading;
+mod payloads;
 mod planner;
 mod slots;
 mod ui_limits;

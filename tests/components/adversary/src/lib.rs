@@ -81,6 +81,23 @@ struct Times {
 }
 
 #[derive(Deserialize)]
+struct Kib {
+    kib: usize,
+}
+
+#[derive(Deserialize)]
+struct UiPayload {
+    kib: usize,
+    ask: bool,
+}
+
+#[derive(Deserialize)]
+struct LogFields {
+    count: usize,
+    kib: usize,
+}
+
+#[derive(Deserialize)]
 struct Text {
     text: String,
 }
@@ -299,6 +316,46 @@ fn notify_loop(args: Times, call: &Call) -> Result<Value, ToolError> {
     Ok(json!({ "sent": args.times }))
 }
 
+fn filler(kib: usize) -> String {
+    "x".repeat(kib * 1024)
+}
+
+/// Fails with a message of `kib` KiB.
+fn huge_error(args: Kib, _call: &Call) -> Result<Value, ToolError> {
+    Err(ToolError::Failed(filler(args.kib)))
+}
+
+/// Sends a UI payload of `kib` KiB, by `ask` (reporting the outcome) or
+/// `notify`.
+fn ui_payload(args: UiPayload, call: &Call) -> Result<Value, ToolError> {
+    let payload = json!({ "blob": filler(args.kib) });
+    if !args.ask {
+        call.ui().notify("Toast", &payload, Display::Inline);
+        return Ok(json!({}));
+    }
+    let outcome = call
+        .ui()
+        .ask("Confirm", &payload, Display::Inline, Duration::from_secs(1));
+    Ok(json!({ "outcome": format!("{outcome:?}") }))
+}
+
+/// Logs one record with `count` fields of `kib` KiB each.
+fn log_fields(args: LogFields, _call: &Call) -> Result<Value, ToolError> {
+    let value = filler(args.kib);
+    let keys: Vec<String> = (0..args.count).map(|n| format!("field{n}")).collect();
+    let fields: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), value.as_str())).collect();
+    mozaiks_sdk::log::info("fields", &fields);
+    Ok(json!({}))
+}
+
+/// Logs `times` records.
+fn log_loop(args: Times, _call: &Call) -> Result<Value, ToolError> {
+    for n in 0..args.times {
+        mozaiks_sdk::log::info(&format!("record {n}"), &[]);
+    }
+    Ok(json!({ "logged": args.times }))
+}
+
 fn print(args: Text, _call: &Call) -> Result<Value, ToolError> {
     println!("{}", args.text);
     eprintln!("{}", args.text);
@@ -431,6 +488,36 @@ fn toolbox() -> Toolbox {
             "Sends `times` notifications.",
             object(json!({ "times": integer }), &["times"]),
             notify_loop,
+        )
+        .function(
+            "huge_error",
+            "Fails with a message of `kib` KiB.",
+            object(json!({ "kib": integer }), &["kib"]),
+            huge_error,
+        )
+        .function(
+            "ui_payload",
+            "Sends a UI payload of `kib` KiB by ask or notify.",
+            object(
+                json!({ "kib": integer, "ask": { "type": "boolean" } }),
+                &["kib", "ask"],
+            ),
+            ui_payload,
+        )
+        .function(
+            "log_fields",
+            "Logs one record with `count` fields of `kib` KiB.",
+            object(
+                json!({ "count": integer, "kib": integer }),
+                &["count", "kib"],
+            ),
+            log_fields,
+        )
+        .function(
+            "log_loop",
+            "Logs `times` records.",
+            object(json!({ "times": integer }), &["times"]),
+            log_loop,
         )
         .function(
             "print",
