@@ -102,6 +102,7 @@ impl Invocation<'_> {
             denied_connects,
             ui: Default::default(),
             log_records: 0,
+            context: Default::default(),
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);

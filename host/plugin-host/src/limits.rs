@@ -64,6 +64,20 @@ pub const MAX_LOG_FIELD_BYTES: usize = 1024;
 /// Log records (through the `log` import) one call may write; later ones
 /// are dropped, with one warning.
 pub const MAX_LOG_RECORDS_PER_CALL: usize = 1000;
+/// Largest value of one context variable, as JSON text.
+pub const MAX_CONTEXT_VALUE_BYTES: usize = 1024 * 1024;
+/// Longest context variable name.
+pub const MAX_CONTEXT_KEY_BYTES: usize = 256;
+/// Most context a chat may hold: the names and JSON values of all its
+/// variables together. Context goes into prompts and every change into the
+/// chat's stored log; a set that would take a chat beyond this is refused.
+pub const MAX_CONTEXT_TOTAL_BYTES: usize = 8 * 1024 * 1024;
+/// Most context changes (sets and removes) one call may make: each is an
+/// event stored in the chat's log.
+pub const MAX_CONTEXT_CHANGES_PER_CALL: usize = 100;
+/// Most bytes of values one call may set, all sets together (the same key
+/// set again counts again: each set is stored).
+pub const MAX_CONTEXT_WRITE_BYTES_PER_CALL: usize = 8 * 1024 * 1024;
 /// Table elements per table: guards against tables grown as a memory bomb.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Bytes of a call's stdout and of its stderr kept for the logs; the rest is

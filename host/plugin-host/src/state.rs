@@ -34,6 +34,17 @@ pub(crate) struct CallState {
     pub(crate) ui: UiCounts,
     /// Records the `log` import received so far.
     pub(crate) log_records: usize,
+    /// Context changes so far, against the per-call limits.
+    pub(crate) context: ContextCounts,
+}
+
+/// What a call has changed in the context, against
+/// [`crate::MAX_CONTEXT_CHANGES_PER_CALL`] and
+/// [`crate::MAX_CONTEXT_WRITE_BYTES_PER_CALL`].
+#[derive(Debug, Default)]
+pub(crate) struct ContextCounts {
+    pub(crate) changes: usize,
+    pub(crate) written: usize,
 }
 
 /// What a call has sent to the UI, against [`crate::MAX_UI_ASKS_PER_CALL`]

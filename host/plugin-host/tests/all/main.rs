@@ -6,6 +6,7 @@
 mod support;
 
 mod adversary;
+mod context_quota;
 mod grants;
 mod loading;
 mod payloads;

@@ -98,6 +98,13 @@ struct LogFields {
 }
 
 #[derive(Deserialize)]
+struct ContextFill {
+    count: usize,
+    kib: usize,
+    key: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct Text {
     text: String,
 }
@@ -356,6 +363,24 @@ fn log_loop(args: Times, _call: &Call) -> Result<Value, ToolError> {
     Ok(json!({ "logged": args.times }))
 }
 
+/// Sets `count` variables (`k0`, `k1`, ... or `key` every time) to strings
+/// of `kib` KiB; counts the sets that worked and keeps the last refusal.
+fn context_fill(args: ContextFill, call: &Call) -> Result<Value, ToolError> {
+    let value = Value::String(filler(args.kib));
+    let (mut set, mut refused, mut last_error) = (0usize, 0usize, None);
+    for n in 0..args.count {
+        let key = args.key.clone().unwrap_or_else(|| format!("k{n}"));
+        match call.context().set(&key, &value) {
+            Ok(()) => set += 1,
+            Err(err) => {
+                refused += 1;
+                last_error = Some(format!("{err:?}"));
+            }
+        }
+    }
+    Ok(json!({ "set": set, "refused": refused, "last_error": last_error }))
+}
+
 fn print(args: Text, _call: &Call) -> Result<Value, ToolError> {
     println!("{}", args.text);
     eprintln!("{}", args.text);
@@ -518,6 +543,15 @@ fn toolbox() -> Toolbox {
             "Logs `times` records.",
             object(json!({ "times": integer }), &["times"]),
             log_loop,
+        )
+        .function(
+            "context_fill",
+            "Sets `count` context variables of `kib` KiB each.",
+            object(
+                json!({ "count": integer, "kib": integer, "key": string }),
+                &["count", "kib"],
+            ),
+            context_fill,
         )
         .function(
             "print",
