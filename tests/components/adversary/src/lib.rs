@@ -389,7 +389,7 @@ fn print(args: Text, _call: &Call) -> Result<Value, ToolError> {
 
 fn log(args: Message, _call: &Call) -> Result<Value, ToolError> {
     use mozaiks_sdk::log;
-    let fields = [("source", "adversary")];
+    let fields = [("source", "adversary"), ("echo", args.message.as_str())];
     log::trace(&args.message, &fields);
     log::debug(&args.message, &fields);
     log::info(&args.message, &fields);
