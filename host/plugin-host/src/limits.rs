@@ -78,6 +78,11 @@ pub const MAX_CONTEXT_CHANGES_PER_CALL: usize = 100;
 /// Most bytes of values one call may set, all sets together (the same key
 /// set again counts again: each set is stored).
 pub const MAX_CONTEXT_WRITE_BYTES_PER_CALL: usize = 8 * 1024 * 1024;
+/// CPU time for loading a plugin: instantiating it and running its
+/// `describe()`, whatever deadline its manifest asks for calls. Describing
+/// is building a list; a component that takes longer does not load (and
+/// cannot hold up the others, or a reload, for longer than this).
+pub const DESCRIBE_DEADLINE: Duration = Duration::from_secs(2);
 /// Table elements per table: guards against tables grown as a memory bomb.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Bytes of a call's stdout and of its stderr kept for the logs; the rest is

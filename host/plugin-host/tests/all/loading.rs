@@ -159,3 +159,30 @@ fn a_component_cut_short_is_told_from_a_complete_or_foreign_file() {
     }
     assert!(!mozaiks_plugin_host::is_truncated(b"not wasm at all"));
 }
+
+/// `describe()` (and the instantiation before it) runs under the host's own
+/// budget, not the deadline the manifest asks for (here the longest allowed,
+/// 600 s): a component that never describes itself fails to load promptly.
+#[tokio::test]
+async fn a_describe_that_never_returns_fails_within_the_hosts_budget() {
+    let dir = crate::support::repo_root().join("tests/components/slow-describe");
+    assert!(
+        dir.join("slow-describe.wasm").is_file(),
+        "build the test components with scripts/build-plugins"
+    );
+    // A bound for the test only (the fault is the wait, not its length).
+    let loaded = tokio::time::timeout(std::time::Duration::from_secs(60), engine().load_dir(&dir))
+        .await
+        .expect("loading must not wait out the manifest's 600 s deadline");
+    let err = loaded.unwrap_err();
+    assert!(matches!(err, LoadError::Describe { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            &mozaiks_plugin_host::DESCRIBE_DEADLINE
+                .as_millis()
+                .to_string()
+        ) && text.contains("describe"),
+        "{text}"
+    );
+}
