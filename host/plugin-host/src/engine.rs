@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -15,7 +16,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 use crate::backtrace::CAPTURED_FRAMES;
 use crate::bindings::Plugin as WitPlugin;
 use crate::cache::ComponentCache;
-use crate::limits::{MAX_MEMORY_MIB, MIB};
+use crate::limits::{MAX_CONCURRENT_COMPILES, MAX_MEMORY_MIB, MIB};
 use crate::state::CallState;
 
 /// How often the epoch advances. Deadlines are checked at this granularity,
@@ -95,7 +96,27 @@ pub struct PluginEngine {
     pub(crate) linker: Arc<Linker<CallState>>,
     pub(crate) cache: Option<Arc<ComponentCache>>,
     pub(crate) slots: Arc<Slots>,
+    pub(crate) compiles: Arc<Compiles>,
     _ticker: Arc<Ticker>,
+}
+
+/// At most [`MAX_CONCURRENT_COMPILES`] compilations at once.
+#[derive(Debug)]
+pub(crate) struct Compiles {
+    pub(crate) turns: Arc<tokio::sync::Semaphore>,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Compiles {
+    /// Runs `compile` (on a blocking thread, holding a turn).
+    pub(crate) fn run<T>(&self, compile: impl FnOnce() -> T) -> T {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let result = compile();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
 }
 
 /// How the instance slots are used right now (see [`PluginEngine::slots`]).
@@ -208,6 +229,11 @@ impl PluginEngine {
             engine,
             linker: Arc::new(linker),
             cache,
+            compiles: Arc::new(Compiles {
+                turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_COMPILES)),
+                running: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+            }),
             slots: Arc::new(Slots {
                 total: slots,
                 per_plugin: settings.max_calls_per_plugin.clamp(1, slots),
@@ -215,6 +241,12 @@ impl PluginEngine {
             }),
             _ticker: Arc::new(ticker),
         })
+    }
+
+    /// The most compilations that have run at once since the engine
+    /// started (at most [`MAX_CONCURRENT_COMPILES`]).
+    pub fn compiles_peak(&self) -> usize {
+        self.compiles.peak.load(Ordering::SeqCst)
     }
 
     /// The instance slots: how many, each plugin's share and who holds

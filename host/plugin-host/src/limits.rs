@@ -83,6 +83,18 @@ pub const MAX_CONTEXT_WRITE_BYTES_PER_CALL: usize = 8 * 1024 * 1024;
 /// is building a list; a component that takes longer does not load (and
 /// cannot hold up the others, or a reload, for longer than this).
 pub const DESCRIBE_DEADLINE: Duration = Duration::from_secs(2);
+/// Largest component a plugin may be, checked before anything else. Tool
+/// components are a few MiB (with line tables); this bounds the memory and
+/// the time compiling one can take.
+pub const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
+/// Most functions (bodies of code, all core modules together) a component
+/// may define, counted before compiling. Compile time and memory grow with
+/// them (a million empty functions took minutes and gigabytes); a Rust
+/// tool has a few thousand.
+pub const MAX_COMPONENT_FUNCTIONS: u32 = 50_000;
+/// Compilations that run at once; the others wait their turn. Each can use
+/// every core and hundreds of MiB for a while.
+pub const MAX_CONCURRENT_COMPILES: usize = 2;
 /// Table elements per table: guards against tables grown as a memory bomb.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Bytes of a call's stdout and of its stderr kept for the logs; the rest is

@@ -6,6 +6,7 @@
 mod support;
 
 mod adversary;
+mod compile_bombs;
 mod context_quota;
 mod grants;
 mod loading;
