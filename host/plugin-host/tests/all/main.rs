@@ -6,6 +6,7 @@
 mod support;
 
 mod adversary;
+mod boundary;
 mod compile_bombs;
 mod context_quota;
 mod grants;

@@ -105,6 +105,17 @@ struct ContextFill {
 }
 
 #[derive(Deserialize)]
+struct Echo {
+    value: Value,
+}
+
+#[derive(Deserialize)]
+struct FailWith {
+    kind: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
 struct Text {
     text: String,
 }
@@ -381,6 +392,28 @@ fn context_fill(args: ContextFill, call: &Call) -> Result<Value, ToolError> {
     Ok(json!({ "set": set, "refused": refused, "last_error": last_error }))
 }
 
+/// Returns `value` as it arrived.
+fn echo(args: Echo, _call: &Call) -> Result<Value, ToolError> {
+    Ok(args.value)
+}
+
+/// Returns `text` itself as the result, JSON or not.
+fn echo_raw(args: &str, _call: &Call) -> Result<String, ToolError> {
+    let Text { text } =
+        serde_json::from_str(args).map_err(|err| ToolError::InvalidArguments(err.to_string()))?;
+    Ok(text)
+}
+
+/// Fails with a tool error of `kind` carrying `message`.
+fn fail_with(args: FailWith, _call: &Call) -> Result<Value, ToolError> {
+    Err(match args.kind.as_str() {
+        "unknown_function" => ToolError::UnknownFunction(args.message),
+        "invalid_arguments" => ToolError::InvalidArguments(args.message),
+        "cancelled" => ToolError::Cancelled(args.message),
+        _ => ToolError::Failed(args.message),
+    })
+}
+
 fn print(args: Text, _call: &Call) -> Result<Value, ToolError> {
     println!("{}", args.text);
     eprintln!("{}", args.text);
@@ -552,6 +585,27 @@ fn toolbox() -> Toolbox {
                 &["count", "kib"],
             ),
             context_fill,
+        )
+        .function(
+            "echo",
+            "Returns `value`.",
+            object(json!({ "value": {} }), &["value"]),
+            echo,
+        )
+        .raw_function(
+            "echo_raw",
+            "Returns `text` itself as the result.",
+            object(json!({ "text": string }), &["text"]),
+            echo_raw,
+        )
+        .function(
+            "fail_with",
+            "Fails with a tool error of `kind` and `message`.",
+            object(
+                json!({ "kind": string, "message": string }),
+                &["kind", "message"],
+            ),
+            fail_with,
         )
         .function(
             "print",
