@@ -4,7 +4,7 @@
 use mozaiks_plugin_host::harness::Harness;
 use mozaiks_plugin_host::{
     MAX_CONTEXT_CHANGES_PER_CALL, MAX_CONTEXT_KEY_BYTES, MAX_CONTEXT_TOTAL_BYTES,
-    MAX_CONTEXT_WRITE_BYTES_PER_CALL,
+    MAX_CONTEXT_VALUE_BYTES, MAX_CONTEXT_WRITE_BYTES_PER_CALL,
 };
 use serde_json::json;
 
@@ -107,6 +107,36 @@ async fn a_context_key_over_the_limit_is_refused() {
             &adversary().await,
             "context_fill",
             &json!({"count": 1, "kib": 0, "key": at_limit}),
+        )
+        .await;
+    assert_eq!(ok(&report)["set"], 1);
+}
+
+#[tokio::test]
+async fn a_context_value_over_the_limit_is_refused() {
+    // A string of n bytes is n + 2 bytes of JSON.
+    let kib = MAX_CONTEXT_VALUE_BYTES / 1024;
+    let report = Harness::new()
+        .call(
+            &adversary().await,
+            "context_fill",
+            &json!({"count": 1, "kib": kib}),
+        )
+        .await;
+    let out = ok(&report);
+    assert_eq!(out["set"], 0);
+    assert!(
+        out["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(&MAX_CONTEXT_VALUE_BYTES.to_string()),
+        "{out}"
+    );
+    let report = Harness::new()
+        .call(
+            &adversary().await,
+            "context_fill",
+            &json!({"count": 1, "kib": kib - 1}),
         )
         .await;
     assert_eq!(ok(&report)["set"], 1);

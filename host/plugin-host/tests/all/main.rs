@@ -9,6 +9,7 @@ mod adversary;
 mod boundary;
 mod compile_bombs;
 mod context_quota;
+mod docs;
 mod grants;
 mod loading;
 mod payloads;

@@ -145,3 +145,34 @@ async fn a_call_logs_at_most_the_allowed_number_of_records() {
             .contains("dropped")
     );
 }
+
+#[tokio::test]
+async fn arguments_over_the_limit_are_refused_before_any_guest_code() {
+    let text = "x".repeat(mozaiks_plugin_host::MAX_ARGUMENTS_BYTES);
+    let report = call(&adversary(), "echo", json!({ "value": text })).await;
+    assert!(
+        matches!(
+            report.result,
+            Err(mozaiks_plugin_host::CallError::InvalidArguments { .. })
+        ),
+        "{:?}",
+        report.result.as_ref().map(|_| ())
+    );
+}
+
+#[tokio::test]
+async fn a_ui_timeout_is_capped_at_the_hosts_longest() {
+    let report = Harness::new()
+        .answer("Picker", json!(1))
+        .call(
+            &adversary(),
+            "ask",
+            &json!({"component": "Picker", "payload": {}, "timeout_ms": u32::MAX}),
+        )
+        .await;
+    ok(&report);
+    assert_eq!(
+        report.ui[0].timeout_ms,
+        Some(mozaiks_plugin_host::MAX_UI_TIMEOUT.as_millis())
+    );
+}
