@@ -772,6 +772,7 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
             watch: false,
             ..Default::default()
         },
+        plugin_slots: Default::default(),
     })
     .await?;
     for name in [PLAIN, TOOLS] {

@@ -95,6 +95,7 @@ fn config(root: &Path, cache: Option<PathBuf>, watch: bool) -> ServeConfig {
             watch,
             ..ReloadConfig::default()
         },
+        plugin_slots: Default::default(),
     }
 }
 

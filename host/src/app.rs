@@ -38,6 +38,27 @@ pub struct ServeConfig {
     pub component_cache: Option<PathBuf>,
     /// Hot reload.
     pub reload: ReloadConfig,
+    /// Instance slots for tool calls: in all and per plugin.
+    pub plugin_slots: PluginSlots,
+}
+
+/// How many tool calls may run at once (each holds one instance slot, also
+/// while it waits for the user).
+#[derive(Debug, Clone, Copy)]
+pub struct PluginSlots {
+    /// Across all plugins.
+    pub total: u32,
+    /// Of one plugin.
+    pub per_plugin: u32,
+}
+
+impl Default for PluginSlots {
+    fn default() -> Self {
+        Self {
+            total: mozaiks_plugin_host::DEFAULT_MAX_CONCURRENT_CALLS,
+            per_plugin: mozaiks_plugin_host::DEFAULT_MAX_CALLS_PER_PLUGIN,
+        }
+    }
 }
 
 /// Hot reload of plugins and workflows.
@@ -141,9 +162,12 @@ pub enum StartupError {
 pub async fn build(config: &ServeConfig) -> Result<Orchestrator, StartupError> {
     let engine = PluginEngine::new(EngineConfig {
         cache_dir: config.component_cache.clone(),
-        ..EngineConfig::default()
+        max_concurrent_calls: config.plugin_slots.total,
+        max_calls_per_plugin: config.plugin_slots.per_plugin,
     })
     .map_err(|e| StartupError::Engine(e.to_string()))?;
+    let slots = engine.slots();
+    crate::telemetry::metrics().plugin_slots(slots.total, slots.per_plugin);
     let plugins_dir = watch::absolute(&config.plugins_dir);
     let workflows_dir = watch::absolute(&config.workflows_dir);
     let plugins = Arc::new(load_plugins(&engine, &plugins_dir).await?);

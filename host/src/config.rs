@@ -166,6 +166,12 @@ pub struct Config {
     pub idle_run: Option<Duration>,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Tool calls that may run at once, across all plugins
+    /// (`MOZAIKS_PLUGIN_SLOTS`).
+    pub plugin_slots: u32,
+    /// Tool calls of one plugin that may run at once
+    /// (`MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN`, no more than `plugin_slots`).
+    pub plugin_slots_per_plugin: u32,
     /// Retention.
     pub maintenance: MaintenanceConfig,
     /// The secrets directory, if any.
@@ -194,6 +200,8 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_SHUTDOWN_GRACE_SECS",
     "MOZAIKS_IDLE_RUN_SECS",
     "MOZAIKS_MAX_BODY_BYTES",
+    "MOZAIKS_PLUGIN_SLOTS",
+    "MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN",
     "MOZAIKS_RETENTION_DAYS",
     "MOZAIKS_RETENTION_INTERVAL_SECS",
     "MOZAIKS_DEFAULT_MODEL",
@@ -389,6 +397,20 @@ impl Config {
             "bytes",
         ))
         .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        let plugin_slots = u32::try_from(r.number(
+            "MOZAIKS_PLUGIN_SLOTS",
+            None,
+            u64::from(mozaiks_plugin_host::DEFAULT_MAX_CONCURRENT_CALLS),
+            "calls",
+        ))
+        .unwrap_or(u32::MAX);
+        let plugin_slots_per_plugin = u32::try_from(r.number(
+            "MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN",
+            None,
+            u64::from(mozaiks_plugin_host::DEFAULT_MAX_CALLS_PER_PLUGIN),
+            "calls",
+        ))
+        .unwrap_or(u32::MAX);
         let retention_days = match (overrides.retention_days, r.raw("MOZAIKS_RETENTION_DAYS")) {
             (Some(days), _) => {
                 r.show("MOZAIKS_RETENTION_DAYS", days.to_string(), &Source::Flag);
@@ -449,6 +471,8 @@ impl Config {
             shutdown_grace,
             idle_run,
             max_body_bytes,
+            plugin_slots,
+            plugin_slots_per_plugin,
             maintenance: MaintenanceConfig {
                 retention_days,
                 retention_interval,

@@ -102,17 +102,75 @@ pub async fn load_all(
         .filter(|path| path.join(MANIFEST_FILE).is_file())
         .collect();
     dirs.sort();
-    let mut plugins = Vec::new();
-    let mut failures = Vec::new();
-    for dir in dirs {
+    // All at once: a plugin that is slow to compile or describe itself
+    // delays no other (each is bounded by the host's loading budget).
+    let loads = dirs.into_iter().map(|dir| async move {
         let loaded = match locate(&dir.to_string_lossy(), plugins_dir) {
             Ok(location) => load(engine, &location).await,
             Err(err) => Err(err),
         };
+        (dir, loaded)
+    });
+    let mut plugins = Vec::new();
+    let mut failures = Vec::new();
+    for (dir, loaded) in futures_util::future::join_all(loads).await {
         match loaded {
             Ok(plugin) => plugins.push((dir, plugin)),
             Err(err) => failures.push((dir, err)),
         }
     }
     Ok((plugins, failures))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A plugin folder made from the `rendezvous` test component: `role`
+    /// is `wait` (read-only grant of `meeting` at `/wait`) or `signal`
+    /// (read-write grant at `/signal`).
+    pub(crate) fn rendezvous(plugins: &Path, id: &str, role: &str, meeting: &Path) -> PathBuf {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let wasm = repo.join("tests/components/rendezvous/rendezvous.wasm");
+        assert!(
+            wasm.is_file(),
+            "build the test components with scripts/build-plugins"
+        );
+        let dir = plugins.join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&wasm, dir.join(format!("{id}.wasm"))).unwrap();
+        let mode = if role == "signal" {
+            "read-write"
+        } else {
+            "read-only"
+        };
+        std::fs::write(
+            dir.join(MANIFEST_FILE),
+            format!(
+                "id = \"{id}\"\nversion = \"1.0.0\"\n[[capabilities.fs]]\nhost = \"{}\"\nguest = \"/{role}\"\nmode = \"{mode}\"\n",
+                meeting.display()
+            ),
+        )
+        .unwrap();
+        dir
+    }
+
+    /// The waiter sorts first: loaded one after the other, it would spend
+    /// its whole loading budget waiting for a signaller not yet started.
+    #[tokio::test]
+    async fn plugins_load_independently_of_each_other() {
+        let root = std::env::temp_dir().join(format!("mozaiks-load-all-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (plugins, meeting) = (root.join("plugins"), root.join("meeting"));
+        std::fs::create_dir_all(&meeting).unwrap();
+        rendezvous(&plugins, "a-waiter", "wait", &meeting);
+        rendezvous(&plugins, "b-signaller", "signal", &meeting);
+        let engine = PluginEngine::new(mozaiks_plugin_host::EngineConfig::default()).unwrap();
+        let (loaded, failed) = load_all(&engine, &plugins).await.unwrap();
+        let failed: Vec<String> = failed.iter().map(|(_, e)| e.to_string()).collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        let ids: Vec<&str> = loaded.iter().map(|(_, p)| p.id()).collect();
+        assert_eq!(ids, ["a-waiter", "b-signaller"]);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -27,6 +27,7 @@ pub mod gate;
 mod plugin;
 mod workflow;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,10 +175,18 @@ impl Reloader {
             rebuild_sources = roots.sources,
             "watching for changes"
         );
+        let reloader = Arc::new(self);
         let task = tokio::spawn(async move {
             // The watcher stops when dropped: keep it for the task's life.
             let _watcher = watcher;
-            let mut debouncer = Debouncer::new(self.settings.quiet);
+            let mut debouncer = Debouncer::new(reloader.settings.quiet);
+            // Plugin folders being compiled, each in a task of its own so a
+            // slow one holds up no other; a change that comes meanwhile is
+            // handled once that folder's reload is done.
+            let (prepared_tx, mut prepared) =
+                mpsc::unbounded_channel::<(PathBuf, plugin::Prepared)>();
+            let mut in_flight: HashSet<PathBuf> = HashSet::new();
+            let mut again: HashSet<PathBuf> = HashSet::new();
             loop {
                 let next = debouncer.next_due();
                 tokio::select! {
@@ -188,14 +197,41 @@ impl Reloader {
                             debouncer.touch(target, Instant::now());
                         }
                     }
+                    Some((dir, result)) = prepared.recv() => {
+                        in_flight.remove(&dir);
+                        let step = reloader.commit_plugin(&dir, result);
+                        let target = Target::Plugin(dir);
+                        if let Step::Wait(delay) = step {
+                            debouncer.defer(target, Instant::now() + delay);
+                        } else if let Target::Plugin(dir) = &target
+                            && again.remove(dir)
+                        {
+                            debouncer.touch(target, Instant::now());
+                        }
+                    }
                     () = sleep_until(next) => {
                         for target in debouncer.take_due(Instant::now()) {
-                            if let (Target::Source(dir), Some(builder)) = (&target, &builder) {
-                                builder.request(dir.clone());
-                                continue;
-                            }
-                            if let Step::Wait(delay) = self.reload(&target).await {
-                                debouncer.defer(target, Instant::now() + delay);
+                            match (&target, &builder) {
+                                (Target::Source(dir), Some(builder)) => {
+                                    builder.request(dir.clone());
+                                }
+                                (Target::Plugin(dir), _) => {
+                                    if !in_flight.insert(dir.clone()) {
+                                        again.insert(dir.clone());
+                                        continue;
+                                    }
+                                    let (reloader, sender, dir) =
+                                        (Arc::clone(&reloader), prepared_tx.clone(), dir.clone());
+                                    tokio::spawn(async move {
+                                        let result = reloader.prepare_plugin(&dir).await;
+                                        let _ = sender.send((dir, result));
+                                    });
+                                }
+                                _ => {
+                                    if let Step::Wait(delay) = reloader.reload(&target).await {
+                                        debouncer.defer(target, Instant::now() + delay);
+                                    }
+                                }
                             }
                         }
                     }
@@ -232,4 +268,65 @@ pub fn absolute(dir: &Path) -> PathBuf {
             .map(|cwd| cwd.join(dir))
             .unwrap_or_else(|_| dir.to_owned())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin_dir::tests::rendezvous;
+    use events::ReloadOutcome;
+
+    /// The waiter's folder changes first; while its new version waits in
+    /// `describe()` for the signaller, the signaller's folder changes. Only
+    /// a watcher that reloads folders independently loads both.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_plugin_reload_holds_up_no_other() {
+        let root = std::env::temp_dir().join(format!("mozaiks-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (plugins_dir, workflows_dir, meeting) = (
+            root.join("plugins"),
+            root.join("workflows"),
+            root.join("meeting"),
+        );
+        for dir in [&plugins_dir, &workflows_dir, &meeting] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let engine = PluginEngine::new(mozaiks_plugin_host::EngineConfig::default()).unwrap();
+        let plugins = Arc::new(PluginSet::new());
+        let workflows =
+            Arc::new(WorkflowRegistry::load_dir(&workflows_dir, &plugins.snapshot()).unwrap());
+        let hub = Arc::new(ReloadHub::new());
+        let mut reloads = hub.subscribe();
+        let settings = WatchSettings {
+            plugins_dir: plugins_dir.clone(),
+            workflows_dir,
+            quiet: Duration::from_millis(100),
+            gate: GateSettings::default(),
+            build_script: None,
+        };
+        let watch = Reloader::new(engine, plugins, workflows, Arc::clone(&hub), settings)
+            .spawn()
+            .unwrap();
+
+        rendezvous(&plugins_dir, "waiter", "wait", &meeting);
+        // Let the waiter's reload start first (ordering, not a time limit).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rendezvous(&plugins_dir, "signaller", "signal", &meeting);
+
+        let mut outcomes = std::collections::BTreeMap::new();
+        while outcomes.len() < 2 {
+            let event = tokio::time::timeout(Duration::from_secs(60), reloads.recv())
+                .await
+                .expect("both reloads end")
+                .unwrap();
+            if event.outcome != ReloadOutcome::Removed {
+                outcomes.insert(event.name.clone(), (event.outcome, event.message.clone()));
+            }
+        }
+        watch.stop();
+        let _ = std::fs::remove_dir_all(&root);
+        for (name, (outcome, message)) in &outcomes {
+            assert_eq!(*outcome, ReloadOutcome::Loaded, "{name}: {message}");
+        }
+    }
 }

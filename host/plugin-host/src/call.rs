@@ -11,10 +11,12 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use crate::backtrace::{self, RECURSION_RUN};
 use crate::bindings::{Plugin as WitPlugin, PluginPre, types};
 use crate::component::Plugin;
-use crate::engine::PluginEngine;
+use crate::engine::{PluginEngine, SlotGuard};
 use crate::error::CallError;
 use crate::imports::HostFailure;
-use crate::limits::{CpuBudget, MAX_ARGUMENTS_BYTES, MIB, MemoryLimiter};
+use crate::limits::{
+    CpuBudget, MAX_ARGUMENTS_BYTES, MAX_TOOL_ERROR_BYTES, MIB, MemoryLimiter, cut,
+};
 use crate::manifest::Limits;
 use crate::policy::SandboxPolicy;
 use crate::ports::{CallInfo, LogLevel, LogRecord, LogSource, Ports};
@@ -52,6 +54,8 @@ pub(crate) struct Invocation<'a> {
 pub(crate) struct Prepared {
     pub(crate) store: Store<CallState>,
     pub(crate) bindings: WitPlugin,
+    /// The plugin's share of the pool this call holds until it ends.
+    _slot: SlotGuard,
 }
 
 impl Invocation<'_> {
@@ -62,6 +66,15 @@ impl Invocation<'_> {
     /// Creates the store with the sandbox and limits, and instantiates.
     pub(crate) async fn prepare(&self) -> Result<Prepared, CallError> {
         let (plugin, function) = self.error_scope();
+        let slot = self
+            .engine
+            .slots
+            .take(self.plugin)
+            .map_err(|cause| CallError::Busy {
+                plugin: plugin.clone(),
+                function: function.clone(),
+                cause,
+            })?;
         let stdout = Capture::default();
         let stderr = Capture::default();
         let denied_connects = Arc::new(Mutex::new(Vec::new()));
@@ -87,6 +100,9 @@ impl Invocation<'_> {
             stdout,
             stderr,
             denied_connects,
+            ui: Default::default(),
+            log_records: 0,
+            context: Default::default(),
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -99,7 +115,11 @@ impl Invocation<'_> {
             }
         });
         match self.pre.instantiate_async(&mut store).await {
-            Ok(bindings) => Ok(Prepared { store, bindings }),
+            Ok(bindings) => Ok(Prepared {
+                store,
+                bindings,
+                _slot: slot,
+            }),
             Err(e) if e.is::<wasmtime::PoolConcurrencyLimitError>() => Err(CallError::Busy {
                 plugin,
                 function,
@@ -231,6 +251,22 @@ impl Invocation<'_> {
     }
 }
 
+/// The tool's own error with its message cut to `max` bytes.
+fn cut_tool_error(error: types::ToolError, max: usize) -> types::ToolError {
+    use types::ToolError as E;
+    let cut_to = |mut message: String| {
+        cut(&mut message, max);
+        message
+    };
+    match error {
+        E::UnknownFunction(m) => E::UnknownFunction(cut_to(m)),
+        E::InvalidArguments(m) => E::InvalidArguments(cut_to(m)),
+        E::Denied(m) => E::Denied(cut_to(m)),
+        E::Cancelled(m) => E::Cancelled(cut_to(m)),
+        E::Failed(m) => E::Failed(cut_to(m)),
+    }
+}
+
 fn tail(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
@@ -327,6 +363,9 @@ impl Plugin {
             ),
             capability,
         };
+        let error_limit =
+            MAX_TOOL_ERROR_BYTES.min(inner.manifest.limits.max_output_kib as usize * 1024);
+        let outcome = outcome.map(|result| result.map_err(|e| cut_tool_error(e, error_limit)));
         let output = match outcome {
             Ok(Ok(text)) => text,
             Ok(Err(types::ToolError::Denied(what))) => return Err(deny(what)),

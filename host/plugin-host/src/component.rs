@@ -14,6 +14,7 @@ use crate::cache::CacheOutcome;
 use crate::describe::{self, Function};
 use crate::engine::PluginEngine;
 use crate::error::LoadError;
+use crate::limits::{MAX_COMPONENT_BYTES, MAX_COMPONENT_FUNCTIONS};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::policy::SandboxPolicy;
 use crate::state::CallState;
@@ -101,6 +102,24 @@ impl PluginEngine {
             .unwrap_or_default();
         let policy = SandboxPolicy::resolve(&manifest, &base_dir)?;
 
+        let too_large = |what, size: usize, limit: usize| LoadError::TooLarge {
+            plugin: id.to_string(),
+            path: wasm_path.clone(),
+            what,
+            size,
+            limit,
+        };
+        if bytes.len() > MAX_COMPONENT_BYTES {
+            return Err(too_large("bytes", bytes.len(), MAX_COMPONENT_BYTES));
+        }
+        let functions = function_count(&bytes);
+        if functions > u64::from(MAX_COMPONENT_FUNCTIONS) {
+            return Err(too_large(
+                "functions",
+                usize::try_from(functions).unwrap_or(usize::MAX),
+                MAX_COMPONENT_FUNCTIONS as usize,
+            ));
+        }
         let sdk_version = sdk_version(&bytes);
         if let Some(found) = &sdk_version
             && !compatible(found)
@@ -118,10 +137,24 @@ impl PluginEngine {
         let engine = self.engine.clone();
         let cache = self.cache.clone();
         let component_hash = hash.clone();
+        let compiles = Arc::clone(&self.compiles);
+        // A turn among MAX_CONCURRENT_COMPILES, held until the compiler is
+        // done even if this load is given up meanwhile.
+        let turn = Arc::clone(&compiles.turns)
+            .acquire_owned()
+            .await
+            .map_err(|e| LoadError::Compile {
+                plugin: id.to_string(),
+                path: wasm_path.clone(),
+                cause: format!("waiting for the compiler: {e}"),
+            })?;
         let started = Instant::now();
-        let compiled = tokio::task::spawn_blocking(move || match cache {
-            Some(cache) => cache.load_or_compile(&engine, &component_hash, &bytes),
-            None => Component::new(&engine, &bytes).map(|c| (c, CacheOutcome::Disabled)),
+        let compiled = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            compiles.run(|| match cache {
+                Some(cache) => cache.load_or_compile(&engine, &component_hash, &bytes),
+                None => Component::new(&engine, &bytes).map(|c| (c, CacheOutcome::Disabled)),
+            })
         })
         .await
         .map_err(|e| LoadError::Compile {
@@ -247,6 +280,20 @@ pub fn is_truncated(bytes: &[u8]) -> bool {
         .parse_all(bytes)
         .find_map(Result::err)
         .is_some_and(|error| error.message().contains("unexpected end"))
+}
+
+/// Function bodies in all the component's core modules, counted from the
+/// section headers without parsing any code. A component that does not
+/// parse counts what it has so far; the compiler reports the rest.
+fn function_count(bytes: &[u8]) -> u64 {
+    wasmparser::Parser::new(0)
+        .parse_all(bytes)
+        .map_while(Result::ok)
+        .map(|payload| match payload {
+            wasmparser::Payload::CodeSectionStart { count, .. } => u64::from(count),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn sdk_version(bytes: &[u8]) -> Option<String> {

@@ -9,8 +9,9 @@ use serde_json::Value;
 use crate::bindings::PluginPre;
 use crate::call::Invocation;
 use crate::engine::PluginEngine;
-use crate::error::LoadError;
-use crate::manifest::Manifest;
+use crate::error::{CallError, LoadError};
+use crate::limits::DESCRIBE_DEADLINE;
+use crate::manifest::{Limits, Manifest};
 use crate::policy::SandboxPolicy;
 use crate::ports::{CallInfo, Ports};
 use crate::state::CallState;
@@ -47,21 +48,31 @@ pub(crate) async fn describe(
         plugin: id.to_string(),
         cause,
     };
+    // The host's budget, not the manifest's deadline (up to 600 s).
+    let limits = Limits {
+        deadline_ms: u32::try_from(DESCRIBE_DEADLINE.as_millis()).unwrap_or(u32::MAX),
+        ..manifest.limits
+    };
     let invocation = Invocation {
         engine,
         plugin: id,
         function: "describe",
-        limits: &manifest.limits,
+        limits: &limits,
         manifest_path: None,
         policy,
         pre,
         info: CallInfo::default(),
         ports: Ports::no_chat(),
     };
-    let mut prepared = invocation
-        .prepare()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    let fail_call = |e: CallError| match e {
+        CallError::DeadlineExceeded { .. } => fail(format!(
+            "instantiating it and running describe() took more than the {} ms the host allows \
+             for loading a plugin",
+            DESCRIBE_DEADLINE.as_millis()
+        )),
+        other => fail(other.to_string()),
+    };
+    let mut prepared = invocation.prepare().await.map_err(fail_call)?;
     let result = prepared
         .bindings
         .mozaiks_plugin_tool()
@@ -69,7 +80,7 @@ pub(crate) async fn describe(
         .await;
     let specs = invocation
         .finish(&mut prepared, result)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(fail_call)?;
 
     let mut seen = HashSet::new();
     let mut functions = Vec::with_capacity(specs.len());

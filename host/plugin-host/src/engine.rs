@@ -1,10 +1,12 @@
 //! The process's one [`wasmtime::Engine`], its linker, and the epoch ticker
 //! that lets deadlines interrupt guest code.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 use crate::backtrace::CAPTURED_FRAMES;
 use crate::bindings::Plugin as WitPlugin;
 use crate::cache::ComponentCache;
-use crate::limits::{MAX_MEMORY_MIB, MIB};
+use crate::limits::{MAX_CONCURRENT_COMPILES, MAX_MEMORY_MIB, MIB};
 use crate::state::CallState;
 
 /// How often the epoch advances. Deadlines are checked at this granularity,
@@ -26,6 +28,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// takes one pooled instance slot (virtual memory is reserved per slot, and
 /// physical memory is used only as a guest touches it).
 pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 256;
+
+/// Default share of the slots one plugin may hold at once: a quarter of the
+/// default pool. A call waiting in `ui.ask` keeps its instance (and so its
+/// slot) for as long as the person takes, up to an hour; with a share, one
+/// plugin whose calls all wait (or loop) leaves the rest of the pool to the
+/// others.
+pub const DEFAULT_MAX_CALLS_PER_PLUGIN: u32 = 64;
 
 /// Core instances one component may create. A Rust `wasm32-wasip2` tool is
 /// one core module plus a few adapter shims; this leaves ample headroom.
@@ -52,6 +61,10 @@ const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 pub struct EngineConfig {
     /// Calls that may run at once; see [`DEFAULT_MAX_CONCURRENT_CALLS`].
     pub max_concurrent_calls: u32,
+    /// Calls of one plugin (by id, across its versions) that may run at
+    /// once; see [`DEFAULT_MAX_CALLS_PER_PLUGIN`]. No more than
+    /// `max_concurrent_calls` is used.
+    pub max_calls_per_plugin: u32,
     /// Where compiled components are kept between runs, keyed by content
     /// hash; `None` compiles every time. The directory must be writable only
     /// by the server (it is created with mode 0700).
@@ -62,6 +75,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            max_calls_per_plugin: DEFAULT_MAX_CALLS_PER_PLUGIN,
             cache_dir: None,
         }
     }
@@ -81,7 +95,90 @@ pub struct PluginEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Arc<Linker<CallState>>,
     pub(crate) cache: Option<Arc<ComponentCache>>,
+    pub(crate) slots: Arc<Slots>,
+    pub(crate) compiles: Arc<Compiles>,
     _ticker: Arc<Ticker>,
+}
+
+/// At most [`MAX_CONCURRENT_COMPILES`] compilations at once.
+#[derive(Debug)]
+pub(crate) struct Compiles {
+    pub(crate) turns: Arc<tokio::sync::Semaphore>,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Compiles {
+    /// Runs `compile` (on a blocking thread, holding a turn).
+    pub(crate) fn run<T>(&self, compile: impl FnOnce() -> T) -> T {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let result = compile();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+}
+
+/// How the instance slots are used right now (see [`PluginEngine::slots`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotUse {
+    /// Slots in all: calls that may run at once.
+    pub total: u32,
+    /// Slots one plugin may hold at once.
+    pub per_plugin: u32,
+    /// Slots held, by plugin id; plugins holding none are absent.
+    pub in_use: BTreeMap<String, u32>,
+}
+
+/// The per-plugin shares of the instance pool.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    total: u32,
+    per_plugin: u32,
+    in_use: Mutex<BTreeMap<Arc<str>, u32>>,
+}
+
+/// A slot held by one call; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct SlotGuard {
+    slots: Arc<Slots>,
+    plugin: Arc<str>,
+}
+
+impl Slots {
+    /// Takes one of `plugin`'s slots, or says why not.
+    pub(crate) fn take(self: &Arc<Self>, plugin: &Arc<str>) -> Result<SlotGuard, String> {
+        let mut in_use = self.in_use.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = in_use.entry(Arc::clone(plugin)).or_insert(0);
+        if *held >= self.per_plugin {
+            return Err(format!(
+                "`{plugin}` already runs {held} calls, its share of the {} instance slots \
+                 (max_calls_per_plugin = {})",
+                self.total, self.per_plugin
+            ));
+        }
+        *held += 1;
+        Ok(SlotGuard {
+            slots: Arc::clone(self),
+            plugin: Arc::clone(plugin),
+        })
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut in_use = self
+            .slots
+            .in_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = in_use.get_mut(&self.plugin) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                in_use.remove(&self.plugin);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PluginEngine {
@@ -132,8 +229,42 @@ impl PluginEngine {
             engine,
             linker: Arc::new(linker),
             cache,
+            compiles: Arc::new(Compiles {
+                turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_COMPILES)),
+                running: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+            }),
+            slots: Arc::new(Slots {
+                total: slots,
+                per_plugin: settings.max_calls_per_plugin.clamp(1, slots),
+                in_use: Mutex::default(),
+            }),
             _ticker: Arc::new(ticker),
         })
+    }
+
+    /// The most compilations that have run at once since the engine
+    /// started (at most [`MAX_CONCURRENT_COMPILES`]).
+    pub fn compiles_peak(&self) -> usize {
+        self.compiles.peak.load(Ordering::SeqCst)
+    }
+
+    /// The instance slots: how many, each plugin's share and who holds
+    /// them now.
+    pub fn slots(&self) -> SlotUse {
+        let in_use = self
+            .slots
+            .in_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(plugin, held)| (plugin.to_string(), *held))
+            .collect();
+        SlotUse {
+            total: self.slots.total,
+            per_plugin: self.slots.per_plugin,
+            in_use,
+        }
     }
 }
 

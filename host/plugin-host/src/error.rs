@@ -93,6 +93,20 @@ pub enum LoadError {
         /// Why.
         cause: String,
     },
+    /// The component is larger than the host compiles: bytes or functions.
+    #[error("plugin `{plugin}`: {path} has {size} {what}, more than the {limit} the host compiles")]
+    TooLarge {
+        /// Plugin id.
+        plugin: String,
+        /// The component file.
+        path: PathBuf,
+        /// `bytes` or `functions`.
+        what: &'static str,
+        /// How many it has.
+        size: usize,
+        /// How many are allowed.
+        limit: usize,
+    },
     /// A granted capability could not be set up (a directory that does not
     /// exist, a host name that does not resolve).
     #[error("plugin `{plugin}`: capability `{capability}` cannot be granted: {cause}")]

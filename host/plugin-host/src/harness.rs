@@ -179,6 +179,8 @@ impl ScriptedUi {
 #[async_trait]
 impl UiBridge for ScriptedUi {
     async fn ask(&self, _call: &CallInfo, request: UiRequest) -> Result<Value, UiError> {
+        // Every scripted answer stands for a person: the wait starts at once.
+        request.waiting.start();
         lock(&self.events).push(UiEvent {
             kind: "ask",
             component: request.component.clone(),

@@ -78,17 +78,23 @@ pub use call::ToolOutcome;
 pub use component::{Plugin, SDK_VERSION_SECTION, WIT_VERSION, content_hash, is_truncated};
 pub use describe::FunctionSpec;
 pub use engine::{
-    DEFAULT_MAX_CONCURRENT_CALLS, EPOCH_TICK, EngineConfig, EngineError, PluginEngine,
+    DEFAULT_MAX_CALLS_PER_PLUGIN, DEFAULT_MAX_CONCURRENT_CALLS, EPOCH_TICK, EngineConfig,
+    EngineError, PluginEngine, SlotUse,
 };
 pub use error::{CallError, LoadError, ManifestError, PortError};
 pub use limits::{
-    DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_KIB, DEFAULT_MEMORY_MIB, MAX_ARGUMENTS_BYTES,
-    MAX_CAPTURED_OUTPUT_BYTES, MAX_DEADLINE_MS, MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_UI_TIMEOUT,
-    UI_TIMEOUT_GRACE,
+    DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_KIB, DEFAULT_MEMORY_MIB, DESCRIBE_DEADLINE,
+    MAX_ARGUMENTS_BYTES, MAX_CAPTURED_OUTPUT_BYTES, MAX_COMPONENT_BYTES, MAX_COMPONENT_FUNCTIONS,
+    MAX_CONCURRENT_COMPILES, MAX_CONTEXT_CHANGES_PER_CALL, MAX_CONTEXT_KEY_BYTES,
+    MAX_CONTEXT_TOTAL_BYTES, MAX_CONTEXT_VALUE_BYTES, MAX_CONTEXT_WRITE_BYTES_PER_CALL,
+    MAX_DEADLINE_MS, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELD_KEY_BYTES, MAX_LOG_FIELDS,
+    MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS_PER_CALL, MAX_MEMORY_MIB, MAX_OUTPUT_KIB,
+    MAX_TOOL_ERROR_BYTES, MAX_UI_ASKS_PER_CALL, MAX_UI_COMPONENT_BYTES, MAX_UI_EVENTS_PER_CALL,
+    MAX_UI_PAYLOAD_BYTES, MAX_UI_TIMEOUT, UI_TIMEOUT_GRACE,
 };
 pub use manifest::{Capabilities, DirGrant, DirMode, Limits, MANIFEST_FILE, Manifest};
 pub use ports::{
     CallInfo, ContextSetError, ContextStore, Display, LogLevel, LogRecord, LogSink, LogSource,
-    NoChat, Ports, TracingLogSink, UiBridge, UiError, UiRequest,
+    NoChat, Ports, TracingLogSink, UiBridge, UiError, UiRequest, WaitClock,
 };
 pub use tool_error::ToolError;

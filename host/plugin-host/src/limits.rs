@@ -33,6 +33,68 @@ pub const MAX_UI_TIMEOUT: Duration = Duration::from_secs(3600);
 /// themselves (the server's records the timeout before the tool sees it)
 /// get to do so first; a bridge that never returns is still bounded.
 pub const UI_TIMEOUT_GRACE: Duration = Duration::from_millis(250);
+/// Most `ui.ask` requests one call may make. A tool that needs more
+/// questions than this asks them in one form; beyond it `ask` fails at once
+/// with `invalid-request` naming the limit, without reaching the user.
+pub const MAX_UI_ASKS_PER_CALL: u32 = 20;
+/// Most UI events (asks and notifications) one call may send. Each is stored
+/// in the chat and sent to every client; notifications beyond this are
+/// dropped, with one warning in the tool's log.
+pub const MAX_UI_EVENTS_PER_CALL: u32 = 100;
+/// Longest message of a tool's own error (`tool-error`) passed on; the
+/// rest is cut, with a note saying how much. Never more than the plugin's
+/// `max_output_kib`, since the message goes to the agent like a result.
+pub const MAX_TOOL_ERROR_BYTES: usize = 64 * 1024;
+/// Largest payload of one `ui.ask` or `ui.notify`, as the JSON text the tool
+/// sends. It is stored in the chat and sent to every client: a form's input,
+/// not a file. A larger `ask` fails with `invalid-request`; a larger
+/// `notify` is dropped with a warning in the tool's log.
+pub const MAX_UI_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Longest UI component name.
+pub const MAX_UI_COMPONENT_BYTES: usize = 128;
+/// Longest message kept from one log record; the rest is cut.
+pub const MAX_LOG_MESSAGE_BYTES: usize = 16 * 1024;
+/// Fields kept from one log record; the rest are dropped (a field
+/// `fields_dropped` says how many).
+pub const MAX_LOG_FIELDS: usize = 32;
+/// Longest field name kept in a log record; longer names are cut.
+pub const MAX_LOG_FIELD_KEY_BYTES: usize = 64;
+/// Longest field value kept in a log record; the rest is cut.
+pub const MAX_LOG_FIELD_BYTES: usize = 1024;
+/// Log records (through the `log` import) one call may write; later ones
+/// are dropped, with one warning.
+pub const MAX_LOG_RECORDS_PER_CALL: usize = 1000;
+/// Largest value of one context variable, as JSON text.
+pub const MAX_CONTEXT_VALUE_BYTES: usize = 1024 * 1024;
+/// Longest context variable name.
+pub const MAX_CONTEXT_KEY_BYTES: usize = 256;
+/// Most context a chat may hold: the names and JSON values of all its
+/// variables together. Context goes into prompts and every change into the
+/// chat's stored log; a set that would take a chat beyond this is refused.
+pub const MAX_CONTEXT_TOTAL_BYTES: usize = 8 * 1024 * 1024;
+/// Most context changes (sets and removes) one call may make: each is an
+/// event stored in the chat's log.
+pub const MAX_CONTEXT_CHANGES_PER_CALL: usize = 100;
+/// Most bytes of values one call may set, all sets together (the same key
+/// set again counts again: each set is stored).
+pub const MAX_CONTEXT_WRITE_BYTES_PER_CALL: usize = 8 * 1024 * 1024;
+/// CPU time for loading a plugin: instantiating it and running its
+/// `describe()`, whatever deadline its manifest asks for calls. Describing
+/// is building a list; a component that takes longer does not load (and
+/// cannot hold up the others, or a reload, for longer than this).
+pub const DESCRIBE_DEADLINE: Duration = Duration::from_secs(2);
+/// Largest component a plugin may be, checked before anything else. Tool
+/// components are a few MiB (with line tables); this bounds the memory and
+/// the time compiling one can take.
+pub const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
+/// Most functions (bodies of code, all core modules together) a component
+/// may define, counted before compiling. Compile time and memory grow with
+/// them (a million empty functions took minutes and gigabytes); a Rust
+/// tool has a few thousand.
+pub const MAX_COMPONENT_FUNCTIONS: u32 = 50_000;
+/// Compilations that run at once; the others wait their turn. Each can use
+/// every core and hundreds of MiB for a while.
+pub const MAX_CONCURRENT_COMPILES: usize = 2;
 /// Table elements per table: guards against tables grown as a memory bomb.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Bytes of a call's stdout and of its stderr kept for the logs; the rest is
@@ -41,6 +103,33 @@ pub const MAX_CAPTURED_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// Bytes in a MiB.
 pub(crate) const MIB: usize = 1024 * 1024;
+
+/// Cuts `text` to at most `max` bytes (at a character boundary) and, if
+/// anything was cut, says how much in a short note after it.
+pub(crate) fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let cut_bytes = text.len() - floor_boundary(text, max);
+    text.truncate(text.len() - cut_bytes);
+    text.push_str(&format!(" [{cut_bytes} bytes cut]"));
+}
+
+/// Cuts `text` to at most `max` bytes (at a character boundary), silently:
+/// for names, where a note would not fit.
+pub(crate) fn clip(text: &mut String, max: usize) {
+    if text.len() > max {
+        text.truncate(floor_boundary(text, max));
+    }
+}
+
+fn floor_boundary(text: &str, max: usize) -> usize {
+    let mut at = max.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
 
 /// Enforces a plugin's memory limit and remembers whether it was hit, so a
 /// guest that aborts after a refused allocation is reported as such.
@@ -131,6 +220,19 @@ mod tests {
         assert!(limiter.refused.is_none());
         assert!(!limiter.memory_growing(MIB, 2 * MIB, None).unwrap());
         assert_eq!(limiter.refused, Some(2 * MIB));
+    }
+
+    #[test]
+    fn cutting_keeps_whole_characters_and_says_how_much_was_cut() {
+        let mut text = "é".repeat(10);
+        cut(&mut text, 5);
+        assert_eq!(text, "éé [16 bytes cut]");
+        let mut short = "abc".to_owned();
+        cut(&mut short, 3);
+        assert_eq!(short, "abc");
+        let mut name = "ééé".to_owned();
+        clip(&mut name, 3);
+        assert_eq!(name, "é");
     }
 
     #[test]

@@ -17,12 +17,37 @@ use crate::error::LoadError;
 use crate::manifest::{DirMode, Manifest, split_host_port};
 use crate::stdio::Capture;
 
-/// A directory grant with its host path resolved.
+/// A directory grant, opened once at load. Every call's preopen is this
+/// handle, never the grant's path again: what is at the path later (a link
+/// another plugin planted, a renamed directory) changes nothing.
 #[derive(Debug, Clone)]
 struct Mount {
-    host: PathBuf,
+    dir: Arc<std::fs::File>,
+    /// Where it was at load, for messages.
+    path: PathBuf,
     guest: String,
     mode: DirMode,
+}
+
+impl Mount {
+    /// A path that opens this very handle: the kernel's link to the open
+    /// file, which names the directory and not a path to it.
+    /// Elsewhere, the path checked at load (no handle to name).
+    fn handle_path(&self) -> PathBuf {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            #[cfg(target_os = "linux")]
+            const FD_DIR: &str = "/proc/self/fd";
+            #[cfg(not(target_os = "linux"))]
+            const FD_DIR: &str = "/dev/fd";
+            Path::new(FD_DIR).join(self.dir.as_raw_fd().to_string())
+        }
+        #[cfg(not(unix))]
+        {
+            self.path.clone()
+        }
+    }
 }
 
 /// The sandbox of one plugin, resolved once at load time.
@@ -50,20 +75,29 @@ impl SandboxPolicy {
             .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
             .collect();
         let mut mounts = Vec::new();
+        let mut opened: Vec<(PathBuf, String)> = Vec::new();
         for grant in &caps.fs {
-            let host = if grant.host.is_absolute() {
-                grant.host.clone()
-            } else {
-                base_dir.join(&grant.host)
-            };
-            if !host.is_dir() {
+            let capability = format!("fs {} -> {}", grant.host.display(), grant.guest);
+            let (dir, path) = open_grant(&grant.host, base_dir)
+                .map_err(|cause| grant_error(capability.clone(), cause))?;
+            if let Some((other, other_capability)) = opened
+                .iter()
+                .find(|(other, _)| other.starts_with(&path) || path.starts_with(other))
+            {
                 return Err(grant_error(
-                    format!("fs {} -> {}", grant.host.display(), grant.guest),
-                    format!("{} is not a directory", host.display()),
+                    capability,
+                    format!(
+                        "{} overlaps `{other_capability}` ({}): grants of one plugin must not \
+                         contain one another; grant the outer directory once",
+                        path.display(),
+                        other.display()
+                    ),
                 ));
             }
+            opened.push((path.clone(), capability));
             mounts.push(Mount {
-                host,
+                dir: Arc::new(dir),
+                path,
                 guest: grant.guest.clone(),
                 mode: grant.mode,
             });
@@ -102,8 +136,10 @@ impl SandboxPolicy {
                 DirMode::ReadOnly => FsPerms::ReadOnly,
                 DirMode::ReadWrite => FsPerms::ReadWrite,
             };
-            b.preopened_dir(&m.host, &m.guest, perms)
-                .map_err(std::io::Error::other)?;
+            b.preopened_dir(m.handle_path(), &m.guest, perms)
+                .map_err(|e| {
+                    std::io::Error::other(format!("granted {}: {e:#}", m.path.display()))
+                })?;
         }
         let allowed = Arc::clone(&self.connect);
         b.allow_tcp(true)
@@ -133,4 +169,69 @@ impl SandboxPolicy {
         });
         Ok(b.build())
     }
+}
+
+/// Opens a grant's directory once: `host` as written in the manifest,
+/// relative to the (resolved) plugin folder `base_dir`. Refused when the path
+/// goes through a symbolic link, so a link another plugin planted inside its
+/// own writable grant can never become this plugin's root; and checked after
+/// opening, so a swap between the check and the open is caught too. Returns
+/// the handle and the path it was found at, without `.` or `..`.
+fn open_grant(host: &Path, base_dir: &Path) -> Result<(std::fs::File, PathBuf), String> {
+    let full = if host.is_absolute() {
+        host.to_owned()
+    } else {
+        let base = base_dir
+            .canonicalize()
+            .map_err(|e| format!("the plugin folder {}: {e}", base_dir.display()))?;
+        base.join(host)
+    };
+    let path = normalize(&full);
+    let dir = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = dir
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", path.display()));
+    }
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if real != path {
+        return Err(format!(
+            "{} goes through a symbolic link (it leads to {}): name the directory itself",
+            path.display(),
+            real.display()
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let now =
+            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+            return Err(format!(
+                "{} changed while it was being opened; load again",
+                path.display()
+            ));
+        }
+    }
+    Ok((dir, path))
+}
+
+/// `path` without `.` and `..` components, lexically (symbolic links are
+/// refused separately, so this is the directory's real path when accepted).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -74,6 +74,38 @@ pub struct UiRequest {
     pub display: Display,
     /// How long to wait; already capped by the host at [`crate::MAX_UI_TIMEOUT`].
     pub timeout: Duration,
+    /// Start it when a person can answer (the request is stored and sent):
+    /// only the time after that is left out of the call's CPU deadline.
+    pub waiting: WaitClock,
+}
+
+/// Marks when a [`UiRequest`] starts waiting for a person. The host leaves
+/// out of the call's CPU deadline only the time from [`start`](Self::start)
+/// until the bridge returns, and at most the request's timeout; the host's
+/// own work before (storing, sending) counts like the tool's. A bridge that
+/// never starts the clock has all of its time counted.
+///
+/// Clocks take no part in comparing requests: two requests that ask the
+/// same thing are equal.
+#[derive(Debug, Clone, Default)]
+pub struct WaitClock(Arc<std::sync::OnceLock<Instant>>);
+
+impl WaitClock {
+    /// A person can answer from now on. Later calls change nothing.
+    pub fn start(&self) {
+        let _ = self.0.set(Instant::now());
+    }
+
+    /// How long since [`start`](Self::start), if it was called.
+    pub(crate) fn waited(&self) -> Option<Duration> {
+        self.0.get().map(Instant::elapsed)
+    }
+}
+
+impl PartialEq for WaitClock {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
 }
 
 /// Why a UI request returned no answer.

@@ -57,6 +57,10 @@ pub(crate) async fn run(
             },
             build_script: build_script.map(|s| watch_path(&s)),
         },
+        plugin_slots: app::PluginSlots {
+            total: settings.plugin_slots,
+            per_plugin: settings.plugin_slots_per_plugin,
+        },
     };
     let options = ServeOptions {
         http: HttpOptions {

@@ -110,3 +110,28 @@ fn numbers_must_be_positive_and_every_bad_one_is_named() {
             .any(|p| p.starts_with("MOZAIKS_RETENTION_DAYS=`soon`"))
     );
 }
+
+#[test]
+fn the_instance_slots_default_to_the_engines_and_can_be_set() {
+    let config = load(&[("ENVIRONMENT", "development")]).unwrap();
+    assert_eq!(
+        (config.plugin_slots, config.plugin_slots_per_plugin),
+        (256, 64)
+    );
+    let config = load(&[
+        ("ENVIRONMENT", "development"),
+        ("MOZAIKS_PLUGIN_SLOTS", "32"),
+        ("MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN", "8"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (config.plugin_slots, config.plugin_slots_per_plugin),
+        (32, 8)
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let found = problems(&[
+        ("ENVIRONMENT", "development"),
+        ("MOZAIKS_PLUGIN_SLOTS", "0"),
+    ]);
+    assert!(found[0].starts_with("MOZAIKS_PLUGIN_SLOTS"), "{found:?}");
+}

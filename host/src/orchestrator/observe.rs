@@ -18,6 +18,7 @@ pub(super) async fn tool_call(
     call: impl Future<Output = ToolReport>,
 ) -> ToolReport {
     let started = Instant::now();
+    let _in_flight = InFlight::start(plugin);
     let span = tracing::info_span!("tool", plugin, function);
     let report = call.instrument(span.clone()).await;
     let outcome = match (&report.ok, &report.error) {
@@ -34,6 +35,23 @@ pub(super) async fn tool_call(
         "tool call"
     );
     report
+}
+
+/// Counts a call of a plugin as running until dropped (also when the run
+/// drops the call unfinished).
+struct InFlight<'a>(&'a str);
+
+impl<'a> InFlight<'a> {
+    fn start(plugin: &'a str) -> Self {
+        metrics().plugin_calls_in_flight(plugin, 1);
+        Self(plugin)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        metrics().plugin_calls_in_flight(self.0, -1);
+    }
 }
 
 /// The clock of the agent turn in progress.

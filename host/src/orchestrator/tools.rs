@@ -200,6 +200,7 @@ impl UiBridge for ChatUi {
     async fn ask(&self, call: &CallInfo, request: UiRequest) -> Result<Value, UiError> {
         self.check_component(&request.component);
         let request_id = uuid::Uuid::new_v4().to_string();
+        let waiting = request.waiting.clone();
         let answer = self.live.open_ui_request(&request_id);
         // If the host's timeout drops this future, the guard records the
         // timeout so clients stop showing the request.
@@ -220,6 +221,8 @@ impl UiBridge for ChatUi {
             })
             .await
             .map_err(|e| UiError::Unavailable(e.to_string()))?;
+        // Stored and sent: from here on the call waits for a person.
+        waiting.start();
         let mut guard = guard;
         match tokio::time::timeout(request.timeout, answer).await {
             Ok(Ok(value)) => {

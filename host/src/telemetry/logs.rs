@@ -81,12 +81,56 @@ pub fn init_cli() {
     let filter = filter(&level).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
+        .with(text_layer())
         .try_init();
+}
+
+/// Human-readable lines on standard error, coloured on a terminal, with
+/// every field escaped ([`escaped_fields`]).
+fn text_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .fmt_fields(escaped_fields())
+}
+
+/// Field formatting for the text format: one record is one line. Text a
+/// tool controls (its log messages and fields, its stderr inside an error)
+/// cannot start a line of its own or send terminal escapes: newlines and
+/// every other control character are written escaped (`\n`, `\u{1b}`).
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let raw = format!("{value:?}");
+        let text = escape_control(&raw);
+        if field.name() == "message" {
+            write!(writer, "{text}")
+        } else {
+            write!(writer, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with control characters escaped as Rust would write them.
+fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// The server's logging. Call once, before anything logs.
@@ -98,12 +142,7 @@ pub fn init_server(config: &LogConfig) -> Result<(), LogError> {
     };
     let (text, json) = match config.stderr {
         StderrFormat::Json => (None, Some(JsonLayer::new(Stderr))),
-        StderrFormat::Text => {
-            let text = tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal());
-            (Some(text), None)
-        }
+        StderrFormat::Text => (Some(text_layer()), None),
         StderrFormat::Off => (None, None),
     };
     let _ = tracing_subscriber::registry()
@@ -122,4 +161,18 @@ fn open(dir: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {
             source,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_control;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(escape_control("plain é"), "plain é");
+        assert_eq!(
+            escape_control("a\nb\r\tc\u{1b}[31m\u{7}\u{85}"),
+            "a\\nb\\r\\tc\\u{1b}[31m\\u{7}\\u{85}"
+        );
+    }
 }

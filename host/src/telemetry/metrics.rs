@@ -43,6 +43,8 @@ pub struct Metrics {
     tool_calls: Family<u64>,
     tool_duration: Family<HistogramSeries>,
     instantiation: Family<HistogramSeries>,
+    plugin_calls_in_flight: Family<i64>,
+    plugin_slots: Family<i64>,
     reloads: Family<u64>,
     websockets: Family<i64>,
     store_duration: Family<HistogramSeries>,
@@ -121,6 +123,16 @@ impl Metrics {
                 &["plugin"],
                 TOOL_BUCKETS,
             ),
+            plugin_calls_in_flight: Family::gauge(
+                "mozaiks_plugin_calls_in_flight",
+                "Tool calls running now by plugin, each holding one instance slot (waits for the user included).",
+                &["plugin"],
+            ),
+            plugin_slots: Family::gauge(
+                "mozaiks_plugin_slots",
+                "Instance slots: `total` (MOZAIKS_PLUGIN_SLOTS) and `per_plugin`, the most one plugin may hold (MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN).",
+                &["kind"],
+            ),
             reloads: Family::counter(
                 "mozaiks_reloads_total",
                 "Hot reloads by kind (plugin, workflow, build) and outcome (loaded, rejected, removed).",
@@ -191,6 +203,23 @@ impl Metrics {
         self.instantiation.observe_duration(&[plugin], duration);
     }
 
+    /// A call of `plugin` started (+1) or ended (-1).
+    pub fn plugin_calls_in_flight(&self, plugin: &str, delta: i64) {
+        self.plugin_calls_in_flight.add(&[plugin], delta);
+    }
+
+    /// Calls of `plugin` running now.
+    pub fn plugin_calls_running(&self, plugin: &str) -> i64 {
+        self.plugin_calls_in_flight.get(&[plugin])
+    }
+
+    /// The instance pool's size and each plugin's share.
+    pub fn plugin_slots(&self, total: u32, per_plugin: u32) {
+        self.plugin_slots.set(&["total"], i64::from(total));
+        self.plugin_slots
+            .set(&["per_plugin"], i64::from(per_plugin));
+    }
+
     /// A hot reload of `kind` (`plugin`, `workflow`, `build`) ended with
     /// `outcome` (`loaded`, `rejected`, `removed`).
     pub fn reloads(&self, kind: &str, outcome: &str) {
@@ -223,7 +252,7 @@ impl Metrics {
     /// Everything in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let families: [&dyn Render; 14] = [
+        let families: [&dyn Render; 16] = [
             &self.build_info,
             &self.chats_started,
             &self.active_runs,
@@ -234,6 +263,8 @@ impl Metrics {
             &self.tool_calls,
             &self.tool_duration,
             &self.instantiation,
+            &self.plugin_calls_in_flight,
+            &self.plugin_slots,
             &self.reloads,
             &self.websockets,
             &self.store_duration,
@@ -258,6 +289,8 @@ mod tests {
         let text = metrics.render();
         for family in [
             "mozaiks_chats_started_total counter",
+            "mozaiks_plugin_calls_in_flight gauge",
+            "mozaiks_plugin_slots gauge",
             "mozaiks_active_runs gauge",
             "mozaiks_turn_duration_seconds histogram",
             "mozaiks_llm_tokens_total counter",

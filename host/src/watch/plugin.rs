@@ -17,9 +17,31 @@ const STILL_WRITING: Duration = Duration::from_secs(5);
 /// How long to wait before looking at a half-written component again.
 const RECHECK: Duration = Duration::from_millis(250);
 
+/// The slow half of a plugin reload, done: what is left to decide.
+pub(crate) enum Prepared {
+    /// Nothing left to do (unchanged, removed, or refused already).
+    Finished(Step),
+    /// A new version compiled, or failed to: gate it and swap it in, or
+    /// refuse it.
+    Loaded {
+        id: String,
+        served: Option<Plugin>,
+        candidate: Result<Plugin, mozaiks_plugin_host::LoadError>,
+        started: Instant,
+    },
+}
+
 impl Reloader {
     /// Brings plugin folder `dir` up to date with the disk.
     pub(super) async fn reload_plugin(&self, dir: &Path) -> Step {
+        let prepared = self.prepare_plugin(dir).await;
+        self.commit_plugin(dir, prepared)
+    }
+
+    /// Reads, compiles and describes the new version of plugin folder
+    /// `dir`: the part that takes time and touches no other folder, so the
+    /// watcher runs it for several folders at once.
+    pub(super) async fn prepare_plugin(&self, dir: &Path) -> Prepared {
         let started = Instant::now();
         let folder = dir
             .file_name()
@@ -35,7 +57,7 @@ impl Reloader {
                 format!("the folder {} was deleted", dir.display())
             };
             self.remove_plugin(dir, &folder, served.as_ref(), what);
-            return Step::Done;
+            return Prepared::Finished(Step::Done);
         }
         let manifest = match Manifest::read(&manifest_path) {
             Ok(manifest) => manifest,
@@ -48,7 +70,7 @@ impl Reloader {
                     Vec::new(),
                     started,
                 );
-                return Step::Done;
+                return Prepared::Finished(Step::Done);
             }
         };
         let id = manifest.id.clone();
@@ -71,22 +93,22 @@ impl Reloader {
                     );
                     self.refuse(dir, &id, None, message, Vec::new(), started);
                 }
-                return Step::Done;
+                return Prepared::Finished(Step::Done);
             }
             Ok(Err(error)) => {
                 let message = format!("cannot read {}: {error}", wasm_path.display());
                 self.refuse(dir, &id, served.as_ref(), message, Vec::new(), started);
-                return Step::Done;
+                return Prepared::Finished(Step::Done);
             }
             Err(join) => {
                 let message = format!("reading {} failed: {join}", wasm_path.display());
                 self.refuse(dir, &id, served.as_ref(), message, Vec::new(), started);
-                return Step::Done;
+                return Prepared::Finished(Step::Done);
             }
         };
         if component.still_being_written {
             tracing::debug!(plugin = %id, bytes = component.bytes.len(), "component still being written; waiting");
-            return Step::Wait(RECHECK);
+            return Prepared::Finished(Step::Wait(RECHECK));
         }
         let bytes = component.bytes;
         if let Some(old) = &served {
@@ -95,13 +117,34 @@ impl Reloader {
                 .as_ref()
                 .is_some_and(|s| s.status == crate::plugins::PluginStatus::Loaded);
             if unchanged && status_ok {
-                return Step::Done;
+                return Prepared::Finished(Step::Done);
             }
         }
         let candidate = self
             .engine
             .load_bytes(manifest, manifest_path, wasm_path, bytes)
             .await;
+        Prepared::Loaded {
+            id,
+            served,
+            candidate,
+            started,
+        }
+    }
+
+    /// Decides on a prepared reload of `dir`: gate it, swap it in and
+    /// revalidate the workflows, or refuse it. Runs on the watcher's task,
+    /// one folder at a time.
+    pub(super) fn commit_plugin(&self, dir: &Path, prepared: Prepared) -> Step {
+        let (id, served, candidate, started) = match prepared {
+            Prepared::Finished(step) => return step,
+            Prepared::Loaded {
+                id,
+                served,
+                candidate,
+                started,
+            } => (id, served, candidate, started),
+        };
         let plugin = match candidate {
             Ok(plugin) => plugin,
             Err(error) => {

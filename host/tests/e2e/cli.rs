@@ -250,3 +250,38 @@ fn validate_accepts_the_demo_and_reports_every_problem_with_file_and_path() {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
 }
+
+/// A tool's log message or field cannot forge a line of the host's text
+/// log, nor send terminal escapes through it.
+#[test]
+fn a_tools_newlines_and_escapes_are_escaped_in_the_text_log() {
+    let forged = "hello\nFORGED INFO mozaiks: all good\r\u{1b}[31mred\u{7}";
+    let args = serde_json::json!({ "message": forged }).to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args([
+            "tool",
+            "call",
+            "tests/components/adversary",
+            "log",
+            "--args",
+            &args,
+        ])
+        .env("LOG_LEVEL", "info")
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hello\\nFORGED"),
+        "the message is there, escaped: {stderr}"
+    );
+    assert!(
+        !stderr.lines().any(|line| line.starts_with("FORGED")),
+        "a forged line: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r') && !stderr.contains('\u{7}'),
+        "raw control characters: {stderr:?}"
+    );
+}

@@ -108,6 +108,26 @@ async fn metrics_move_after_a_chat() {
         ) > 0.0
     );
     assert_eq!(value(&after, "mozaiks_active_runs"), 0.0, "the run ended");
+    assert_eq!(
+        value(
+            &after,
+            r#"mozaiks_plugin_calls_in_flight{plugin="adversary"}"#
+        ),
+        0.0,
+        "the call ended and gave its slot back"
+    );
+    assert!(
+        after.contains_key(r#"mozaiks_plugin_calls_in_flight{plugin="adversary"}"#),
+        "slot use is shown per plugin"
+    );
+    assert_eq!(
+        value(&after, r#"mozaiks_plugin_slots{kind="total"}"#),
+        256.0
+    );
+    assert_eq!(
+        value(&after, r#"mozaiks_plugin_slots{kind="per_plugin"}"#),
+        64.0
+    );
 }
 
 /// Runs one UiTimeout chat to its end on a server that logs `info` to

@@ -4,9 +4,10 @@ use crate::bindings::log::{Host, Level};
 use crate::ports::{LogLevel, LogRecord, LogSource};
 use crate::state::CallState;
 
-/// Longest message kept from one record; the rest is cut so a tool cannot
-/// flood the logs through this import.
-const MAX_LOG_MESSAGE_BYTES: usize = 16 * 1024;
+use crate::limits::{
+    MAX_LOG_FIELD_BYTES, MAX_LOG_FIELD_KEY_BYTES, MAX_LOG_FIELDS, MAX_LOG_MESSAGE_BYTES,
+    MAX_LOG_RECORDS_PER_CALL, clip, cut,
+};
 
 impl Host for CallState {
     async fn log(
@@ -15,13 +16,38 @@ impl Host for CallState {
         mut message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        if message.len() > MAX_LOG_MESSAGE_BYTES {
-            let mut cut = MAX_LOG_MESSAGE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [truncated]");
+        self.log_records += 1;
+        if self.log_records > MAX_LOG_RECORDS_PER_CALL + 1 {
+            return Ok(());
+        }
+        if self.log_records == MAX_LOG_RECORDS_PER_CALL + 1 {
+            self.ports.log.log(LogRecord {
+                plugin: self.scope.plugin.to_string(),
+                function: self.scope.function.clone(),
+                chat_id: self.scope.info.chat_id.clone(),
+                level: LogLevel::Warn,
+                source: LogSource::Log,
+                message: format!(
+                    "later log records dropped: this call already wrote \
+                     {MAX_LOG_RECORDS_PER_CALL}, the most one call may write"
+                ),
+                fields: Default::default(),
+            });
+            return Ok(());
+        }
+        cut(&mut message, MAX_LOG_MESSAGE_BYTES);
+        let dropped = fields.len().saturating_sub(MAX_LOG_FIELDS);
+        let mut kept: std::collections::BTreeMap<String, String> = fields
+            .into_iter()
+            .take(MAX_LOG_FIELDS)
+            .map(|(mut key, mut value)| {
+                clip(&mut key, MAX_LOG_FIELD_KEY_BYTES);
+                cut(&mut value, MAX_LOG_FIELD_BYTES);
+                (key, value)
+            })
+            .collect();
+        if dropped > 0 {
+            kept.insert("fields_dropped".to_owned(), dropped.to_string());
         }
         let level = match level {
             Level::Trace => LogLevel::Trace,
@@ -37,7 +63,7 @@ impl Host for CallState {
             level,
             source: LogSource::Log,
             message,
-            fields: fields.into_iter().collect(),
+            fields: kept,
         });
         Ok(())
     }

@@ -85,6 +85,7 @@ async fn a_compiled_component_is_reused_from_the_cache_and_a_bad_entry_is_replac
         PluginEngine::new(EngineConfig {
             max_concurrent_calls: 4,
             cache_dir: Some(cache_dir.clone()),
+            ..EngineConfig::default()
         })
         .unwrap()
     };
@@ -134,6 +135,7 @@ async fn a_cache_directory_others_can_write_is_not_trusted() {
         PluginEngine::new(EngineConfig {
             max_concurrent_calls: 4,
             cache_dir: Some(cache_dir.clone()),
+            ..EngineConfig::default()
         })
         .unwrap()
     };
@@ -156,4 +158,31 @@ fn a_component_cut_short_is_told_from_a_complete_or_foreign_file() {
         );
     }
     assert!(!mozaiks_plugin_host::is_truncated(b"not wasm at all"));
+}
+
+/// `describe()` (and the instantiation before it) runs under the host's own
+/// budget, not the deadline the manifest asks for (here the longest allowed,
+/// 600 s): a component that never describes itself fails to load promptly.
+#[tokio::test]
+async fn a_describe_that_never_returns_fails_within_the_hosts_budget() {
+    let dir = crate::support::repo_root().join("tests/components/slow-describe");
+    assert!(
+        dir.join("slow-describe.wasm").is_file(),
+        "build the test components with scripts/build-plugins"
+    );
+    // A bound for the test only (the fault is the wait, not its length).
+    let loaded = tokio::time::timeout(std::time::Duration::from_secs(60), engine().load_dir(&dir))
+        .await
+        .expect("loading must not wait out the manifest's 600 s deadline");
+    let err = loaded.unwrap_err();
+    assert!(matches!(err, LoadError::Describe { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            &mozaiks_plugin_host::DESCRIBE_DEADLINE
+                .as_millis()
+                .to_string()
+        ) && text.contains("describe"),
+        "{text}"
+    );
 }

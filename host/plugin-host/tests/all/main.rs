@@ -6,6 +6,13 @@
 mod support;
 
 mod adversary;
+mod boundary;
+mod compile_bombs;
+mod context_quota;
+mod docs;
 mod grants;
 mod loading;
+mod payloads;
 mod planner;
+mod slots;
+mod ui_limits;

@@ -31,6 +31,18 @@ struct WriteFile {
 }
 
 #[derive(Deserialize)]
+struct Rename {
+    from: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+struct Symlink {
+    target: String,
+    link: String,
+}
+
+#[derive(Deserialize)]
 struct Name {
     name: String,
 }
@@ -55,6 +67,52 @@ struct Ask {
     component: String,
     payload: Value,
     timeout_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct AskLoop {
+    times: u32,
+    timeout_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct Times {
+    times: u32,
+}
+
+#[derive(Deserialize)]
+struct Kib {
+    kib: usize,
+}
+
+#[derive(Deserialize)]
+struct UiPayload {
+    kib: usize,
+    ask: bool,
+}
+
+#[derive(Deserialize)]
+struct LogFields {
+    count: usize,
+    kib: usize,
+}
+
+#[derive(Deserialize)]
+struct ContextFill {
+    count: usize,
+    kib: usize,
+    key: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Echo {
+    value: Value,
+}
+
+#[derive(Deserialize)]
+struct FailWith {
+    kind: String,
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +176,29 @@ fn read_file(args: Path, _call: &Call) -> Result<Value, ToolError> {
 fn write_file(args: WriteFile, _call: &Call) -> Result<Value, ToolError> {
     std::fs::write(&args.path, &args.contents)?;
     Ok(json!({ "written": args.contents.len() }))
+}
+
+fn rename(args: Rename, _call: &Call) -> Result<Value, ToolError> {
+    std::fs::rename(&args.from, &args.to)?;
+    Ok(json!({ "renamed": true }))
+}
+
+/// Creates the symbolic link `link` (a guest path under a preopened
+/// directory) pointing at `target`, written as given: relative targets that
+/// climb out of the grant are the interesting ones.
+fn symlink(args: Symlink, _call: &Call) -> Result<Value, ToolError> {
+    use wasi::filesystem::preopens::get_directories;
+    let (dir, rest) = get_directories()
+        .into_iter()
+        .find_map(|(dir, root)| {
+            let rest = args.link.strip_prefix(root.trim_end_matches('/'))?;
+            let rest = rest.strip_prefix('/')?.to_owned();
+            Some((dir, rest))
+        })
+        .ok_or_else(|| ToolError::Failed(format!("{} is under no preopen", args.link)))?;
+    dir.symlink_at(&args.target, &rest)
+        .map_err(|code| ToolError::Failed(format!("symlink {}: {}", args.link, code.name())))?;
+    Ok(json!({ "linked": true }))
 }
 
 fn read_env(args: Name, _call: &Call) -> Result<Value, ToolError> {
@@ -224,6 +305,115 @@ fn ask(args: Ask, call: &Call) -> Result<Value, ToolError> {
     Ok(json!({ "answer": answer }))
 }
 
+/// Asks `times` times, whatever the answers; counts answers and failures
+/// and keeps the last failure's text.
+fn ask_loop(args: AskLoop, call: &Call) -> Result<Value, ToolError> {
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let (mut answered, mut failed, mut last_error) = (0u32, 0u32, None);
+    for _ in 0..args.times {
+        match call
+            .ui()
+            .ask("Confirm", &json!({}), Display::Inline, timeout)
+        {
+            Ok(_) => answered += 1,
+            Err(err) => {
+                failed += 1;
+                last_error = Some(format!("{err:?}"));
+            }
+        }
+    }
+    Ok(json!({ "answered": answered, "failed": failed, "last_error": last_error }))
+}
+
+/// Sends `times` notifications.
+fn notify_loop(args: Times, call: &Call) -> Result<Value, ToolError> {
+    for n in 0..args.times {
+        call.ui()
+            .notify("Toast", &json!({ "n": n }), Display::Inline);
+    }
+    Ok(json!({ "sent": args.times }))
+}
+
+fn filler(kib: usize) -> String {
+    "x".repeat(kib * 1024)
+}
+
+/// Fails with a message of `kib` KiB.
+fn huge_error(args: Kib, _call: &Call) -> Result<Value, ToolError> {
+    Err(ToolError::Failed(filler(args.kib)))
+}
+
+/// Sends a UI payload of `kib` KiB, by `ask` (reporting the outcome) or
+/// `notify`.
+fn ui_payload(args: UiPayload, call: &Call) -> Result<Value, ToolError> {
+    let payload = json!({ "blob": filler(args.kib) });
+    if !args.ask {
+        call.ui().notify("Toast", &payload, Display::Inline);
+        return Ok(json!({}));
+    }
+    let outcome = call
+        .ui()
+        .ask("Confirm", &payload, Display::Inline, Duration::from_secs(1));
+    Ok(json!({ "outcome": format!("{outcome:?}") }))
+}
+
+/// Logs one record with `count` fields of `kib` KiB each.
+fn log_fields(args: LogFields, _call: &Call) -> Result<Value, ToolError> {
+    let value = filler(args.kib);
+    let keys: Vec<String> = (0..args.count).map(|n| format!("field{n}")).collect();
+    let fields: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), value.as_str())).collect();
+    mozaiks_sdk::log::info("fields", &fields);
+    Ok(json!({}))
+}
+
+/// Logs `times` records.
+fn log_loop(args: Times, _call: &Call) -> Result<Value, ToolError> {
+    for n in 0..args.times {
+        mozaiks_sdk::log::info(&format!("record {n}"), &[]);
+    }
+    Ok(json!({ "logged": args.times }))
+}
+
+/// Sets `count` variables (`k0`, `k1`, ... or `key` every time) to strings
+/// of `kib` KiB; counts the sets that worked and keeps the last refusal.
+fn context_fill(args: ContextFill, call: &Call) -> Result<Value, ToolError> {
+    let value = Value::String(filler(args.kib));
+    let (mut set, mut refused, mut last_error) = (0usize, 0usize, None);
+    for n in 0..args.count {
+        let key = args.key.clone().unwrap_or_else(|| format!("k{n}"));
+        match call.context().set(&key, &value) {
+            Ok(()) => set += 1,
+            Err(err) => {
+                refused += 1;
+                last_error = Some(format!("{err:?}"));
+            }
+        }
+    }
+    Ok(json!({ "set": set, "refused": refused, "last_error": last_error }))
+}
+
+/// Returns `value` as it arrived.
+fn echo(args: Echo, _call: &Call) -> Result<Value, ToolError> {
+    Ok(args.value)
+}
+
+/// Returns `text` itself as the result, JSON or not.
+fn echo_raw(args: &str, _call: &Call) -> Result<String, ToolError> {
+    let Text { text } =
+        serde_json::from_str(args).map_err(|err| ToolError::InvalidArguments(err.to_string()))?;
+    Ok(text)
+}
+
+/// Fails with a tool error of `kind` carrying `message`.
+fn fail_with(args: FailWith, _call: &Call) -> Result<Value, ToolError> {
+    Err(match args.kind.as_str() {
+        "unknown_function" => ToolError::UnknownFunction(args.message),
+        "invalid_arguments" => ToolError::InvalidArguments(args.message),
+        "cancelled" => ToolError::Cancelled(args.message),
+        _ => ToolError::Failed(args.message),
+    })
+}
+
 fn print(args: Text, _call: &Call) -> Result<Value, ToolError> {
     println!("{}", args.text);
     eprintln!("{}", args.text);
@@ -232,7 +422,7 @@ fn print(args: Text, _call: &Call) -> Result<Value, ToolError> {
 
 fn log(args: Message, _call: &Call) -> Result<Value, ToolError> {
     use mozaiks_sdk::log;
-    let fields = [("source", "adversary")];
+    let fields = [("source", "adversary"), ("echo", args.message.as_str())];
     log::trace(&args.message, &fields);
     log::debug(&args.message, &fields);
     log::info(&args.message, &fields);
@@ -288,6 +478,21 @@ fn toolbox() -> Toolbox {
             write_file,
         )
         .function(
+            "rename",
+            "Renames `from` to `to`.",
+            object(json!({ "from": string, "to": string }), &["from", "to"]),
+            rename,
+        )
+        .function(
+            "symlink",
+            "Creates the symbolic link `link` pointing at `target`.",
+            object(
+                json!({ "target": string, "link": string }),
+                &["target", "link"],
+            ),
+            symlink,
+        )
+        .function(
             "read_env",
             "Reads an environment variable.",
             object(json!({ "name": string }), &["name"]),
@@ -326,6 +531,81 @@ fn toolbox() -> Toolbox {
                 &["component", "payload", "timeout_ms"],
             ),
             ask,
+        )
+        .function(
+            "ask_loop",
+            "Asks `times` times with `timeout_ms` each; counts the outcomes.",
+            object(
+                json!({ "times": integer, "timeout_ms": integer }),
+                &["times", "timeout_ms"],
+            ),
+            ask_loop,
+        )
+        .function(
+            "notify_loop",
+            "Sends `times` notifications.",
+            object(json!({ "times": integer }), &["times"]),
+            notify_loop,
+        )
+        .function(
+            "huge_error",
+            "Fails with a message of `kib` KiB.",
+            object(json!({ "kib": integer }), &["kib"]),
+            huge_error,
+        )
+        .function(
+            "ui_payload",
+            "Sends a UI payload of `kib` KiB by ask or notify.",
+            object(
+                json!({ "kib": integer, "ask": { "type": "boolean" } }),
+                &["kib", "ask"],
+            ),
+            ui_payload,
+        )
+        .function(
+            "log_fields",
+            "Logs one record with `count` fields of `kib` KiB.",
+            object(
+                json!({ "count": integer, "kib": integer }),
+                &["count", "kib"],
+            ),
+            log_fields,
+        )
+        .function(
+            "log_loop",
+            "Logs `times` records.",
+            object(json!({ "times": integer }), &["times"]),
+            log_loop,
+        )
+        .function(
+            "context_fill",
+            "Sets `count` context variables of `kib` KiB each.",
+            object(
+                json!({ "count": integer, "kib": integer, "key": string }),
+                &["count", "kib"],
+            ),
+            context_fill,
+        )
+        .function(
+            "echo",
+            "Returns `value`.",
+            object(json!({ "value": {} }), &["value"]),
+            echo,
+        )
+        .raw_function(
+            "echo_raw",
+            "Returns `text` itself as the result.",
+            object(json!({ "text": string }), &["text"]),
+            echo_raw,
+        )
+        .function(
+            "fail_with",
+            "Fails with a tool error of `kind` and `message`.",
+            object(
+                json!({ "kind": string, "message": string }),
+                &["kind", "message"],
+            ),
+            fail_with,
         )
         .function(
             "print",
