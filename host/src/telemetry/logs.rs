@@ -11,7 +11,9 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use super::json::{JsonLayer, Stderr};
+use tracing::Subscriber;
+
+use super::json::{Fanout, JsonLayer, LineSink, Stderr};
 use super::rotate::RotatingFile;
 
 /// How the server logs.
@@ -91,28 +93,62 @@ pub fn init_cli() {
 
 /// The server's logging. Call once, before anything logs.
 pub fn init_server(config: &LogConfig) -> Result<(), LogError> {
-    let filter = filter(&config.level)?;
-    let file = match &config.dir {
-        Some(dir) => Some(open(dir, config)?),
-        None => None,
-    };
-    let (text, json) = match config.stderr {
-        StderrFormat::Json => (None, Some(JsonLayer::new(Stderr))),
-        StderrFormat::Text => {
-            let text = tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal());
-            (Some(text), None)
-        }
-        StderrFormat::Off => (None, None),
-    };
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(text)
-        .with(json)
-        .with(file.map(|f| JsonLayer::new(Mutex::new(f))))
-        .try_init();
+    // `try_init` also forwards the `log` records of dependencies.
+    let _ = subscriber(config)?.try_init();
     Ok(())
+}
+
+/// The subscriber [`init_server`] installs: the `LOG_LEVEL` filter, the
+/// standard error format and the rotated JSON file, built the same way for
+/// the server and for `mozaiks doctor`'s logging check. One [`JsonLayer`]
+/// feeds every JSON destination.
+pub fn subscriber(config: &LogConfig) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+    build(config, filter(&config.level)?)
+}
+
+/// The target of `mozaiks doctor`'s logging check, logged at `info`
+/// whatever `LOG_LEVEL` says.
+pub const PROBE_TARGET: &str = "mozaiks_host::doctor::probe";
+
+/// [`subscriber`], with [`PROBE_TARGET`] enabled: what `mozaiks doctor`
+/// runs one probe line through.
+pub fn probe_subscriber(config: &LogConfig) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+    let directive = format!("{PROBE_TARGET}=info")
+        .parse()
+        .map_err(|source| LogError::Filter {
+            level: config.level.clone(),
+            source,
+        })?;
+    build(config, filter(&config.level)?.add_directive(directive))
+}
+
+fn build(
+    config: &LogConfig,
+    filter: EnvFilter,
+) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+    let mut json_sinks: Vec<Box<dyn LineSink>> = Vec::new();
+    let text = match config.stderr {
+        StderrFormat::Json => {
+            json_sinks.push(Box::new(Stderr));
+            None
+        }
+        StderrFormat::Text => Some(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        ),
+        StderrFormat::Off => None,
+    };
+    if let Some(dir) = &config.dir {
+        json_sinks.push(Box::new(Mutex::new(open(dir, config)?)));
+    }
+    let json = (!json_sinks.is_empty()).then(|| JsonLayer::new(Fanout(json_sinks)));
+    Ok(Box::new(
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(text)
+            .with(json),
+    ))
 }
 
 fn open(dir: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {

@@ -100,6 +100,7 @@ impl Lab {
             data: self.scratch.0.join("data"),
             llm_url: Some(llm.base_url()),
             extra_env: Vec::new(),
+            stderr: None,
         }
     }
 

@@ -95,6 +95,8 @@ pub struct Setup {
     pub llm_url: Option<String>,
     /// More environment variables for the server.
     pub extra_env: Vec<(String, String)>,
+    /// Where the server's standard error goes (`None`: the test's own).
+    pub stderr: Option<PathBuf>,
 }
 
 /// Which store a server keeps its chats in.
@@ -131,6 +133,7 @@ impl Setup {
             data: scratch.0.join("data"),
             llm_url: Some(llm.base_url()),
             extra_env: Vec::new(),
+            stderr: None,
         }
     }
 }
@@ -184,7 +187,10 @@ impl Server {
                 std::env::var("MOZAIKS_TEST_LOG").unwrap_or_else(|_| "off".to_owned()),
             )
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &setup.stderr {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::inherit(),
+            })
             .kill_on_drop(true);
         command.envs(setup.extra_env.iter().map(|(k, v)| (k, v)));
         if let Some(url) = &setup.llm_url {

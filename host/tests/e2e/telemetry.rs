@@ -205,3 +205,74 @@ async fn a_ui_component_other_than_the_declared_one_is_logged_as_a_warning() {
     assert_eq!(warning["asked"], "Confirm");
     assert_eq!(warning["chat_id"], chat.as_str());
 }
+
+/// Every `MOZAIKS_LOG_FORMAT` × log files on or off: the server answers
+/// requests and runs a chat (spans entered, fields recorded), standard
+/// error gets what the format says, the file (when on) only JSON lines.
+#[tokio::test]
+async fn every_log_format_with_and_without_files_serves_and_logs() {
+    for format in ["text", "json", "off"] {
+        for files in [true, false] {
+            let case = format!(
+                "MOZAIKS_LOG_FORMAT={format}, files {}",
+                if files { "on" } else { "off" }
+            );
+            eprintln!("case: {case}");
+            let scratch = Scratch::new("log-matrix");
+            let llm = FakeLlm::start(ui_timeout_llm).await;
+            let mut setup = Setup::new(&scratch, &llm);
+            let stderr = scratch.0.join("stderr.txt");
+            setup.stderr = Some(stderr.clone());
+            setup.extra_env.extend([
+                ("LOG_LEVEL".into(), "info".into()),
+                ("MOZAIKS_LOG_FORMAT".into(), format.into()),
+            ]);
+            if !files {
+                setup
+                    .extra_env
+                    .push(("MOZAIKS_LOG_DIR".into(), "off".into()));
+            }
+            let server = Server::start(&setup).await;
+            let (status, _) = server.get("/health/live").await;
+            assert_eq!(status, 200, "{case}");
+            let chat = server.start_chat("UiTimeout").await;
+            let mut ws = server.ws(&chat, 0).await;
+            ws.until_status("completed").await;
+            let (status, _) = server.get(&format!("/api/chats/{chat}/events")).await;
+            assert_eq!(status, 200, "{case}");
+            ws.close().await;
+            server.kill().await;
+
+            let err = std::fs::read_to_string(&stderr).unwrap();
+            assert!(!err.contains("panicked"), "{case}: {err}");
+            match format {
+                "text" => assert!(
+                    err.contains(" INFO ") && err.contains("turn started"),
+                    "{case}: {err}"
+                ),
+                "json" => {
+                    let lines = json_lines(&err);
+                    assert!(
+                        lines.iter().any(
+                            |l| l["message"] == "turn started" && l["chat_id"] == chat.as_str()
+                        ),
+                        "{case}: {err}"
+                    );
+                }
+                _ => assert_eq!(err, "", "{case}"),
+            }
+            let file = setup.logs_dir().join("mozaiks.log");
+            if files {
+                let lines = json_lines(&std::fs::read_to_string(&file).unwrap());
+                assert!(
+                    lines
+                        .iter()
+                        .any(|l| l["message"] == "turn started" && l["chat_id"] == chat.as_str()),
+                    "{case}"
+                );
+            } else {
+                assert!(!file.exists(), "{case}");
+            }
+        }
+    }
+}
