@@ -11,11 +11,11 @@ pub mod ws;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
+use axum::{Extension, Router};
 
 use crate::access::Access;
 use crate::orchestrator::Orchestrator;
@@ -29,16 +29,18 @@ pub struct HttpOptions {
     pub cors_origins: Vec<String>,
     /// Development mode (any origin when none is listed).
     pub development: bool,
-    /// Largest request body.
+    /// Largest HTTP request body and WebSocket message
+    /// (`MOZAIKS_MAX_BODY_BYTES`): 413 over HTTP, close 1009 on a socket.
     pub max_body_bytes: usize,
 }
 
 /// [`router`] with its middleware: request metrics and spans
-/// ([`observe::track`]), authentication ([`auth::require`]), the body
-/// limit, and CORS.
+/// ([`observe::track`]), authentication ([`auth::require`]), the size cap
+/// of bodies and socket messages, and CORS.
 pub fn app(orchestrator: Orchestrator, options: &HttpOptions) -> Router {
     let app = router(orchestrator)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(Extension(ws::MessageLimit(options.max_body_bytes)))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&options.access),
             auth::require,
