@@ -35,8 +35,9 @@ pub struct HttpOptions {
 }
 
 /// [`router`] with its middleware: request metrics and spans
-/// ([`observe::track`]), authentication ([`auth::require`]), the size cap
-/// of bodies and socket messages, and CORS.
+/// ([`observe::track`]), the `Origin` of WebSocket upgrades
+/// ([`auth::check_origin`]), authentication ([`auth::require`]), the size
+/// cap of bodies and socket messages, and CORS.
 pub fn app(orchestrator: Orchestrator, options: &HttpOptions) -> Router {
     let app = router(orchestrator)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
@@ -44,6 +45,13 @@ pub fn app(orchestrator: Orchestrator, options: &HttpOptions) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::clone(&options.access),
             auth::require,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(auth::WsOrigins {
+                listed: options.cors_origins.clone(),
+                development: options.development,
+            }),
+            auth::check_origin,
         ))
         .layer(middleware::from_fn(observe::track));
     match auth::cors(&options.cors_origins, options.development) {

@@ -592,3 +592,92 @@ async fn every_route_answers_each_caller_only_with_what_it_may_see() {
 async fn socket_of(server: &Server, path: &str) -> Ws {
     server.ws_path(path).await
 }
+
+/// The handshake status of a WebSocket at `path` sent with `origin`.
+async fn upgrade_status(server: &Server, path: &str, origin: Option<&str>) -> u16 {
+    let url = format!("{}{path}", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((response_stream, response)) => {
+            drop(response_stream);
+            response.status().as_u16()
+        }
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("ws {path}: {other}"),
+    }
+}
+
+/// In development (no keys), a web page the developer visits must not
+/// drive a chat: sockets open only from loopback pages and the console
+/// itself, unless MOZAIKS_CORS_ORIGINS says otherwise.
+#[tokio::test]
+async fn websocket_upgrades_are_refused_from_origins_not_allowed() {
+    let scratch = Scratch::new("ws-origin");
+    let llm = FakeLlm::start(|_| Reply::text("Hello.")).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("Handoffs").await;
+    let console = server.base.clone();
+    for path in [format!("/api/chats/{chat}/ws"), "/api/events/ws".to_owned()] {
+        for (origin, status) in [
+            (None, 101),
+            (Some(console.as_str()), 101),
+            (Some("http://localhost:5173"), 101),
+            (Some("http://127.0.0.1:3000"), 101),
+            (Some("http://[::1]:8080"), 101),
+            (Some("https://evil.example"), 403),
+            (Some("http://localhost.evil.example"), 403),
+            (Some("null"), 403),
+        ] {
+            assert_eq!(
+                upgrade_status(&server, &path, origin).await,
+                status,
+                "{path} from {origin:?}"
+            );
+        }
+    }
+    let (status, answer) = {
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/chats/{chat}/ws", server.base))
+            .header("origin", "https://evil.example")
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("ORIGIN_NOT_ALLOWED")),
+        "{answer}"
+    );
+
+    // Production with MOZAIKS_CORS_ORIGINS: those origins, and the console.
+    let scratch = Scratch::new("ws-origin-prod");
+    let server = Server::start(&with_auth(&scratch, &llm)).await;
+    let path = format!("/api/events/ws?access_token={KEY_A}");
+    let console = server.base.clone();
+    for (origin, status) in [
+        (None, 101),
+        (Some(console.as_str()), 101),
+        (Some("https://console.example"), 101),
+        (Some("http://localhost:5173"), 403),
+        (Some("https://elsewhere.example"), 403),
+    ] {
+        assert_eq!(
+            upgrade_status(&server, &path, origin).await,
+            status,
+            "production from {origin:?}"
+        );
+    }
+}
