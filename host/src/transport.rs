@@ -12,8 +12,10 @@ pub mod ws;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{Request, State};
 use axum::http::Method;
-use axum::middleware;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router};
 
@@ -39,7 +41,7 @@ pub struct HttpOptions {
 /// ([`auth::check_origin`]), authentication ([`auth::require`]), the size
 /// cap of bodies and socket messages, and CORS.
 pub fn app(orchestrator: Orchestrator, options: &HttpOptions) -> Router {
-    let app = router(orchestrator)
+    let app = router(orchestrator.clone())
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(Extension(ws::MessageLimit(options.max_body_bytes)))
         .layer(middleware::from_fn_with_state(
@@ -53,11 +55,30 @@ pub fn app(orchestrator: Orchestrator, options: &HttpOptions) -> Router {
             }),
             auth::check_origin,
         ))
+        .layer(middleware::from_fn_with_state(
+            orchestrator.clone(),
+            refuse_when_stopping,
+        ))
         .layer(middleware::from_fn(observe::track));
     match auth::cors(&options.cors_origins, options.development) {
         Some(cors) => app.layer(cors),
         None => app,
     }
+}
+
+/// While the server stops, every new request but `/health/live` and
+/// `/metrics` is answered 503 `SHUTTING_DOWN`: clients learn why, and a
+/// readiness probe takes the process out of rotation.
+async fn refuse_when_stopping(
+    State(orchestrator): State<Orchestrator>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !orchestrator.serving() && path != "/health/live" && path != "/metrics" {
+        return error::ApiError::from(crate::orchestrator::ChatError::ShuttingDown).into_response();
+    }
+    next.run(request).await
 }
 
 /// The API's routes over `orchestrator`, built from [`routes`].

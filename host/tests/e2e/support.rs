@@ -322,6 +322,8 @@ pub struct Ws {
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
     pub seen: Vec<Value>,
+    /// The code of the server's close frame, once it came.
+    pub close_code: Option<u16>,
 }
 
 impl Ws {
@@ -332,6 +334,7 @@ impl Ws {
         Self {
             stream,
             seen: Vec::new(),
+            close_code: None,
         }
     }
 
@@ -352,7 +355,10 @@ impl Ws {
                     self.seen.push(value.clone());
                     return Some(value);
                 }
-                Message::Close(_) => return None,
+                Message::Close(frame) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return None;
+                }
                 _ => {}
             }
         }
