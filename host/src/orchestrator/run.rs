@@ -677,8 +677,9 @@ impl Run {
             seed: Some(i64::from(self.chat.cache_seed)),
         };
         let llm = self.shared.llm.clone();
+        let mut on_retry = turn::retry_reporter(&self.live, "speaker_selection");
         let response = llm
-            .complete(request, &mut |_| {})
+            .complete_with_retries(request, &mut |_| {}, &mut on_retry)
             .await
             .map_err(|error| RunError::Llm {
                 agent: "speaker_selection".to_owned(),
