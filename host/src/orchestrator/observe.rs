@@ -41,10 +41,10 @@ pub(super) async fn tool_call(
 pub(super) struct TurnClock(Option<Instant>);
 
 impl TurnClock {
-    /// A turn of `agent` starts: counted, and the chat span names the agent.
+    /// A turn of `agent` starts: counted and logged (in the turn's span,
+    /// which names the agent).
     pub(super) fn start(&mut self, workflow: &str, agent: &str) {
         metrics().turn_started(workflow, agent);
-        tracing::Span::current().record("agent", agent);
         tracing::info!("turn started");
         self.0 = Some(Instant::now());
     }

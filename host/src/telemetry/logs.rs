@@ -68,9 +68,29 @@ pub enum LogError {
     },
 }
 
-/// Parses `LOG_LEVEL`.
+/// Our crates: a bare `LOG_LEVEL` applies to them, dependencies stay at
+/// `warn` ([`directives`]).
+const OWN_TARGETS: [&str; 3] = ["mozaiks", "mozaiks_host", "mozaiks_plugin_host"];
+
+/// The filter directives for `LOG_LEVEL`. A bare level more verbose than
+/// `warn` (`info`, `debug`, `trace`) applies to our own crates only, with
+/// every dependency (the WASM compiler, HTTP clients, the database driver)
+/// at `warn`: at `debug`, cranelift alone would write thousands of lines
+/// per compiled component. Any other level, or a filter with targets, is
+/// used as written.
+pub fn directives(level: &str) -> String {
+    let bare = level.trim().to_ascii_lowercase();
+    if matches!(bare.as_str(), "info" | "debug" | "trace") {
+        let own: Vec<String> = OWN_TARGETS.iter().map(|t| format!("{t}={bare}")).collect();
+        format!("warn,{}", own.join(","))
+    } else {
+        level.to_owned()
+    }
+}
+
+/// Parses `LOG_LEVEL` (through [`directives`]).
 pub fn filter(level: &str) -> Result<EnvFilter, LogError> {
-    EnvFilter::try_new(level).map_err(|source| LogError::Filter {
+    EnvFilter::try_new(directives(level)).map_err(|source| LogError::Filter {
         level: level.to_owned(),
         source,
     })
@@ -80,7 +100,7 @@ pub fn filter(level: &str) -> Result<EnvFilter, LogError> {
 /// `chats`): `LOG_LEVEL` from the environment, `info` when unset or bad.
 pub fn init_cli() {
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
-    let filter = filter(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(&level).unwrap_or_else(|_| EnvFilter::new(directives("info")));
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(
@@ -158,4 +178,24 @@ fn open(dir: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {
             source,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_level_keeps_dependencies_at_warn_and_a_filter_is_taken_as_written() {
+        assert_eq!(
+            directives("debug"),
+            "warn,mozaiks=debug,mozaiks_host=debug,mozaiks_plugin_host=debug"
+        );
+        assert_eq!(
+            directives("INFO"),
+            "warn,mozaiks=info,mozaiks_host=info,mozaiks_plugin_host=info"
+        );
+        for as_written in ["warn", "error", "off", "info,wasmtime=debug"] {
+            assert_eq!(directives(as_written), as_written);
+        }
+    }
 }

@@ -276,3 +276,107 @@ async fn every_log_format_with_and_without_files_serves_and_logs() {
         }
     }
 }
+
+fn handoffs_llm(call: &ChatCall) -> Reply {
+    match agent_of(call).as_str() {
+        "Triage" => Reply::tool_call("transfer_to_Billing", json!({})),
+        "Billing" => Reply::tool_call("complete_plan", json!({"summary": "done"})),
+        _ => Reply::text("Bye!"),
+    }
+}
+
+/// At `LOG_LEVEL=debug`, over a chat of three turns: a line names its
+/// agent once (the turn's span replaces the last one instead of piling up
+/// on the chat's), every request is logged with its route, status and the
+/// key's `key_id`, and dependencies (the WASM compiler, HTTP clients) stay
+/// at `warn`.
+#[tokio::test]
+async fn logs_stay_flat_log_requests_with_their_key_id_and_keep_dependencies_at_warn() {
+    let scratch = Scratch::new("log-growth");
+    let llm = FakeLlm::start(handoffs_llm).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    let stderr = scratch.0.join("stderr.txt");
+    setup.stderr = Some(stderr.clone());
+    let key = "key-of-the-log-test-01";
+    setup.extra_env.extend([
+        ("LOG_LEVEL".into(), "debug".into()),
+        ("MOZAIKS_LOG_FORMAT".into(), "text".into()),
+        ("ENVIRONMENT".into(), "production".into()),
+        ("MOZAIKS_API_KEYS".into(), format!("{key}=app")),
+    ]);
+    let server = Server::start(&setup).await;
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/api/chats", server.base))
+        .bearer_auth(key)
+        .json(&json!({"user_id": "alice", "workflow": "Handoffs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat = created["chat_id"].as_str().unwrap().to_owned();
+    let mut ws = server
+        .ws_path(&format!("/api/chats/{chat}/ws?access_token={key}"))
+        .await;
+    ws.until_status("waiting_for_user").await;
+    ws.send(json!({"type": "user_message", "text": "refund"}))
+        .await;
+    ws.until_status("completed").await;
+    ws.close().await;
+    server.kill().await;
+
+    let text = std::fs::read_to_string(&stderr).unwrap();
+    let agents: Vec<&str> = ["Triage", "Billing", "Closer"]
+        .into_iter()
+        .filter(|a| {
+            text.contains(&format!("agent=\"{a}\"")) || text.contains(&format!("agent={a}"))
+        })
+        .collect();
+    assert_eq!(agents.len(), 3, "every turn is logged with its agent");
+    for line in text.lines() {
+        assert!(
+            line.matches("agent=").count() <= 1,
+            "a line names more than one agent: {line}"
+        );
+    }
+
+    let lines = json_lines(&std::fs::read_to_string(setup.logs_dir().join("mozaiks.log")).unwrap());
+    let request = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["route"] == "/api/chats")
+        .unwrap_or_else(|| panic!("no request line for POST /api/chats"));
+    assert_eq!(request["method"], "POST", "{request}");
+    assert_eq!(request["status"], 201, "{request}");
+    assert_eq!(request["level"], "INFO", "{request}");
+    let key_id = request["key_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no key_id: {request}"));
+    assert!(
+        key_id.len() == 8 && key_id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{request}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"] == "request"
+            && l["chat_id"] == chat.as_str()
+            && l["key_id"] == key_id
+            && l["status"] == 101),
+        "the socket's request line carries the chat and the key"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "DEBUG" && l["target"].as_str().unwrap().starts_with("mozaiks")),
+        "our own debug lines are kept"
+    );
+    for line in &lines {
+        let target = line["target"].as_str().unwrap();
+        if !target.starts_with("mozaiks") {
+            assert!(
+                line["level"] == "WARN" || line["level"] == "ERROR",
+                "a dependency logs below warn: {line}"
+            );
+        }
+    }
+}
