@@ -681,3 +681,64 @@ async fn websocket_upgrades_are_refused_from_origins_not_allowed() {
         );
     }
 }
+
+/// When `app_id` and `user_id` may be left out of `POST /api/chats`
+/// (docs/protocol.md): an app's key fixes the app only, a user's key
+/// both, no key (development) neither.
+#[tokio::test]
+async fn user_id_may_be_left_out_only_with_a_users_key() {
+    let scratch = Scratch::new("access-user-id");
+    let llm = FakeLlm::start(|_| Reply::text("unused")).await;
+    let server = Server::start(&with_auth(&scratch, &llm)).await;
+    let start =
+        |key: &'static str, body: Value| call(&server, "POST", "/api/chats", Some(key), Some(body));
+    let (status, answer) = start(KEY_B, json!({"workflow": "Handoffs"})).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("BAD_REQUEST_BODY")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`user_id` is required (this API key does not fix it)"),
+        "{answer}"
+    );
+    let (status, answer) = start(KEY_B, json!({"user_id": "carol", "workflow": "Handoffs"})).await;
+    assert_eq!(
+        (status, answer["app_id"].as_str()),
+        (201, Some("app-b")),
+        "{answer}"
+    );
+    let (status, answer) = start(
+        KEY_B,
+        json!({"app_id": "app-b", "user_id": "carol", "workflow": "Handoffs"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = start(KEY_BOB, json!({"workflow": "Handoffs"})).await;
+    assert_eq!(
+        (
+            status,
+            answer["app_id"].as_str(),
+            answer["user_id"].as_str()
+        ),
+        (201, Some("app-b"), Some("bob")),
+        "{answer}"
+    );
+
+    let scratch = Scratch::new("access-user-id-dev");
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    for body in [
+        json!({"app_id": "app", "workflow": "Handoffs"}),
+        json!({"user_id": "alice", "workflow": "Handoffs"}),
+    ] {
+        let (status, answer) = server.post("/api/chats", body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some("BAD_REQUEST_BODY")),
+            "{answer}"
+        );
+    }
+}

@@ -175,6 +175,13 @@ async fn the_demo_runs_end_to_end_with_a_ui_tool_answered_by_the_client(store: S
         .await;
     ws.until_status("completed").await;
     assert_eq!(speakers(&ws.seen), ["Planner", "Reviewer"]);
+    // complete_plan sets plan_ready, whose rule is a `post` rule (the
+    // default scope): the Planner is asked once more after its tools, and
+    // hands off after that reply (docs/workflows.md, How a run executes).
+    let asked: Vec<String> = llm.calls().iter().map(agent_of).collect();
+    assert_eq!(asked, ["Planner", "Planner", "Reviewer", "Reviewer"]);
+    // The LLM is always asked for a stream, with usage (docs/operations.md).
+    assert!(llm.calls().iter().all(|c| c.is_stream() && c.wants_usage()));
     let response = ws.seen.iter().find(|e| e["type"] == "ui_response").unwrap();
     assert_eq!(response["status"], "answered");
     let verdict = ws
