@@ -766,6 +766,7 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
             base_url: Some(fake.base_url()),
             default_model: "fake-model".into(),
             default_timeout: Duration::from_secs(30),
+            retry: mozaiks_host::llm::RetryPolicy::default(),
         },
         component_cache: None,
         reload: mozaiks_host::app::ReloadConfig {

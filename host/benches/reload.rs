@@ -89,6 +89,7 @@ fn config(root: &Path, cache: Option<PathBuf>, watch: bool) -> ServeConfig {
             base_url: Some("http://127.0.0.1:9/v1".into()),
             default_model: "fake-model".into(),
             default_timeout: Duration::from_secs(30),
+            retry: mozaiks_host::llm::RetryPolicy::default(),
         },
         component_cache: cache,
         reload: ReloadConfig {

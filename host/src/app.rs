@@ -281,15 +281,23 @@ pub struct ServeOptions {
 /// How often a stopping server looks whether its sockets have closed.
 const SOCKET_CLOSE_POLL: Duration = Duration::from_millis(20);
 
+/// The part of the shutdown bound kept for telling the sockets and
+/// finishing requests, whatever the runs are doing: half the bound, at
+/// most this.
+const NOTICE_RESERVE: Duration = Duration::from_secs(2);
+
 /// Serves the API for `orchestrator` on `listener` until `shutdown`, with
 /// the background jobs ([`maintenance`]): the store monitor, which also
 /// resumes the chats that were running when the server last stopped, and
 /// the retention job.
 ///
-/// When `shutdown` resolves: no new connection is accepted, every run
-/// stops at its next stored point, every chat socket is told and closed
-/// (code 1012), requests in flight finish; all within
-/// `options.shutdown_grace` ([`crate::orchestrator::drain`]).
+/// When `shutdown` resolves, within `options.shutdown_grace` in all: new
+/// requests are answered 503 `SHUTTING_DOWN` (the listener stays open so
+/// clients are told, not refused); every run stops at its next stored
+/// point, for at most the bound less a reserve ([`NOTICE_RESERVE`]); then
+/// every chat socket is told and closed (code 1012) even if a run is still
+/// busy; requests in flight finish; the listener closes
+/// ([`crate::orchestrator::drain`]).
 pub async fn serve(
     listener: TcpListener,
     orchestrator: Orchestrator,
@@ -297,22 +305,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let jobs = maintenance::spawn(&orchestrator, &options.maintenance);
-    let signalled = Arc::new(tokio::sync::Notify::new());
-    let notify = Arc::clone(&signalled);
+    let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
         transport::app(orchestrator.clone(), &options.http),
     )
     .with_graceful_shutdown(async move {
-        shutdown.await;
-        notify.notify_one();
+        let _ = stop.await;
     });
     let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
-    // The signal is noted before axum stops, so once it came it wins over
-    // the server's own return (which follows it at once when idle).
     let served = tokio::select! {
         biased;
-        () = signalled.notified() => None,
+        () = shutdown => None,
         served = &mut server => Some(served),
     };
     if let Some(served) = served {
@@ -323,9 +327,14 @@ pub async fn serve(
             .map_err(|e| StartupError::Serve(std::io::Error::other(e)))?
             .map_err(StartupError::Serve);
     }
-    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
-    tracing::info!(grace = ?options.shutdown_grace, "shutting down: no new connections; runs stop at their next stored point");
-    let drained = orchestrator.drain(options.shutdown_grace).await;
+    let grace = options.shutdown_grace;
+    let deadline = tokio::time::Instant::now() + grace;
+    let reserve = (grace / 2).min(NOTICE_RESERVE);
+    tracing::info!(
+        ?grace,
+        "shutting down: new requests get 503; runs stop at their next stored point"
+    );
+    let drained = orchestrator.drain(grace.saturating_sub(reserve)).await;
     if drained.abandoned.is_empty() {
         tracing::info!("every run stopped at a stored point");
     } else {
@@ -336,6 +345,7 @@ pub async fn serve(
         while crate::telemetry::metrics().open_websockets() > 0 {
             tokio::time::sleep(SOCKET_CLOSE_POLL).await;
         }
+        let _ = stop_accepting.send(());
         let _ = (&mut server).await;
     })
     .await;

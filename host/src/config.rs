@@ -206,6 +206,8 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_RETENTION_INTERVAL_SECS",
     "MOZAIKS_DEFAULT_MODEL",
     "MOZAIKS_LLM_TIMEOUT_SECS",
+    "MOZAIKS_LLM_MAX_RETRIES",
+    "MOZAIKS_LLM_RETRY_BACKOFF_MS",
     "MOZAIKS_MONGO_WRITE_CONCERN",
     "MOZAIKS_ENV_FILE",
     // Hot reload (read by `mozaiks serve`'s flags).
@@ -278,6 +280,26 @@ impl Reader<'_> {
                 }
             },
             (None, None) => (default, Source::Default),
+        };
+        self.show(name, value.to_string(), &source);
+        value
+    }
+
+    /// [`Reader::number`], 0 allowed.
+    fn count(&mut self, name: &'static str, default: u64, unit: &str) -> u64 {
+        let (value, source) = match self.raw(name) {
+            Some((text, source)) => match text.parse::<u64>() {
+                Ok(v) => (v, source),
+                Err(_) => {
+                    self.error(
+                        name,
+                        Some(&text),
+                        format!("must be a whole number of {unit} (0 or more)"),
+                    );
+                    (default, source)
+                }
+            },
+            None => (default, Source::Default),
         };
         self.show(name, value.to_string(), &source);
         value
@@ -636,6 +658,17 @@ fn read_llm(r: &mut Reader<'_>) -> LlmConfig {
         None,
         crate::llm::DEFAULT_TIMEOUT.as_secs(),
         "seconds",
+    );
+    let defaults = crate::llm::RetryPolicy::default();
+    r.count(
+        "MOZAIKS_LLM_MAX_RETRIES",
+        u64::from(defaults.max_retries),
+        "retries",
+    );
+    r.count(
+        "MOZAIKS_LLM_RETRY_BACKOFF_MS",
+        u64::try_from(defaults.backoff.as_millis()).unwrap_or(u64::MAX),
+        "milliseconds",
     );
     let key = key.map(|(k, _)| k.expose().to_owned());
     let vars = r.vars;

@@ -37,7 +37,7 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Which check (`config`, `llm`, `store`, `port`, `plugins`,
-    /// `workflows`, `components`, `disk`, `logs`).
+    /// `workflows`, `components`, `disk`, `logs`, `logging`).
     pub check: &'static str,
     /// How it came out.
     pub status: Status,
@@ -169,6 +169,11 @@ pub async fn run(overrides: &Overrides) -> Report {
     findings.extend(workflow_findings);
     findings.extend(checks::components(&workflows));
     findings.extend(checks::disk(&config));
-    findings.push(checks::logs_dir(&config));
+    let logs_dir = checks::logs_dir(&config);
+    let writable = logs_dir.status != Status::Fail;
+    findings.push(logs_dir);
+    if writable {
+        findings.push(checks::logging(&config));
+    }
     Report::new(findings)
 }

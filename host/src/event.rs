@@ -7,8 +7,9 @@
 //! That is what makes reconnect-by-sequence and resume-after-restart exact:
 //! nothing a client or a resumed run needs lives anywhere else.
 //!
-//! Only [`Event::TextDelta`] is ephemeral (never persisted, no `seq`): the
-//! [`Event::AgentMessage`] that follows carries the whole text.
+//! Only [`Event::TextDelta`] and [`Event::LlmRetry`] are ephemeral (never
+//! persisted, no `seq`): the [`Event::AgentMessage`] that follows carries
+//! the whole text, and the `error` event a failure that stayed.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,6 +63,27 @@ pub enum Event {
         agent: String,
         /// The new text.
         delta: String,
+    },
+    /// An LLM call failed and is tried again ([`crate::llm::RetryPolicy`]).
+    /// Ephemeral: the run's `error` event (or its answer) follows.
+    LlmRetry {
+        /// The agent whose call it is (`speaker_selection` for AutoPattern's
+        /// pick).
+        agent: String,
+        /// 1 for the first retry.
+        attempt: u32,
+        /// Retries the policy allows (`MOZAIKS_LLM_MAX_RETRIES`).
+        max_retries: u32,
+        /// The failure's code (`LLM_RATE_LIMITED`, `LLM_HTTP_ERROR`,
+        /// `LLM_UNREACHABLE`).
+        code: String,
+        /// The HTTP status, when the server answered one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// The wait before the retry (the server's `Retry-After` on a 429).
+        delay_ms: u64,
+        /// The failure.
+        message: String,
     },
     /// An agent's complete reply.
     AgentMessage {
@@ -219,7 +241,7 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<V
 impl Event {
     /// Whether this event is persisted and numbered.
     pub fn is_persisted(&self) -> bool {
-        !matches!(self, Event::TextDelta { .. })
+        !matches!(self, Event::TextDelta { .. } | Event::LlmRetry { .. })
     }
 }
 

@@ -26,3 +26,6 @@ pub mod telemetry;
 pub mod transport;
 pub mod watch;
 pub mod workflow;
+
+#[cfg(test)]
+mod fuzz;

@@ -17,13 +17,15 @@
 //! - Failures are [`LlmError`]s that name the model or the server, with a
 //!   stable [`LlmError::code`].
 //!
-//! # Behaviour inherited from async-openai 0.43
+//! # Retries
 //!
-//! Its HTTP client retries HTTP 429, 5xx and connection failures up to 3
-//! times (backoff 100, 200, 400 ms, or the server's `Retry-After`) before an
-//! error reaches us, and this cannot be switched off without its
-//! `middleware` feature. The retries count against the call's timeout, so a
-//! dead server still fails within it.
+//! async-openai's built-in retries are replaced by one plain attempt per
+//! request ([`retry`]); [`RetryPolicy`] (`MOZAIKS_LLM_MAX_RETRIES`,
+//! `MOZAIKS_LLM_RETRY_BACKOFF_MS`) decides what is tried again, each retry
+//! is reported through [`LlmClient::complete_with_retries`]'s `on_retry`
+//! and counted in `mozaiks_llm_retries_total`. The retries and their waits
+//! count against the call's timeout, so a dead server still fails within
+//! it.
 //!
 //! # Layout
 //!
@@ -34,6 +36,7 @@
 
 mod error;
 mod request;
+pub mod retry;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -52,6 +55,7 @@ pub use request::{
     ChatMessage, ChatRequest, MAX_NAME_LEN, ResponseSchema, ToolCallRequest, ToolDefinition,
     sanitize_name,
 };
+pub use retry::{LlmRetry, RetryPolicy};
 pub use stream::{ChatResponse, Usage};
 
 use error::Target;
@@ -79,6 +83,9 @@ pub struct LlmConfig {
     pub default_model: String,
     /// The timeout for calls that set none (`MOZAIKS_LLM_TIMEOUT_SECS`).
     pub default_timeout: Duration,
+    /// What is tried again (`MOZAIKS_LLM_MAX_RETRIES`,
+    /// `MOZAIKS_LLM_RETRY_BACKOFF_MS`).
+    pub retry: RetryPolicy,
 }
 
 impl fmt::Debug for LlmConfig {
@@ -88,6 +95,7 @@ impl fmt::Debug for LlmConfig {
             .field("base_url", &self.base_url)
             .field("default_model", &self.default_model)
             .field("default_timeout", &self.default_timeout)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -123,11 +131,21 @@ impl LlmConfig {
                 }
             },
         };
+        let defaults = RetryPolicy::default();
+        let retry = RetryPolicy {
+            max_retries: get("MOZAIKS_LLM_MAX_RETRIES")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.max_retries),
+            backoff: get("MOZAIKS_LLM_RETRY_BACKOFF_MS")
+                .and_then(|v| v.parse().ok())
+                .map_or(defaults.backoff, Duration::from_millis),
+        };
         LlmConfig {
             api_key: get("OPENAI_API_KEY"),
             base_url: get("OPENAI_BASE_URL"),
             default_model: get("MOZAIKS_DEFAULT_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
             default_timeout,
+            retry,
         }
     }
 }
@@ -155,6 +173,7 @@ pub struct LlmClient {
     missing: Option<&'static str>,
     default_model: String,
     default_timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl LlmClient {
@@ -187,6 +206,7 @@ impl LlmClient {
             missing,
             default_model: config.default_model,
             default_timeout: config.default_timeout,
+            retry: config.retry,
         }
     }
 
@@ -234,11 +254,25 @@ impl LlmClient {
     ///
     /// The whole call is bounded by [`ChatRequest::timeout`]; on expiry the
     /// connection is dropped and [`LlmError::Timeout`] returned, and deltas
-    /// already passed to `on_delta` stay delivered.
+    /// already passed to `on_delta` stay delivered. Failures are retried
+    /// as the [`RetryPolicy`] says, silently; see
+    /// [`LlmClient::complete_with_retries`].
     pub async fn complete(
+        &self,
+        request: ChatRequest,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ChatResponse, LlmError> {
+        self.complete_with_retries(request, on_delta, &mut |_| {})
+            .await
+    }
+
+    /// [`LlmClient::complete`], calling `on_retry` before each retry (with
+    /// the failure, the attempt and the wait).
+    pub async fn complete_with_retries(
         &self,
         mut request: ChatRequest,
         on_delta: &mut (dyn FnMut(&str) + Send),
+        on_retry: &mut (dyn FnMut(&LlmRetry) + Send),
     ) -> Result<ChatResponse, LlmError> {
         if let Some(var) = self.missing {
             return Err(LlmError::MissingConfiguration { var });
@@ -250,20 +284,73 @@ impl LlmClient {
         if request.model.is_empty() {
             request.model.clone_from(&self.default_model);
         }
-        let started = Instant::now();
-        let outcome = tokio::time::timeout(
-            request.timeout,
-            self.stream_completion(client, &request, on_delta),
-        )
-        .await;
-        let result = outcome.unwrap_or_else(|_| {
-            Err(LlmError::Timeout {
-                model: request.model.clone(),
-                after: request.timeout,
-            })
-        });
+        let deadline = tokio::time::Instant::now() + request.timeout;
+        let mut retries = 0;
+        loop {
+            let started = Instant::now();
+            let mut streamed = false;
+            let mut on_piece = |piece: &str| {
+                streamed = true;
+                on_delta(piece);
+            };
+            let outcome = tokio::time::timeout_at(
+                deadline,
+                retry::RETRY_AFTER.scope(
+                    std::cell::Cell::new(None),
+                    self.stream_completion(client, &request, &mut on_piece),
+                ),
+            )
+            .await;
+            let result = outcome.unwrap_or_else(|_| {
+                Err(LlmError::Timeout {
+                    model: request.model.clone(),
+                    after: request.timeout,
+                })
+            });
+            self.observe(&request, &result, started);
+            let error = match result {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
+            };
+            let next = retries + 1;
+            let delay =
+                (next <= self.retry.max_retries && !streamed && RetryPolicy::retryable(&error))
+                    .then(|| self.retry.delay(next, &error))
+                    .flatten()
+                    .filter(|delay| tokio::time::Instant::now() + *delay < deadline);
+            let Some(delay) = delay else {
+                return Err(error);
+            };
+            retries = next;
+            crate::telemetry::metrics().llm_retry(&request.model, error.code());
+            tracing::warn!(
+                model = %request.model,
+                attempt = retries,
+                max_retries = self.retry.max_retries,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                code = error.code(),
+                %error,
+                "LLM call failed; retrying"
+            );
+            on_retry(&LlmRetry {
+                attempt: retries,
+                max_retries: self.retry.max_retries,
+                delay,
+                error,
+            });
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Metrics and the debug line of one attempt.
+    fn observe(
+        &self,
+        request: &ChatRequest,
+        result: &Result<ChatResponse, LlmError>,
+        started: Instant,
+    ) {
         let metrics = crate::telemetry::metrics();
-        match &result {
+        match result {
             Ok(response) => {
                 metrics.llm_request(&request.model, "ok", started.elapsed());
                 if let Some(usage) = response.usage {
@@ -276,7 +363,7 @@ impl LlmClient {
             }
             Err(error) => metrics.llm_request(&request.model, error.code(), started.elapsed()),
         }
-        match &result {
+        match result {
             Ok(response) => tracing::debug!(
                 model = %response.model,
                 elapsed = ?started.elapsed(),
@@ -294,7 +381,6 @@ impl LlmClient {
                 "LLM call failed"
             ),
         }
-        result
     }
 
     async fn stream_completion(
@@ -333,7 +419,14 @@ impl LlmClient {
 /// each call, rather than dying at startup over a client that may only
 /// ever talk plain HTTP to a local server.
 fn build_http_client(config: OpenAIConfig) -> Result<Client<OpenAIConfig>, String> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| Client::with_config(config))).map_err(|payload| {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        // One attempt per request: the retries are ours (`retry`).
+        let single = retry::SingleAttempt(async_openai::middleware::ReqwestService::new(
+            reqwest::Client::new(),
+        ));
+        Client::with_config(config).with_http_service(single)
+    }))
+    .map_err(|payload| {
         let detail = payload
             .downcast_ref::<String>()
             .map(String::as_str)

@@ -420,7 +420,6 @@ impl Orchestrator {
             "chat",
             chat_id = chat.chat_id.as_str(),
             workflow = chat.workflow.as_str(),
-            agent = tracing::field::Empty,
         );
         let slot = drain::RunSlot::take(&self.shared);
         tokio::spawn(tracing::Instrument::instrument(

@@ -11,10 +11,13 @@ pub mod ws;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
-use axum::routing::{get, post};
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Extension, Router};
 
 use crate::access::Access;
 use crate::orchestrator::Orchestrator;
@@ -28,19 +31,33 @@ pub struct HttpOptions {
     pub cors_origins: Vec<String>,
     /// Development mode (any origin when none is listed).
     pub development: bool,
-    /// Largest request body.
+    /// Largest HTTP request body and WebSocket message
+    /// (`MOZAIKS_MAX_BODY_BYTES`): 413 over HTTP, close 1009 on a socket.
     pub max_body_bytes: usize,
 }
 
 /// [`router`] with its middleware: request metrics and spans
-/// ([`observe::track`]), authentication ([`auth::require`]), the body
-/// limit, and CORS.
+/// ([`observe::track`]), the `Origin` of WebSocket upgrades
+/// ([`auth::check_origin`]), authentication ([`auth::require`]), the size
+/// cap of bodies and socket messages, and CORS.
 pub fn app(orchestrator: Orchestrator, options: &HttpOptions) -> Router {
-    let app = router(orchestrator)
+    let app = router(orchestrator.clone())
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(Extension(ws::MessageLimit(options.max_body_bytes)))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&options.access),
             auth::require,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(auth::WsOrigins {
+                listed: options.cors_origins.clone(),
+                development: options.development,
+            }),
+            auth::check_origin,
+        ))
+        .layer(middleware::from_fn_with_state(
+            orchestrator.clone(),
+            refuse_when_stopping,
         ))
         .layer(middleware::from_fn(observe::track));
     match auth::cors(&options.cors_origins, options.development) {
@@ -49,47 +66,104 @@ pub fn app(orchestrator: Orchestrator, options: &HttpOptions) -> Router {
     }
 }
 
-/// The API's routes over `orchestrator`.
+/// While the server stops, every new request but `/health/live` and
+/// `/metrics` is answered 503 `SHUTTING_DOWN`: clients learn why, and a
+/// readiness probe takes the process out of rotation.
+async fn refuse_when_stopping(
+    State(orchestrator): State<Orchestrator>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !orchestrator.serving() && path != "/health/live" && path != "/metrics" {
+        return error::ApiError::from(crate::orchestrator::ChatError::ShuttingDown).into_response();
+    }
+    next.run(request).await
+}
+
+/// The API's routes over `orchestrator`, built from [`routes`].
 pub fn router(orchestrator: Orchestrator) -> Router {
-    Router::new()
-        .route("/health", get(routes::health))
-        .route("/health/live", get(observe::live))
-        .route("/metrics", get(observe::metrics_text))
-        .route("/health/ready", get(routes::ready))
-        .route("/health/active-runs", get(routes::active_runs))
-        .route("/api/workflows", get(routes::list_workflows))
-        .route("/api/plugins", get(reloads::list_plugins))
-        .route("/api/reloads", get(reloads::list_reloads))
-        .route("/api/events/ws", get(reloads::events_socket))
-        .route("/", get(console::index))
-        .route("/console/{file}", get(console::asset))
-        .route(
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, handler)| {
+            router.route(path, handler)
+        })
+        .with_state(orchestrator)
+}
+
+/// Every route the server answers, as `(method, path template)`: the
+/// route × caller test (`host/tests/e2e/access.rs`) walks this list, so a
+/// route added here without a row in its table fails it.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    routes()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
+/// The one list [`router`] and [`route_table`] are made of.
+fn routes() -> Vec<(Method, &'static str, MethodRouter<Orchestrator>)> {
+    vec![
+        (Method::GET, "/health", get(routes::health)),
+        (Method::GET, "/health/live", get(observe::live)),
+        (Method::GET, "/metrics", get(observe::metrics_text)),
+        (Method::GET, "/health/ready", get(routes::ready)),
+        (Method::GET, "/health/active-runs", get(routes::active_runs)),
+        (Method::GET, "/api/workflows", get(routes::list_workflows)),
+        (Method::GET, "/api/plugins", get(reloads::list_plugins)),
+        (Method::GET, "/api/reloads", get(reloads::list_reloads)),
+        (Method::GET, "/api/events/ws", get(reloads::events_socket)),
+        (Method::GET, "/", get(console::index)),
+        (Method::GET, "/console/{file}", get(console::asset)),
+        (
+            Method::GET,
             "/api/workflows/{name}/components",
             get(console::list_components),
-        )
-        .route(
+        ),
+        (
+            Method::GET,
             "/api/workflows/{name}/components/{file}",
             get(console::component_file),
-        )
-        .route(
-            "/api/chats",
-            post(routes::start_chat).get(routes::list_chats),
-        )
-        .route("/api/chats/{chat_id}", get(routes::get_chat))
-        .route("/api/chats/{chat_id}/events", get(routes::get_events))
-        .route("/api/chats/{chat_id}/context", get(routes::get_context))
-        .route("/api/chats/{chat_id}/messages", post(routes::post_message))
-        .route(
+        ),
+        (Method::POST, "/api/chats", post(routes::start_chat)),
+        (Method::GET, "/api/chats", get(routes::list_chats)),
+        (Method::GET, "/api/chats/{chat_id}", get(routes::get_chat)),
+        (
+            Method::GET,
+            "/api/chats/{chat_id}/events",
+            get(routes::get_events),
+        ),
+        (
+            Method::GET,
+            "/api/chats/{chat_id}/context",
+            get(routes::get_context),
+        ),
+        (
+            Method::POST,
+            "/api/chats/{chat_id}/messages",
+            post(routes::post_message),
+        ),
+        (
+            Method::POST,
             "/api/chats/{chat_id}/ui/{request_id}",
             post(routes::answer_ui),
-        )
-        .route("/api/chats/{chat_id}/continue", post(routes::continue_chat))
-        .route("/api/chats/{chat_id}/end", post(routes::end_chat))
-        .route("/api/chats/{chat_id}/ws", get(ws::chat_socket))
-        .route("/ws/chat", get(ws::compat_socket))
-        .route(
+        ),
+        (
+            Method::POST,
+            "/api/chats/{chat_id}/continue",
+            post(routes::continue_chat),
+        ),
+        (
+            Method::POST,
+            "/api/chats/{chat_id}/end",
+            post(routes::end_chat),
+        ),
+        (Method::GET, "/api/chats/{chat_id}/ws", get(ws::chat_socket)),
+        (Method::GET, "/ws/chat", get(ws::compat_socket)),
+        (
+            Method::GET,
             "/ws/{workflow}/{app_id}/{chat_id}/{user_id}",
             get(ws::mozaiksai_socket),
-        )
-        .with_state(orchestrator)
+        ),
+    ]
 }

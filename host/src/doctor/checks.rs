@@ -517,6 +517,60 @@ pub(super) fn logs_dir(config: &Config) -> Finding {
     }
 }
 
+/// Starts the server's real logging (filter, standard error format, log
+/// file) and logs one line through it inside nested spans, as a request
+/// does: a setup that panics or fails here would take the server down.
+pub(super) fn logging(config: &Config) -> Finding {
+    use crate::telemetry::logs::{self, StderrFormat};
+    let subscriber = match logs::probe_subscriber(&config.log) {
+        Ok(subscriber) => subscriber,
+        Err(error) => {
+            return Finding::fail(
+                "logging",
+                format!("logging cannot start: {}", error_chain(&error)),
+                "correct LOG_LEVEL or MOZAIKS_LOG_DIR",
+            );
+        }
+    };
+    let format = match config.log.stderr {
+        StderrFormat::Text => "text",
+        StderrFormat::Json => "json",
+        StderrFormat::Off => "off",
+    };
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!(
+                target: logs::PROBE_TARGET,
+                "doctor",
+                format,
+                key_id = tracing::field::Empty
+            );
+            let _outer = outer.enter();
+            outer.record("key_id", "doctor");
+            let inner = tracing::info_span!(target: logs::PROBE_TARGET, "check", check = "logging");
+            let _inner = inner.enter();
+            tracing::info!(target: logs::PROBE_TARGET, "logging check by mozaiks doctor");
+        });
+    }));
+    let destinations = match &config.log.dir {
+        Some(dir) => format!("standard error: {format}, files in {}", dir.display()),
+        None => format!("standard error: {format}, no files"),
+    };
+    match probe {
+        Ok(()) => Finding::ok(
+            "logging",
+            format!("logging starts as the server starts it ({destinations})"),
+        ),
+        Err(_) => Finding::fail(
+            "logging",
+            format!(
+                "logging panics on a log line ({destinations}); the server would fail every request"
+            ),
+            "set MOZAIKS_LOG_FORMAT=text or MOZAIKS_LOG_DIR=off, and report the problem",
+        ),
+    }
+}
+
 /// An error and its causes, `: `-separated.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

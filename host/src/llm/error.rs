@@ -47,6 +47,17 @@ pub enum LlmError {
         /// (401 names `OPENAI_API_KEY`).
         message: String,
     },
+    /// The server answered HTTP 429 (rate limit or quota), after the
+    /// retries the policy allows.
+    #[error("the LLM call to model `{model}` was rate limited (HTTP 429): {message}")]
+    RateLimited {
+        /// The requested model.
+        model: String,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+        /// The server's error message.
+        message: String,
+    },
     /// The server could not be reached (refused, DNS, TLS, bad URL).
     #[error("could not reach the LLM server at {base_url}: {message}")]
     Connect {
@@ -74,12 +85,22 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// The HTTP status the server answered, if it answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            LlmError::Status { status, .. } => Some(*status),
+            LlmError::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
     /// A stable, machine-readable code for the failure.
     pub fn code(&self) -> &'static str {
         match self {
             LlmError::MissingConfiguration { .. } => "LLM_NOT_CONFIGURED",
             LlmError::Timeout { .. } => "LLM_TIMEOUT",
             LlmError::Status { .. } => "LLM_HTTP_ERROR",
+            LlmError::RateLimited { .. } => "LLM_RATE_LIMITED",
             LlmError::Connect { .. } => "LLM_UNREACHABLE",
             LlmError::Stream { .. } => "LLM_STREAM_ERROR",
             LlmError::BadResponse { .. } => "LLM_BAD_RESPONSE",
@@ -111,6 +132,17 @@ pub(super) fn from_request(error: OpenAIError, target: Target<'_>) -> LlmError {
                     .canonical_reason()
                     .unwrap_or("no error message")
                     .to_owned();
+            }
+            if status == 429 {
+                let retry_after = super::retry::RETRY_AFTER
+                    .try_with(std::cell::Cell::get)
+                    .ok()
+                    .flatten();
+                return LlmError::RateLimited {
+                    model,
+                    retry_after,
+                    message,
+                };
             }
             message.push_str(&status_hint(status, target));
             LlmError::Status {
@@ -279,6 +311,14 @@ mod tests {
                     message: String::new(),
                 },
                 "LLM_HTTP_ERROR",
+            ),
+            (
+                LlmError::RateLimited {
+                    model: model(),
+                    retry_after: None,
+                    message: String::new(),
+                },
+                "LLM_RATE_LIMITED",
             ),
             (
                 LlmError::Connect {

@@ -16,6 +16,10 @@ fn config(base_url: Option<String>, api_key: Option<&str>) -> LlmConfig {
         base_url,
         default_model: MODEL.to_owned(),
         default_timeout: Duration::from_secs(10),
+        retry: RetryPolicy {
+            max_retries: 2,
+            backoff: Duration::from_millis(10),
+        },
     }
 }
 
@@ -244,8 +248,8 @@ async fn maps_http_500_to_status_with_the_server_message() {
         }
         other => panic!("expected Status, got {other:?}"),
     }
-    // async-openai retries 5xx three times on its own before giving up.
-    assert_eq!(llm.calls().len(), 4);
+    // The default policy: the call and two retries.
+    assert_eq!(llm.calls().len(), 3);
 }
 
 #[tokio::test]

@@ -15,7 +15,9 @@
 //!    so clients reconnect to the next process with the last `seq` they saw.
 //!
 //! A run still busy at the bound is abandoned with the process; as after a
-//! crash, the step it was taking is redone on the next start.
+//! crash, the step it was taking is redone on the next start. The bound
+//! [`Orchestrator::drain`] gets is the shutdown bound less a reserve kept
+//! for step 2 (`app::serve`), so the sockets are told whatever the runs do.
 
 use std::sync::Arc;
 use std::time::Duration;

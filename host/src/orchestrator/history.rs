@@ -145,6 +145,7 @@ impl RunPosition {
                 };
             }
             Event::TextDelta { .. }
+            | Event::LlmRetry { .. }
             | Event::ToolCall { .. }
             | Event::UiNotify { .. }
             | Event::ContextChanged { .. }

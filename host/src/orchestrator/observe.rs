@@ -59,10 +59,10 @@ impl Drop for InFlight<'_> {
 pub(super) struct TurnClock(Option<Instant>);
 
 impl TurnClock {
-    /// A turn of `agent` starts: counted, and the chat span names the agent.
+    /// A turn of `agent` starts: counted and logged (in the turn's span,
+    /// which names the agent).
     pub(super) fn start(&mut self, workflow: &str, agent: &str) {
         metrics().turn_started(workflow, agent);
-        tracing::Span::current().record("agent", agent);
         tracing::info!("turn started");
         self.0 = Some(Instant::now());
     }

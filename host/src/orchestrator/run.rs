@@ -86,6 +86,9 @@ pub(super) struct Run {
     handoffs_in_a_row: u32,
     lifecycle: watch::Receiver<super::drain::Lifecycle>,
     turn: super::observe::TurnClock,
+    /// The chat's span (set when the run starts in it): the parent of every
+    /// `turn` span, so turns are siblings, never nested.
+    chat_span: tracing::Span,
 }
 
 impl std::fmt::Debug for Run {
@@ -125,12 +128,14 @@ impl Run {
             handoffs_in_a_row: 0,
             lifecycle,
             turn: super::observe::TurnClock::default(),
+            chat_span: tracing::Span::none(),
         }
     }
 
     /// Runs until the chat ends, waits for an input that a later run will
     /// take, or fails; records how it stopped.
     pub(super) async fn run(mut self) {
+        self.chat_span = tracing::Span::current();
         let chat_id = self.chat.chat_id.clone();
         let outcome = self.drive().await;
         let recorded = match outcome {
@@ -223,26 +228,36 @@ impl Run {
                 }
                 Position::UserSpoke => self.route_from_user().await?,
                 Position::InTurn { agent, step } => {
-                    tracing::Span::current().record("agent", agent.as_str());
-                    let Some(agent) = self.workflow.agent(&agent).cloned() else {
-                        let reason = format!(
-                            "agent `{agent}` is no longer in workflow `{}`",
-                            self.workflow.name()
-                        );
-                        self.fail("AGENT_GONE", reason).await?;
-                        continue;
-                    };
-                    match step {
-                        TurnStep::CallLlm => self.call_llm(&agent).await?,
-                        TurnStep::RunTools(calls) if calls.is_empty() => {
-                            self.after_tools(&agent).await?;
-                        }
-                        TurnStep::RunTools(calls) => self.run_tools(&agent, calls).await?,
-                        TurnStep::Replied => self.after_reply(&agent).await?,
-                    }
+                    // One `turn` span per step, a sibling of the last one
+                    // under the chat's span: a line names one agent, however
+                    // many turns the chat has had.
+                    let span = self.turn_span(&agent);
+                    tracing::Instrument::instrument(self.turn_step(&agent, step), span).await?;
                 }
                 Position::Ended(_) => return Ok(()),
             }
+        }
+    }
+
+    /// A `turn` span of `agent`, a child of the chat's span.
+    fn turn_span(&self, agent: &str) -> tracing::Span {
+        tracing::info_span!(parent: &self.chat_span, "turn", agent)
+    }
+
+    /// One step of `agent`'s turn.
+    async fn turn_step(&mut self, agent: &str, step: TurnStep) -> Result<(), RunError> {
+        let Some(agent) = self.workflow.agent(agent).cloned() else {
+            let reason = format!(
+                "agent `{agent}` is no longer in workflow `{}`",
+                self.workflow.name()
+            );
+            return self.fail("AGENT_GONE", reason).await;
+        };
+        match step {
+            TurnStep::CallLlm => self.call_llm(&agent).await,
+            TurnStep::RunTools(calls) if calls.is_empty() => self.after_tools(&agent).await,
+            TurnStep::RunTools(calls) => self.run_tools(&agent, calls).await,
+            TurnStep::Replied => self.after_reply(&agent).await,
         }
     }
 
@@ -491,7 +506,8 @@ impl Run {
         self.set_status(RunStatus::Running, None).await?;
         self.tool_rounds = 0;
         self.handoffs_in_a_row = 0;
-        self.turn.start(self.workflow.name(), name);
+        self.turn_span(name)
+            .in_scope(|| self.turn.start(self.workflow.name(), name));
         self.emit(Event::Speaker {
             agent: name.to_owned(),
             turn: self.state.turns + 1,
@@ -677,8 +693,9 @@ impl Run {
             seed: Some(i64::from(self.chat.cache_seed)),
         };
         let llm = self.shared.llm.clone();
+        let mut on_retry = turn::retry_reporter(&self.live, "speaker_selection");
         let response = llm
-            .complete(request, &mut |_| {})
+            .complete_with_retries(request, &mut |_| {}, &mut on_retry)
             .await
             .map_err(|error| RunError::Llm {
                 agent: "speaker_selection".to_owned(),

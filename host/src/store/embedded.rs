@@ -445,6 +445,7 @@ fn record() -> String {
 fn ephemeral_type(event: &Event) -> &'static str {
     match event {
         Event::TextDelta { .. } => "text_delta",
+        Event::LlmRetry { .. } => "llm_retry",
         _ => "unknown",
     }
 }

@@ -627,6 +627,18 @@ impl ChatStore for MongoStore {
     }
 }
 
+/// Decodes an event as it is stored in MongoDB (its JSON text and its
+/// `seq`), for the stored-event fuzz target.
+#[cfg(test)]
+pub(crate) fn decode_stored_event(
+    json: &str,
+    seq: i64,
+    chat_id: &str,
+) -> Result<crate::event::Envelope, StoreError> {
+    let document = doc! {"chat_id": chat_id, "seq": seq, "json": json};
+    documents::decode_event(&document, chat_id)
+}
+
 /// The MongoDB server the tests use: `MONGO_TEST_URI` when set (any real
 /// MongoDB), else one nx-27017 process (a MongoDB wire-protocol server on
 /// SQLite, installed by `scripts/setup-mongo-test-server`) per test binary.

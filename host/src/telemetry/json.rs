@@ -59,6 +59,26 @@ impl LineSink for Stderr {
     }
 }
 
+/// Several sinks fed by one layer: standard error and the file get the
+/// same line, formatted once. (Two JSON layers on one subscriber would each
+/// keep their span fields in the span's extensions, and `tracing-subscriber`
+/// panics on the second insert of one type.)
+pub struct Fanout(pub Vec<Box<dyn LineSink>>);
+
+impl fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Fanout").field(&self.0.len()).finish()
+    }
+}
+
+impl LineSink for Fanout {
+    fn write_line(&self, line: &[u8]) {
+        for sink in &self.0 {
+            sink.write_line(line);
+        }
+    }
+}
+
 /// The layer; see the module docs.
 pub struct JsonLayer<W> {
     sink: W,
@@ -140,7 +160,13 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut fields = Map::new();
         attrs.record(&mut Visitor(&mut fields));
-        span.extensions_mut().insert(SpanFields(fields));
+        let mut extensions = span.extensions_mut();
+        // Another layer of this type on the same subscriber keeps the same
+        // fields: `insert` would panic on the second one.
+        match extensions.get_mut::<SpanFields>() {
+            Some(existing) => existing.0.extend(fields),
+            None => extensions.insert(SpanFields(fields)),
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {

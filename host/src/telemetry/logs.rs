@@ -11,7 +11,9 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use super::json::{JsonLayer, Stderr};
+use tracing::Subscriber;
+
+use super::json::{Fanout, JsonLayer, LineSink, Stderr};
 use super::rotate::RotatingFile;
 
 /// How the server logs.
@@ -66,9 +68,29 @@ pub enum LogError {
     },
 }
 
-/// Parses `LOG_LEVEL`.
+/// Our crates: a bare `LOG_LEVEL` applies to them, dependencies stay at
+/// `warn` ([`directives`]).
+const OWN_TARGETS: [&str; 3] = ["mozaiks", "mozaiks_host", "mozaiks_plugin_host"];
+
+/// The filter directives for `LOG_LEVEL`. A bare level more verbose than
+/// `warn` (`info`, `debug`, `trace`) applies to our own crates only, with
+/// every dependency (the WASM compiler, HTTP clients, the database driver)
+/// at `warn`: at `debug`, cranelift alone would write thousands of lines
+/// per compiled component. Any other level, or a filter with targets, is
+/// used as written.
+pub fn directives(level: &str) -> String {
+    let bare = level.trim().to_ascii_lowercase();
+    if matches!(bare.as_str(), "info" | "debug" | "trace") {
+        let own: Vec<String> = OWN_TARGETS.iter().map(|t| format!("{t}={bare}")).collect();
+        format!("warn,{}", own.join(","))
+    } else {
+        level.to_owned()
+    }
+}
+
+/// Parses `LOG_LEVEL` (through [`directives`]).
 pub fn filter(level: &str) -> Result<EnvFilter, LogError> {
-    EnvFilter::try_new(level).map_err(|source| LogError::Filter {
+    EnvFilter::try_new(directives(level)).map_err(|source| LogError::Filter {
         level: level.to_owned(),
         source,
     })
@@ -78,7 +100,7 @@ pub fn filter(level: &str) -> Result<EnvFilter, LogError> {
 /// `chats`): `LOG_LEVEL` from the environment, `info` when unset or bad.
 pub fn init_cli() {
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
-    let filter = filter(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(&level).unwrap_or_else(|_| EnvFilter::new(directives("info")));
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(text_layer())
@@ -135,23 +157,58 @@ fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// The server's logging. Call once, before anything logs.
 pub fn init_server(config: &LogConfig) -> Result<(), LogError> {
-    let filter = filter(&config.level)?;
-    let file = match &config.dir {
-        Some(dir) => Some(open(dir, config)?),
-        None => None,
-    };
-    let (text, json) = match config.stderr {
-        StderrFormat::Json => (None, Some(JsonLayer::new(Stderr))),
-        StderrFormat::Text => (Some(text_layer()), None),
-        StderrFormat::Off => (None, None),
-    };
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(text)
-        .with(json)
-        .with(file.map(|f| JsonLayer::new(Mutex::new(f))))
-        .try_init();
+    // `try_init` also forwards the `log` records of dependencies.
+    let _ = subscriber(config)?.try_init();
     Ok(())
+}
+
+/// The subscriber [`init_server`] installs: the `LOG_LEVEL` filter, the
+/// standard error format and the rotated JSON file, built the same way for
+/// the server and for `mozaiks doctor`'s logging check. One [`JsonLayer`]
+/// feeds every JSON destination.
+pub fn subscriber(config: &LogConfig) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+    build(config, filter(&config.level)?)
+}
+
+/// The target of `mozaiks doctor`'s logging check, logged at `info`
+/// whatever `LOG_LEVEL` says.
+pub const PROBE_TARGET: &str = "mozaiks_host::doctor::probe";
+
+/// [`subscriber`], with [`PROBE_TARGET`] enabled: what `mozaiks doctor`
+/// runs one probe line through.
+pub fn probe_subscriber(config: &LogConfig) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+    let directive = format!("{PROBE_TARGET}=info")
+        .parse()
+        .map_err(|source| LogError::Filter {
+            level: config.level.clone(),
+            source,
+        })?;
+    build(config, filter(&config.level)?.add_directive(directive))
+}
+
+fn build(
+    config: &LogConfig,
+    filter: EnvFilter,
+) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+    let mut json_sinks: Vec<Box<dyn LineSink>> = Vec::new();
+    let text = match config.stderr {
+        StderrFormat::Json => {
+            json_sinks.push(Box::new(Stderr));
+            None
+        }
+        StderrFormat::Text => Some(text_layer()),
+        StderrFormat::Off => None,
+    };
+    if let Some(dir) = &config.dir {
+        json_sinks.push(Box::new(Mutex::new(open(dir, config)?)));
+    }
+    let json = (!json_sinks.is_empty()).then(|| JsonLayer::new(Fanout(json_sinks)));
+    Ok(Box::new(
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(text)
+            .with(json),
+    ))
 }
 
 fn open(dir: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {
@@ -165,7 +222,22 @@ fn open(dir: &Path, config: &LogConfig) -> Result<RotatingFile, LogError> {
 
 #[cfg(test)]
 mod tests {
-    use super::escape_control;
+    use super::*;
+
+    #[test]
+    fn a_bare_level_keeps_dependencies_at_warn_and_a_filter_is_taken_as_written() {
+        assert_eq!(
+            directives("debug"),
+            "warn,mozaiks=debug,mozaiks_host=debug,mozaiks_plugin_host=debug"
+        );
+        assert_eq!(
+            directives("INFO"),
+            "warn,mozaiks=info,mozaiks_host=info,mozaiks_plugin_host=info"
+        );
+        for as_written in ["warn", "error", "off", "info,wasmtime=debug"] {
+            assert_eq!(directives(as_written), as_written);
+        }
+    }
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {

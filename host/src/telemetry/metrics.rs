@@ -40,6 +40,7 @@ pub struct Metrics {
     turn_duration: Family<HistogramSeries>,
     llm_duration: Family<HistogramSeries>,
     llm_tokens: Family<u64>,
+    llm_retries: Family<u64>,
     tool_calls: Family<u64>,
     tool_duration: Family<HistogramSeries>,
     instantiation: Family<HistogramSeries>,
@@ -105,6 +106,11 @@ impl Metrics {
                 "mozaiks_llm_tokens_total",
                 "Tokens reported by the LLM, by model and kind (prompt or completion).",
                 &["model", "kind"],
+            ),
+            llm_retries: Family::counter(
+                "mozaiks_llm_retries_total",
+                "LLM requests retried by the retry policy, by model and the code of the failure retried.",
+                &["model", "code"],
             ),
             tool_calls: Family::counter(
                 "mozaiks_tool_calls_total",
@@ -191,6 +197,11 @@ impl Metrics {
         self.llm_tokens.add(&[model, "completion"], completion);
     }
 
+    /// An LLM request to `model` failed with `code` and is retried.
+    pub fn llm_retry(&self, model: &str, code: &str) {
+        self.llm_retries.inc(&[model, code]);
+    }
+
     /// A tool call ended with `outcome` (`ok` or the failure kind).
     pub fn tool_call(&self, plugin: &str, function: &str, outcome: &str, duration: Duration) {
         self.tool_calls.inc(&[plugin, function, outcome]);
@@ -252,7 +263,7 @@ impl Metrics {
     /// Everything in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let families: [&dyn Render; 16] = [
+        let families: [&dyn Render; 17] = [
             &self.build_info,
             &self.chats_started,
             &self.active_runs,
@@ -260,6 +271,7 @@ impl Metrics {
             &self.turn_duration,
             &self.llm_duration,
             &self.llm_tokens,
+            &self.llm_retries,
             &self.tool_calls,
             &self.tool_duration,
             &self.instantiation,

@@ -274,6 +274,78 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Which browser pages may open a WebSocket ([`check_origin`]).
+#[derive(Debug, Clone)]
+pub struct WsOrigins {
+    /// `MOZAIKS_CORS_ORIGINS` (`*`: any).
+    pub listed: Vec<String>,
+    /// Development mode: loopback pages too when none is listed.
+    pub development: bool,
+}
+
+impl WsOrigins {
+    /// Whether a page of `origin` may open a socket on a server reached
+    /// as `host` (the `Host` header).
+    pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        let same_origin = origin
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && Some(rest) == host);
+        if same_origin || self.listed.iter().any(|o| o == "*" || o == origin) {
+            return true;
+        }
+        self.listed.is_empty() && self.development && is_loopback_origin(origin)
+    }
+}
+
+/// `http(s)://localhost`, `127.0.0.1` or `[::1]`, any port.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
+        None => rest.split(':').next().unwrap_or(rest),
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
+/// Refuses a WebSocket upgrade whose `Origin` is not allowed (403
+/// `ORIGIN_NOT_ALLOWED`): a browser page may open a socket only from the
+/// console (same origin), `MOZAIKS_CORS_ORIGINS`, or, in development with
+/// none listed, a loopback origin. Browsers do not apply CORS to
+/// WebSockets, so without this any page the user visits could read and
+/// drive chats. A client that sends no `Origin` (not a browser) passes.
+pub async fn check_origin(
+    State(origins): State<Arc<WsOrigins>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if is_upgrade(&request)
+        && let Some(origin) = request.headers().get(header::ORIGIN)
+    {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let origin = origin.to_str().unwrap_or("");
+        if !origins.allows(origin, host) {
+            tracing::warn!(origin, "WebSocket upgrade from an origin not allowed");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "ORIGIN_NOT_ALLOWED",
+                format!(
+                    "a page of `{origin}` may not open a WebSocket here; add it to MOZAIKS_CORS_ORIGINS"
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The CORS layer for `origins`: none listed means same-origin only
 /// (no layer), except in development where any origin may call.
 pub fn cors(origins: &[String], development: bool) -> Option<CorsLayer> {
@@ -301,6 +373,39 @@ pub fn cors(origins: &[String], development: bool) -> Option<CorsLayer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_origins_are_the_console_the_list_or_loopback_in_development() {
+        let development = WsOrigins {
+            listed: Vec::new(),
+            development: true,
+        };
+        let host = Some("127.0.0.1:8080");
+        for origin in [
+            "http://127.0.0.1:8080",
+            "http://localhost:3000",
+            "https://localhost",
+            "http://[::1]:9000",
+        ] {
+            assert!(development.allows(origin, host), "{origin}");
+        }
+        for origin in [
+            "https://evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "null",
+            "file://",
+        ] {
+            assert!(!development.allows(origin, host), "{origin}");
+        }
+        let listed = WsOrigins {
+            listed: vec!["https://app.example".into()],
+            development: true,
+        };
+        assert!(listed.allows("https://app.example", host));
+        assert!(!listed.allows("http://localhost:3000", host));
+        assert!(listed.allows("http://127.0.0.1:8080", host), "the console");
+    }
 
     #[test]
     fn a_query_token_is_found_and_decoded() {

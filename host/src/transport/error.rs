@@ -122,8 +122,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Stable code of a request body over `MOZAIKS_MAX_BODY_BYTES` (413).
+pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                PAYLOAD_TOO_LARGE,
+                "the request body is larger than this server accepts (MOZAIKS_MAX_BODY_BYTES)",
+            );
+        }
         Self::new(
             rejection.status(),
             "BAD_REQUEST_BODY",

@@ -41,8 +41,11 @@ fn chat_id_of(path: &str) -> Option<&str> {
     }
 }
 
-/// Counts the request in `mozaiks_http_requests_total` and runs it in an
-/// `http` span.
+/// Counts the request in `mozaiks_http_requests_total`, runs it in an
+/// `http` span (`method`, `route`, `key_id` once [`super::auth::require`]
+/// knows the key, `chat_id` on chat routes) and logs it when it is
+/// answered: `request` with `status` and `duration_ms`, at `info` (probes
+/// and `/metrics` at `debug`). A WebSocket's line comes at the upgrade.
 pub async fn track(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route = request
@@ -59,9 +62,29 @@ pub async fn track(request: Request, next: Next) -> Response {
     if let Some(chat_id) = chat_id_of(request.uri().path()) {
         span.record("chat_id", chat_id);
     }
-    let response = next.run(request).instrument(span).await;
-    metrics().http_request(method.as_str(), &route, response.status().as_u16());
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    metrics().http_request(method.as_str(), &route, status);
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    span.in_scope(|| {
+        // Probes and scrapes come every few seconds: at debug only.
+        if is_probe(&path) {
+            tracing::debug!(status, duration_ms, "request");
+        } else {
+            tracing::info!(status, duration_ms, "request");
+        }
+    });
     response
+}
+
+/// Paths polled by monitoring.
+fn is_probe(path: &str) -> bool {
+    matches!(
+        path,
+        "/health" | "/health/live" | "/health/ready" | "/metrics"
+    )
 }
 
 #[cfg(test)]

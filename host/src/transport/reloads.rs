@@ -30,9 +30,10 @@ pub async fn list_reloads(State(orchestrator): State<Orchestrator>) -> Json<Valu
 /// `GET /api/events/ws`: reload events as they happen.
 pub async fn events_socket(
     State(orchestrator): State<Orchestrator>,
+    limit: Option<axum::Extension<super::ws::MessageLimit>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let upgrade = upgrade.map_err(|_| {
+    let upgrade = upgrade.map(|u| super::ws::limited(u, limit)).map_err(|_| {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "WEBSOCKET_REQUIRED",
@@ -80,7 +81,15 @@ async fn forward_reloads(mut socket: WebSocket, orchestrator: Orchestrator) {
                 Err(RecvError::Closed) => return,
             },
             frame = socket.recv() => match frame {
-                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Err(error)) => {
+                    if let super::ws::ClientGone::Violation { code, reason } = super::ws::close_for(&error) {
+                        let _ = socket
+                            .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
+                            .await;
+                    }
+                    return;
+                }
+                Some(Ok(Message::Close(_))) | None => return,
                 Some(Ok(_)) => {}
             },
         }

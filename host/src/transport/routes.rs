@@ -326,8 +326,24 @@ pub async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Jso
     (status, Json(body))
 }
 
-/// `GET /health/active-runs`
-pub async fn active_runs(State(orchestrator): State<Orchestrator>) -> Json<Value> {
-    let runs = orchestrator.active_runs();
-    Json(json!({"count": runs.len(), "runs": runs}))
+/// `GET /health/active-runs`: the runs in this process, of the caller's
+/// app (and user) only when the key is restricted: a key never learns the
+/// ids, statuses or client counts of another app's chats.
+pub async fn active_runs(
+    State(orchestrator): State<Orchestrator>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let mut runs = orchestrator.active_runs();
+    if caller.principal().is_some() {
+        let mut visible = Vec::with_capacity(runs.len());
+        for run in runs {
+            match orchestrator.chat(&run.chat_id).await {
+                Ok(chat) if caller.may_see(&chat) => visible.push(run),
+                Ok(_) | Err(crate::orchestrator::ChatError::ChatNotFound(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        runs = visible;
+    }
+    Ok(Json(json!({"count": runs.len(), "runs": runs})))
 }

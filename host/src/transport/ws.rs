@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -26,6 +27,70 @@ use crate::orchestrator::{ChatError, Orchestrator, RunInput};
 
 /// Stable code for a `/ws/chat` connection that names no chat.
 pub const WS_SESSION_DETERMINATION_FAILED: &str = "WS_SESSION_DETERMINATION_FAILED";
+
+/// The largest message a client may send on a socket
+/// (`MOZAIKS_MAX_BODY_BYTES`, the HTTP body cap); see [`limited`].
+#[derive(Debug, Clone, Copy)]
+pub struct MessageLimit(pub usize);
+
+/// `upgrade` with the message and frame size capped: a bigger frame is
+/// refused from its header, before its payload is read, and the socket is
+/// closed with 1009 ([`close_for`]). Without the layer that sets it
+/// ([`super::app`]) the default cap applies.
+pub fn limited(
+    upgrade: WebSocketUpgrade,
+    limit: Option<Extension<MessageLimit>>,
+) -> WebSocketUpgrade {
+    let max = limit.map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |Extension(l)| l.0);
+    upgrade.max_message_size(max).max_frame_size(max)
+}
+
+/// Why a client's frames stopped coming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientGone {
+    /// It closed the socket or the connection dropped.
+    Closed,
+    /// It broke a rule: the socket is closed with this code and reason
+    /// (RFC 6455 §7.4.1).
+    Violation {
+        /// 1009 (too big), 1007 (invalid UTF-8) or 1002 (protocol error).
+        code: u16,
+        /// Said in the close frame.
+        reason: String,
+    },
+}
+
+/// The close a client's read error calls for: 1009 for a message or
+/// frame over the cap, 1007 for invalid UTF-8 in a text message, 1002 for
+/// any other protocol violation (such as a control frame over 125 bytes);
+/// [`ClientGone::Closed`] when the connection itself failed.
+pub fn close_for(error: &axum::Error) -> ClientGone {
+    use std::error::Error as _;
+    let violation = |code: u16, reason: &str| ClientGone::Violation {
+        code,
+        // A close reason is at most 123 bytes.
+        reason: reason.chars().take(120).collect(),
+    };
+    match error
+        .source()
+        .and_then(|s| s.downcast_ref::<tungstenite::Error>())
+    {
+        Some(tungstenite::Error::Capacity(_)) => {
+            violation(1009, "message too big (MOZAIKS_MAX_BODY_BYTES)")
+        }
+        Some(tungstenite::Error::Utf8(_)) => violation(1007, "invalid UTF-8 in a text message"),
+        Some(tungstenite::Error::Protocol(protocol)) => violation(1002, &protocol.to_string()),
+        _ => ClientGone::Closed,
+    }
+}
+
+/// The axum close frame of a violation.
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    }))
+}
 
 /// What a client may send.
 #[derive(Debug, Deserialize)]
@@ -78,11 +143,12 @@ pub async fn chat_socket(
     caller: Caller,
     Path(chat_id): Path<String>,
     query: Result<Query<WsQuery>, QueryRejection>,
+    limit: Option<Extension<MessageLimit>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     caller.chat(&orchestrator, &chat_id).await?;
-    let upgrade = upgrade.map_err(|_| needs_upgrade())?;
+    let upgrade = limited(upgrade.map_err(|_| needs_upgrade())?, limit);
     Ok(upgrade
         .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, query.after))
         .into_response())
@@ -96,6 +162,7 @@ pub async fn mozaiksai_socket(
     caller: Caller,
     Path((workflow, app_id, chat_id, user_id)): Path<(String, String, String, String)>,
     query: Result<Query<WsQuery>, QueryRejection>,
+    limit: Option<Extension<MessageLimit>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
@@ -109,7 +176,7 @@ pub async fn mozaiksai_socket(
             ),
         ));
     }
-    let upgrade = upgrade.map_err(|_| needs_upgrade())?;
+    let upgrade = limited(upgrade.map_err(|_| needs_upgrade())?, limit);
     Ok(upgrade
         .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, query.after))
         .into_response())
@@ -122,9 +189,10 @@ pub async fn compat_socket(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
+    limit: Option<Extension<MessageLimit>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let upgrade = upgrade.ok();
+    let upgrade = upgrade.ok().map(|u| limited(u, limit));
     let chat_id = query.get("chat_id").filter(|s| !s.is_empty()).cloned();
     let workflow = query
         .get("workflow_name")
@@ -201,18 +269,15 @@ async fn serve_socket(socket: WebSocket, orchestrator: Orchestrator, chat_id: St
     let frames = stream.filter_map(|message| async move {
         match message {
             Ok(Message::Text(text)) => Some(Ok(text.to_string())),
-            Ok(Message::Close(_)) | Err(_) => Some(Err(())),
+            Ok(Message::Close(_)) => Some(Err(ClientGone::Closed)),
+            Err(error) => Some(Err(close_for(&error))),
             Ok(_) => None,
         }
     });
     let sink = sink.with(|text: String| async move {
-        Ok::<_, axum::Error>(if text == CLOSE_FOR_RESTART {
-            Message::Close(Some(axum::extract::ws::CloseFrame {
-                code: axum::extract::ws::close_code::RESTART,
-                reason: "server shutting down".into(),
-            }))
-        } else {
-            Message::Text(text.into())
+        Ok::<_, axum::Error>(match parse_close(&text) {
+            Some((code, reason)) => close_frame(code, reason),
+            None => Message::Text(text.into()),
         })
     });
     crate::telemetry::metrics().websockets(1);
@@ -239,7 +304,21 @@ async fn serve_socket(socket: WebSocket, orchestrator: Orchestrator, chat_id: St
 
 /// What [`session`] sends, after the `server_shutdown` message, to close
 /// the socket with code 1012 (service restart); never a JSON message.
-pub const CLOSE_FOR_RESTART: &str = "\u{0}close:1012";
+pub const CLOSE_FOR_RESTART: &str = "\u{0}close:1012:server shutting down";
+
+/// What [`session`] sends to close the socket with `code`: never a JSON
+/// message (it starts with a NUL); the transport turns it into a close
+/// frame ([`parse_close`]).
+pub fn close_text(code: u16, reason: &str) -> String {
+    format!("\u{0}close:{code}:{reason}")
+}
+
+/// The code and reason of a [`close_text`].
+pub fn parse_close(text: &str) -> Option<(u16, &str)> {
+    let rest = text.strip_prefix("\u{0}close:")?;
+    let (code, reason) = rest.split_once(':')?;
+    Some((code.parse().ok()?, reason))
+}
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +342,7 @@ pub async fn session<O, I>(
 ) -> Result<(), SessionError>
 where
     O: Sink<String> + Unpin,
-    I: Stream<Item = Result<String, ()>> + Unpin,
+    I: Stream<Item = Result<String, ClientGone>> + Unpin,
 {
     let live = orchestrator.live(chat_id);
     // Subscribe before reading the backlog: nothing falls in between.
@@ -348,7 +427,15 @@ where
                 Err(RecvError::Closed) => return Ok(()),
             },
             frame = input.next() => {
-                let Some(Ok(text)) = frame else { return Err(SessionError::Disconnected) };
+                let text = match frame {
+                    Some(Ok(text)) => text,
+                    Some(Err(ClientGone::Violation { code, reason })) => {
+                        tracing::info!(code, reason, "closing a socket whose client broke the protocol");
+                        let _ = out.send(close_text(code, &reason)).await;
+                        return Err(SessionError::Disconnected);
+                    }
+                    Some(Err(ClientGone::Closed)) | None => return Err(SessionError::Disconnected),
+                };
                 if let Some(reply) = handle_client_message(&orchestrator, chat_id, &text).await {
                     send(&mut out, reply.to_string()).await?;
                 }

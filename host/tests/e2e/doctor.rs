@@ -282,6 +282,7 @@ async fn doctor_finds_an_occupied_port_and_says_whether_mozaiks_holds_it() {
         llm_url: Some(site.llm.base_url()),
         extra_env: Vec::new(),
         share_component_cache: true,
+        stderr: None,
     };
     let _server = Server::start_at(&setup, &format!("127.0.0.1:{}", site.port)).await;
     site.fails_only_at(&[], &[], "port", "a mozaiks server already runs there")
@@ -328,4 +329,40 @@ async fn doctor_checks_plugin_grants_against_this_machine() {
                 .unwrap()
                 .contains("fs shared as /shared (ro)")
     }));
+}
+
+/// Doctor starts the server's real logging (every `MOZAIKS_LOG_FORMAT`,
+/// files on): a setup whose logging would take the server down cannot pass,
+/// and the probe line it writes shows in the file as the server's would.
+#[tokio::test]
+async fn doctor_starts_the_real_logging_setup_for_every_format() {
+    let site = Site::new("doctor-logging").await;
+    for format in ["text", "json", "off"] {
+        let (code, report) = site
+            .doctor(
+                &[("MOZAIKS_LOG_FORMAT", format), ("LOG_LEVEL", "info")],
+                &[],
+            )
+            .await;
+        assert_eq!(code, 0, "{format}: {:#?}", failures(&report));
+        let logging = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "logging")
+            .unwrap_or_else(|| panic!("{format}: no logging finding in {report:#}"));
+        assert_eq!(logging["status"], "ok", "{format}: {logging}");
+        let file = std::fs::read_to_string(site.scratch.0.join("logs/mozaiks.log")).unwrap();
+        let probe = file
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .rfind(|l| l["message"] == "logging check by mozaiks doctor")
+            .unwrap_or_else(|| panic!("{format}: no probe line in {file}"));
+        assert_eq!(
+            probe["spans"],
+            serde_json::json!(["doctor", "check"]),
+            "{probe}"
+        );
+        assert_eq!(probe["format"], format, "{probe}");
+    }
 }

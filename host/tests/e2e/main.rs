@@ -28,6 +28,7 @@ mod cli;
 mod configuration;
 mod console;
 mod doctor;
+mod limits;
 mod mongo;
 mod operations;
 mod patterns;

@@ -101,6 +101,7 @@ impl Lab {
             llm_url: Some(llm.base_url()),
             extra_env: Vec::new(),
             share_component_cache: true,
+            stderr: None,
         }
     }
 

@@ -175,6 +175,13 @@ async fn the_demo_runs_end_to_end_with_a_ui_tool_answered_by_the_client(store: S
         .await;
     ws.until_status("completed").await;
     assert_eq!(speakers(&ws.seen), ["Planner", "Reviewer"]);
+    // complete_plan sets plan_ready, whose rule is a `post` rule (the
+    // default scope): the Planner is asked once more after its tools, and
+    // hands off after that reply (docs/workflows.md, How a run executes).
+    let asked: Vec<String> = llm.calls().iter().map(agent_of).collect();
+    assert_eq!(asked, ["Planner", "Planner", "Reviewer", "Reviewer"]);
+    // The LLM is always asked for a stream, with usage (docs/operations.md).
+    assert!(llm.calls().iter().all(|c| c.is_stream() && c.wants_usage()));
     let response = ws.seen.iter().find(|e| e["type"] == "ui_response").unwrap();
     assert_eq!(response["status"], "answered");
     let verdict = ws
@@ -318,15 +325,20 @@ async fn an_llm_error_interrupts_the_run_and_continue_retries_it() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
     let llm = FakeLlm::start(move |_| {
-        // async-openai retries a 5xx three times itself: fail all four.
-        if counter.fetch_add(1, Ordering::SeqCst) < 4 {
+        // One retry (below): the call and its retry fail.
+        if counter.fetch_add(1, Ordering::SeqCst) < 2 {
             Reply::Status(503, "the model is overloaded".into())
         } else {
             Reply::text(r#"{"score": 5, "reason": "ok"}"#)
         }
     })
     .await;
-    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.extra_env.extend([
+        ("MOZAIKS_LLM_MAX_RETRIES".into(), "1".into()),
+        ("MOZAIKS_LLM_RETRY_BACKOFF_MS".into(), "10".into()),
+    ]);
+    let server = Server::start(&setup).await;
     let chat = server.start_chat("Structured").await;
     let mut ws = server.ws(&chat, 0).await;
     ws.until_status("interrupted").await;
@@ -335,7 +347,115 @@ async fn an_llm_error_interrupts_the_run_and_continue_retries_it() {
     assert!(error["message"].as_str().unwrap().contains("overloaded"));
     ws.send(json!({"type": "continue"})).await;
     ws.until_status("completed").await;
-    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// The retry policy is the server's own (MOZAIKS_LLM_MAX_RETRIES,
+/// MOZAIKS_LLM_RETRY_BACKOFF_MS): each retry is an `llm_retry` event and a
+/// `mozaiks_llm_retries_total` count; a 5xx that clears is invisible to the
+/// run; a persistent 429 is `LLM_RATE_LIMITED`, waiting what `Retry-After`
+/// says, not a timeout.
+#[tokio::test]
+async fn llm_retries_follow_the_configured_policy_and_a_persistent_429_is_rate_limited() {
+    let scratch = Scratch::new("llm-retries");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let llm = FakeLlm::start(move |call| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        if call.system().contains("Judge") && n < 2 {
+            return Reply::Status(502, "bad gateway".into());
+        }
+        if call.system().contains("Judge") {
+            return Reply::text(r#"{"score": 5, "reason": "ok"}"#);
+        }
+        Reply::RateLimited {
+            retry_after_secs: 1,
+            message: "Rate limit reached for requests".into(),
+        }
+    })
+    .await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.extra_env.extend([
+        ("MOZAIKS_LLM_MAX_RETRIES".into(), "2".into()),
+        ("MOZAIKS_LLM_RETRY_BACKOFF_MS".into(), "10".into()),
+        ("LOG_LEVEL".into(), "warn".into()),
+        ("MOZAIKS_LOG_FORMAT".into(), "off".into()),
+    ]);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+    let retries = of_type(&ws.seen, "llm_retry");
+    assert_eq!(retries.len(), 2, "{}", summary(&ws.seen));
+    assert_eq!(
+        (
+            retries[0]["attempt"].as_u64(),
+            retries[0]["max_retries"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(retries[1]["code"], "LLM_HTTP_ERROR");
+    assert_eq!(retries[1]["status"], 502);
+    assert!(retries.iter().all(|r| r["seq"].is_null()), "ephemeral");
+    assert!(
+        of_type(&server.events(&chat).await, "llm_retry").is_empty(),
+        "not stored"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    // Every call of this chat is rate limited.
+    let limited = server.start_chat("Handoffs").await;
+    let mut ws = server.ws(&limited, 0).await;
+    ws.until_status("waiting_for_user").await;
+    ws.send(json!({"type": "user_message", "text": "hi"})).await;
+    ws.until_status("interrupted").await;
+    let retries = of_type(&ws.seen, "llm_retry");
+    assert_eq!(retries.len(), 2, "{}", summary(&ws.seen));
+    for retry in &retries {
+        assert_eq!(retry["code"], "LLM_RATE_LIMITED", "{retry}");
+        assert_eq!(retry["status"], 429, "{retry}");
+        assert_eq!(retry["delay_ms"], 1000, "Retry-After is honoured: {retry}");
+    }
+    let error = ws.seen.iter().rfind(|e| e["type"] == "error").unwrap();
+    assert_eq!(error["code"], "LLM_RATE_LIMITED", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Rate limit reached"),
+        "{error}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 6, "the call and two retries");
+    let metrics = crate::telemetry::scrape(&server).await;
+    assert_eq!(
+        crate::telemetry::value(
+            &metrics,
+            r#"mozaiks_llm_retries_total{model="fake-model",code="LLM_RATE_LIMITED"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        crate::telemetry::value(
+            &metrics,
+            r#"mozaiks_llm_retries_total{model="fake-model",code="LLM_HTTP_ERROR"}"#
+        ),
+        2.0
+    );
+    let log = std::fs::read_to_string(setup.logs_dir().join("mozaiks.log")).unwrap();
+    let logged: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["message"] == "LLM call failed; retrying")
+        .collect();
+    assert_eq!(logged.len(), 4, "{log}");
+    assert_eq!(
+        (
+            logged[3]["level"].as_str(),
+            logged[3]["code"].as_str(),
+            logged[3]["attempt"].as_u64()
+        ),
+        (Some("WARN"), Some("LLM_RATE_LIMITED"), Some(2))
+    );
 }
 
 #[tokio::test]

@@ -133,3 +133,57 @@ async fn sigterm_while_a_tool_waits_for_the_user_stops_at_once_and_the_tool_asks
         "one result for the one call"
     );
 }
+
+/// An LLM call that outlives `MOZAIKS_SHUTDOWN_GRACE_SECS` does not keep
+/// the clients in the dark: every socket of every chat gets
+/// `server_shutdown` and close 1012 within the bound, and a new request
+/// while the server stops is answered 503 `SHUTTING_DOWN`, not refused.
+#[tokio::test]
+async fn sigterm_during_a_slow_llm_call_still_tells_every_socket_and_answers_503() {
+    let scratch = Scratch::new("sigterm-slow");
+    let llm = FakeLlm::start(|_| Reply::text("late").after(Duration::from_secs(120))).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup
+        .extra_env
+        .push(("MOZAIKS_SHUTDOWN_GRACE_SECS".into(), "4".into()));
+    let server = Server::start(&setup).await;
+    let busy = server.start_chat("Structured").await;
+    let idle = server.start_chat("Handoffs").await;
+    let mut sockets = vec![
+        server.ws(&busy, 0).await,
+        server.ws(&busy, 0).await,
+        server.ws(&idle, 0).await,
+    ];
+    sockets[0].until_type("speaker").await;
+    sockets[2].until_status("waiting_for_user").await;
+    until_calls(&llm, 1).await;
+    sigterm(&server).await;
+
+    let refused = loop {
+        let (status, body) = server.get("/api/workflows").await;
+        if status != 200 {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (refused.0, refused.1["error"]["code"].as_str()),
+        (503, Some("SHUTTING_DOWN")),
+        "{}",
+        refused.1
+    );
+    // The run is still busy for most of the bound: probes are answered.
+    let (status, ready) = server.get("/health/ready").await;
+    assert_eq!(
+        (status, ready["error"]["code"].as_str()),
+        (503, Some("SHUTTING_DOWN"))
+    );
+    assert_eq!(server.get("/health/live").await.0, 200);
+    for ws in &mut sockets {
+        let goodbye = ws.until_type("server_shutdown").await;
+        assert!(goodbye["last_seq"].is_u64(), "{goodbye}");
+        assert!(ws.next().await.is_none(), "closed after the goodbye");
+        assert_eq!(ws.close_code, Some(1012), "{}", summary(&ws.seen));
+    }
+    assert_eq!(server.exit_code().await, Some(0));
+}

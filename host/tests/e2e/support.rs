@@ -99,6 +99,8 @@ pub struct Setup {
     /// (`target/e2e-component-cache`), so that only the first server to
     /// load a component compiles it. Off for tests of the cache itself.
     pub share_component_cache: bool,
+    /// Where the server's standard error goes (`None`: the test's own).
+    pub stderr: Option<PathBuf>,
 }
 
 /// Which store a server keeps its chats in.
@@ -136,6 +138,7 @@ impl Setup {
             llm_url: Some(llm.base_url()),
             extra_env: Vec::new(),
             share_component_cache: true,
+            stderr: None,
         }
     }
 }
@@ -192,7 +195,10 @@ impl Server {
                 std::env::var("MOZAIKS_TEST_LOG").unwrap_or_else(|_| "off".to_owned()),
             )
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &setup.stderr {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::inherit(),
+            })
             .kill_on_drop(true);
         command.envs(setup.extra_env.iter().map(|(k, v)| (k, v)));
         if let Some(url) = &setup.llm_url {
@@ -328,6 +334,8 @@ pub struct Ws {
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
     pub seen: Vec<Value>,
+    /// The code of the server's close frame, once it came.
+    pub close_code: Option<u16>,
 }
 
 impl Ws {
@@ -338,6 +346,7 @@ impl Ws {
         Self {
             stream,
             seen: Vec::new(),
+            close_code: None,
         }
     }
 
@@ -358,7 +367,10 @@ impl Ws {
                     self.seen.push(value.clone());
                     return Some(value);
                 }
-                Message::Close(_) => return None,
+                Message::Close(frame) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return None;
+                }
                 _ => {}
             }
         }

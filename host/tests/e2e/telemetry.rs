@@ -225,3 +225,178 @@ async fn a_ui_component_other_than_the_declared_one_is_logged_as_a_warning() {
     assert_eq!(warning["asked"], "Confirm");
     assert_eq!(warning["chat_id"], chat.as_str());
 }
+
+/// Every `MOZAIKS_LOG_FORMAT` × log files on or off: the server answers
+/// requests and runs a chat (spans entered, fields recorded), standard
+/// error gets what the format says, the file (when on) only JSON lines.
+#[tokio::test]
+async fn every_log_format_with_and_without_files_serves_and_logs() {
+    for format in ["text", "json", "off"] {
+        for files in [true, false] {
+            let case = format!(
+                "MOZAIKS_LOG_FORMAT={format}, files {}",
+                if files { "on" } else { "off" }
+            );
+            eprintln!("case: {case}");
+            let scratch = Scratch::new("log-matrix");
+            let llm = FakeLlm::start(ui_timeout_llm).await;
+            let mut setup = Setup::new(&scratch, &llm);
+            let stderr = scratch.0.join("stderr.txt");
+            setup.stderr = Some(stderr.clone());
+            setup.extra_env.extend([
+                ("LOG_LEVEL".into(), "info".into()),
+                ("MOZAIKS_LOG_FORMAT".into(), format.into()),
+            ]);
+            if !files {
+                setup
+                    .extra_env
+                    .push(("MOZAIKS_LOG_DIR".into(), "off".into()));
+            }
+            let server = Server::start(&setup).await;
+            let (status, _) = server.get("/health/live").await;
+            assert_eq!(status, 200, "{case}");
+            let chat = server.start_chat("UiTimeout").await;
+            let mut ws = server.ws(&chat, 0).await;
+            ws.until_status("completed").await;
+            let (status, _) = server.get(&format!("/api/chats/{chat}/events")).await;
+            assert_eq!(status, 200, "{case}");
+            ws.close().await;
+            server.kill().await;
+
+            let err = std::fs::read_to_string(&stderr).unwrap();
+            assert!(!err.contains("panicked"), "{case}: {err}");
+            match format {
+                "text" => assert!(
+                    err.contains(" INFO ") && err.contains("turn started"),
+                    "{case}: {err}"
+                ),
+                "json" => {
+                    let lines = json_lines(&err);
+                    assert!(
+                        lines.iter().any(
+                            |l| l["message"] == "turn started" && l["chat_id"] == chat.as_str()
+                        ),
+                        "{case}: {err}"
+                    );
+                }
+                _ => assert_eq!(err, "", "{case}"),
+            }
+            let file = setup.logs_dir().join("mozaiks.log");
+            if files {
+                let lines = json_lines(&std::fs::read_to_string(&file).unwrap());
+                assert!(
+                    lines
+                        .iter()
+                        .any(|l| l["message"] == "turn started" && l["chat_id"] == chat.as_str()),
+                    "{case}"
+                );
+            } else {
+                assert!(!file.exists(), "{case}");
+            }
+        }
+    }
+}
+
+fn handoffs_llm(call: &ChatCall) -> Reply {
+    match agent_of(call).as_str() {
+        "Triage" => Reply::tool_call("transfer_to_Billing", json!({})),
+        "Billing" => Reply::tool_call("complete_plan", json!({"summary": "done"})),
+        _ => Reply::text("Bye!"),
+    }
+}
+
+/// At `LOG_LEVEL=debug`, over a chat of three turns: a line names its
+/// agent once (the turn's span replaces the last one instead of piling up
+/// on the chat's), every request is logged with its route, status and the
+/// key's `key_id`, and dependencies (the WASM compiler, HTTP clients) stay
+/// at `warn`.
+#[tokio::test]
+async fn logs_stay_flat_log_requests_with_their_key_id_and_keep_dependencies_at_warn() {
+    let scratch = Scratch::new("log-growth");
+    let llm = FakeLlm::start(handoffs_llm).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    let stderr = scratch.0.join("stderr.txt");
+    setup.stderr = Some(stderr.clone());
+    let key = "key-of-the-log-test-01";
+    setup.extra_env.extend([
+        ("LOG_LEVEL".into(), "debug".into()),
+        ("MOZAIKS_LOG_FORMAT".into(), "text".into()),
+        ("ENVIRONMENT".into(), "production".into()),
+        ("MOZAIKS_API_KEYS".into(), format!("{key}=app")),
+    ]);
+    let server = Server::start(&setup).await;
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/api/chats", server.base))
+        .bearer_auth(key)
+        .json(&json!({"user_id": "alice", "workflow": "Handoffs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat = created["chat_id"].as_str().unwrap().to_owned();
+    let mut ws = server
+        .ws_path(&format!("/api/chats/{chat}/ws?access_token={key}"))
+        .await;
+    ws.until_status("waiting_for_user").await;
+    ws.send(json!({"type": "user_message", "text": "refund"}))
+        .await;
+    ws.until_status("completed").await;
+    ws.close().await;
+    server.kill().await;
+
+    let text = std::fs::read_to_string(&stderr).unwrap();
+    let agents: Vec<&str> = ["Triage", "Billing", "Closer"]
+        .into_iter()
+        .filter(|a| {
+            text.contains(&format!("agent=\"{a}\"")) || text.contains(&format!("agent={a}"))
+        })
+        .collect();
+    assert_eq!(agents.len(), 3, "every turn is logged with its agent");
+    for line in text.lines() {
+        assert!(
+            line.matches("agent=").count() <= 1,
+            "a line names more than one agent: {line}"
+        );
+    }
+
+    let lines = json_lines(&std::fs::read_to_string(setup.logs_dir().join("mozaiks.log")).unwrap());
+    let request = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["route"] == "/api/chats")
+        .unwrap_or_else(|| panic!("no request line for POST /api/chats"));
+    assert_eq!(request["method"], "POST", "{request}");
+    assert_eq!(request["status"], 201, "{request}");
+    assert_eq!(request["level"], "INFO", "{request}");
+    let key_id = request["key_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no key_id: {request}"));
+    assert!(
+        key_id.len() == 8 && key_id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{request}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"] == "request"
+            && l["chat_id"] == chat.as_str()
+            && l["key_id"] == key_id
+            && l["status"] == 101),
+        "the socket's request line carries the chat and the key"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "DEBUG" && l["target"].as_str().unwrap().starts_with("mozaiks")),
+        "our own debug lines are kept"
+    );
+    for line in &lines {
+        let target = line["target"].as_str().unwrap();
+        if !target.starts_with("mozaiks") {
+            assert!(
+                line["level"] == "WARN" || line["level"] == "ERROR",
+                "a dependency logs below warn: {line}"
+            );
+        }
+    }
+}

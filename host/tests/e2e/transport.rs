@@ -114,6 +114,16 @@ async fn the_mozaiksai_socket_form_works_and_missing_parameters_get_a_clear_erro
         (status, body["error"]["code"].as_str()),
         (400, Some("WEBSOCKET_REQUIRED"))
     );
+    // A valid `/ws/chat` request without an upgrade: the socket is what is
+    // missing (docs/protocol.md, Connecting).
+    let (status, body) = server
+        .get(&format!("/ws/chat?chat_id={chat}&workflow_name=Handoffs"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("WEBSOCKET_REQUIRED")),
+        "{body}"
+    );
 
     // MozaiksAI's path form, checked against the chat's owner.
     let mut ws = server

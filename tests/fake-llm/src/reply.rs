@@ -25,6 +25,13 @@ pub enum Reply {
     /// An HTTP error with OpenAI's error body
     /// `{"error": {"message", "type", "param", "code"}}`.
     Status(u16, String),
+    /// HTTP 429 with OpenAI's error body and `Retry-After: <secs>`.
+    RateLimited {
+        /// The `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+        /// The error message.
+        message: String,
+    },
     /// Waits before answering (headers included), then answers the inner
     /// reply: for timeouts and slow first bytes.
     Delayed(Duration, Box<Reply>),
@@ -61,7 +68,25 @@ impl Reply {
                 let (more, outcome) = inner.resolve();
                 (delay.saturating_add(more), outcome)
             }
-            Reply::Status(status, message) => (Duration::ZERO, Outcome::Error { status, message }),
+            Reply::Status(status, message) => (
+                Duration::ZERO,
+                Outcome::Error {
+                    status,
+                    message,
+                    retry_after: None,
+                },
+            ),
+            Reply::RateLimited {
+                retry_after_secs,
+                message,
+            } => (
+                Duration::ZERO,
+                Outcome::Error {
+                    status: 429,
+                    message,
+                    retry_after: Some(retry_after_secs),
+                },
+            ),
             Reply::Text(text) => (
                 Duration::ZERO,
                 Outcome::Answer(Answer::new(&text, Vec::new())),
@@ -91,7 +116,11 @@ impl Reply {
 /// A reply once its delays are taken out.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    Error { status: u16, message: String },
+    Error {
+        status: u16,
+        message: String,
+        retry_after: Option<u64>,
+    },
     Answer(Answer),
 }
 

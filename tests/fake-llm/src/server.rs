@@ -37,7 +37,19 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         tokio::time::sleep(delay).await;
     }
     let answer = match outcome {
-        Outcome::Error { status, message } => return error_response(status, &message),
+        Outcome::Error {
+            status,
+            message,
+            retry_after,
+        } => {
+            let mut response = error_response(status, &message);
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from(secs));
+            }
+            return response;
+        }
         Outcome::Answer(answer) => answer,
     };
 

@@ -14,6 +14,27 @@ use crate::orchestrator::structured::STRUCTURED_OUTPUT_RETRIES;
 use crate::orchestrator::tools::{self, ToolReport};
 use crate::workflow::model::{Agent, Producer, Target, VariableSource};
 
+/// What tells the chat's clients of each retry of an LLM call of `agent`
+/// (an ephemeral `llm_retry` event).
+pub(super) fn retry_reporter(
+    live: &Arc<crate::orchestrator::live::LiveChat>,
+    agent: &str,
+) -> impl FnMut(&crate::llm::LlmRetry) + Send + use<> {
+    let live = Arc::clone(live);
+    let agent = agent.to_owned();
+    move |retry| {
+        live.send_ephemeral(Event::LlmRetry {
+            agent: agent.clone(),
+            attempt: retry.attempt,
+            max_retries: retry.max_retries,
+            code: retry.error.code().to_owned(),
+            status: retry.error.status(),
+            delay_ms: u64::try_from(retry.delay.as_millis()).unwrap_or(u64::MAX),
+            message: retry.error.to_string(),
+        });
+    }
+}
+
 impl Run {
     pub(super) async fn call_llm(&mut self, agent: &Agent) -> Result<(), RunError> {
         let request = self.request_for(agent);
@@ -26,10 +47,11 @@ impl Run {
                 delta: delta.to_owned(),
             });
         };
+        let mut on_retry = retry_reporter(&live, &agent.name);
         let llm = self.shared.llm.clone();
         let mut cancel = self.cancel.clone();
         let response = tokio::select! {
-            response = llm.complete(request, &mut on_delta) => response,
+            response = llm.complete_with_retries(request, &mut on_delta, &mut on_retry) => response,
             _ = cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
         }
         .map_err(|error| RunError::Llm {

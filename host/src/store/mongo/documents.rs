@@ -241,6 +241,7 @@ pub(super) fn now_ms() -> u64 {
 pub(super) fn ephemeral_type(event: &Event) -> &'static str {
     match event {
         Event::TextDelta { .. } => "text_delta",
+        Event::LlmRetry { .. } => "llm_retry",
         _ => "unknown",
     }
 }

@@ -5,11 +5,21 @@ use serde_json::Value;
 
 use super::{CompareOp, Condition, ConditionError, Operand};
 
+/// How deep parentheses and `!`/`not` may nest: far more than a handoff
+/// condition needs, far less than would overflow a thread's stack.
+pub(super) const MAX_DEPTH: usize = 64;
+
+/// How many `&&`/`||` operators one condition may have (each adds a level
+/// to the tree that `Display`, `evaluate` and drop walk recursively).
+pub(super) const MAX_OPERATORS: usize = 256;
+
 /// Parses a whole condition; trailing text is an error.
 pub(super) fn parse(text: &str) -> Result<Condition, ConditionError> {
     let mut parser = Parser {
         chars: text.chars().collect(),
         pos: 0,
+        depth: 0,
+        operators: 0,
     };
     let condition = parser.or()?;
     parser.skip_ws();
@@ -22,6 +32,10 @@ pub(super) fn parse(text: &str) -> Result<Condition, ConditionError> {
 struct Parser {
     chars: Vec<char>,
     pos: usize,
+    /// Open parentheses and `!`s around the current position.
+    depth: usize,
+    /// `&&`/`||` operators so far.
+    operators: usize,
 }
 
 impl Parser {
@@ -80,6 +94,7 @@ impl Parser {
     fn or(&mut self) -> Result<Condition, ConditionError> {
         let mut left = self.and()?;
         while self.eat("||") || self.eat("or") {
+            self.count_operator()?;
             left = Condition::Or(Box::new(left), Box::new(self.and()?));
         }
         Ok(left)
@@ -88,9 +103,36 @@ impl Parser {
     fn and(&mut self) -> Result<Condition, ConditionError> {
         let mut left = self.unary()?;
         while self.eat("&&") || self.eat("and") {
+            self.count_operator()?;
             left = Condition::And(Box::new(left), Box::new(self.unary()?));
         }
         Ok(left)
+    }
+
+    fn count_operator(&mut self) -> Result<(), ConditionError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(self.error(format!(
+                "more than {MAX_OPERATORS} `&&`/`||` operators; split the condition into several handoff rules"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `rule` one nesting level deeper.
+    fn nested(
+        &mut self,
+        rule: impl FnOnce(&mut Self) -> Result<Condition, ConditionError>,
+    ) -> Result<Condition, ConditionError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(format!(
+                "parentheses and `!` nested more than {MAX_DEPTH} deep"
+            )));
+        }
+        self.depth += 1;
+        let result = rule(self);
+        self.depth -= 1;
+        result
     }
 
     fn unary(&mut self) -> Result<Condition, ConditionError> {
@@ -98,14 +140,15 @@ impl Parser {
             return Err(self.error("`!=` needs a left-hand operand"));
         }
         if self.eat("!") || self.eat("not") {
-            return Ok(Condition::Not(Box::new(self.unary()?)));
+            let inner = self.nested(Self::unary)?;
+            return Ok(Condition::Not(Box::new(inner)));
         }
         self.comparison()
     }
 
     fn comparison(&mut self) -> Result<Condition, ConditionError> {
         if self.eat("(") {
-            let inner = self.or()?;
+            let inner = self.nested(Self::or)?;
             if !self.eat(")") {
                 return Err(self.error("expected `)`"));
             }
@@ -261,5 +304,38 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// Found by the condition fuzz target (host/src/fuzz): deep nesting
+    /// overflowed the stack of the parser (then of `Display`, `evaluate`
+    /// and drop), aborting the process that loads the workflow. Each of
+    /// these is now a load error.
+    #[test]
+    fn deep_nesting_and_long_chains_are_errors_not_stack_overflows() {
+        let deep = 200_000;
+        let cases = [
+            "(".repeat(deep) + "${a}" + &")".repeat(deep),
+            "!".repeat(deep) + "${a}",
+            "not ".repeat(deep) + "${a}",
+            vec!["${a}"; deep].join(" && "),
+            vec!["${a}"; deep].join(" || "),
+        ];
+        for text in cases {
+            let error = Condition::parse(&text).unwrap_err();
+            assert!(
+                error.message.contains("nested") || error.message.contains("operators"),
+                "{error}"
+            );
+        }
+        let nested = "(".repeat(MAX_DEPTH) + "${a}" + &")".repeat(MAX_DEPTH);
+        assert!(
+            Condition::parse(&nested).is_ok(),
+            "{MAX_DEPTH} levels are fine"
+        );
+        let chain = vec!["${a}"; MAX_OPERATORS + 1].join(" && ");
+        assert!(
+            Condition::parse(&chain).is_ok(),
+            "{MAX_OPERATORS} operators are fine"
+        );
     }
 }
