@@ -294,7 +294,7 @@ const NOTICE_RESERVE: Duration = Duration::from_secs(2);
 /// When `shutdown` resolves, within `options.shutdown_grace` in all: new
 /// requests are answered 503 `SHUTTING_DOWN` (the listener stays open so
 /// clients are told, not refused); every run stops at its next stored
-/// point, for at most the bound less a reserve ([`NOTICE_RESERVE`]); then
+/// point, for at most the bound less a reserve (`NOTICE_RESERVE`); then
 /// every chat socket is told and closed (code 1012) even if a run is still
 /// busy; requests in flight finish; the listener closes
 /// ([`crate::orchestrator::drain`]).

@@ -3,7 +3,7 @@
 //!
 //! async-openai's own client retries 429, 5xx and connection failures
 //! silently (three times, with its own backoff). We install
-//! [`SingleAttempt`] instead, so every attempt is ours to see: a retry is
+//! `SingleAttempt` instead, so every attempt is ours to see: a retry is
 //! decided by [`RetryPolicy`], reported to the caller (the run turns it into
 //! an `llm_retry` event), counted in `mozaiks_llm_retries_total`, and a
 //! server's `Retry-After` is honoured.
@@ -96,7 +96,7 @@ pub struct LlmRetry {
 
 tokio::task_local! {
     /// The `Retry-After` of the last response of the call running in this
-    /// task, set by [`SingleAttempt`].
+    /// task, set by `SingleAttempt`.
     pub(super) static RETRY_AFTER: std::cell::Cell<Option<Duration>>;
 }
 
