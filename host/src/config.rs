@@ -403,9 +403,8 @@ impl Config {
             DEFAULT_SHUTDOWN_GRACE.as_secs(),
             "seconds",
         ));
-        let idle_run = match r.number(
+        let idle_run = match r.count(
             "MOZAIKS_IDLE_RUN_SECS",
-            None,
             DEFAULT_IDLE_RUN.as_secs(),
             "seconds (0: never unload)",
         ) {

@@ -135,3 +135,20 @@ fn the_instance_slots_default_to_the_engines_and_can_be_set() {
     ]);
     assert!(found[0].starts_with("MOZAIKS_PLUGIN_SLOTS"), "{found:?}");
 }
+
+#[test]
+fn idle_runs_unload_after_the_default_a_setting_or_never_with_zero() {
+    let dev = [("ENVIRONMENT", "development")];
+    assert_eq!(load(&dev).unwrap().idle_run, Some(DEFAULT_IDLE_RUN));
+    let set = load(&[dev[0], ("MOZAIKS_IDLE_RUN_SECS", "30")]).unwrap();
+    assert_eq!(set.idle_run, Some(Duration::from_secs(30)));
+    let never = load(&[dev[0], ("MOZAIKS_IDLE_RUN_SECS", "0")]).unwrap();
+    assert_eq!(never.idle_run, None);
+    let found = problems(&[dev[0], ("MOZAIKS_IDLE_RUN_SECS", "soon")]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("MOZAIKS_IDLE_RUN_SECS"),
+        "{}",
+        found[0]
+    );
+}
