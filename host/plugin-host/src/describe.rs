@@ -10,7 +10,9 @@ use crate::bindings::PluginPre;
 use crate::call::Invocation;
 use crate::engine::PluginEngine;
 use crate::error::{CallError, LoadError};
-use crate::limits::DESCRIBE_DEADLINE;
+use crate::limits::{
+    DESCRIBE_DEADLINE, MAX_DESCRIPTION_BYTES, MAX_FUNCTIONS_PER_PLUGIN, MAX_PARAMETERS_BYTES, clip,
+};
 use crate::manifest::{Limits, Manifest};
 use crate::policy::SandboxPolicy;
 use crate::ports::{CallInfo, Ports};
@@ -82,10 +84,34 @@ pub(crate) async fn describe(
         .finish(&mut prepared, result)
         .map_err(fail_call)?;
 
+    if specs.len() > MAX_FUNCTIONS_PER_PLUGIN {
+        return Err(fail(format!(
+            "it offers {} functions, more than the {MAX_FUNCTIONS_PER_PLUGIN} a plugin may",
+            specs.len()
+        )));
+    }
     let mut seen = HashSet::new();
     let mut functions = Vec::with_capacity(specs.len());
     for spec in specs {
         let name = spec.name;
+        if spec.description.len() > MAX_DESCRIPTION_BYTES {
+            let mut name = name;
+            clip(&mut name, MAX_FUNCTION_NAME_LEN);
+            return Err(fail(format!(
+                "function `{name}`: the description is {} bytes, more than the \
+                 {MAX_DESCRIPTION_BYTES} allowed",
+                spec.description.len()
+            )));
+        }
+        if spec.parameters.len() > MAX_PARAMETERS_BYTES {
+            let mut name = name;
+            clip(&mut name, MAX_FUNCTION_NAME_LEN);
+            return Err(fail(format!(
+                "function `{name}`: the parameter schema is {} bytes, more than the \
+                 {MAX_PARAMETERS_BYTES} allowed",
+                spec.parameters.len()
+            )));
+        }
         if !valid_name(&name) {
             return Err(fail(format!(
                 "function name `{name}` must be 1 to {MAX_FUNCTION_NAME_LEN} ASCII letters, digits, `_` or `-`"

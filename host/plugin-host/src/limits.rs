@@ -83,6 +83,14 @@ pub const MAX_CONTEXT_WRITE_BYTES_PER_CALL: usize = 8 * 1024 * 1024;
 /// is building a list; a component that takes longer does not load (and
 /// cannot hold up the others, or a reload, for longer than this).
 pub const DESCRIBE_DEADLINE: Duration = Duration::from_secs(2);
+/// Most functions one plugin may offer: what OpenAI-compatible APIs take
+/// as the tools of one request.
+pub const MAX_FUNCTIONS_PER_PLUGIN: usize = 128;
+/// Longest description of one function (it goes into every prompt).
+pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
+/// Largest parameter schema of one function, as JSON text (it goes into
+/// every prompt too).
+pub const MAX_PARAMETERS_BYTES: usize = 64 * 1024;
 /// Largest component a plugin may be, checked before anything else. Tool
 /// components are a few MiB (with line tables); this bounds the memory and
 /// the time compiling one can take.

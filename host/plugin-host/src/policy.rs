@@ -30,9 +30,10 @@ struct Mount {
 }
 
 impl Mount {
-    /// A path that opens this very handle: the kernel's link to the open
-    /// file, which names the directory and not a path to it.
-    /// Elsewhere, the path checked at load (no handle to name).
+    /// A path that opens this very handle. On Unix it is the kernel's link
+    /// to the open file (`/proc/self/fd/N`, `/dev/fd/N`), which names the
+    /// directory itself rather than a path to it; elsewhere it is the path
+    /// checked at load, opened again.
     fn handle_path(&self) -> PathBuf {
         #[cfg(unix)]
         {

@@ -186,3 +186,50 @@ async fn a_describe_that_never_returns_fails_within_the_hosts_budget() {
         "{text}"
     );
 }
+
+/// Loads `big-describe` with `/config/mode` saying how to be too large.
+async fn big_describe(mode: &str) -> Result<mozaiks_plugin_host::Plugin, LoadError> {
+    use mozaiks_plugin_host::{DirGrant, DirMode};
+    let dir = scratch(&format!("big-describe-{mode}"));
+    std::fs::write(dir.join("mode"), mode).unwrap();
+    let mut m = Manifest::new("big-describe");
+    m.capabilities.fs.push(DirGrant {
+        host: dir.clone(),
+        guest: "/config".into(),
+        mode: DirMode::ReadOnly,
+    });
+    let component = crate::support::repo_root().join("tests/components/big-describe");
+    assert!(
+        component.join("big-describe.wasm").is_file(),
+        "build the test components with scripts/build-plugins"
+    );
+    engine()
+        .load(
+            m,
+            dir.join("plugin.toml"),
+            &component.join("big-describe.wasm"),
+        )
+        .await
+}
+
+/// What `describe()` returns goes into every prompt: the number of
+/// functions, each description and each schema are bounded.
+#[tokio::test]
+async fn an_oversized_description_of_the_functions_is_refused_naming_the_limit() {
+    use mozaiks_plugin_host::{
+        MAX_DESCRIPTION_BYTES, MAX_FUNCTIONS_PER_PLUGIN, MAX_PARAMETERS_BYTES,
+    };
+    big_describe("small").await.unwrap();
+    for (mode, limit) in [
+        ("functions", MAX_FUNCTIONS_PER_PLUGIN),
+        ("description", MAX_DESCRIPTION_BYTES),
+        ("schema", MAX_PARAMETERS_BYTES),
+    ] {
+        let err = big_describe(mode).await.unwrap_err();
+        assert!(matches!(err, LoadError::Describe { .. }), "{mode}: {err:?}");
+        assert!(
+            err.to_string().contains(&limit.to_string()),
+            "{mode}: {err}"
+        );
+    }
+}
