@@ -21,18 +21,10 @@ impl Host for CallState {
             return Ok(());
         }
         if self.log_records == MAX_LOG_RECORDS_PER_CALL + 1 {
-            self.ports.log.log(LogRecord {
-                plugin: self.scope.plugin.to_string(),
-                function: self.scope.function.clone(),
-                chat_id: self.scope.info.chat_id.clone(),
-                level: LogLevel::Warn,
-                source: LogSource::Log,
-                message: format!(
-                    "later log records dropped: this call already wrote \
-                     {MAX_LOG_RECORDS_PER_CALL}, the most one call may write"
-                ),
-                fields: Default::default(),
-            });
+            self.warn(format!(
+                "later log records dropped: this call already wrote \
+                 {MAX_LOG_RECORDS_PER_CALL}, the most one call may write"
+            ));
             return Ok(());
         }
         cut(&mut message, MAX_LOG_MESSAGE_BYTES);

@@ -47,7 +47,8 @@ fn oversized(component: &str, payload: &str) -> Option<String> {
 }
 
 impl CallState {
-    fn warn(&self, message: String) {
+    /// A warning from the host about this call, logged as the call's own.
+    pub(crate) fn warn(&self, message: String) {
         self.ports.log.log(LogRecord {
             plugin: self.scope.plugin.to_string(),
             function: self.scope.function.clone(),
