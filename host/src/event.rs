@@ -11,8 +11,12 @@
 //! persisted, no `seq`): the [`Event::AgentMessage`] that follows carries
 //! the whole text, and the `error` event a failure that stayed.
 
+mod codes;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use codes::{ErrorCode, ToolFailureKind};
 
 /// The version of the event format, sent in `hello` so clients can refuse
 /// what they do not understand.
@@ -76,7 +80,7 @@ pub enum Event {
         max_retries: u32,
         /// The failure's code (`LLM_RATE_LIMITED`, `LLM_HTTP_ERROR`,
         /// `LLM_UNREACHABLE`).
-        code: String,
+        code: ErrorCode,
         /// The HTTP status, when the server answered one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
@@ -225,7 +229,7 @@ pub enum Event {
     /// Something went wrong; `code` is stable, `message` is for humans.
     Error {
         /// A stable code, e.g. `LLM_HTTP_ERROR`.
-        code: String,
+        code: ErrorCode,
         /// What happened and what to do.
         message: String,
     },
@@ -286,7 +290,7 @@ pub struct ToolFailure {
     /// `bad_output`, `output_too_large`, `busy`, `host` (and
     /// `invalid_arguments` when the schema check refused the call).
     /// The orchestrator's: `unknown_tool`, `plugin_unavailable`.
-    pub kind: String,
+    pub kind: ToolFailureKind,
     /// What happened.
     pub message: String,
 }

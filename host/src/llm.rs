@@ -322,13 +322,13 @@ impl LlmClient {
                 return Err(error);
             };
             retries = next;
-            crate::telemetry::metrics().llm_retry(&request.model, error.code());
+            crate::telemetry::metrics().llm_retry(&request.model, error.code().as_str());
             tracing::warn!(
                 model = %request.model,
                 attempt = retries,
                 max_retries = self.retry.max_retries,
                 delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                code = error.code(),
+                code = error.code().as_str(),
                 %error,
                 "LLM call failed; retrying"
             );
@@ -361,7 +361,9 @@ impl LlmClient {
                     );
                 }
             }
-            Err(error) => metrics.llm_request(&request.model, error.code(), started.elapsed()),
+            Err(error) => {
+                metrics.llm_request(&request.model, error.code().as_str(), started.elapsed())
+            }
         }
         match result {
             Ok(response) => tracing::debug!(
@@ -376,7 +378,7 @@ impl LlmClient {
             Err(error) => tracing::debug!(
                 model = %request.model,
                 elapsed = ?started.elapsed(),
-                code = error.code(),
+                code = error.code().as_str(),
                 %error,
                 "LLM call failed"
             ),

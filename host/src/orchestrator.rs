@@ -39,7 +39,7 @@ use mozaiks_plugin_host::Plugin;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::event::{Event, RunStatus, now_ms};
+use crate::event::{ErrorCode, Event, RunStatus, now_ms};
 use crate::llm::LlmClient;
 use crate::plugins::{PluginSet, Unavailable};
 use crate::store::{ChatRecord, ChatStatus, ChatStore, StoreError};
@@ -179,18 +179,18 @@ pub enum ChatError {
 
 impl ChatError {
     /// A stable code for clients.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::UnknownWorkflow { .. } => "UNKNOWN_WORKFLOW",
-            Self::InvalidWorkflow { .. } => "INVALID_WORKFLOW",
-            Self::MissingEnvironment { .. } => "MISSING_ENVIRONMENT",
-            Self::ChatNotFound(_) => "CHAT_NOT_FOUND",
-            Self::ChatEnded(_) => "CHAT_ENDED",
-            Self::UiRequestNotOpen(_) => "UI_REQUEST_NOT_OPEN",
-            Self::NotYourTurn { .. } => "NOT_YOUR_TURN",
-            Self::ShuttingDown => "SHUTTING_DOWN",
-            Self::Store(StoreError::Backend(_)) => "STORE_UNAVAILABLE",
-            Self::Store(_) => "INTERNAL",
+            Self::UnknownWorkflow { .. } => ErrorCode::UnknownWorkflow,
+            Self::InvalidWorkflow { .. } => ErrorCode::InvalidWorkflow,
+            Self::MissingEnvironment { .. } => ErrorCode::MissingEnvironment,
+            Self::ChatNotFound(_) => ErrorCode::ChatNotFound,
+            Self::ChatEnded(_) => ErrorCode::ChatEnded,
+            Self::UiRequestNotOpen(_) => ErrorCode::UiRequestNotOpen,
+            Self::NotYourTurn { .. } => ErrorCode::NotYourTurn,
+            Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::Store(StoreError::Backend(_)) => ErrorCode::StoreUnavailable,
+            Self::Store(_) => ErrorCode::Internal,
         }
     }
 }
@@ -348,7 +348,7 @@ impl Orchestrator {
         }
         if let Some(missing) = self.shared.llm.missing_configuration() {
             live.emit(Event::Error {
-                code: "LLM_NOT_CONFIGURED".to_owned(),
+                code: ErrorCode::LlmNotConfigured,
                 message: format!(
                     "the server has no LLM configured: set {missing} (or OPENAI_BASE_URL for a local OpenAI-compatible server) and restart it"
                 ),

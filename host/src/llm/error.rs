@@ -10,6 +10,8 @@ use std::time::Duration;
 use async_openai::error::OpenAIError;
 use serde_json::Value;
 
+use crate::event::ErrorCode;
+
 /// The most characters of a server's error text kept in a message: enough
 /// for any real API error, short enough that an HTML error page does not
 /// flood the logs and the chat.
@@ -95,15 +97,15 @@ impl LlmError {
     }
 
     /// A stable, machine-readable code for the failure.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            LlmError::MissingConfiguration { .. } => "LLM_NOT_CONFIGURED",
-            LlmError::Timeout { .. } => "LLM_TIMEOUT",
-            LlmError::Status { .. } => "LLM_HTTP_ERROR",
-            LlmError::RateLimited { .. } => "LLM_RATE_LIMITED",
-            LlmError::Connect { .. } => "LLM_UNREACHABLE",
-            LlmError::Stream { .. } => "LLM_STREAM_ERROR",
-            LlmError::BadResponse { .. } => "LLM_BAD_RESPONSE",
+            LlmError::MissingConfiguration { .. } => ErrorCode::LlmNotConfigured,
+            LlmError::Timeout { .. } => ErrorCode::LlmTimeout,
+            LlmError::Status { .. } => ErrorCode::LlmHttpError,
+            LlmError::RateLimited { .. } => ErrorCode::LlmRateLimited,
+            LlmError::Connect { .. } => ErrorCode::LlmUnreachable,
+            LlmError::Stream { .. } => ErrorCode::LlmStreamError,
+            LlmError::BadResponse { .. } => ErrorCode::LlmBadResponse,
         }
     }
 }
@@ -343,7 +345,7 @@ mod tests {
             ),
         ];
         for (error, code) in cases {
-            assert_eq!(error.code(), code, "{error}");
+            assert_eq!(error.code().as_str(), code, "{error}");
         }
     }
 }

@@ -260,7 +260,7 @@ async fn maps_http_401_to_status_that_says_to_check_openai_api_key() {
     let (result, _) = complete(&client, client.request(vec![user("hi")])).await;
 
     let error = result.unwrap_err();
-    assert_eq!(error.code(), "LLM_HTTP_ERROR");
+    assert_eq!(error.code().as_str(), "LLM_HTTP_ERROR");
     match &error {
         LlmError::Status {
             status, message, ..
@@ -333,7 +333,7 @@ async fn times_out_in_a_slow_stream_keeping_the_deltas_already_delivered() {
 
     let (result, deltas) = complete(&client, request).await;
 
-    assert_eq!(result.unwrap_err().code(), "LLM_TIMEOUT");
+    assert_eq!(result.unwrap_err().code().as_str(), "LLM_TIMEOUT");
     assert_eq!(deltas, vec!["first ".to_owned()]);
 }
 
@@ -364,7 +364,7 @@ async fn names_the_base_url_when_the_connection_is_refused() {
     let (result, _) = complete(&client, client.request(vec![user("hi")])).await;
 
     let error = result.unwrap_err();
-    assert_eq!(error.code(), "LLM_UNREACHABLE");
+    assert_eq!(error.code().as_str(), "LLM_UNREACHABLE");
     match &error {
         LlmError::Connect { base_url, message } => {
             assert_eq!(base_url, &base);

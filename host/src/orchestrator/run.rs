@@ -27,7 +27,7 @@ use super::history::{Position, RunPosition, TurnStep};
 use super::live::{LiveChat, RunInput};
 use super::pattern::{self, Choice};
 use super::structured::Validators;
-use crate::event::{Envelope, Event, HandoffReason, RunStatus};
+use crate::event::{Envelope, ErrorCode, Event, HandoffReason, RunStatus};
 use crate::llm::{ChatMessage, ChatRequest, LlmError};
 use crate::store::{ChatRecord, ChatStatus, StoreError};
 use crate::workflow::Workflow;
@@ -185,7 +185,7 @@ impl Run {
             // Nothing can be persisted now, so this one event is sent
             // without a seq; the run resumes from what the store has.
             self.live.send_ephemeral(Event::Error {
-                code: "STORE_UNAVAILABLE".to_owned(),
+                code: ErrorCode::StoreUnavailable,
                 message: format!(
                     "the chat store failed ({error}); nothing after the last stored event was kept, and the chat resumes from there when the store is back"
                 ),
@@ -251,7 +251,7 @@ impl Run {
                 "agent `{agent}` is no longer in workflow `{}`",
                 self.workflow.name()
             );
-            return self.fail("AGENT_GONE", reason).await;
+            return self.fail(ErrorCode::AgentGone, reason).await;
         };
         match step {
             TurnStep::CallLlm => self.call_llm(&agent).await,
@@ -347,9 +347,9 @@ impl Run {
         Ok(())
     }
 
-    async fn fail(&mut self, code: &str, message: String) -> Result<(), RunError> {
+    async fn fail(&mut self, code: ErrorCode, message: String) -> Result<(), RunError> {
         self.emit(Event::Error {
-            code: code.to_owned(),
+            code,
             message: message.clone(),
         })
         .await?;
@@ -357,10 +357,10 @@ impl Run {
         Ok(())
     }
 
-    async fn interrupt(&mut self, code: &str, message: String) -> Result<(), StoreError> {
+    async fn interrupt(&mut self, code: ErrorCode, message: String) -> Result<(), StoreError> {
         for event in [
             Event::Error {
-                code: code.to_owned(),
+                code,
                 message: message.clone(),
             },
             Event::RunStatus {
@@ -434,7 +434,7 @@ impl Run {
         if self.handoffs_in_a_row > MAX_HANDOFFS_WITHOUT_A_TURN {
             return self
                 .fail(
-                    "HANDOFF_LOOP",
+                    ErrorCode::HandoffLoop,
                     format!(
                         "{MAX_HANDOFFS_WITHOUT_A_TURN} handoffs in a row without an agent speaking; \
                          check the `pre` conditions in handoffs.json"
@@ -496,7 +496,10 @@ impl Run {
         }
         let Some(agent) = self.workflow.agent(name).cloned() else {
             return self
-                .fail("AGENT_GONE", format!("no agent `{name}` in this workflow"))
+                .fail(
+                    ErrorCode::AgentGone,
+                    format!("no agent `{name}` in this workflow"),
+                )
                 .await;
         };
         let context = self.live.context().await?;
@@ -553,7 +556,7 @@ impl Run {
                 }
                 Some(RunInput::SelectSpeaker(name)) => {
                     self.emit(Event::Error {
-                        code: "UNKNOWN_SPEAKER".to_owned(),
+                        code: ErrorCode::UnknownSpeaker,
                         message: format!(
                             "`{name}` is not a participant; choose one of: {}",
                             candidates.join(", ")

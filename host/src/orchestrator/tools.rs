@@ -17,7 +17,7 @@ use mozaiks_plugin_host::{
 use serde_json::Value;
 
 use super::live::LiveChat;
-use crate::event::{Event, ToolFailure, UiOutcome};
+use crate::event::{Event, ToolFailure, ToolFailureKind, UiOutcome};
 use crate::store::StoreError;
 use crate::workflow::model::{Tool, ToolKind};
 
@@ -34,14 +34,11 @@ pub struct ToolReport {
 
 impl ToolReport {
     /// A failure with `kind` and `message`.
-    pub fn failed(kind: &str, message: String) -> Self {
+    pub fn failed(kind: ToolFailureKind, message: String) -> Self {
         Self {
             ok: false,
             content: format!("error ({kind}): {message}"),
-            error: Some(ToolFailure {
-                kind: kind.to_owned(),
-                message,
-            }),
+            error: Some(ToolFailure { kind, message }),
         }
     }
 }
@@ -76,7 +73,7 @@ pub async fn execute(
             content: value.to_string(),
             error: None,
         },
-        Ok(Err(tool_error)) => ToolReport::failed(tool_error.kind(), tool_error.to_string()),
+        Ok(Err(tool_error)) => ToolReport::failed((&tool_error).into(), tool_error.to_string()),
         Err(error) => {
             tracing::warn!(
                 plugin = plugin.id(),
@@ -85,7 +82,7 @@ pub async fn execute(
                 error = %error,
                 "tool call failed"
             );
-            ToolReport::failed(error.kind(), describe_call_error(&error))
+            ToolReport::failed((&error).into(), describe_call_error(&error))
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::{ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
-use crate::event::{Envelope, Event, ToolCallRecord, UiOutcome};
+use crate::event::{Envelope, ErrorCode, Event, ToolCallRecord, UiOutcome};
 
 /// How many tasks append at once in the concurrency test.
 const CONCURRENT_APPENDS: u64 = 50;
@@ -233,7 +233,7 @@ pub(super) async fn returns_events_exactly_as_appended(store: &dyn ChatStore) {
             },
         },
         Event::Error {
-            code: "LLM_UNAVAILABLE".to_owned(),
+            code: ErrorCode::LlmUnreachable,
             message: "line one\nline two".to_owned(),
         },
     ];

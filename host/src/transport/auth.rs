@@ -24,6 +24,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::error::ApiError;
 use crate::access::{Access, Principal};
+use crate::event::ErrorCode;
 use crate::orchestrator::{ChatError, Orchestrator};
 use crate::store::ChatRecord;
 
@@ -109,7 +110,7 @@ impl Caller {
             (Some(app), Some(user)) => Ok((app, user)),
             (app, _) => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "BAD_REQUEST_BODY",
+                ErrorCode::BadRequestBody,
                 format!(
                     "`{}` is required{}",
                     if app.is_none() { "app_id" } else { "user_id" },
@@ -148,7 +149,7 @@ impl Caller {
         match (asked, fixed) {
             (Some(asked), Some(fixed)) if asked != *fixed => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "FORBIDDEN",
+                ErrorCode::Forbidden,
                 format!("this API key is for {what} `{fixed}`, not `{asked}`"),
             )),
             (asked, fixed) => Ok(asked.or_else(|| fixed.cloned())),
@@ -167,7 +168,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             );
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
+                ErrorCode::Internal,
                 "this route is not wired to authentication",
             )
         })
@@ -210,8 +211,12 @@ pub async fn require(
 }
 
 fn unauthenticated(message: &str) -> Response {
-    let mut response =
-        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message).into_response();
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthenticated,
+        message,
+    )
+    .into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"mozaiks\""),
@@ -335,7 +340,7 @@ pub async fn check_origin(
             tracing::warn!(origin, "WebSocket upgrade from an origin not allowed");
             return ApiError::new(
                 StatusCode::FORBIDDEN,
-                "ORIGIN_NOT_ALLOWED",
+                ErrorCode::OriginNotAllowed,
                 format!(
                     "a page of `{origin}` may not open a WebSocket here; add it to MOZAIKS_CORS_ORIGINS"
                 ),

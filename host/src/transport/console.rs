@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use crate::event::ErrorCode;
 use crate::orchestrator::Orchestrator;
 use crate::workflow::registry::Entry;
 
@@ -111,7 +112,7 @@ fn serve_asset(request: &HeaderMap, name: &str) -> Response {
     let Some(index) = ASSETS.iter().position(|a| a.name == name) else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
-            "NOT_FOUND",
+            ErrorCode::NotFound,
             format!("the console has no file `{name}`"),
         )
         .into_response();
@@ -180,7 +181,7 @@ fn components_dir(orchestrator: &Orchestrator, name: &str) -> Result<PathBuf, Ap
         None => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                "UNKNOWN_WORKFLOW",
+                ErrorCode::UnknownWorkflow,
                 format!("no workflow `{name}`; GET /api/workflows lists them"),
             ));
         }
@@ -191,7 +192,7 @@ fn components_dir(orchestrator: &Orchestrator, name: &str) -> Result<PathBuf, Ap
 fn component_not_found(workflow: &str, file: &str, why: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "COMPONENT_NOT_FOUND",
+        ErrorCode::ComponentNotFound,
         format!("workflow `{workflow}` has no component file `{file}`: {why}"),
     )
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::event::ErrorCode;
 use crate::orchestrator::ChatError;
 use crate::store::StoreError;
 
@@ -15,14 +16,14 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     details: Option<Value>,
 }
 
 impl ApiError {
     /// An error with this status, stable code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -42,7 +43,7 @@ impl ApiError {
         tracing::error!(error_id = id, error, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
+            ErrorCode::Internal,
             format!("internal error; the server log has it under error_id {id}"),
         )
     }
@@ -102,7 +103,7 @@ impl ApiError {
                 );
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "STORE_UNAVAILABLE",
+                    ErrorCode::StoreUnavailable,
                     format!(
                         "the chat store is unavailable (GET /health/ready says why); error_id {id}"
                     ),
@@ -122,21 +123,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Stable code of a request body over `MOZAIKS_MAX_BODY_BYTES` (413).
-pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
-
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
                 "the request body is larger than this server accepts (MOZAIKS_MAX_BODY_BYTES)",
             );
         }
         Self::new(
             rejection.status(),
-            "BAD_REQUEST_BODY",
+            ErrorCode::BadRequestBody,
             rejection.body_text(),
         )
     }
@@ -144,6 +142,10 @@ impl From<JsonRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        Self::new(rejection.status(), "BAD_QUERY", rejection.body_text())
+        Self::new(
+            rejection.status(),
+            ErrorCode::BadQuery,
+            rejection.body_text(),
+        )
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
+use crate::event::ErrorCode;
 use crate::orchestrator::Orchestrator;
 use crate::orchestrator::drain::closed;
 
@@ -36,7 +37,7 @@ pub async fn events_socket(
     let upgrade = upgrade.map(|u| super::ws::limited(u, limit)).map_err(|_| {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "WEBSOCKET_REQUIRED",
+            ErrorCode::WebsocketRequired,
             "this endpoint is a WebSocket: connect with a WebSocket client (Upgrade: websocket)",
         )
     })?;

@@ -20,13 +20,10 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use crate::event::{Envelope, Event, PROTOCOL_VERSION};
+use crate::event::{Envelope, ErrorCode, Event, PROTOCOL_VERSION};
 use crate::orchestrator::drain::closed;
 use crate::orchestrator::history::RunPosition;
 use crate::orchestrator::{ChatError, Orchestrator, RunInput};
-
-/// Stable code for a `/ws/chat` connection that names no chat.
-pub const WS_SESSION_DETERMINATION_FAILED: &str = "WS_SESSION_DETERMINATION_FAILED";
 
 /// The largest message a client may send on a socket
 /// (`MOZAIKS_MAX_BODY_BYTES`, the HTTP body cap); see [`limited`].
@@ -132,7 +129,7 @@ pub struct WsQuery {
 fn needs_upgrade() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::BAD_REQUEST,
-        "WEBSOCKET_REQUIRED",
+        ErrorCode::WebsocketRequired,
         "this endpoint is a WebSocket: connect with a WebSocket client (Upgrade: websocket)",
     )
 }
@@ -170,7 +167,7 @@ pub async fn mozaiksai_socket(
     if chat.workflow != workflow || chat.app_id != app_id || chat.user_id != user_id {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
-            "CHAT_NOT_FOUND",
+            ErrorCode::ChatNotFound,
             format!(
                 "chat `{chat_id}` is not a `{workflow}` chat of app `{app_id}` and user `{user_id}`"
             ),
@@ -183,7 +180,7 @@ pub async fn mozaiksai_socket(
 }
 
 /// `GET /ws/chat?chat_id=…&workflow_name=…&after=N`: MozaiksAI's form. A
-/// missing parameter is answered with [`WS_SESSION_DETERMINATION_FAILED`]
+/// missing parameter is answered with `WS_SESSION_DETERMINATION_FAILED`
 /// (as a WebSocket message then a close, or as JSON without an upgrade).
 pub async fn compat_socket(
     State(orchestrator): State<Orchestrator>,
@@ -204,7 +201,7 @@ pub async fn compat_socket(
         Some(Err(_)) => {
             return ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
-                "BAD_QUERY",
+                ErrorCode::BadQuery,
                 "`after` must be a sequence number (0 or more)",
             )
             .into_response();
@@ -235,7 +232,7 @@ pub async fn compat_socket(
         return match message {
             Some(message) => ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
-                WS_SESSION_DETERMINATION_FAILED,
+                ErrorCode::WsSessionDeterminationFailed,
                 message,
             ),
             None => needs_upgrade(),
@@ -250,12 +247,12 @@ pub async fn compat_socket(
             let message = message.unwrap_or_default();
             upgrade
                 .on_upgrade(move |mut socket| async move {
-                    let error = json!({"type": "error", "code": WS_SESSION_DETERMINATION_FAILED, "message": message});
+                    let error = json!({"type": "error", "code": ErrorCode::WsSessionDeterminationFailed, "message": message});
                     let _ = socket.send(Message::Text(error.to_string().into())).await;
                     let _ = socket
                         .send(Message::Close(Some(axum::extract::ws::CloseFrame {
                             code: 1008,
-                            reason: WS_SESSION_DETERMINATION_FAILED.into(),
+                            reason: ErrorCode::WsSessionDeterminationFailed.as_str().into(),
                         })))
                         .await;
                 })
@@ -461,7 +458,7 @@ async fn handle_client_message(
     let message: ClientMessage = match serde_json::from_str(text) {
         Ok(message) => message,
         Err(error) => {
-            return Some(json!({"type": "error", "code": "BAD_MESSAGE",
+            return Some(json!({"type": "error", "code": ErrorCode::BadMessage,
                 "message": format!("{error}; see docs/protocol.md for the client messages")}));
         }
     };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{MAX_TOOL_ROUNDS_PER_TURN, Run, RunError, chat_request};
-use crate::event::{Event, HandoffReason, ToolCallRecord};
+use crate::event::{ErrorCode, Event, HandoffReason, ToolCallRecord, ToolFailureKind};
 use crate::llm::ChatRequest;
 use crate::orchestrator::handoff::{self, Decision, Scope};
 use crate::orchestrator::history::{Position, TurnStep};
@@ -27,7 +27,7 @@ pub(super) fn retry_reporter(
             agent: agent.clone(),
             attempt: retry.attempt,
             max_retries: retry.max_retries,
-            code: retry.error.code().to_owned(),
+            code: retry.error.code(),
             status: retry.error.status(),
             delay_ms: u64::try_from(retry.delay.as_millis()).unwrap_or(u64::MAX),
             message: retry.error.to_string(),
@@ -140,7 +140,7 @@ impl Run {
                     .await
                 } else {
                     self.fail(
-                        "STRUCTURED_OUTPUT_INVALID",
+                        ErrorCode::StructuredOutputInvalid,
                         format!(
                             "agent `{}` answered twice without matching the `{}` schema: {}",
                             agent.name,
@@ -213,7 +213,7 @@ impl Run {
     ) -> Result<ToolReport, RunError> {
         if !agent.tools.iter().any(|t| t == tool_name) {
             return Ok(ToolReport::failed(
-                "unknown_tool",
+                ToolFailureKind::UnknownTool,
                 format!(
                     "agent `{}` has no tool `{tool_name}`; its tools are: {}",
                     agent.name,
@@ -223,7 +223,7 @@ impl Run {
         }
         let Some(tool) = self.workflow.tool(tool_name).cloned() else {
             return Ok(ToolReport::failed(
-                "unknown_tool",
+                ToolFailureKind::UnknownTool,
                 format!("no tool `{tool_name}` in this workflow"),
             ));
         };
@@ -231,7 +231,7 @@ impl Run {
             Ok(plugin) => plugin,
             Err(unavailable) => {
                 return Ok(ToolReport::failed(
-                    "plugin_unavailable",
+                    ToolFailureKind::PluginUnavailable,
                     unavailable.to_string(),
                 ));
             }
@@ -275,7 +275,7 @@ impl Run {
         }
         if self.tool_rounds >= MAX_TOOL_ROUNDS_PER_TURN {
             self.emit(Event::Error {
-                code: "TOOL_ROUND_LIMIT".to_owned(),
+                code: ErrorCode::ToolRoundLimit,
                 message: format!(
                     "agent `{}` called tools {MAX_TOOL_ROUNDS_PER_TURN} times in one turn without answering; its turn ends",
                     agent.name
@@ -376,7 +376,7 @@ impl Run {
                     }
                 }
                 Err(unavailable) => {
-                    ToolReport::failed("plugin_unavailable", unavailable.to_string())
+                    ToolReport::failed(ToolFailureKind::PluginUnavailable, unavailable.to_string())
                 }
             };
             self.emit(Event::ToolResult {
