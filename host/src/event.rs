@@ -12,6 +12,8 @@
 //! the whole text, and the `error` event a failure that stayed.
 
 mod codes;
+#[cfg(test)]
+pub(crate) mod golden;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

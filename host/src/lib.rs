@@ -29,3 +29,5 @@ pub mod workflow;
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod golden;

@@ -13,11 +13,14 @@
 //! client has seen survives a crash.
 
 pub mod embedded;
+pub(crate) mod format;
 pub mod metered;
 pub mod mongo;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+pub(crate) mod golden;
 
 use std::fmt::Debug;
 

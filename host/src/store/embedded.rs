@@ -8,7 +8,8 @@
 //! migration:
 //!
 //! - `chats`: `chat_id` → [`ChatRecord`];
-//! - `events`: `(chat_id, seq)` → [`Envelope`], so a chat's log is one
+//! - `events`: `(chat_id, seq)` → the [`Envelope`] in its stored form
+//!   ([`super::format`], with a `format_version`), so a chat's log is one
 //!   ordered range of keys;
 //! - `context`: `(chat_id, key)` → the variable's JSON value.
 //!
@@ -298,7 +299,8 @@ impl Inner {
                 ts,
                 event,
             };
-            let json = self.encode(op, &envelope)?;
+            let json = super::format::encode_event(&envelope)
+                .map_err(|e| self.backend(op, format!("encoding: {e}")))?;
             events
                 .insert((chat_id, seq), json.as_str())
                 .map_err(|e| self.backend(op, e))?;
@@ -364,7 +366,14 @@ impl Inner {
         for entry in range.take(limit.unwrap_or(usize::MAX)) {
             let (key, json) = entry.map_err(|e| self.backend(op, e))?;
             let (_, seq) = key.value();
-            events.push(decode(json.value(), chat_id, || format!("event {seq}"))?);
+            let envelope = super::format::decode_event(json.value()).map_err(|source| {
+                StoreError::Corrupt {
+                    what: format!("event {seq}"),
+                    chat_id: chat_id.to_owned(),
+                    source,
+                }
+            })?;
+            events.push(envelope);
         }
         Ok(events)
     }

@@ -12,7 +12,7 @@
 //!   that tells a resent insert from another chat with the same id.
 //! - `chat_events`: one document per event: `_id` (a UUID chosen once per
 //!   [`append`](ChatStore::append) call), `chat_id`, `seq`, `ts`, `type`,
-//!   and `json`, the [`Envelope`] as JSON text. The text is what is read
+//!   and `json`, the [`Envelope`] as JSON text in its stored form (`super::format`, with a `format_version`). The text is what is read
 //!   back, so every JSON value (large integers, floats, `null`) comes back
 //!   exactly as appended; the other fields are there to be queried.
 //! - `context_store`: one document per chat and variable: `chat_id`, `key`,
@@ -74,6 +74,8 @@ use crate::event::{Envelope, Event};
 
 mod config;
 mod documents;
+#[cfg(test)]
+mod golden;
 
 pub use config::{
     DEFAULT_DATABASE, DEFAULT_SERVER_SELECTION_TIMEOUT, MongoConfig, MongoConfigError,

@@ -188,20 +188,19 @@ pub(super) fn event_document(
     id: &str,
     envelope: &Envelope,
 ) -> Result<Document, StoreError> {
-    let json = serde_json::to_value(envelope)
+    let json = crate::store::format::encode_event(envelope)
         .map_err(|e| StoreError::Backend(format!("{op}: encoding: {e}")))?;
-    let kind = json
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let kind = serde_json::to_value(&envelope.event)
+        .ok()
+        .and_then(|event| event.get("type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
     Ok(doc! {
         "_id": id,
         "chat_id": &envelope.chat_id,
         "seq": to_i64(op, "seq", envelope.seq.unwrap_or_default())?,
         "ts": to_i64(op, "ts", envelope.ts)?,
         "type": kind,
-        "json": json.to_string(),
+        "json": json,
     })
 }
 
@@ -214,11 +213,12 @@ pub(super) fn decode_event(document: &Document, chat_id: &str) -> Result<Envelop
     let Some(Bson::String(json)) = document.get("json") else {
         return Err(corrupt(what(), chat_id, "field `json` is missing"));
     };
-    let envelope: Envelope = serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
-        what: what(),
-        chat_id: chat_id.to_owned(),
-        source,
-    })?;
+    let envelope =
+        crate::store::format::decode_event(json).map_err(|source| StoreError::Corrupt {
+            what: what(),
+            chat_id: chat_id.to_owned(),
+            source,
+        })?;
     if envelope.seq.and_then(|s| i64::try_from(s).ok()) != seq {
         return Err(corrupt(
             what(),
