@@ -21,9 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use mozaiks_host::app::{ReloadConfig, ServeConfig, StoreConfig, build};
+use mozaiks_host::app::{ReloadConfig, ServeConfig, build};
 use mozaiks_host::llm::LlmConfig;
 use mozaiks_host::orchestrator::Orchestrator;
+use mozaiks_host::store::StoreConfig;
 use mozaiks_plugin_host::{CallInfo, Ports};
 
 mod common;

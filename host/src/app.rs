@@ -15,8 +15,7 @@ use crate::maintenance::{self, MaintenanceConfig};
 use crate::orchestrator::Orchestrator;
 use crate::plugin_dir;
 use crate::plugins::PluginSet;
-use crate::store::mongo::MongoConfigError;
-use crate::store::{ChatStore, EmbeddedStore, MongoConfig, MongoStore, StoreError};
+use crate::store::{StoreConfig, StoreError};
 use crate::transport;
 use crate::watch::{self, GateSettings, ReloadHub, Reloader, WatchSettings};
 use crate::workflow::WorkflowRegistry;
@@ -79,53 +78,6 @@ impl Default for ReloadConfig {
             watch: true,
             gate: GateSettings::default(),
             build_script: None,
-        }
-    }
-}
-
-/// Which store keeps the chats.
-#[derive(Debug, Clone)]
-pub enum StoreConfig {
-    /// One file in this directory (the zero-setup default).
-    Embedded {
-        /// The directory.
-        data_dir: PathBuf,
-    },
-    /// A MongoDB database (`MONGO_URI`).
-    Mongo(MongoConfig),
-}
-
-impl StoreConfig {
-    /// The store the environment selects: MongoDB when `MONGO_URI` is
-    /// set, else the embedded store in `data_dir`.
-    pub fn from_env(data_dir: PathBuf) -> Result<Self, MongoConfigError> {
-        Ok(match MongoConfig::from_env()? {
-            Some(mongo) => StoreConfig::Mongo(mongo),
-            None => StoreConfig::Embedded { data_dir },
-        })
-    }
-
-    /// Opens the store. A database server that does not answer yet is not
-    /// an error here: the store monitor reports it and retries.
-    pub async fn open(&self) -> Result<Arc<dyn ChatStore>, StartupError> {
-        let store: Arc<dyn ChatStore> = match self {
-            StoreConfig::Embedded { data_dir } => Arc::new(EmbeddedStore::open(data_dir)?),
-            StoreConfig::Mongo(config) => Arc::new(MongoStore::connect(config).await?),
-        };
-        Ok(Arc::new(crate::store::metered::Metered(store)))
-    }
-
-    /// Where the chats are, for logs.
-    pub fn describe(&self) -> String {
-        match self {
-            StoreConfig::Embedded { data_dir } => {
-                format!("embedded store in {}", data_dir.display())
-            }
-            StoreConfig::Mongo(config) => format!(
-                "MongoDB database `{}` at {}",
-                config.database,
-                config.redacted_uri()
-            ),
         }
     }
 }

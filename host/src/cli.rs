@@ -176,6 +176,29 @@ impl ConfigArgs {
     }
 }
 
+/// The settings that choose the store, as [`ConfigArgs`] has them.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StoreArgs {
+    /// Where the embedded store keeps chats [env: MOZAIKS_DATA_DIR;
+    /// default data].
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The env file to read [env: MOZAIKS_ENV_FILE; default ./.env if it
+    /// exists].
+    #[arg(long)]
+    pub(crate) env_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    pub(crate) fn overrides(&self) -> mozaiks_host::config::Overrides {
+        mozaiks_host::config::Overrides {
+            data_dir: self.data_dir.clone(),
+            env_file: self.env_file.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
@@ -205,14 +228,14 @@ pub(crate) struct DevArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ChatsCommand {
     /// Print a chat (record, context variables, every event) as JSON, for
-    /// support. Reads the store the server uses (MONGO_URI, else the
+    /// support. Reads the store the server's configuration names (MONGO_URI
+    /// from the environment, .env or the secrets directory, else the
     /// embedded store in --data-dir), or a running server with --server.
     Export {
         /// The chat's id.
         chat_id: String,
-        /// The embedded store's directory.
-        #[arg(long, default_value = "data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Ask a running server instead (e.g. http://127.0.0.1:8080); needed
         /// for the embedded store while a server has it open.
         #[arg(long)]

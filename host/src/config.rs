@@ -17,10 +17,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::access::{Access, ApiKeys};
-use crate::app::StoreConfig;
 use crate::llm::LlmConfig;
 use crate::maintenance::MaintenanceConfig;
 use crate::store::MongoConfig;
+use crate::store::StoreConfig;
 use crate::telemetry::logs::{LogConfig, StderrFormat};
 use secrets::{Chain, DirProvider, SECRET_NAMES, Secret, SecretProvider, VarsProvider};
 use vars::{Source, Vars};
@@ -324,31 +324,37 @@ impl Config {
         Self::from_vars(&vars, overrides)
     }
 
+    /// Only where chats are kept, read from the same sources as
+    /// [`Config::load`] (flags, environment, `.env`, the secrets directory)
+    /// by the same code: for commands that open the store and nothing else
+    /// (`mozaiks chats export`), which a problem elsewhere in the
+    /// configuration (no API keys, say) must not stop.
+    pub fn load_store(overrides: &Overrides) -> Result<StoreConfig, ConfigErrors> {
+        let vars = Vars::from_process(overrides.env_file.as_deref()).map_err(ConfigErrors)?;
+        Self::store_from_vars(&vars, overrides)
+    }
+
+    /// [`Config::load_store`] over given variables.
+    pub fn store_from_vars(
+        vars: &Vars,
+        overrides: &Overrides,
+    ) -> Result<StoreConfig, ConfigErrors> {
+        let sources = Sources::new(vars);
+        let mut r = sources.reader();
+        let data_dir = read_data_dir(&mut r, overrides);
+        let store = read_store(&mut r, &data_dir);
+        if r.errors.is_empty() {
+            Ok(store)
+        } else {
+            Err(ConfigErrors(r.errors))
+        }
+    }
+
     /// [`Config::load`] over given variables.
     pub fn from_vars(vars: &Vars, overrides: &Overrides) -> Result<Config, ConfigErrors> {
-        let secrets_dir = vars
-            .get("MOZAIKS_SECRETS_DIR")
-            .map(|(d, _)| PathBuf::from(d));
-        let mut providers: Vec<Box<dyn SecretProvider>> = vec![Box::new(VarsProvider(vars))];
-        if let Some(dir) = &secrets_dir {
-            providers.push(Box::new(DirProvider { dir: dir.clone() }));
-        }
-        let chain = Chain(providers);
-        let mut r = Reader {
-            vars,
-            secrets: &chain,
-            errors: Vec::new(),
-            settings: Vec::new(),
-        };
-        if let Some(dir) = &secrets_dir
-            && !dir.is_dir()
-        {
-            r.error(
-                "MOZAIKS_SECRETS_DIR",
-                Some(&dir.display().to_string()),
-                "is not a directory",
-            );
-        }
+        let sources = Sources::new(vars);
+        let mut r = sources.reader();
+        let secrets_dir = sources.secrets_dir.clone();
         let default_environment = if overrides.development_by_default {
             "development"
         } else {
@@ -390,8 +396,7 @@ impl Config {
             path_flag(&overrides.plugins_dir),
             "plugins",
         ));
-        let data_dir =
-            PathBuf::from(r.text("MOZAIKS_DATA_DIR", path_flag(&overrides.data_dir), "data"));
+        let data_dir = read_data_dir(&mut r, overrides);
         let log = read_log(&mut r);
         let store = read_store(&mut r, &data_dir);
         let llm = read_llm(&mut r);
@@ -509,6 +514,56 @@ impl Config {
     pub fn settings(&self) -> &[Setting] {
         &self.settings
     }
+}
+
+/// Where values come from: the variables, then the secrets directory for
+/// secrets ([`SecretProvider`] chain).
+struct Sources<'a> {
+    vars: &'a Vars,
+    secrets_dir: Option<PathBuf>,
+    chain: Chain<'a>,
+}
+
+impl<'a> Sources<'a> {
+    fn new(vars: &'a Vars) -> Self {
+        let secrets_dir = vars
+            .get("MOZAIKS_SECRETS_DIR")
+            .map(|(d, _)| PathBuf::from(d));
+        let mut providers: Vec<Box<dyn SecretProvider + 'a>> = vec![Box::new(VarsProvider(vars))];
+        if let Some(dir) = &secrets_dir {
+            providers.push(Box::new(DirProvider { dir: dir.clone() }));
+        }
+        Self {
+            vars,
+            secrets_dir,
+            chain: Chain(providers),
+        }
+    }
+
+    /// A reader over these sources; a secrets directory that is not one is
+    /// its first problem.
+    fn reader(&self) -> Reader<'_> {
+        let mut r = Reader {
+            vars: self.vars,
+            secrets: &self.chain,
+            errors: Vec::new(),
+            settings: Vec::new(),
+        };
+        if let Some(dir) = &self.secrets_dir
+            && !dir.is_dir()
+        {
+            r.error(
+                "MOZAIKS_SECRETS_DIR",
+                Some(&dir.display().to_string()),
+                "is not a directory",
+            );
+        }
+        r
+    }
+}
+
+fn read_data_dir(r: &mut Reader<'_>, overrides: &Overrides) -> PathBuf {
+    PathBuf::from(r.text("MOZAIKS_DATA_DIR", path_flag(&overrides.data_dir), "data"))
 }
 
 fn path_flag(flag: &Option<PathBuf>) -> Option<String> {

@@ -7,7 +7,8 @@
 //!                                                  └────────────▶ on_delta(&str)
 //! ```
 //!
-//! - [`LlmConfig`] is read once ([`LlmConfig::from_env`]) and turned into an
+//! - [`LlmConfig`] is read once, with the rest of the configuration
+//!   ([`crate::config::Config`]), and turned into an
 //!   [`LlmClient`], which is cheap to clone and shared by every run.
 //! - [`LlmClient::complete`] sends one request with `stream: true` and
 //!   `stream_options.include_usage`, calls `on_delta` with each piece of
@@ -70,8 +71,8 @@ pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 /// leaves room without letting a hung server hold a run forever.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// How the LLM is reached. Built once at startup (see
-/// [`LlmConfig::from_env`]) and handed to [`LlmClient::new`].
+/// How the LLM is reached. Built once at startup by
+/// [`crate::config::Config`] and handed to [`LlmClient::new`].
 #[derive(Clone)]
 pub struct LlmConfig {
     /// The API key (`OPENAI_API_KEY`); optional for local servers.
@@ -102,15 +103,11 @@ impl fmt::Debug for LlmConfig {
 
 impl LlmConfig {
     /// Reads `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `MOZAIKS_DEFAULT_MODEL`
-    /// (default [`DEFAULT_MODEL`]) and `MOZAIKS_LLM_TIMEOUT_SECS` (whole
-    /// seconds, default [`DEFAULT_TIMEOUT`]). Empty values count as unset;
-    /// an unparsable timeout is logged and replaced by the default.
-    pub fn from_env() -> Self {
-        Self::from_lookup(|var| std::env::var(var).ok())
-    }
-
-    /// Like [`LlmConfig::from_env`], reading variables through `lookup`
-    /// (for tests and for layered configuration).
+    /// (default [`DEFAULT_MODEL`]), `MOZAIKS_LLM_TIMEOUT_SECS` (whole
+    /// seconds, default [`DEFAULT_TIMEOUT`]) and the retry settings through
+    /// `lookup`. Empty values count as unset. The server's configuration
+    /// ([`crate::config::Config`]) is the one caller outside tests: it
+    /// passes its sources and has checked the values already.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |var: &str| {
             lookup(var)

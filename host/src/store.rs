@@ -23,6 +23,8 @@ mod conformance;
 pub(crate) mod golden;
 
 use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,44 @@ use crate::event::{Envelope, Event};
 
 pub use embedded::EmbeddedStore;
 pub use mongo::{MongoConfig, MongoStore};
+
+/// Which store keeps the chats.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// One file in this directory (the zero-setup default).
+    Embedded {
+        /// The directory.
+        data_dir: PathBuf,
+    },
+    /// A MongoDB database (`MONGO_URI`).
+    Mongo(MongoConfig),
+}
+
+impl StoreConfig {
+    /// Opens the store. A database server that does not answer yet is not
+    /// an error here: the store monitor reports it and retries.
+    pub async fn open(&self) -> Result<Arc<dyn ChatStore>, StoreError> {
+        let store: Arc<dyn ChatStore> = match self {
+            StoreConfig::Embedded { data_dir } => Arc::new(EmbeddedStore::open(data_dir)?),
+            StoreConfig::Mongo(config) => Arc::new(MongoStore::connect(config).await?),
+        };
+        Ok(Arc::new(metered::Metered(store)))
+    }
+
+    /// Where the chats are, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Embedded { data_dir } => {
+                format!("embedded store in {}", data_dir.display())
+            }
+            StoreConfig::Mongo(config) => format!(
+                "MongoDB database `{}` at {}",
+                config.database,
+                config.redacted_uri()
+            ),
+        }
+    }
+}
 
 /// A chat's lasting state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,9 @@
 //! `mozaiks chats export`: a chat as one JSON document, for support.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use mozaiks_host::app::StoreConfig;
+use mozaiks_host::config::{Config, Overrides};
 use mozaiks_host::transport::routes::chat_json;
 use serde_json::{Value, json};
 
@@ -14,13 +13,13 @@ pub(crate) async fn run(command: ChatsCommand) -> anyhow::Result<ExitCode> {
     match command {
         ChatsCommand::Export {
             chat_id,
-            data_dir,
+            store,
             server,
             api_key,
         } => {
             let export = match server {
                 Some(base) => from_server(&base, &chat_id, api_key.as_deref()).await?,
-                None => from_store(&data_dir, &chat_id).await?,
+                None => from_store(&store.overrides(), &chat_id).await?,
             };
             println!("{}", serde_json::to_string_pretty(&export)?);
             Ok(ExitCode::SUCCESS)
@@ -28,8 +27,10 @@ pub(crate) async fn run(command: ChatsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn from_store(data_dir: &Path, chat_id: &str) -> anyhow::Result<Value> {
-    let config = StoreConfig::from_env(data_dir.to_owned())?;
+/// Reads the chat from the store the configuration names: the server's own
+/// sources, read by the server's own code ([`Config::load_store`]).
+async fn from_store(overrides: &Overrides, chat_id: &str) -> anyhow::Result<Value> {
+    let config = Config::load_store(overrides)?;
     let store = config.open().await.with_context(|| {
         format!(
             "opening the {} (while a server runs on the embedded store, use --server <its URL>)",

@@ -152,3 +152,34 @@ fn idle_runs_unload_after_the_default_a_setting_or_never_with_zero() {
         found[0]
     );
 }
+
+/// `mozaiks chats export` reads the store as the server does (the secrets
+/// directory included), and a problem elsewhere in the configuration does
+/// not stop it.
+#[test]
+fn the_store_alone_reads_mongo_uri_from_the_secrets_directory() {
+    let dir = std::env::temp_dir().join(format!("mozaiks-store-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("MONGO_URI"), "mongodb://db.internal:27017\n").unwrap();
+    let secrets_dir = dir.to_str().unwrap();
+    let vars = Vars::from_pairs([("MOZAIKS_SECRETS_DIR", secrets_dir), ("MONGO_DB", "chats")]);
+    let store = Config::store_from_vars(&vars, &Overrides::default()).unwrap();
+    let StoreConfig::Mongo(mongo) = store else {
+        panic!("the embedded store was chosen: {store:?}");
+    };
+    assert_eq!(mongo.uri, "mongodb://db.internal:27017");
+    assert_eq!(mongo.database, "chats");
+    // The whole configuration refuses these variables (production without
+    // API keys): the store alone does not care.
+    assert!(Config::from_vars(&vars, &Overrides::default()).is_err());
+    let none = Config::store_from_vars(
+        &Vars::from_pairs([("MOZAIKS_DATA_DIR", "elsewhere")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(
+        matches!(&none, StoreConfig::Embedded { data_dir } if data_dir == std::path::Path::new("elsewhere")),
+        "{none:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,9 +8,9 @@ use mozaiks_plugin_host::DirMode;
 use mozaiks_plugin_host::{EngineConfig, Plugin, PluginEngine};
 
 use super::Finding;
-use crate::app::StoreConfig;
 use crate::config::{Config, Environment};
 use crate::plugin_dir;
+use crate::store::StoreConfig;
 use crate::workflow::model::ToolKind;
 use crate::workflow::{Workflow, load_workflow};
 

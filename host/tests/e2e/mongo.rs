@@ -131,6 +131,60 @@ async fn wrong_mongodb_credentials_are_reported_as_an_authentication_problem() {
     );
 }
 
+/// `chats export` reads the configuration as the server does: a
+/// `MONGO_URI` given only as a file in the secrets directory still names
+/// the database (it used to read the process environment alone, and opened
+/// the embedded store instead).
+#[tokio::test]
+async fn chats_export_finds_mongo_uri_given_only_in_the_secrets_directory() {
+    let scratch = Scratch::new("mongo-export-secrets");
+    let llm = FakeLlm::start(|_| Reply::text(r#"{"score": 2, "reason": "ok"}"#)).await;
+    let env = mongo_env(mozaiks_test_mongo::shared_uri());
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.extra_env.extend(env.clone());
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("Structured").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+    let events = server.events(&chat).await;
+    server.kill().await;
+
+    let secrets = scratch.0.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let mut uri = None;
+    let mut rest = Vec::new();
+    for (name, value) in env {
+        if name == "MONGO_URI" {
+            uri = Some(value);
+        } else {
+            rest.push((name, value));
+        }
+    }
+    std::fs::write(secrets.join("MONGO_URI"), format!("{}\n", uri.unwrap())).unwrap();
+    // An empty data dir: the embedded store there has no such chat.
+    let data_dir = scratch.0.join("export-data");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args(["chats", "export", &chat, "--data-dir"])
+        .arg(&data_dir)
+        .current_dir(&scratch.0)
+        .env_remove("MONGO_URI")
+        .env_remove("MOZAIKS_ENV_FILE")
+        .env("MOZAIKS_SECRETS_DIR", &secrets)
+        .envs(rest.iter().map(|(k, v)| (k, v)))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let export: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(export["chat"]["chat_id"], chat);
+    assert_eq!(export["context"]["score"], 2);
+    assert_eq!(export["events"], Value::Array(events));
+}
+
 #[tokio::test]
 async fn a_chat_on_mongodb_exports_as_json_and_retention_deletes_it_once_ended() {
     let scratch = Scratch::new("mongo-ops");

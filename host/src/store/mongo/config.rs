@@ -91,12 +91,9 @@ impl MongoConfig {
     /// Reads `MONGO_URI` (no MongoDB store when unset or empty), `MONGO_DB`
     /// (default `mozaiks`), `MOZAIKS_MONGO_WRITE_CONCERN` (`majority`, the
     /// default, or `1`) and `MONGO_SERVER_SELECTION_TIMEOUT_MS` (default
-    /// 5000).
-    pub fn from_env() -> Result<Option<Self>, MongoConfigError> {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
-
-    /// [`from_env`](Self::from_env) over any source of variables.
+    /// 5000) through `var`: the server's configuration
+    /// ([`crate::config::Config`]) passes its sources (environment, `.env`,
+    /// the secrets directory for `MONGO_URI`).
     pub fn from_vars(
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, MongoConfigError> {
