@@ -230,9 +230,6 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
 }
 
-/// How often a stopping server looks whether its sockets have closed.
-const SOCKET_CLOSE_POLL: Duration = Duration::from_millis(20);
-
 /// The part of the shutdown bound kept for telling the sockets and
 /// finishing requests, whatever the runs are doing: half the bound, at
 /// most this.
@@ -258,9 +255,10 @@ pub async fn serve(
 ) -> Result<(), StartupError> {
     let jobs = maintenance::spawn(&orchestrator, &options.maintenance);
     let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
+    let sockets = transport::sockets::OpenSockets::default();
     let server = axum::serve(
         listener,
-        transport::app(orchestrator.clone(), &options.http),
+        transport::app(orchestrator.clone(), &options.http, &sockets),
     )
     .with_graceful_shutdown(async move {
         let _ = stop.await;
@@ -294,9 +292,7 @@ pub async fn serve(
     }
     orchestrator.close_clients();
     let closed = tokio::time::timeout_at(deadline, async {
-        while crate::telemetry::metrics().open_websockets() > 0 {
-            tokio::time::sleep(SOCKET_CLOSE_POLL).await;
-        }
+        sockets.all_closed().await;
         let _ = stop_accepting.send(());
         let _ = (&mut server).await;
     })

@@ -47,7 +47,7 @@ use crate::watch::ReloadHub;
 use crate::workflow::registry::Entry;
 use crate::workflow::{Diagnostic, Workflow, WorkflowRegistry};
 
-pub use live::{LiveChat, RunInput};
+pub use live::{EmitError, LiveChat, RunInput};
 pub use run::{RunError, chat_request};
 
 /// What the orchestrator shares with every run.
@@ -175,6 +175,15 @@ pub enum ChatError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<EmitError> for ChatError {
+    fn from(error: EmitError) -> Self {
+        match error {
+            EmitError::ShuttingDown => Self::ShuttingDown,
+            EmitError::Store(store) => Self::Store(store),
+        }
+    }
 }
 
 impl ChatError {

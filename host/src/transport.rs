@@ -7,6 +7,7 @@ pub mod error;
 pub mod observe;
 pub mod reloads;
 pub mod routes;
+pub mod sockets;
 pub mod ws;
 
 use std::sync::Arc;
@@ -39,9 +40,15 @@ pub struct HttpOptions {
 /// [`router`] with its middleware: request metrics and spans
 /// ([`observe::track`]), the `Origin` of WebSocket upgrades
 /// ([`auth::check_origin`]), authentication ([`auth::require`]), the size
-/// cap of bodies and socket messages, and CORS.
-pub fn app(orchestrator: Orchestrator, options: &HttpOptions) -> Router {
+/// cap of bodies and socket messages, and CORS. Chat sockets are counted in
+/// `sockets` (the server waits for them when it stops).
+pub fn app(
+    orchestrator: Orchestrator,
+    options: &HttpOptions,
+    sockets: &sockets::OpenSockets,
+) -> Router {
     let app = router(orchestrator.clone())
+        .layer(Extension(sockets.clone()))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(Extension(ws::MessageLimit(options.max_body_bytes)))
         .layer(middleware::from_fn_with_state(

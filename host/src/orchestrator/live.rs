@@ -16,6 +16,20 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::event::{Envelope, Event, RunStatus, UiOutcome, now_ms};
 use crate::store::{ChatStore, StoreError};
 
+/// Why an event was not stored and sent.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    /// The chat was parked for a shutdown ([`super::drain`]): this process
+    /// stores nothing more for it, and the chat continues on the next
+    /// start. Not a store failure: nothing is logged as one, and clients get
+    /// `SHUTTING_DOWN`.
+    #[error("the server is shutting down; this chat continues on the next start")]
+    ShuttingDown,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Events a slow client may fall behind by before its session catches up
 /// from the store instead of the broadcast (it loses nothing either way).
 const BROADCAST_CAPACITY: usize = 1024;
@@ -83,7 +97,7 @@ impl LiveChat {
     /// The write and the broadcast run in their own task: a caller that is
     /// dropped half-way (a tool call cancelled by the end of the chat)
     /// cannot leave an event that is stored but never sent.
-    pub async fn emit(self: &Arc<Self>, event: Event) -> Result<Arc<Envelope>, StoreError> {
+    pub async fn emit(self: &Arc<Self>, event: Event) -> Result<Arc<Envelope>, EmitError> {
         if !event.is_persisted() {
             return Ok(self.send_ephemeral(event));
         }
@@ -91,20 +105,26 @@ impl LiveChat {
         let task = tokio::spawn(async move {
             let _order = live.append.lock().await;
             if live.parked.load(std::sync::atomic::Ordering::Acquire) {
-                return Err(StoreError::Backend(
-                    "the server is shutting down; this chat continues on the next start".to_owned(),
-                ));
+                return Err(EmitError::ShuttingDown);
             }
             if let Event::RunStatus { status, .. } = &event {
                 *live.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(*status);
             }
-            let envelope = Arc::new(live.store.append(&live.chat_id, now_ms(), event).await?);
+            let envelope = Arc::new(
+                live.store
+                    .append(&live.chat_id, now_ms(), event)
+                    .await
+                    .map_err(EmitError::Store)?,
+            );
             // No receiver is fine: nobody is watching this chat right now.
             let _ = live.events.send(Arc::clone(&envelope));
             Ok(envelope)
         });
-        task.await
-            .map_err(|e| StoreError::Backend(format!("the task writing an event failed: {e}")))?
+        task.await.map_err(|e| {
+            EmitError::Store(StoreError::Backend(format!(
+                "the task writing an event failed: {e}"
+            )))
+        })?
     }
 
     /// Sends an ephemeral event (a text delta) without persisting it.
@@ -215,7 +235,7 @@ impl LiveChat {
         self: &Arc<Self>,
         request_id: &str,
         answer: Value,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, EmitError> {
         let waiter = {
             let mut pending = self.lock_pending();
             match pending.get(request_id) {
@@ -327,5 +347,50 @@ impl LiveChat {
         self.pending_ui
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ErrorCode;
+    use crate::orchestrator::ChatError;
+    use crate::store::{ChatRecord, EmbeddedStore};
+
+    /// A chat parked for a shutdown refuses to store, as a shutdown (not as
+    /// a store failure): clients get `SHUTTING_DOWN`, not
+    /// `STORE_UNAVAILABLE`.
+    #[tokio::test]
+    async fn a_parked_chat_refuses_events_as_a_shutdown_not_a_store_failure() {
+        let dir = std::env::temp_dir().join(format!("mozaiks-parked-{}", std::process::id()));
+        let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
+        let chat = ChatRecord::new(
+            "c1".into(),
+            "app".into(),
+            "u".into(),
+            "W".into(),
+            "v1".into(),
+            0,
+            1,
+        );
+        store.create_chat(&chat).await.unwrap();
+        let live = Arc::new(LiveChat::new("c1".into(), store.clone()));
+        let stored = live
+            .emit(Event::UserMessage { text: "hi".into() })
+            .await
+            .unwrap();
+        assert_eq!(stored.seq, Some(1));
+        live.park().await;
+        let refused = live
+            .emit(Event::UserMessage {
+                text: "late".into(),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, EmitError::ShuttingDown), "{refused:?}");
+        assert_eq!(ChatError::from(refused).code(), ErrorCode::ShuttingDown);
+        assert_eq!(store.events("c1", 0, None).await.unwrap().len(), 1);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

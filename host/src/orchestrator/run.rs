@@ -24,7 +24,7 @@ pub(crate) use request::initial_context;
 use super::Shared;
 use super::handoff::{self, Decision, Scope};
 use super::history::{Position, RunPosition, TurnStep};
-use super::live::{LiveChat, RunInput};
+use super::live::{EmitError, LiveChat, RunInput};
 use super::pattern::{self, Choice};
 use super::structured::Validators;
 use crate::event::{Envelope, ErrorCode, Event, HandoffReason, RunStatus};
@@ -61,13 +61,23 @@ pub enum RunError {
     #[error("ended by the user")]
     Cancelled,
     /// The server is shutting down; the run stopped at a stored point and
-    /// continues on the next start.
+    /// continues on the next start (also when its chat was parked and an
+    /// event could not be stored: [`EmitError::ShuttingDown`]).
     #[error("the server is shutting down")]
     ShuttingDown,
     /// The run waited for input longer than the idle limit and was
     /// unloaded; the next input starts it again from the log.
     #[error("unloaded while idle")]
     Unloaded,
+}
+
+impl From<EmitError> for RunError {
+    fn from(error: EmitError) -> Self {
+        match error {
+            EmitError::ShuttingDown => Self::ShuttingDown,
+            EmitError::Store(store) => Self::Store(store),
+        }
+    }
 }
 
 /// A running chat.
@@ -161,7 +171,7 @@ impl Run {
                 );
                 Ok(())
             }
-            Err(RunError::Store(error)) => Err(error),
+            Err(RunError::Store(error)) => Err(EmitError::Store(error)),
             Err(RunError::Unloaded) => {
                 // Already detached, with no input pending or claimed (see
                 // `LiveChat::detach_if_idle`): nothing else to undo. The
@@ -176,7 +186,12 @@ impl Run {
                 return;
             }
         };
-        if let Err(error) = recorded {
+        if let Err(EmitError::ShuttingDown) = recorded {
+            tracing::info!(
+                chat_id,
+                "run stopped for the shutdown; its chat continues on the next start"
+            );
+        } else if let Err(EmitError::Store(error)) = recorded {
             tracing::error!(
                 chat_id,
                 error = &error as &dyn std::error::Error,
@@ -314,7 +329,7 @@ impl Run {
         self.emit(Event::RunStatus { status, reason }).await
     }
 
-    async fn finish(&mut self, status: RunStatus, reason: String) -> Result<(), StoreError> {
+    async fn finish(&mut self, status: RunStatus, reason: String) -> Result<(), EmitError> {
         for request_id in self.live.take_open_ui_requests() {
             let envelope = self
                 .live
@@ -357,7 +372,7 @@ impl Run {
         Ok(())
     }
 
-    async fn interrupt(&mut self, code: ErrorCode, message: String) -> Result<(), StoreError> {
+    async fn interrupt(&mut self, code: ErrorCode, message: String) -> Result<(), EmitError> {
         for event in [
             Event::Error {
                 code,

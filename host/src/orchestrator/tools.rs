@@ -18,7 +18,6 @@ use serde_json::Value;
 
 use super::live::LiveChat;
 use crate::event::{Event, ToolFailure, ToolFailureKind, UiOutcome};
-use crate::store::StoreError;
 use crate::workflow::model::{Tool, ToolKind};
 
 /// How a tool call ended, as the agent will read it.
@@ -102,7 +101,7 @@ struct ChatContext {
     writer: String,
 }
 
-fn port_error(error: StoreError) -> PortError {
+fn port_error(error: impl std::fmt::Display) -> PortError {
     PortError::new(error.to_string())
 }
 

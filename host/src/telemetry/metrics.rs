@@ -242,11 +242,6 @@ impl Metrics {
         self.websockets.add(&[], delta);
     }
 
-    /// Open chat WebSockets now.
-    pub fn open_websockets(&self) -> i64 {
-        self.websockets.get(&[])
-    }
-
     /// A store operation ended after `duration`.
     pub fn store_operation(&self, operation: &str, ok: bool, duration: Duration) {
         let outcome = if ok { "ok" } else { "error" };

@@ -20,6 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::sockets::OpenSockets;
 use crate::event::{Envelope, ErrorCode, Event, PROTOCOL_VERSION};
 use crate::orchestrator::drain::closed;
 use crate::orchestrator::history::RunPosition;
@@ -141,13 +142,22 @@ pub async fn chat_socket(
     Path(chat_id): Path<String>,
     query: Result<Query<WsQuery>, QueryRejection>,
     limit: Option<Extension<MessageLimit>>,
+    sockets: Option<Extension<OpenSockets>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     caller.chat(&orchestrator, &chat_id).await?;
     let upgrade = limited(upgrade.map_err(|_| needs_upgrade())?, limit);
     Ok(upgrade
-        .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, query.after))
+        .on_upgrade(move |socket| {
+            serve_socket(
+                socket,
+                orchestrator,
+                sockets_of(sockets),
+                chat_id,
+                query.after,
+            )
+        })
         .into_response())
 }
 
@@ -160,6 +170,7 @@ pub async fn mozaiksai_socket(
     Path((workflow, app_id, chat_id, user_id)): Path<(String, String, String, String)>,
     query: Result<Query<WsQuery>, QueryRejection>,
     limit: Option<Extension<MessageLimit>>,
+    sockets: Option<Extension<OpenSockets>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
@@ -175,7 +186,15 @@ pub async fn mozaiksai_socket(
     }
     let upgrade = limited(upgrade.map_err(|_| needs_upgrade())?, limit);
     Ok(upgrade
-        .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, query.after))
+        .on_upgrade(move |socket| {
+            serve_socket(
+                socket,
+                orchestrator,
+                sockets_of(sockets),
+                chat_id,
+                query.after,
+            )
+        })
         .into_response())
 }
 
@@ -187,6 +206,7 @@ pub async fn compat_socket(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
     limit: Option<Extension<MessageLimit>>,
+    sockets: Option<Extension<OpenSockets>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = upgrade.ok().map(|u| limited(u, limit));
@@ -241,7 +261,9 @@ pub async fn compat_socket(
     };
     match (message, chat_id) {
         (None, Some(chat_id)) => upgrade
-            .on_upgrade(move |socket| serve_socket(socket, orchestrator, chat_id, after))
+            .on_upgrade(move |socket| {
+                serve_socket(socket, orchestrator, sockets_of(sockets), chat_id, after)
+            })
             .into_response(),
         (message, _) => {
             let message = message.unwrap_or_default();
@@ -261,7 +283,19 @@ pub async fn compat_socket(
     }
 }
 
-async fn serve_socket(socket: WebSocket, orchestrator: Orchestrator, chat_id: String, after: u64) {
+/// The server's socket count; without the layer that sets it
+/// ([`super::app`]), one of the socket's own.
+fn sockets_of(sockets: Option<Extension<OpenSockets>>) -> OpenSockets {
+    sockets.map(|Extension(s)| s).unwrap_or_default()
+}
+
+async fn serve_socket(
+    socket: WebSocket,
+    orchestrator: Orchestrator,
+    sockets: OpenSockets,
+    chat_id: String,
+    after: u64,
+) {
     let (sink, stream) = socket.split();
     let frames = stream.filter_map(|message| async move {
         match message {
@@ -277,7 +311,7 @@ async fn serve_socket(socket: WebSocket, orchestrator: Orchestrator, chat_id: St
             None => Message::Text(text.into()),
         })
     });
-    crate::telemetry::metrics().websockets(1);
+    let slot = sockets.open();
     let span = tracing::info_span!("ws", chat_id = chat_id.as_str());
     let ended = tracing::Instrument::instrument(
         session(
@@ -290,7 +324,7 @@ async fn serve_socket(socket: WebSocket, orchestrator: Orchestrator, chat_id: St
         span,
     )
     .await;
-    crate::telemetry::metrics().websockets(-1);
+    drop(slot);
     // The last client of a chat whose run was unloaded takes the chat out
     // of memory.
     orchestrator.forget_if_unused(&chat_id);
