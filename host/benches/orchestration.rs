@@ -8,7 +8,7 @@
 //!
 //! Everything runs in this process: an in-process fake OpenAI-compatible
 //! server (`mozaiks-fake-llm`) that answers at once, and the real server
-//! parts from `mozaiks_host::app::build` (plugins, workflows, the embedded
+//! parts from `mozaiks_host::build` (plugins, workflows, the embedded
 //! store in a scratch directory under the system temp dir). No HTTP API or
 //! WebSocket is involved: chats are started on the orchestrator directly and
 //! followed through its broadcast.
@@ -67,12 +67,10 @@ use anyhow::{Context as _, bail};
 mod common;
 use common::{core_count, describe_machine, file_system, mean, micros, ms, percentile};
 use mozaiks_fake_llm::{ChatCall, FakeLlm, Reply};
-use mozaiks_host::app::{ServeConfig, build};
-use mozaiks_host::event::{Envelope, Event, RunStatus, now_ms};
-use mozaiks_host::llm::{ChatRequest, LlmClient, LlmConfig};
-use mozaiks_host::orchestrator::{LiveChat, Orchestrator, chat_request};
-use mozaiks_host::store::StoreConfig;
-use mozaiks_host::store::{ChatRecord, ChatStore, EmbeddedStore};
+use mozaiks_host::{
+    ChatRecord, ChatRequest, ChatStore, EmbeddedStore, Envelope, Event, LiveChat, LlmClient,
+    LlmConfig, Orchestrator, RunStatus, ServeConfig, StoreConfig, build, chat_request, now_ms,
+};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -767,10 +765,10 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
             base_url: Some(fake.base_url()),
             default_model: "fake-model".into(),
             default_timeout: Duration::from_secs(30),
-            retry: mozaiks_host::llm::RetryPolicy::default(),
+            retry: mozaiks_host::RetryPolicy::default(),
         },
         component_cache: None,
-        reload: mozaiks_host::app::ReloadConfig {
+        reload: mozaiks_host::ReloadConfig {
             watch: false,
             ..Default::default()
         },

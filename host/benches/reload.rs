@@ -21,10 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use mozaiks_host::app::{ReloadConfig, ServeConfig, build};
-use mozaiks_host::llm::LlmConfig;
-use mozaiks_host::orchestrator::Orchestrator;
-use mozaiks_host::store::StoreConfig;
+use mozaiks_host::{LlmConfig, Orchestrator, ReloadConfig, ServeConfig, StoreConfig, build};
 use mozaiks_plugin_host::{CallInfo, Ports};
 
 mod common;
@@ -90,7 +87,7 @@ fn config(root: &Path, cache: Option<PathBuf>, watch: bool) -> ServeConfig {
             base_url: Some("http://127.0.0.1:9/v1".into()),
             default_model: "fake-model".into(),
             default_timeout: Duration::from_secs(30),
-            retry: mozaiks_host::llm::RetryPolicy::default(),
+            retry: mozaiks_host::RetryPolicy::default(),
         },
         component_cache: cache,
         reload: ReloadConfig {
@@ -168,7 +165,7 @@ async fn measure_reloads(root: &Path, count: usize) -> anyhow::Result<()> {
         "  of which compile  p50 {}  max {}   (the rest: {} ms quiet period, gate, swap, polling)",
         ms(percentile(&compiles, 0.5)),
         ms(percentile(&compiles, 1.0)),
-        mozaiks_host::watch::DEFAULT_QUIET.as_millis()
+        mozaiks_host::DEFAULT_QUIET.as_millis()
     );
     Ok(())
 }

@@ -46,8 +46,7 @@ use anyhow::{Context as _, bail};
 
 mod common;
 use common::{file_system, load_average, mean, ms, percentile};
-use mozaiks_host::event::{Event, now_ms};
-use mozaiks_host::store::{ChatRecord, ChatStore, EmbeddedStore, MongoConfig, MongoStore};
+use mozaiks_host::{ChatRecord, ChatStore, EmbeddedStore, Event, MongoConfig, MongoStore, now_ms};
 use mozaiks_test_mongo::NxServer;
 use serde_json::json;
 

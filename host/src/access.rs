@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 /// Shortest key accepted: 16 characters of a random token is 80+ bits.
 /// `openssl rand -hex 32` makes a good one.
-pub const MIN_KEY_LEN: usize = 16;
+pub(crate) const MIN_KEY_LEN: usize = 16;
 
 /// The caller behind a key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -236,7 +236,7 @@ pub struct ServeOptions {
 const NOTICE_RESERVE: Duration = Duration::from_secs(2);
 
 /// Serves the API for `orchestrator` on `listener` until `shutdown`, with
-/// the background jobs ([`maintenance`]): the store monitor, which also
+/// the background jobs (`maintenance`): the store monitor, which also
 /// resumes the chats that were running when the server last stopped, and
 /// the retention job.
 ///
@@ -246,7 +246,7 @@ const NOTICE_RESERVE: Duration = Duration::from_secs(2);
 /// point, for at most the bound less a reserve (`NOTICE_RESERVE`); then
 /// every chat socket is told and closed (code 1012) even if a run is still
 /// busy; requests in flight finish; the listener closes
-/// ([`crate::orchestrator::drain`]).
+/// (`orchestrator/drain.rs`).
 pub async fn serve(
     listener: TcpListener,
     orchestrator: Orchestrator,

@@ -162,8 +162,8 @@ pub(crate) struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    pub(crate) fn overrides(&self) -> mozaiks_host::config::Overrides {
-        mozaiks_host::config::Overrides {
+    pub(crate) fn overrides(&self) -> mozaiks_host::Overrides {
+        mozaiks_host::Overrides {
             addr: self.addr.clone(),
             workflows_dir: self.workflows_dir.clone(),
             plugins_dir: self.plugins_dir.clone(),
@@ -190,8 +190,8 @@ pub(crate) struct StoreArgs {
 }
 
 impl StoreArgs {
-    pub(crate) fn overrides(&self) -> mozaiks_host::config::Overrides {
-        mozaiks_host::config::Overrides {
+    pub(crate) fn overrides(&self) -> mozaiks_host::Overrides {
+        mozaiks_host::Overrides {
             data_dir: self.data_dir.clone(),
             env_file: self.env_file.clone(),
             ..Default::default()

@@ -7,10 +7,10 @@
 //! with its effective value (secrets redacted) and where it came from.
 //! docs/operations.md lists the variables.
 
-pub mod secrets;
+pub(crate) mod secrets;
 #[cfg(test)]
 mod tests;
-pub mod vars;
+pub(crate) mod vars;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -22,29 +22,29 @@ use crate::maintenance::MaintenanceConfig;
 use crate::store::MongoConfig;
 use crate::store::StoreConfig;
 use crate::telemetry::logs::{LogConfig, StderrFormat};
-use secrets::{Chain, DirProvider, SECRET_NAMES, Secret, SecretProvider, VarsProvider};
+use secrets::{Chain, DirProvider, Secret, SecretProvider, VarsProvider};
 use vars::{Source, Vars};
 
 /// How long a stopping server lets runs reach a stored point and clients
 /// hear about it. Kubernetes sends SIGKILL 30 s after SIGTERM by default;
 /// 20 s leaves room for the process to exit on its own.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// How long a run may wait for its user before it leaves memory: a chat
 /// nobody answers costs nothing after ten minutes, and the next message
 /// resumes it from the store as a restart would.
-pub const DEFAULT_IDLE_RUN: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_IDLE_RUN: Duration = Duration::from_secs(600);
 
 /// Largest request body accepted: UI answers and messages are small; 2 MiB
 /// is axum's own default, kept explicit so operators can see and change it.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// A log file is rotated past this size (10 MiB: a day of a busy server's
 /// info logs is a few files, each quick to `jq`).
-pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 
 /// Rotated log files kept (with the current one: ~60 MiB at most).
-pub const DEFAULT_LOG_KEEP: usize = 5;
+pub(crate) const DEFAULT_LOG_KEEP: usize = 5;
 
 /// Where the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -803,9 +803,4 @@ fn read_cors(r: &mut Reader<'_>, dev: bool) -> Vec<String> {
         }
     }
     origins
-}
-
-/// The secret names, for the docs and `mozaiks config`.
-pub fn secret_names() -> &'static [&'static str] {
-    SECRET_NAMES
 }

@@ -18,11 +18,12 @@ pub(crate) mod golden;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use codes::{ErrorCode, ToolFailureKind};
+pub use codes::ErrorCode;
+pub use codes::ToolFailureKind;
 
 /// The version of the event format, sent in `hello` so clients can refuse
 /// what they do not understand.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
 
 /// One event of one chat, as persisted and as sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

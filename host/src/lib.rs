@@ -1,33 +1,67 @@
 //! The mozaiks server and CLI: multi-agent LLM workflows whose tools are
 //! sandboxed WebAssembly components.
 //!
-//! The server is wired in [`app`]: workflows ([`workflow`]) and plugins
-//! ([`plugins`]) kept current by the watcher ([`watch`]), the
-//! [`orchestrator`] running each chat against the [`llm`], the [`store`]
-//! keeping every [`event`], and the HTTP/WebSocket [`transport`]. The
-//! wasmtime embedding lives in the `mozaiks-plugin-host` crate.
-//! ARCHITECTURE.md maps the modules.
+//! Every module is private to the crate; what the `mozaiks` binary
+//! (`src/cli/`), the benches and the tests use is re-exported here, and
+//! nothing else. ARCHITECTURE.md maps the modules.
+//!
+//! The server is wired in `app`: workflows (`workflow`) and plugins
+//! (`plugins`) kept current by the watcher (`watch`), the `orchestrator`
+//! running each chat against the `llm`, the `store` keeping every `event`,
+//! and the HTTP/WebSocket `transport`. The wasmtime embedding lives in the
+//! `mozaiks-plugin-host` crate.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
-pub mod access;
-pub mod app;
-pub mod config;
-pub mod doctor;
-pub mod event;
-pub mod llm;
-pub mod maintenance;
-pub mod orchestrator;
+pub(crate) mod access;
+pub(crate) mod app;
+pub(crate) mod config;
+pub(crate) mod doctor;
+pub(crate) mod event;
+pub(crate) mod llm;
+pub(crate) mod maintenance;
+pub(crate) mod orchestrator;
 pub mod plugin_dir;
-pub mod plugins;
-pub mod store;
-pub mod telemetry;
-pub mod transport;
-pub mod watch;
-pub mod workflow;
+pub(crate) mod plugins;
+pub(crate) mod store;
+pub(crate) mod telemetry;
+pub(crate) mod transport;
+pub(crate) mod watch;
+pub(crate) mod workflow;
 
 #[cfg(test)]
 mod fuzz;
 #[cfg(test)]
 mod golden;
+
+// Serving: `mozaiks serve` and `mozaiks dev`, and the benches.
+pub use app::{PluginSlots, ReloadConfig, ServeConfig, ServeOptions, StartupError, build, serve};
+pub use maintenance::MaintenanceConfig;
+pub use orchestrator::Orchestrator;
+pub use transport::{HttpOptions, route_table};
+pub use watch::{DEFAULT_QUIET, GateSettings};
+
+// Configuration: `serve`, `dev`, `config`, `doctor`, `chats export`.
+pub use access::{Access, ApiKeys, Principal};
+pub use config::{Config, ConfigError, ConfigErrors, Environment, Overrides, Setting};
+pub use doctor::{Finding, Report as DoctorReport, Status as FindingStatus, run as run_doctor};
+pub use telemetry::logs::{LogConfig, LogError, StderrFormat, init_cli, init_server};
+
+// Chats and their stores: `chats export` and the benches.
+pub use event::{Envelope, ErrorCode, Event, RunStatus, ToolFailureKind, now_ms};
+pub use orchestrator::{ChatError, LiveChat, chat_request};
+pub use store::{
+    ChatRecord, ChatStatus, ChatStore, EmbeddedStore, MongoConfig, MongoStore, StoreConfig,
+    StoreError,
+};
+pub use transport::routes::chat_json;
+
+// The LLM client: the benches, and TLS set-up for every HTTP client.
+pub use llm::{
+    ChatRequest, LlmClient, LlmConfig, LlmError, RetryPolicy, install_crypto_provider,
+};
+
+// Workflows: `mozaiks validate`. (Plugins: the public `plugin_dir`
+// module, every item of which `mozaiks tool` and `validate` use.)
+pub use workflow::{Diagnostic, load_workflow};

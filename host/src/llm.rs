@@ -37,7 +37,7 @@
 
 mod error;
 mod request;
-pub mod retry;
+pub(crate) mod retry;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -52,24 +52,26 @@ use async_openai::config::{OPENAI_API_BASE, OpenAIConfig};
 use futures_util::StreamExt;
 
 pub use error::LlmError;
-pub use request::{
-    ChatMessage, ChatRequest, MAX_NAME_LEN, ResponseSchema, ToolCallRequest, ToolDefinition,
-    sanitize_name,
-};
-pub use retry::{LlmRetry, RetryPolicy};
-pub use stream::{ChatResponse, Usage};
+pub(crate) use request::ChatMessage;
+pub use request::ChatRequest;
+pub(crate) use request::ResponseSchema;
+pub(crate) use request::ToolCallRequest;
+pub(crate) use request::ToolDefinition;
+pub(crate) use retry::LlmRetry;
+pub use retry::RetryPolicy;
+pub(crate) use stream::ChatResponse;
 
 use error::Target;
 use stream::Assembler;
 
 /// The model used when `MOZAIKS_DEFAULT_MODEL` is unset: small, cheap and
 /// good at tool calls.
-pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+pub(crate) const DEFAULT_MODEL: &str = "gpt-4o-mini";
 
 /// The per-call timeout when `MOZAIKS_LLM_TIMEOUT_SECS` is unset. Long
 /// generations with large outputs take a minute or more; two minutes
 /// leaves room without letting a hung server hold a run forever.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How the LLM is reached. Built once at startup by
 /// [`crate::config::Config`] and handed to [`LlmClient::new`].
@@ -103,8 +105,8 @@ impl fmt::Debug for LlmConfig {
 
 impl LlmConfig {
     /// Reads `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `MOZAIKS_DEFAULT_MODEL`
-    /// (default [`DEFAULT_MODEL`]), `MOZAIKS_LLM_TIMEOUT_SECS` (whole
-    /// seconds, default [`DEFAULT_TIMEOUT`]) and the retry settings through
+    /// (default `DEFAULT_MODEL`), `MOZAIKS_LLM_TIMEOUT_SECS` (whole
+    /// seconds, default `DEFAULT_TIMEOUT`) and the retry settings through
     /// `lookup`. Empty values count as unset. The server's configuration
     /// ([`crate::config::Config`]) is the one caller outside tests: it
     /// passes its sources and has checked the values already.

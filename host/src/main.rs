@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server sets up its own logging from its configuration.
     if !matches!(cli.command, Command::Serve(_) | Command::Dev(_)) {
-        mozaiks_host::telemetry::logs::init_cli();
+        mozaiks_host::init_cli();
     }
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(args, None).await,

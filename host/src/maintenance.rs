@@ -43,7 +43,10 @@ impl Default for MaintenanceConfig {
 }
 
 /// Starts the jobs; they run until the returned handles are aborted.
-pub fn spawn(orchestrator: &Orchestrator, config: &MaintenanceConfig) -> Vec<JoinHandle<()>> {
+pub(crate) fn spawn(
+    orchestrator: &Orchestrator,
+    config: &MaintenanceConfig,
+) -> Vec<JoinHandle<()>> {
     let mut jobs = vec![tokio::spawn(monitor_store(orchestrator.clone()))];
     if let Some(days) = config.retention_days {
         jobs.push(tokio::spawn(retention(

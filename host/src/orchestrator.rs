@@ -21,15 +21,15 @@
 //! and the run reads its position back from those events
 //! ([`history::RunPosition`]), which is how a chat resumes after a restart.
 
-pub mod drain;
-pub mod handoff;
-pub mod history;
-pub mod live;
+pub(crate) mod drain;
+pub(crate) mod handoff;
+pub(crate) mod history;
+pub(crate) mod live;
 mod observe;
-pub mod pattern;
+pub(crate) mod pattern;
 mod run;
-pub mod structured;
-pub mod tools;
+pub(crate) mod structured;
+pub(crate) mod tools;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,8 +47,10 @@ use crate::watch::ReloadHub;
 use crate::workflow::registry::Entry;
 use crate::workflow::{Diagnostic, Workflow, WorkflowRegistry};
 
-pub use live::{EmitError, LiveChat, RunInput};
-pub use run::{RunError, chat_request};
+pub(crate) use live::EmitError;
+pub use live::LiveChat;
+pub(crate) use live::RunInput;
+pub use run::chat_request;
 
 /// What the orchestrator shares with every run.
 #[derive(Debug)]

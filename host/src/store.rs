@@ -12,10 +12,10 @@
 //! The orchestrator appends an event and only then emits it, so whatever a
 //! client has seen survives a crash.
 
-pub mod embedded;
+pub(crate) mod embedded;
 pub(crate) mod format;
-pub mod metered;
-pub mod mongo;
+pub(crate) mod metered;
+pub(crate) mod mongo;
 
 #[cfg(test)]
 mod conformance;
@@ -33,7 +33,8 @@ use serde_json::{Map, Value};
 use crate::event::{Envelope, Event};
 
 pub use embedded::EmbeddedStore;
-pub use mongo::{MongoConfig, MongoStore};
+pub use mongo::MongoConfig;
+pub use mongo::MongoStore;
 
 /// Which store keeps the chats.
 #[derive(Debug, Clone)]

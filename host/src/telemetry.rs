@@ -3,10 +3,10 @@
 //! ([`metrics()`], served at `GET /metrics` in the format of
 //! [`prometheus`]). docs/operations.md shows how to read both.
 
-pub mod json;
-pub mod logs;
-pub mod metrics;
-pub mod prometheus;
-pub mod rotate;
+pub(crate) mod json;
+pub(crate) mod logs;
+pub(crate) mod metrics;
+pub(crate) mod prometheus;
+pub(crate) mod rotate;
 
-pub use metrics::{Metrics, metrics};
+pub(crate) use metrics::metrics;

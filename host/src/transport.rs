@@ -1,14 +1,14 @@
 //! HTTP and WebSocket transport (axum). [`router`] builds every route;
 //! docs/protocol.md describes them and the event protocol.
 
-pub mod auth;
-pub mod console;
-pub mod error;
-pub mod observe;
-pub mod reloads;
-pub mod routes;
-pub mod sockets;
-pub mod ws;
+pub(crate) mod auth;
+pub(crate) mod console;
+pub(crate) mod error;
+pub(crate) mod observe;
+pub(crate) mod reloads;
+pub(crate) mod routes;
+pub(crate) mod sockets;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ use crate::orchestrator::Orchestrator;
 pub struct HttpOptions {
     /// Authentication and the API keys.
     pub access: Arc<Access>,
-    /// Browser origins allowed (CORS); see [`auth::cors`].
+    /// Browser origins allowed (CORS); see `auth::cors`.
     pub cors_origins: Vec<String>,
     /// Development mode (any origin when none is listed).
     pub development: bool,
@@ -42,7 +42,7 @@ pub struct HttpOptions {
 /// ([`auth::check_origin`]), authentication ([`auth::require`]), the size
 /// cap of bodies and socket messages, and CORS. Chat sockets are counted in
 /// `sockets` (the server waits for them when it stops).
-pub fn app(
+pub(crate) fn app(
     orchestrator: Orchestrator,
     options: &HttpOptions,
     sockets: &sockets::OpenSockets,
@@ -89,7 +89,7 @@ async fn refuse_when_stopping(
 }
 
 /// The API's routes over `orchestrator`, built from [`routes`].
-pub fn router(orchestrator: Orchestrator) -> Router {
+pub(crate) fn router(orchestrator: Orchestrator) -> Router {
     routes()
         .into_iter()
         .fold(Router::new(), |router, (_, path, handler)| {

@@ -21,9 +21,9 @@
 //! instead of reporting it broken. Compilation runs on the blocking pool.
 
 mod build;
-pub mod debounce;
-pub mod events;
-pub mod gate;
+pub(crate) mod debounce;
+pub(crate) mod events;
+pub(crate) mod gate;
 mod plugin;
 mod workflow;
 
@@ -42,7 +42,7 @@ use crate::plugins::PluginSet;
 use crate::workflow::WorkflowRegistry;
 use build::Builder;
 use debounce::{Debouncer, Roots, Target};
-pub use events::{ReloadEvent, ReloadHub, ReloadKind, ReloadOutcome};
+pub(crate) use events::ReloadHub;
 pub use gate::GateSettings;
 
 /// How long a folder must be quiet before it is reloaded.
@@ -50,7 +50,7 @@ pub const DEFAULT_QUIET: Duration = Duration::from_millis(200);
 
 /// How the watcher behaves.
 #[derive(Debug, Clone)]
-pub struct WatchSettings {
+pub(crate) struct WatchSettings {
     /// The plugins directory.
     pub plugins_dir: PathBuf,
     /// The workflows directory.
@@ -66,7 +66,7 @@ pub struct WatchSettings {
 
 /// What handling a folder led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Handled (reloaded, refused or removed).
     Done,
     /// A writer is still busy; look again after this long.
@@ -75,7 +75,7 @@ pub enum Step {
 
 /// Reloads plugins and workflows into the sets the server serves from.
 #[derive(Debug)]
-pub struct Reloader {
+pub(crate) struct Reloader {
     engine: PluginEngine,
     plugins: Arc<PluginSet>,
     workflows: Arc<WorkflowRegistry>,
@@ -83,16 +83,21 @@ pub struct Reloader {
     settings: WatchSettings,
 }
 
-/// The running watcher; dropping it does not stop it, [`WatchHandle::stop`]
-/// does.
+/// The running watcher; dropping it does not stop it (the server watches
+/// until it exits), `stop` does (the tests).
 #[derive(Debug)]
-pub struct WatchHandle {
+pub(crate) struct WatchHandle {
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by `stop`, which only the tests call")
+    )]
     task: JoinHandle<()>,
 }
 
 impl WatchHandle {
     /// Stops watching.
-    pub fn stop(self) {
+    #[cfg(test)]
+    pub(crate) fn stop(self) {
         self.task.abort();
     }
 }
@@ -108,7 +113,7 @@ pub struct WatchError {
 
 impl Reloader {
     /// A reloader over these sets.
-    pub fn new(
+    pub(crate) fn new(
         engine: PluginEngine,
         plugins: Arc<PluginSet>,
         workflows: Arc<WorkflowRegistry>,
@@ -126,7 +131,7 @@ impl Reloader {
 
     /// Handles the changes of one folder now (the watcher calls this after
     /// the quiet period; tests and tools may call it directly).
-    pub async fn reload(&self, target: &Target) -> Step {
+    pub(crate) async fn reload(&self, target: &Target) -> Step {
         match target {
             Target::Plugin(dir) => self.reload_plugin(dir).await,
             Target::Workflow(dir) => self.reload_workflow(dir),
@@ -135,7 +140,7 @@ impl Reloader {
     }
 
     /// Starts watching both directories.
-    pub fn spawn(self) -> Result<WatchHandle, WatchError> {
+    pub(crate) fn spawn(self) -> Result<WatchHandle, WatchError> {
         let roots = Roots {
             plugins: self.settings.plugins_dir.clone(),
             workflows: self.settings.workflows_dir.clone(),
@@ -262,7 +267,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Makes `dir` absolute, so watcher paths and the folders the sets know
 /// compare equal.
-pub fn absolute(dir: &Path) -> PathBuf {
+pub(crate) fn absolute(dir: &Path) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| {
         std::env::current_dir()
             .map(|cwd| cwd.join(dir))

@@ -15,24 +15,27 @@
 //! [`load_workflow`] runs the three; [`WorkflowRegistry`] holds the
 //! workflows of a directory. docs/workflows.md describes the format.
 
-pub mod catalog;
-pub mod condition;
-pub mod diagnostic;
-pub mod load;
-pub mod model;
-pub mod registry;
-pub mod spec;
-pub mod validate;
+pub(crate) mod catalog;
+pub(crate) mod condition;
+pub(crate) mod diagnostic;
+pub(crate) mod load;
+pub(crate) mod model;
+pub(crate) mod registry;
+pub(crate) mod spec;
+pub(crate) mod validate;
 
 #[cfg(test)]
 mod fixtures;
 
 use std::path::Path;
 
-pub use catalog::{InMemoryCatalog, LookupError, ToolCatalog};
+#[cfg(test)]
+pub(crate) use catalog::InMemoryCatalog;
+pub(crate) use catalog::LookupError;
+pub(crate) use catalog::ToolCatalog;
 pub use diagnostic::Diagnostic;
-pub use model::Workflow;
-pub use registry::WorkflowRegistry;
+pub(crate) use model::Workflow;
+pub(crate) use registry::WorkflowRegistry;
 
 /// Loads and validates the workflow folder `dir`, resolving its tools in
 /// `catalog`. Returns the workflow, or every problem found.

@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use mozaiks_host::config::{Config, Overrides};
-use mozaiks_host::transport::routes::chat_json;
+use mozaiks_host::{Config, Overrides, chat_json};
 use serde_json::{Value, json};
 
 use super::ChatsCommand;
@@ -46,7 +45,7 @@ async fn from_store(overrides: &Overrides, chat_id: &str) -> anyhow::Result<Valu
 }
 
 async fn from_server(base: &str, chat_id: &str, api_key: Option<&str>) -> anyhow::Result<Value> {
-    mozaiks_host::llm::install_crypto_provider();
+    mozaiks_host::install_crypto_provider();
     let client = reqwest::Client::new();
     let base = base.trim_end_matches('/');
     let mut parts = Vec::new();

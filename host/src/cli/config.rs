@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use mozaiks_host::config::Config;
+use mozaiks_host::Config;
 use serde_json::json;
 
 use super::ConfigArgs;

@@ -1,4 +1,4 @@
-//! `mozaiks doctor`: runs the checks of [`mozaiks_host::doctor`] and prints
+//! `mozaiks doctor`: runs the checks of [`mozaiks_host::run_doctor`] and prints
 //! each finding with its fix.
 
 use std::process::ExitCode;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use super::ConfigArgs;
 
 pub(crate) async fn run(args: &ConfigArgs, as_json: bool) -> anyhow::Result<ExitCode> {
-    let report = mozaiks_host::doctor::run(&args.overrides()).await;
+    let report = mozaiks_host::run_doctor(&args.overrides()).await;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -8,11 +8,10 @@ use std::path::PathBuf;
 
 use std::sync::Arc;
 
-use mozaiks_host::app::{self, ReloadConfig, ServeConfig, ServeOptions};
-use mozaiks_host::config::{Config, Environment};
-use mozaiks_host::telemetry::logs;
-use mozaiks_host::transport::HttpOptions;
-use mozaiks_host::watch::GateSettings;
+use mozaiks_host::{
+    Config, Environment, GateSettings, HttpOptions, PluginSlots, ReloadConfig, ServeConfig,
+    ServeOptions,
+};
 use tokio::net::TcpListener;
 
 use super::ServeArgs;
@@ -33,7 +32,7 @@ pub(crate) async fn run(
     let mut overrides = args.config.overrides();
     overrides.development_by_default = build_script.is_some();
     let settings = Config::load(&overrides)?;
-    logs::init_server(&settings.log)?;
+    mozaiks_host::init_server(&settings.log)?;
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
@@ -57,7 +56,7 @@ pub(crate) async fn run(
             },
             build_script: build_script.map(|s| watch_path(&s)),
         },
-        plugin_slots: app::PluginSlots {
+        plugin_slots: PluginSlots {
             total: settings.plugin_slots,
             per_plugin: settings.plugin_slots_per_plugin,
         },
@@ -72,7 +71,7 @@ pub(crate) async fn run(
         maintenance: settings.maintenance.clone(),
         shutdown_grace: settings.shutdown_grace,
     };
-    let orchestrator = app::build(&config).await?;
+    let orchestrator = mozaiks_host::build(&config).await?;
     orchestrator.set_idle_unload(settings.idle_run);
     let listener = TcpListener::bind(&settings.addr).await.with_context(|| {
         format!(
@@ -84,7 +83,7 @@ pub(crate) async fn run(
     // Tests and scripts read this line to find the port.
     println!("mozaiks listening on http://{addr}");
     tracing::info!(%addr, store = config.store.describe(), "serving");
-    app::serve(listener, orchestrator, &options, shutdown_signal()).await?;
+    mozaiks_host::serve(listener, orchestrator, &options, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use mozaiks_host::plugin_dir;
-use mozaiks_host::workflow::{Diagnostic, load_workflow};
+use mozaiks_host::{Diagnostic, load_workflow};
 use mozaiks_plugin_host::{EngineConfig, PluginEngine};
 use serde_json::json;
 

@@ -12,22 +12,18 @@ use std::path::PathBuf;
 
 use super::vars::{Source, Vars};
 
-/// The names that are secrets: never printed, looked up through the
-/// providers.
-pub const SECRET_NAMES: &[&str] = &["OPENAI_API_KEY", "MONGO_URI", "MOZAIKS_API_KEYS"];
-
 /// A secret's value; its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
     /// Wraps a value.
-    pub fn new(value: String) -> Self {
+    pub(crate) fn new(value: String) -> Self {
         Self(value)
     }
 
     /// The value, for the one place that uses it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -47,7 +43,7 @@ impl fmt::Display for Secret {
 /// Why a provider could not answer.
 #[derive(Debug, thiserror::Error)]
 #[error("{provider}: cannot read secret `{name}`: {message}")]
-pub struct SecretError {
+pub(crate) struct SecretError {
     /// The provider.
     pub provider: String,
     /// The secret asked for.
@@ -57,7 +53,7 @@ pub struct SecretError {
 }
 
 /// A source of secrets.
-pub trait SecretProvider: Send + Sync + fmt::Debug {
+pub(crate) trait SecretProvider: Send + Sync + fmt::Debug {
     /// The secret `name` and where it came from, or `None` when this
     /// provider does not have it.
     fn secret(&self, name: &str) -> Result<Option<(Secret, Source)>, SecretError>;
@@ -65,7 +61,7 @@ pub trait SecretProvider: Send + Sync + fmt::Debug {
 
 /// Secrets from the environment and `.env`.
 #[derive(Debug)]
-pub struct VarsProvider<'a>(pub &'a Vars);
+pub(crate) struct VarsProvider<'a>(pub &'a Vars);
 
 impl SecretProvider for VarsProvider<'_> {
     fn secret(&self, name: &str) -> Result<Option<(Secret, Source)>, SecretError> {
@@ -75,7 +71,7 @@ impl SecretProvider for VarsProvider<'_> {
 
 /// Secrets as files named after them in a directory.
 #[derive(Debug)]
-pub struct DirProvider {
+pub(crate) struct DirProvider {
     /// The directory.
     pub dir: PathBuf,
 }
@@ -100,7 +96,7 @@ impl SecretProvider for DirProvider {
 
 /// Providers asked in order; the first that has a secret wins.
 #[derive(Debug, Default)]
-pub struct Chain<'a>(pub Vec<Box<dyn SecretProvider + 'a>>);
+pub(crate) struct Chain<'a>(pub Vec<Box<dyn SecretProvider + 'a>>);
 
 impl SecretProvider for Chain<'_> {
     fn secret(&self, name: &str) -> Result<Option<(Secret, Source)>, SecretError> {

@@ -127,7 +127,7 @@ impl Vars {
 /// Parses `KEY=VALUE` lines: `#` comments, blank lines, an optional
 /// `export ` prefix, values in double quotes (with `\n`, `\"`, `\\`
 /// escapes) or single quotes (literal), or bare (a ` #` starts a comment).
-pub fn parse_env_file(
+pub(crate) fn parse_env_file(
     path: &Path,
     text: &str,
 ) -> Result<BTreeMap<String, String>, Vec<ConfigError>> {

@@ -16,7 +16,7 @@ use async_openai::types::chat::{
 
 /// The longest author or schema name OpenAI accepts
 /// (`^[a-zA-Z0-9_-]{1,64}$`).
-pub const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 /// The schema name sent when a [`ResponseSchema`] name sanitises to nothing.
 const FALLBACK_SCHEMA_NAME: &str = "response";
@@ -115,14 +115,11 @@ pub struct ResponseSchema {
 
 /// `name` rewritten to OpenAI's pattern `^[a-zA-Z0-9_-]{1,64}$`: surrounding
 /// whitespace trimmed, every other character outside the pattern replaced
-/// by `_`, cut to [`MAX_NAME_LEN`] characters. `None` when nothing is left.
-///
-/// ```
-/// use mozaiks_host::llm::sanitize_name;
-/// assert_eq!(sanitize_name(" Research Agent "), Some("Research_Agent".to_owned()));
-/// assert_eq!(sanitize_name("   "), None);
-/// ```
-pub fn sanitize_name(name: &str) -> Option<String> {
+/// by `_`, cut to [`MAX_NAME_LEN`] characters. `None` when nothing is left:
+/// `" Research Agent "` is sent as `Research_Agent`, `"   "` not at all
+/// (`llm/tests.rs` holds these examples; the function is private to the
+/// crate, so they are no doctest).
+pub(crate) fn sanitize_name(name: &str) -> Option<String> {
     let cleaned: String = name
         .trim()
         .chars()

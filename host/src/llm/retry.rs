@@ -19,15 +19,15 @@ use async_openai::middleware::{HttpRequestFactory, ReqwestService};
 use super::LlmError;
 
 /// Retries after the first attempt when `MOZAIKS_LLM_MAX_RETRIES` is unset.
-pub const DEFAULT_MAX_RETRIES: u32 = 2;
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 2;
 
 /// The first backoff when `MOZAIKS_LLM_RETRY_BACKOFF_MS` is unset; each
 /// retry doubles it.
-pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(500);
+pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_millis(500);
 
 /// The longest wait before one retry, `Retry-After` included: a server
 /// asking for more is not waited for (the error is reported at once).
-pub const MAX_DELAY: Duration = Duration::from_secs(60);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(60);
 
 /// When an LLM call is tried again.
 ///
@@ -67,7 +67,7 @@ impl RetryPolicy {
 
     /// The wait before retry number `retry` (1-based) after `error`: the
     /// server's `Retry-After`, else the backoff doubled per retry; capped
-    /// at [`MAX_DELAY`] (`None`: a `Retry-After` over it, not waited for).
+    /// at `MAX_DELAY` (`None`: a `Retry-After` over it, not waited for).
     pub fn delay(&self, retry: u32, error: &LlmError) -> Option<Duration> {
         if let LlmError::RateLimited {
             retry_after: Some(after),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use mozaiks_fake_llm::{FakeLlm, Reply};
 use serde_json::{Value, json};
 
+use super::request::{MAX_NAME_LEN, sanitize_name};
 use super::*;
 
 const MODEL: &str = "gpt-test";
@@ -497,4 +498,15 @@ fn the_completion_future_can_be_spawned() {
     let mut on_delta = |_: &str| {};
     let future = client.complete(client.request(Vec::new()), &mut on_delta);
     assert_send(&future);
+}
+
+/// The examples of `sanitize_name`'s doc comment (a doctest until the
+/// module became private to the crate).
+#[test]
+fn sanitize_name_keeps_the_examples_of_its_doc() {
+    assert_eq!(
+        sanitize_name(" Research Agent "),
+        Some("Research_Agent".to_owned())
+    );
+    assert_eq!(sanitize_name("   "), None);
 }

@@ -86,7 +86,7 @@ pub(crate) async fn parked_in_ui(live: &Arc<LiveChat>, mut lifecycle: watch::Rec
 }
 
 /// Resolves when the server closes its sockets (shutdown).
-pub async fn closed(lifecycle: &mut watch::Receiver<Lifecycle>) {
+pub(crate) async fn closed(lifecycle: &mut watch::Receiver<Lifecycle>) {
     // The guard `wait_for` returns is dropped here, not held across the
     // caller's awaits (it is not `Send`).
     let _ = lifecycle.wait_for(|l| *l == Lifecycle::Closed).await;

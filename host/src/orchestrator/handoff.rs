@@ -9,11 +9,11 @@ use crate::llm::ToolDefinition;
 use crate::workflow::model::{Handoffs, Target};
 
 /// Prefix of the transfer tools offered for LLM conditions.
-pub const TRANSFER_PREFIX: &str = "transfer_to_";
+pub(crate) const TRANSFER_PREFIX: &str = "transfer_to_";
 
 /// A decided handoff.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Where control goes.
     pub target: Target,
     /// Why.
@@ -22,7 +22,7 @@ pub struct Decision {
 
 /// Which conditions to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// Before the source replies.
     Pre,
     /// After the source replied.
@@ -30,7 +30,7 @@ pub enum Scope {
 }
 
 /// The first context condition of `scope` that holds.
-pub fn by_context(
+pub(crate) fn by_context(
     handoffs: &Handoffs,
     scope: Scope,
     context: &Map<String, Value>,
@@ -57,7 +57,7 @@ pub fn by_context(
 }
 
 /// The source's after-work fallback.
-pub fn after_work(handoffs: &Handoffs) -> Option<Decision> {
+pub(crate) fn after_work(handoffs: &Handoffs) -> Option<Decision> {
     handoffs.after_work.clone().map(|target| Decision {
         target,
         reason: HandoffReason::AfterWork,
@@ -65,7 +65,7 @@ pub fn after_work(handoffs: &Handoffs) -> Option<Decision> {
 }
 
 /// The name of the transfer tool for `target`.
-pub fn transfer_tool_name(target: &Target) -> String {
+pub(crate) fn transfer_tool_name(target: &Target) -> String {
     match target {
         Target::Agent(name) => format!("{TRANSFER_PREFIX}{name}"),
         Target::User => format!("{TRANSFER_PREFIX}user"),
@@ -74,7 +74,7 @@ pub fn transfer_tool_name(target: &Target) -> String {
 }
 
 /// The transfer tools for the source's LLM conditions.
-pub fn transfer_tools(handoffs: &Handoffs) -> Vec<ToolDefinition> {
+pub(crate) fn transfer_tools(handoffs: &Handoffs) -> Vec<ToolDefinition> {
     handoffs
         .llm
         .iter()
@@ -87,7 +87,7 @@ pub fn transfer_tools(handoffs: &Handoffs) -> Vec<ToolDefinition> {
 }
 
 /// The target of the transfer tool `name`, if it is one of the source's.
-pub fn transfer_target(handoffs: &Handoffs, name: &str) -> Option<Target> {
+pub(crate) fn transfer_target(handoffs: &Handoffs, name: &str) -> Option<Target> {
     handoffs
         .llm
         .iter()
@@ -97,7 +97,7 @@ pub fn transfer_target(handoffs: &Handoffs, name: &str) -> Option<Target> {
 }
 
 /// The wire name of a target: the agent, `user` or `terminate`.
-pub fn target_name(target: &Target) -> String {
+pub(crate) fn target_name(target: &Target) -> String {
     match target {
         Target::Agent(name) => name.clone(),
         Target::User => "user".to_owned(),
@@ -106,7 +106,7 @@ pub fn target_name(target: &Target) -> String {
 }
 
 /// The target a wire name stands for.
-pub fn parse_target(name: &str) -> Target {
+pub(crate) fn parse_target(name: &str) -> Target {
     match name {
         "user" => Target::User,
         "terminate" => Target::Terminate,

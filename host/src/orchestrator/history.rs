@@ -8,7 +8,7 @@ use crate::llm::{ChatMessage, ToolCallRequest};
 
 /// Where a run stands after the events so far.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Position {
+pub(crate) enum Position {
     /// Nothing happened yet.
     Start,
     /// A handoff chose the next participant.
@@ -32,7 +32,7 @@ pub enum Position {
 
 /// Progress inside one agent turn.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TurnStep {
+pub(crate) enum TurnStep {
     /// The LLM is (to be) asked.
     CallLlm,
     /// Tool calls the agent asked for that have no result yet (empty: all
@@ -44,7 +44,7 @@ pub enum TurnStep {
 
 /// What the log says about the run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunPosition {
+pub(crate) struct RunPosition {
     /// Agent turns so far.
     pub turns: u32,
     /// The agent that spoke last.
@@ -64,7 +64,7 @@ pub struct RunPosition {
 
 impl RunPosition {
     /// Folds the events of a chat, in order.
-    pub fn of<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Self {
+    pub(crate) fn of<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Self {
         let mut state = Self {
             turns: 0,
             last_agent: None,
@@ -81,7 +81,7 @@ impl RunPosition {
     }
 
     /// Applies one more event.
-    pub fn apply(&mut self, event: &Event) {
+    pub(crate) fn apply(&mut self, event: &Event) {
         match event {
             Event::RunStatus { status, .. } => {
                 self.interrupted = *status == RunStatus::Interrupted;
@@ -159,7 +159,7 @@ impl RunPosition {
 /// The conversation as `agent`'s LLM sees it: its own messages as the
 /// assistant, everyone else's as named users (AG2's group-chat convention),
 /// tool calls with their results, and the retry requests addressed to it.
-pub fn transcript<'a>(
+pub(crate) fn transcript<'a>(
     agent: &str,
     system_message: &str,
     events: impl IntoIterator<Item = &'a Envelope>,

@@ -19,7 +19,7 @@ use super::handoff::Decision;
 
 /// What the pattern says.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Choice {
+pub(crate) enum Choice {
     /// This participant.
     Decided(Decision),
     /// Ask the LLM to pick (AutoPattern).
@@ -42,7 +42,7 @@ fn decided(workflow: &Workflow, target: Target) -> Choice {
 }
 
 /// The next speaker after `agent` finished and none of its handoffs applied.
-pub fn after_agent(workflow: &Workflow, agent: &str, rng: &mut impl Rng) -> Choice {
+pub(crate) fn after_agent(workflow: &Workflow, agent: &str, rng: &mut impl Rng) -> Choice {
     let agents = workflow.agents();
     match workflow.pattern() {
         OrchestrationPattern::DefaultPattern => decided(
@@ -79,7 +79,11 @@ pub fn after_agent(workflow: &Workflow, agent: &str, rng: &mut impl Rng) -> Choi
 
 /// The next speaker after the user spoke and none of the user's handoffs
 /// applied.
-pub fn after_user(workflow: &Workflow, last_agent: Option<&str>, rng: &mut impl Rng) -> Choice {
+pub(crate) fn after_user(
+    workflow: &Workflow,
+    last_agent: Option<&str>,
+    rng: &mut impl Rng,
+) -> Choice {
     let agents = workflow.agents();
     match workflow.pattern() {
         OrchestrationPattern::DefaultPattern => decided(
@@ -106,7 +110,7 @@ pub fn after_user(workflow: &Workflow, last_agent: Option<&str>, rng: &mut impl 
 
 /// The candidates a speaker is picked from (agents, and the user with
 /// human-in-the-loop).
-pub fn candidates(workflow: &Workflow) -> Vec<String> {
+pub(crate) fn candidates(workflow: &Workflow) -> Vec<String> {
     let mut names: Vec<String> = workflow.agents().iter().map(|a| a.name.clone()).collect();
     if workflow.human_in_the_loop() {
         names.push("user".to_owned());
@@ -116,7 +120,7 @@ pub fn candidates(workflow: &Workflow) -> Vec<String> {
 
 /// Reads the LLM's pick: the candidate named in `reply` (exact, then
 /// case-insensitive, then the first one mentioned).
-pub fn parse_pick(reply: &str, candidates: &[String]) -> Option<String> {
+pub(crate) fn parse_pick(reply: &str, candidates: &[String]) -> Option<String> {
     let reply = reply
         .trim()
         .trim_matches(|c: char| !c.is_alphanumeric() && c != '_');

@@ -44,7 +44,7 @@ const MAX_HANDOFFS_WITHOUT_A_TURN: u32 = 32;
 
 /// Why a run stopped before its end.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// The store failed; the chat resumes when the store works again.
     #[error(transparent)]
     Store(#[from] StoreError),

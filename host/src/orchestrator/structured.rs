@@ -13,18 +13,18 @@ use crate::workflow::model::OutputModel;
 /// output. One retry fixes most slips (a missing field, prose around the
 /// JSON); a model that fails twice is unlikely to succeed a third time and
 /// every retry costs a full LLM call.
-pub const STRUCTURED_OUTPUT_RETRIES: u32 = 1;
+pub(crate) const STRUCTURED_OUTPUT_RETRIES: u32 = 1;
 
 /// Compiled validators of a workflow's models, by model name.
 #[derive(Debug, Default)]
-pub struct Validators {
+pub(crate) struct Validators {
     compiled: HashMap<String, Arc<jsonschema::Validator>>,
 }
 
 impl Validators {
     /// Checks `text` against `model`: returns the parsed value, or every
     /// problem found.
-    pub fn check(&mut self, model: &OutputModel, text: &str) -> Result<Value, Vec<String>> {
+    pub(crate) fn check(&mut self, model: &OutputModel, text: &str) -> Result<Value, Vec<String>> {
         let value = parse_json(text).ok_or_else(|| {
             vec![format!(
                 "the reply is not a JSON object (it starts with {:?})",
@@ -59,7 +59,7 @@ impl Validators {
 
 /// The JSON object in an LLM reply: the whole text, or inside a Markdown
 /// fence, or from the first `{` to the last `}`.
-pub fn parse_json(text: &str) -> Option<Value> {
+pub(crate) fn parse_json(text: &str) -> Option<Value> {
     let trimmed = text.trim();
     let unfenced = trimmed
         .strip_prefix("```json")

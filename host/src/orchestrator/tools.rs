@@ -22,7 +22,7 @@ use crate::workflow::model::{Tool, ToolKind};
 
 /// How a tool call ended, as the agent will read it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ToolReport {
+pub(crate) struct ToolReport {
     /// Whether it succeeded.
     pub ok: bool,
     /// The text the agent reads.
@@ -33,7 +33,7 @@ pub struct ToolReport {
 
 impl ToolReport {
     /// A failure with `kind` and `message`.
-    pub fn failed(kind: ToolFailureKind, message: String) -> Self {
+    pub(crate) fn failed(kind: ToolFailureKind, message: String) -> Self {
         Self {
             ok: false,
             content: format!("error ({kind}): {message}"),
@@ -43,7 +43,7 @@ impl ToolReport {
 }
 
 /// Calls `function` of `plugin` for the chat behind `live`.
-pub async fn execute(
+pub(crate) async fn execute(
     plugin: &Plugin,
     function: &str,
     arguments: &str,

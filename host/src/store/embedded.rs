@@ -49,7 +49,7 @@ use super::{ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
 use crate::event::{Envelope, Event};
 
 /// The database file's name inside the data directory.
-pub const FILE_NAME: &str = "mozaiks.redb";
+pub(crate) const FILE_NAME: &str = "mozaiks.redb";
 
 const CHATS: TableDefinition<'_, &str, &str> = TableDefinition::new("chats");
 const EVENTS: TableDefinition<'_, (&str, u64), &str> = TableDefinition::new("events");

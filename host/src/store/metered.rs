@@ -14,7 +14,7 @@ use crate::telemetry::metrics;
 
 /// A store whose operations are timed.
 #[derive(Debug)]
-pub struct Metered(pub Arc<dyn ChatStore>);
+pub(crate) struct Metered(pub Arc<dyn ChatStore>);
 
 async fn timed<T>(
     operation: &str,

@@ -77,10 +77,7 @@ mod documents;
 #[cfg(test)]
 mod golden;
 
-pub use config::{
-    DEFAULT_DATABASE, DEFAULT_SERVER_SELECTION_TIMEOUT, MongoConfig, MongoConfigError,
-    WriteConcernChoice, classify,
-};
+pub use config::MongoConfig;
 use documents::*;
 
 const CHATS: &str = "chat_sessions";
@@ -674,6 +671,7 @@ mod tests {
     use futures_util::FutureExt as _;
     use serde_json::json;
 
+    use super::config::classify;
     use super::*;
 
     /// A store on a database of its own on the test server.

@@ -34,7 +34,7 @@ use tracing_subscriber::registry::LookupSpan;
 use super::rotate::RotatingFile;
 
 /// Where JSON lines go.
-pub trait LineSink: Send + Sync + 'static {
+pub(crate) trait LineSink: Send + Sync + 'static {
     /// Writes one line (ending in `\n`). Failures are dropped: logging
     /// must never stop the server.
     fn write_line(&self, line: &[u8]);
@@ -51,7 +51,7 @@ impl LineSink for Mutex<RotatingFile> {
 
 /// Standard error, for containers that collect JSON from it.
 #[derive(Debug)]
-pub struct Stderr;
+pub(crate) struct Stderr;
 
 impl LineSink for Stderr {
     fn write_line(&self, line: &[u8]) {
@@ -63,7 +63,7 @@ impl LineSink for Stderr {
 /// same line, formatted once. (Two JSON layers on one subscriber would each
 /// keep their span fields in the span's extensions, and `tracing-subscriber`
 /// panics on the second insert of one type.)
-pub struct Fanout(pub Vec<Box<dyn LineSink>>);
+pub(crate) struct Fanout(pub Vec<Box<dyn LineSink>>);
 
 impl fmt::Debug for Fanout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,7 +80,7 @@ impl LineSink for Fanout {
 }
 
 /// The layer; see the module docs.
-pub struct JsonLayer<W> {
+pub(crate) struct JsonLayer<W> {
     sink: W,
 }
 
@@ -92,7 +92,7 @@ impl<W> fmt::Debug for JsonLayer<W> {
 
 impl<W: LineSink> JsonLayer<W> {
     /// A layer writing to `sink`.
-    pub fn new(sink: W) -> Self {
+    pub(crate) fn new(sink: W) -> Self {
         Self { sink }
     }
 }
@@ -136,7 +136,7 @@ impl Visit for Visitor<'_> {
 }
 
 /// `{type, message, chain}` of an error.
-pub fn error_json(error: &(dyn Error + 'static)) -> Value {
+pub(crate) fn error_json(error: &(dyn Error + 'static)) -> Value {
     let debug = format!("{error:?}");
     let kind: String = debug
         .chars()

@@ -78,7 +78,7 @@ const OWN_TARGETS: [&str; 3] = ["mozaiks", "mozaiks_host", "mozaiks_plugin_host"
 /// at `warn`: at `debug`, cranelift alone would write thousands of lines
 /// per compiled component. Any other level, or a filter with targets, is
 /// used as written.
-pub fn directives(level: &str) -> String {
+pub(crate) fn directives(level: &str) -> String {
     let bare = level.trim().to_ascii_lowercase();
     if matches!(bare.as_str(), "info" | "debug" | "trace") {
         let own: Vec<String> = OWN_TARGETS.iter().map(|t| format!("{t}={bare}")).collect();
@@ -89,7 +89,7 @@ pub fn directives(level: &str) -> String {
 }
 
 /// Parses `LOG_LEVEL` (through [`directives`]).
-pub fn filter(level: &str) -> Result<EnvFilter, LogError> {
+pub(crate) fn filter(level: &str) -> Result<EnvFilter, LogError> {
     EnvFilter::try_new(directives(level)).map_err(|source| LogError::Filter {
         level: level.to_owned(),
         source,
@@ -166,17 +166,21 @@ pub fn init_server(config: &LogConfig) -> Result<(), LogError> {
 /// standard error format and the rotated JSON file, built the same way for
 /// the server and for `mozaiks doctor`'s logging check. One [`JsonLayer`]
 /// feeds every JSON destination.
-pub fn subscriber(config: &LogConfig) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+pub(crate) fn subscriber(
+    config: &LogConfig,
+) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
     build(config, filter(&config.level)?)
 }
 
 /// The target of `mozaiks doctor`'s logging check, logged at `info`
 /// whatever `LOG_LEVEL` says.
-pub const PROBE_TARGET: &str = "mozaiks_host::doctor::probe";
+pub(crate) const PROBE_TARGET: &str = "mozaiks_host::doctor::probe";
 
 /// [`subscriber`], with [`PROBE_TARGET`] enabled: what `mozaiks doctor`
 /// runs one probe line through.
-pub fn probe_subscriber(config: &LogConfig) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
+pub(crate) fn probe_subscriber(
+    config: &LogConfig,
+) -> Result<Box<dyn Subscriber + Send + Sync>, LogError> {
     let directive = format!("{PROBE_TARGET}=info")
         .parse()
         .map_err(|source| LogError::Filter {

@@ -33,7 +33,7 @@ const STORE_BUCKETS: &[f64] = &[
 
 /// Every metric of the server.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     chats_started: Family<u64>,
     active_runs: Family<i64>,
     turns: Family<u64>,
@@ -54,7 +54,7 @@ pub struct Metrics {
 }
 
 /// The process-wide metrics.
-pub fn metrics() -> &'static Metrics {
+pub(crate) fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
 }
@@ -67,7 +67,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Empty metrics (tests make their own; the server uses [`metrics()`]).
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let build_info = Family::gauge(
             "mozaiks_build_info",
             "The running version (always 1).",
@@ -165,67 +165,68 @@ impl Metrics {
     }
 
     /// A chat of `workflow` was created.
-    pub fn chat_started(&self, workflow: &str) {
+    pub(crate) fn chat_started(&self, workflow: &str) {
         self.chats_started.inc(&[workflow]);
     }
 
     /// A run started (+1) or ended (-1) in this process.
-    pub fn active_runs(&self, delta: i64) {
+    pub(crate) fn active_runs(&self, delta: i64) {
         self.active_runs.add(&[], delta);
     }
 
     /// An agent turn started.
-    pub fn turn_started(&self, workflow: &str, agent: &str) {
+    pub(crate) fn turn_started(&self, workflow: &str, agent: &str) {
         self.turns.inc(&[workflow, agent]);
     }
 
     /// An agent turn ended after `duration`.
-    pub fn turn_ended(&self, workflow: &str, duration: Duration) {
+    pub(crate) fn turn_ended(&self, workflow: &str, duration: Duration) {
         self.turn_duration.observe_duration(&[workflow], duration);
     }
 
     /// One LLM request to `model` ended with `outcome` (`ok` or an error
     /// code) after `duration`.
-    pub fn llm_request(&self, model: &str, outcome: &str, duration: Duration) {
+    pub(crate) fn llm_request(&self, model: &str, outcome: &str, duration: Duration) {
         self.llm_duration
             .observe_duration(&[model, outcome], duration);
     }
 
     /// Tokens the LLM reported for one request.
-    pub fn llm_tokens(&self, model: &str, prompt: u64, completion: u64) {
+    pub(crate) fn llm_tokens(&self, model: &str, prompt: u64, completion: u64) {
         self.llm_tokens.add(&[model, "prompt"], prompt);
         self.llm_tokens.add(&[model, "completion"], completion);
     }
 
     /// An LLM request to `model` failed with `code` and is retried.
-    pub fn llm_retry(&self, model: &str, code: &str) {
+    pub(crate) fn llm_retry(&self, model: &str, code: &str) {
         self.llm_retries.inc(&[model, code]);
     }
 
     /// A tool call ended with `outcome` (`ok` or the failure kind).
-    pub fn tool_call(&self, plugin: &str, function: &str, outcome: &str, duration: Duration) {
+    pub(crate) fn tool_call(
+        &self,
+        plugin: &str,
+        function: &str,
+        outcome: &str,
+        duration: Duration,
+    ) {
         self.tool_calls.inc(&[plugin, function, outcome]);
         self.tool_duration
             .observe_duration(&[plugin, function], duration);
     }
 
     /// Making `plugin` callable took `duration` (at start or on reload).
-    pub fn instantiation(&self, plugin: &str, duration: Duration) {
+    pub(crate) fn instantiation(&self, plugin: &str, duration: Duration) {
         self.instantiation.observe_duration(&[plugin], duration);
     }
 
     /// A call of `plugin` started (+1) or ended (-1).
-    pub fn plugin_calls_in_flight(&self, plugin: &str, delta: i64) {
+    pub(crate) fn plugin_calls_in_flight(&self, plugin: &str, delta: i64) {
         self.plugin_calls_in_flight.add(&[plugin], delta);
     }
 
-    /// Calls of `plugin` running now.
-    pub fn plugin_calls_running(&self, plugin: &str) -> i64 {
-        self.plugin_calls_in_flight.get(&[plugin])
-    }
-
     /// The instance pool's size and each plugin's share.
-    pub fn plugin_slots(&self, total: u32, per_plugin: u32) {
+    pub(crate) fn plugin_slots(&self, total: u32, per_plugin: u32) {
         self.plugin_slots.set(&["total"], i64::from(total));
         self.plugin_slots
             .set(&["per_plugin"], i64::from(per_plugin));
@@ -233,30 +234,30 @@ impl Metrics {
 
     /// A hot reload of `kind` (`plugin`, `workflow`, `build`) ended with
     /// `outcome` (`loaded`, `rejected`, `removed`).
-    pub fn reloads(&self, kind: &str, outcome: &str) {
+    pub(crate) fn reloads(&self, kind: &str, outcome: &str) {
         self.reloads.inc(&[kind, outcome]);
     }
 
     /// A chat WebSocket opened (+1) or closed (-1).
-    pub fn websockets(&self, delta: i64) {
+    pub(crate) fn websockets(&self, delta: i64) {
         self.websockets.add(&[], delta);
     }
 
     /// A store operation ended after `duration`.
-    pub fn store_operation(&self, operation: &str, ok: bool, duration: Duration) {
+    pub(crate) fn store_operation(&self, operation: &str, ok: bool, duration: Duration) {
         let outcome = if ok { "ok" } else { "error" };
         self.store_duration
             .observe_duration(&[operation, outcome], duration);
     }
 
     /// An HTTP request was answered.
-    pub fn http_request(&self, method: &str, route: &str, status: u16) {
+    pub(crate) fn http_request(&self, method: &str, route: &str, status: u16) {
         self.http_requests
             .inc(&[method, route, &status.to_string()]);
     }
 
     /// Everything in the Prometheus text format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let families: [&dyn Render; 17] = [
             &self.build_info,

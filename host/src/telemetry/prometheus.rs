@@ -17,7 +17,7 @@ type Key = Vec<String>;
 
 /// A family of series that share a name, help text and label names.
 #[derive(Debug)]
-pub struct Family<S> {
+pub(crate) struct Family<S> {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
@@ -34,7 +34,7 @@ enum Kind {
 
 /// The state of one histogram series.
 #[derive(Debug, Clone, Default)]
-pub struct HistogramSeries {
+pub(crate) struct HistogramSeries {
     /// Observations per bucket (not cumulative), one per bound, plus the
     /// overflow bucket.
     buckets: Vec<u64>,
@@ -68,7 +68,7 @@ impl<S: Default> Family<S> {
 
 impl Family<u64> {
     /// A counter family.
-    pub fn counter(
+    pub(crate) fn counter(
         name: &'static str,
         help: &'static str,
         labels: &'static [&'static str],
@@ -77,34 +77,39 @@ impl Family<u64> {
     }
 
     /// Adds `n` to the series with these label values.
-    pub fn add(&self, values: &[&str], n: u64) {
+    pub(crate) fn add(&self, values: &[&str], n: u64) {
         self.update(values, |c| *c = c.saturating_add(n));
     }
 
     /// Adds one.
-    pub fn inc(&self, values: &[&str]) {
+    pub(crate) fn inc(&self, values: &[&str]) {
         self.add(values, 1);
     }
 }
 
 impl Family<i64> {
     /// A gauge family.
-    pub fn gauge(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+    pub(crate) fn gauge(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Self {
         Self::with_kind(name, help, labels, Kind::Gauge)
     }
 
     /// Adds `delta` (negative to decrease).
-    pub fn add(&self, values: &[&str], delta: i64) {
+    pub(crate) fn add(&self, values: &[&str], delta: i64) {
         self.update(values, |g| *g = g.saturating_add(delta));
     }
 
     /// Sets the value.
-    pub fn set(&self, values: &[&str], value: i64) {
+    pub(crate) fn set(&self, values: &[&str], value: i64) {
         self.update(values, |g| *g = value);
     }
 
     /// The current value (0 for a series never touched).
-    pub fn get(&self, values: &[&str]) -> i64 {
+    #[cfg(test)]
+    pub(crate) fn get(&self, values: &[&str]) -> i64 {
         let key: Key = values.iter().map(|v| (*v).to_owned()).collect();
         self.series
             .lock()
@@ -118,7 +123,7 @@ impl Family<i64> {
 impl Family<HistogramSeries> {
     /// A histogram family with these upper bucket bounds (ascending;
     /// `+Inf` is implied).
-    pub fn histogram(
+    pub(crate) fn histogram(
         name: &'static str,
         help: &'static str,
         labels: &'static [&'static str],
@@ -128,7 +133,7 @@ impl Family<HistogramSeries> {
     }
 
     /// Records one observation.
-    pub fn observe(&self, values: &[&str], value: f64) {
+    pub(crate) fn observe(&self, values: &[&str], value: f64) {
         let Kind::Histogram(bounds) = self.kind else {
             return;
         };
@@ -149,13 +154,13 @@ impl Family<HistogramSeries> {
     }
 
     /// Records a duration in seconds.
-    pub fn observe_duration(&self, values: &[&str], duration: Duration) {
+    pub(crate) fn observe_duration(&self, values: &[&str], duration: Duration) {
         self.observe(values, duration.as_secs_f64());
     }
 }
 
 /// Something that renders itself in the text format.
-pub trait Render {
+pub(crate) trait Render {
     /// Appends `# HELP`, `# TYPE` and every series to `out`.
     fn render(&self, out: &mut String);
 }

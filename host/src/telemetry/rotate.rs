@@ -11,11 +11,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The current file's name inside the logs directory.
-pub const LOG_FILE: &str = "mozaiks.log";
+pub(crate) const LOG_FILE: &str = "mozaiks.log";
 
 /// A log file that rotates when it would exceed `max_bytes`.
 #[derive(Debug)]
-pub struct RotatingFile {
+pub(crate) struct RotatingFile {
     dir: PathBuf,
     max_bytes: u64,
     keep: usize,
@@ -25,7 +25,7 @@ pub struct RotatingFile {
 
 impl RotatingFile {
     /// Opens (appends to) `dir/mozaiks.log`, creating `dir`.
-    pub fn open(dir: &Path, max_bytes: u64, keep: usize) -> io::Result<Self> {
+    pub(crate) fn open(dir: &Path, max_bytes: u64, keep: usize) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let path = dir.join(LOG_FILE);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
@@ -67,7 +67,7 @@ impl RotatingFile {
 
     /// Writes one whole line (which must end in `\n`), rotating first if
     /// it would not fit.
-    pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         let len = line.len() as u64;
         if self.written > 0 && self.written + len > self.max_bytes {
             self.rotate()?;

@@ -33,7 +33,7 @@ const CORS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Paths anyone may read: probes, metrics (no tenant data in them), and
 /// the console page with its static files (the page sends the key itself).
-pub fn is_public(path: &str) -> bool {
+pub(crate) fn is_public(path: &str) -> bool {
     // `/health/active-runs` is not public: it names chats.
     path == "/"
         || path == "/health"
@@ -58,21 +58,21 @@ fn is_component_file(path: &str) -> bool {
 
 /// Who is calling.
 #[derive(Debug, Clone)]
-pub struct Caller(Option<Principal>);
+pub(crate) struct Caller(Option<Principal>);
 
 impl Caller {
     /// A caller with no restriction (auth off).
-    pub fn unrestricted() -> Self {
+    pub(crate) fn unrestricted() -> Self {
         Self(None)
     }
 
     /// The key's owner; `None` when auth is off.
-    pub fn principal(&self) -> Option<&Principal> {
+    pub(crate) fn principal(&self) -> Option<&Principal> {
         self.0.as_ref()
     }
 
     /// Whether this caller may see `chat`.
-    pub fn may_see(&self, chat: &ChatRecord) -> bool {
+    pub(crate) fn may_see(&self, chat: &ChatRecord) -> bool {
         self.0
             .as_ref()
             .is_none_or(|p| p.owns(&chat.app_id, &chat.user_id))
@@ -80,7 +80,7 @@ impl Caller {
 
     /// The chat, if it exists and this caller may see it; otherwise the
     /// same 404 either way.
-    pub async fn chat(
+    pub(crate) async fn chat(
         &self,
         orchestrator: &Orchestrator,
         chat_id: &str,
@@ -95,7 +95,7 @@ impl Caller {
 
     /// The app and user a new chat belongs to: as given, else from the
     /// key; giving another app (or user) than the key's is 403.
-    pub fn owner_of_new_chat(
+    pub(crate) fn owner_of_new_chat(
         &self,
         app_id: Option<String>,
         user_id: Option<String>,
@@ -125,7 +125,7 @@ impl Caller {
     }
 
     /// The app and user a chat listing is limited to.
-    pub fn chat_filter(
+    pub(crate) fn chat_filter(
         &self,
         app_id: Option<String>,
         user_id: Option<String>,
@@ -176,7 +176,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 /// The middleware; see the module docs.
-pub async fn require(
+pub(crate) async fn require(
     State(access): State<Arc<Access>>,
     mut request: Request,
     next: Next,
@@ -281,7 +281,7 @@ fn percent_decode(value: &str) -> String {
 
 /// Which browser pages may open a WebSocket ([`check_origin`]).
 #[derive(Debug, Clone)]
-pub struct WsOrigins {
+pub(crate) struct WsOrigins {
     /// `MOZAIKS_CORS_ORIGINS` (`*`: any).
     pub listed: Vec<String>,
     /// Development mode: loopback pages too when none is listed.
@@ -291,7 +291,7 @@ pub struct WsOrigins {
 impl WsOrigins {
     /// Whether a page of `origin` may open a socket on a server reached
     /// as `host` (the `Host` header).
-    pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+    pub(crate) fn allows(&self, origin: &str, host: Option<&str>) -> bool {
         let same_origin = origin
             .split_once("://")
             .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && Some(rest) == host);
@@ -323,7 +323,7 @@ fn is_loopback_origin(origin: &str) -> bool {
 /// none listed, a loopback origin. Browsers do not apply CORS to
 /// WebSockets, so without this any page the user visits could read and
 /// drive chats. A client that sends no `Origin` (not a browser) passes.
-pub async fn check_origin(
+pub(crate) async fn check_origin(
     State(origins): State<Arc<WsOrigins>>,
     request: Request,
     next: Next,
@@ -353,7 +353,7 @@ pub async fn check_origin(
 
 /// The CORS layer for `origins`: none listed means same-origin only
 /// (no layer), except in development where any origin may call.
-pub fn cors(origins: &[String], development: bool) -> Option<CorsLayer> {
+pub(crate) fn cors(origins: &[String], development: bool) -> Option<CorsLayer> {
     let allow = if origins.iter().any(|o| o == "*") || (origins.is_empty() && development) {
         AllowOrigin::any()
     } else if origins.is_empty() {

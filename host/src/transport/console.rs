@@ -26,7 +26,7 @@ use crate::orchestrator::Orchestrator;
 use crate::workflow::registry::Entry;
 
 /// The folder of a workflow that holds its UI components.
-pub const COMPONENTS_DIR: &str = "components";
+pub(crate) const COMPONENTS_DIR: &str = "components";
 
 /// Largest component file served. Components are small ES modules and JSON
 /// Schemas; the cap keeps a stray large file in the folder from being read
@@ -131,12 +131,12 @@ fn serve_asset(request: &HeaderMap, name: &str) -> Response {
 }
 
 /// `GET /`: the console page.
-pub async fn index(headers: HeaderMap) -> Response {
+pub(crate) async fn index(headers: HeaderMap) -> Response {
     serve_asset(&headers, "index.html")
 }
 
 /// `GET /console/{file}`: a file of the console.
-pub async fn asset(headers: HeaderMap, UrlPath(file): UrlPath<String>) -> Response {
+pub(crate) async fn asset(headers: HeaderMap, UrlPath(file): UrlPath<String>) -> Response {
     serve_asset(&headers, &file)
 }
 
@@ -199,7 +199,7 @@ fn component_not_found(workflow: &str, file: &str, why: &str) -> ApiError {
 
 /// `GET /api/workflows/{name}/components`: the files the workflow ships in
 /// its `components/` folder (empty when it has none).
-pub async fn list_components(
+pub(crate) async fn list_components(
     State(orchestrator): State<Orchestrator>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -229,7 +229,7 @@ pub async fn list_components(
 
 /// `GET /api/workflows/{name}/components/{file}`: one file of the
 /// workflow's `components/` folder, never anything outside it.
-pub async fn component_file(
+pub(crate) async fn component_file(
     State(orchestrator): State<Orchestrator>,
     UrlPath((name, file)): UrlPath<(String, String)>,
     headers: HeaderMap,

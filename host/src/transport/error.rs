@@ -14,7 +14,7 @@ use crate::store::StoreError;
 
 /// An API error.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
@@ -23,7 +23,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with this status, stable code and message.
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -33,7 +33,7 @@ impl ApiError {
     }
 
     /// Adds machine-readable details.
-    pub fn with_details(mut self, details: Value) -> Self {
+    pub(crate) fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
     }

@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 use crate::telemetry::metrics;
 
 /// `GET /metrics`: every metric in the Prometheus text format.
-pub async fn metrics_text() -> impl IntoResponse {
+pub(crate) async fn metrics_text() -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
@@ -27,7 +27,7 @@ pub async fn metrics_text() -> impl IntoResponse {
 /// `GET /health/live`: the process serves HTTP. Says nothing of the store
 /// or the LLM (that is `/health/ready`), so an orchestrator restarts the
 /// process only when it is wedged, not when the database is down.
-pub async fn live() -> Json<Value> {
+pub(crate) async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
@@ -46,7 +46,7 @@ fn chat_id_of(path: &str) -> Option<&str> {
 /// knows the key, `chat_id` on chat routes) and logs it when it is
 /// answered: `request` with `status` and `duration_ms`, at `info` (probes
 /// and `/metrics` at `debug`). A WebSocket's line comes at the upgrade.
-pub async fn track(request: Request, next: Next) -> Response {
+pub(crate) async fn track(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route = request
         .extensions()

@@ -17,19 +17,19 @@ use crate::orchestrator::drain::closed;
 
 /// `GET /api/plugins`: every plugin folder, with the version served, when
 /// it loaded, its functions and its last error.
-pub async fn list_plugins(State(orchestrator): State<Orchestrator>) -> Json<Value> {
+pub(crate) async fn list_plugins(State(orchestrator): State<Orchestrator>) -> Json<Value> {
     let snapshot = orchestrator.plugins().snapshot();
     let plugins: Vec<Value> = snapshot.slots().map(|slot| slot.to_json()).collect();
     Json(json!({ "plugins": plugins }))
 }
 
 /// `GET /api/reloads`: the last reload events, oldest first.
-pub async fn list_reloads(State(orchestrator): State<Orchestrator>) -> Json<Value> {
+pub(crate) async fn list_reloads(State(orchestrator): State<Orchestrator>) -> Json<Value> {
     Json(json!({ "reloads": orchestrator.reloads().recent() }))
 }
 
 /// `GET /api/events/ws`: reload events as they happen.
-pub async fn events_socket(
+pub(crate) async fn events_socket(
     State(orchestrator): State<Orchestrator>,
     limit: Option<axum::Extension<super::ws::MessageLimit>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,

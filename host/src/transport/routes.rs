@@ -17,7 +17,7 @@ use crate::workflow::model::{ToolKind, Workflow};
 use crate::workflow::registry::Entry;
 
 /// A diagnostic as JSON.
-pub fn diagnostic_json(d: &Diagnostic) -> Value {
+pub(crate) fn diagnostic_json(d: &Diagnostic) -> Value {
     json!({
         "file": d.file, "path": d.json_path, "message": d.message, "help": d.help,
         "line": d.position.map(|p| p.0), "column": d.position.map(|p| p.1),
@@ -73,7 +73,7 @@ fn workflow_json(workflow: &Workflow) -> Value {
 }
 
 /// `GET /api/workflows`
-pub async fn list_workflows(State(orchestrator): State<Orchestrator>) -> Json<Value> {
+pub(crate) async fn list_workflows(State(orchestrator): State<Orchestrator>) -> Json<Value> {
     let snapshot = orchestrator.workflows().snapshot();
     let workflows: Vec<Value> = snapshot
         .iter()
@@ -98,7 +98,7 @@ pub async fn list_workflows(State(orchestrator): State<Orchestrator>) -> Json<Va
 /// when the key is a user's) may be left out: the key says them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StartChat {
+pub(crate) struct StartChat {
     app_id: Option<String>,
     user_id: Option<String>,
     workflow: String,
@@ -122,7 +122,7 @@ pub fn chat_json(chat: &ChatRecord) -> Value {
 }
 
 /// `POST /api/chats`
-pub async fn start_chat(
+pub(crate) async fn start_chat(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     body: Result<Json<StartChat>, JsonRejection>,
@@ -140,13 +140,13 @@ pub async fn start_chat(
 /// Query of `GET /api/chats`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListChats {
+pub(crate) struct ListChats {
     app_id: Option<String>,
     user_id: Option<String>,
 }
 
 /// `GET /api/chats?app_id=&user_id=`
-pub async fn list_chats(
+pub(crate) async fn list_chats(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     query: Result<Query<ListChats>, QueryRejection>,
@@ -165,7 +165,7 @@ pub async fn list_chats(
 }
 
 /// `GET /api/chats/{id}`: the chat and its messages.
-pub async fn get_chat(
+pub(crate) async fn get_chat(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Path(chat_id): Path<String>,
@@ -189,14 +189,14 @@ pub async fn get_chat(
 /// Query of `GET /api/chats/{id}/events`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     #[serde(default)]
     after: u64,
     limit: Option<usize>,
 }
 
 /// `GET /api/chats/{id}/events?after=N&limit=M`
-pub async fn get_events(
+pub(crate) async fn get_events(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Path(chat_id): Path<String>,
@@ -212,7 +212,7 @@ pub async fn get_events(
 }
 
 /// `GET /api/chats/{id}/context`
-pub async fn get_context(
+pub(crate) async fn get_context(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Path(chat_id): Path<String>,
@@ -225,12 +225,12 @@ pub async fn get_context(
 /// Body of `POST /api/chats/{id}/messages`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PostMessage {
+pub(crate) struct PostMessage {
     text: String,
 }
 
 /// `POST /api/chats/{id}/messages`: the user says something.
-pub async fn post_message(
+pub(crate) async fn post_message(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Path(chat_id): Path<String>,
@@ -247,12 +247,12 @@ pub async fn post_message(
 /// Body of `POST /api/chats/{id}/ui/{request_id}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UiAnswer {
+pub(crate) struct UiAnswer {
     answer: Value,
 }
 
 /// `POST /api/chats/{id}/ui/{request_id}`: answers a UI request.
-pub async fn answer_ui(
+pub(crate) async fn answer_ui(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Path((chat_id, request_id)): Path<(String, String)>,
@@ -267,7 +267,7 @@ pub async fn answer_ui(
 }
 
 /// `POST /api/chats/{id}/continue`: retries a run interrupted by an error.
-pub async fn continue_chat(
+pub(crate) async fn continue_chat(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Path(chat_id): Path<String>,
@@ -278,7 +278,7 @@ pub async fn continue_chat(
 }
 
 /// `POST /api/chats/{id}/end`
-pub async fn end_chat(
+pub(crate) async fn end_chat(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Path(chat_id): Path<String>,
@@ -289,7 +289,7 @@ pub async fn end_chat(
 }
 
 /// `GET /health`
-pub async fn health(State(orchestrator): State<Orchestrator>) -> Json<Value> {
+pub(crate) async fn health(State(orchestrator): State<Orchestrator>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "llm": match orchestrator.llm().missing_configuration() {
@@ -305,7 +305,7 @@ pub async fn health(State(orchestrator): State<Orchestrator>) -> Json<Value> {
 /// served and those that are not, with why. A broken plugin does not make
 /// the server unready: the workflows that need it are reported invalid,
 /// the others serve.
-pub async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Json<Value>) {
     let readiness = orchestrator.readiness();
     let status = if readiness.ready {
         StatusCode::OK
@@ -329,7 +329,7 @@ pub async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Jso
 /// `GET /health/active-runs`: the runs in this process, of the caller's
 /// app (and user) only when the key is restricted: a key never learns the
 /// ids, statuses or client counts of another app's chats.
-pub async fn active_runs(
+pub(crate) async fn active_runs(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {

@@ -12,7 +12,7 @@ use crate::telemetry::metrics;
 
 /// The chat sockets open on one server. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct OpenSockets {
+pub(crate) struct OpenSockets {
     count: Arc<watch::Sender<usize>>,
 }
 
@@ -36,12 +36,13 @@ impl OpenSockets {
     }
 
     /// Sockets open now.
-    pub fn count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> usize {
         *self.count.borrow()
     }
 
     /// Resolves when no socket is open (at once if none is).
-    pub async fn all_closed(&self) {
+    pub(crate) async fn all_closed(&self) {
         let mut count = self.count.subscribe();
         let _ = count.wait_for(|n| *n == 0).await;
     }

@@ -29,13 +29,13 @@ use crate::orchestrator::{ChatError, Orchestrator, RunInput};
 /// The largest message a client may send on a socket
 /// (`MOZAIKS_MAX_BODY_BYTES`, the HTTP body cap); see [`limited`].
 #[derive(Debug, Clone, Copy)]
-pub struct MessageLimit(pub usize);
+pub(crate) struct MessageLimit(pub usize);
 
 /// `upgrade` with the message and frame size capped: a bigger frame is
 /// refused from its header, before its payload is read, and the socket is
 /// closed with 1009 ([`close_for`]). Without the layer that sets it
 /// ([`super::app`]) the default cap applies.
-pub fn limited(
+pub(crate) fn limited(
     upgrade: WebSocketUpgrade,
     limit: Option<Extension<MessageLimit>>,
 ) -> WebSocketUpgrade {
@@ -45,7 +45,7 @@ pub fn limited(
 
 /// Why a client's frames stopped coming.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientGone {
+pub(crate) enum ClientGone {
     /// It closed the socket or the connection dropped.
     Closed,
     /// It broke a rule: the socket is closed with this code and reason
@@ -62,7 +62,7 @@ pub enum ClientGone {
 /// frame over the cap, 1007 for invalid UTF-8 in a text message, 1002 for
 /// any other protocol violation (such as a control frame over 125 bytes);
 /// [`ClientGone::Closed`] when the connection itself failed.
-pub fn close_for(error: &axum::Error) -> ClientGone {
+pub(crate) fn close_for(error: &axum::Error) -> ClientGone {
     use std::error::Error as _;
     let violation = |code: u16, reason: &str| ClientGone::Violation {
         code,
@@ -93,7 +93,7 @@ fn close_frame(code: u16, reason: &str) -> Message {
 /// What a client may send.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ClientMessage {
+pub(crate) enum ClientMessage {
     /// The user says something.
     UserMessage {
         /// The text.
@@ -121,7 +121,7 @@ pub enum ClientMessage {
 
 /// Query of the chat WebSocket.
 #[derive(Debug, Deserialize)]
-pub struct WsQuery {
+pub(crate) struct WsQuery {
     /// Replay events after this sequence number (0: all).
     #[serde(default)]
     after: u64,
@@ -136,7 +136,7 @@ fn needs_upgrade() -> ApiError {
 }
 
 /// `GET /api/chats/{id}/ws?after=N`
-pub async fn chat_socket(
+pub(crate) async fn chat_socket(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Path(chat_id): Path<String>,
@@ -164,7 +164,7 @@ pub async fn chat_socket(
 /// `GET /ws/{workflow_name}/{app_id}/{chat_id}/{user_id}`: MozaiksAI's
 /// socket path. The chat must exist and belong to that workflow, app and
 /// user.
-pub async fn mozaiksai_socket(
+pub(crate) async fn mozaiksai_socket(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Path((workflow, app_id, chat_id, user_id)): Path<(String, String, String, String)>,
@@ -201,7 +201,7 @@ pub async fn mozaiksai_socket(
 /// `GET /ws/chat?chat_id=…&workflow_name=…&after=N`: MozaiksAI's form. A
 /// missing parameter is answered with `WS_SESSION_DETERMINATION_FAILED`
 /// (as a WebSocket message then a close, or as JSON without an upgrade).
-pub async fn compat_socket(
+pub(crate) async fn compat_socket(
     State(orchestrator): State<Orchestrator>,
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
@@ -335,17 +335,17 @@ async fn serve_socket(
 
 /// What [`session`] sends, after the `server_shutdown` message, to close
 /// the socket with code 1012 (service restart); never a JSON message.
-pub const CLOSE_FOR_RESTART: &str = "\u{0}close:1012:server shutting down";
+pub(crate) const CLOSE_FOR_RESTART: &str = "\u{0}close:1012:server shutting down";
 
 /// What [`session`] sends to close the socket with `code`: never a JSON
 /// message (it starts with a NUL); the transport turns it into a close
 /// frame ([`parse_close`]).
-pub fn close_text(code: u16, reason: &str) -> String {
+pub(crate) fn close_text(code: u16, reason: &str) -> String {
     format!("\u{0}close:{code}:{reason}")
 }
 
 /// The code and reason of a [`close_text`].
-pub fn parse_close(text: &str) -> Option<(u16, &str)> {
+pub(crate) fn parse_close(text: &str) -> Option<(u16, &str)> {
     let rest = text.strip_prefix("\u{0}close:")?;
     let (code, reason) = rest.split_once(':')?;
     Some((code.parse().ok()?, reason))
@@ -353,7 +353,7 @@ pub fn parse_close(text: &str) -> Option<(u16, &str)> {
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     /// The client went away or the socket failed.
     #[error("client disconnected")]
     Disconnected,
@@ -364,7 +364,7 @@ pub enum SessionError {
 
 /// Runs one client's session until it disconnects: hello, replay after
 /// `after`, open UI requests again, then live events and client messages.
-pub async fn session<O, I>(
+pub(crate) async fn session<O, I>(
     mut out: O,
     mut input: I,
     orchestrator: Orchestrator,

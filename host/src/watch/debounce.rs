@@ -17,7 +17,7 @@ use mozaiks_plugin_host::MANIFEST_FILE;
 
 /// A folder to act on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Target {
+pub(crate) enum Target {
     /// A plugin folder: its component or manifest changed.
     Plugin(PathBuf),
     /// A workflow folder: one of its JSON files changed.
@@ -28,7 +28,7 @@ pub enum Target {
 
 /// Folders the watcher looks at.
 #[derive(Debug, Clone)]
-pub struct Roots {
+pub(crate) struct Roots {
     /// The plugins directory.
     pub plugins: PathBuf,
     /// The workflows directory.
@@ -38,7 +38,7 @@ pub struct Roots {
 }
 
 /// What a change at `path` means, if anything.
-pub fn classify(path: &Path, roots: &Roots) -> Option<Target> {
+pub(crate) fn classify(path: &Path, roots: &Roots) -> Option<Target> {
     if let Ok(rest) = path.strip_prefix(&roots.plugins) {
         let parts = names(rest)?;
         let folder = roots.plugins.join(parts.first()?);
@@ -89,14 +89,14 @@ fn is_ext(file: &OsStr, ext: &str) -> bool {
 /// Folders waiting for their files to settle, each with the moment it is
 /// due.
 #[derive(Debug)]
-pub struct Debouncer {
+pub(crate) struct Debouncer {
     quiet: Duration,
     pending: BTreeMap<Target, Instant>,
 }
 
 impl Debouncer {
     /// A debouncer that waits `quiet` after the last event of a folder.
-    pub fn new(quiet: Duration) -> Self {
+    pub(crate) fn new(quiet: Duration) -> Self {
         Self {
             quiet,
             pending: BTreeMap::new(),
@@ -104,19 +104,19 @@ impl Debouncer {
     }
 
     /// A change to `target` at `now`: it is due a quiet period later.
-    pub fn touch(&mut self, target: Target, now: Instant) {
+    pub(crate) fn touch(&mut self, target: Target, now: Instant) {
         self.pending.insert(target, now + self.quiet);
     }
 
     /// Looks at `target` again at `at` (a writer is still busy), unless a
     /// newer change already set a later time.
-    pub fn defer(&mut self, target: Target, at: Instant) {
+    pub(crate) fn defer(&mut self, target: Target, at: Instant) {
         let due = self.pending.entry(target).or_insert(at);
         *due = (*due).max(at);
     }
 
     /// Removes and returns the targets due at `now`.
-    pub fn take_due(&mut self, now: Instant) -> Vec<Target> {
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<Target> {
         let due: Vec<Target> = self
             .pending
             .iter()
@@ -130,7 +130,7 @@ impl Debouncer {
     }
 
     /// When the next target is due.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.pending.values().min().copied()
     }
 }

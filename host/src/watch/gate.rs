@@ -28,7 +28,7 @@ pub struct GateSettings {
 
 /// A plugin function some workflow relies on.
 #[derive(Debug, Clone)]
-pub struct Needed {
+pub(crate) struct Needed {
     /// The workflow.
     pub workflow: String,
     /// The tool name in its `tools.json`.
@@ -40,7 +40,7 @@ pub struct Needed {
 }
 
 /// Checks that `offered` (the new version's functions) covers `needed`.
-pub fn check_functions(needed: &[Needed], offered: &[&FunctionSpec]) -> Vec<String> {
+pub(crate) fn check_functions(needed: &[Needed], offered: &[&FunctionSpec]) -> Vec<String> {
     let mut problems = Vec::new();
     for need in needed {
         let Some(spec) = offered.iter().find(|f| f.name == need.function) else {
@@ -61,7 +61,7 @@ pub fn check_functions(needed: &[Needed], offered: &[&FunctionSpec]) -> Vec<Stri
 }
 
 /// Checks that `new` grants nothing `old` did not.
-pub fn check_capabilities(old: &Capabilities, new: &Capabilities) -> Vec<String> {
+pub(crate) fn check_capabilities(old: &Capabilities, new: &Capabilities) -> Vec<String> {
     let mut problems = Vec::new();
     for var in new.env.iter().filter(|v| !old.env.contains(v)) {
         problems.push(format!("asks for the new environment variable `{var}`"));
@@ -105,7 +105,7 @@ pub fn check_capabilities(old: &Capabilities, new: &Capabilities) -> Vec<String>
 /// optional property, a dropped requirement or a widened type pass; a new
 /// required property, a removed property that is now forbidden, a changed
 /// type or a narrowed `enum` do not.
-pub fn schema_compatible(old: &Value, new: &Value, path: &str) -> Vec<String> {
+pub(crate) fn schema_compatible(old: &Value, new: &Value, path: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if old == new {
         return problems;

@@ -3,7 +3,9 @@
 //! Validation takes a [`ToolCatalog`] so it can run against the loaded
 //! plugins in production and against a plain map in tests.
 
-use std::collections::{BTreeMap, HashMap};
+#[cfg(test)]
+use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use mozaiks_plugin_host::{FunctionSpec, Plugin};
 
@@ -95,26 +97,29 @@ impl ToolCatalog for HashMap<String, Plugin> {
 }
 
 /// A catalog held in memory: plugin id → its functions. For tests and for
-/// checking workflows without compiling plugins.
+/// the fuzz targets.
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
-pub struct InMemoryCatalog {
+pub(crate) struct InMemoryCatalog {
     plugins: BTreeMap<String, Vec<FunctionSpec>>,
 }
 
+#[cfg(test)]
 impl InMemoryCatalog {
     /// An empty catalog.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Adds (or replaces) a plugin with its functions.
     #[must_use]
-    pub fn plugin(mut self, id: impl Into<String>, functions: Vec<FunctionSpec>) -> Self {
+    pub(crate) fn plugin(mut self, id: impl Into<String>, functions: Vec<FunctionSpec>) -> Self {
         self.plugins.insert(id.into(), functions);
         self
     }
 }
 
+#[cfg(test)]
 impl ToolCatalog for InMemoryCatalog {
     fn function(&self, plugin: &str, function: &str) -> Result<&FunctionSpec, LookupError> {
         let functions = self

@@ -17,20 +17,21 @@ use super::spec::{
 };
 
 /// `orchestrator.json` (required).
-pub const ORCHESTRATOR_FILE: &str = "orchestrator.json";
+pub(crate) const ORCHESTRATOR_FILE: &str = "orchestrator.json";
 /// `agents.json` (required).
-pub const AGENTS_FILE: &str = "agents.json";
+pub(crate) const AGENTS_FILE: &str = "agents.json";
 /// `handoffs.json` (optional: no handoff rules).
-pub const HANDOFFS_FILE: &str = "handoffs.json";
+pub(crate) const HANDOFFS_FILE: &str = "handoffs.json";
 /// `context_variables.json` (optional: no declared variables).
-pub const CONTEXT_VARIABLES_FILE: &str = "context_variables.json";
+pub(crate) const CONTEXT_VARIABLES_FILE: &str = "context_variables.json";
 /// `structured_outputs.json` (optional: no structured outputs).
-pub const STRUCTURED_OUTPUTS_FILE: &str = "structured_outputs.json";
+pub(crate) const STRUCTURED_OUTPUTS_FILE: &str = "structured_outputs.json";
 /// `tools.json` (optional: no tools).
-pub const TOOLS_FILE: &str = "tools.json";
+pub(crate) const TOOLS_FILE: &str = "tools.json";
 
-/// Every file of a workflow folder, in the order they are hashed.
-pub const WORKFLOW_FILES: [&str; 6] = [
+/// Every file of a workflow folder (the fuzz targets mutate each).
+#[cfg(test)]
+pub(crate) const WORKFLOW_FILES: [&str; 6] = [
     ORCHESTRATOR_FILE,
     AGENTS_FILE,
     HANDOFFS_FILE,
@@ -43,7 +44,7 @@ pub const WORKFLOW_FILES: [&str; 6] = [
 /// optional) or failed to parse is `None`; the failure is in the
 /// diagnostics returned beside it.
 #[derive(Debug, Clone)]
-pub struct WorkflowFiles {
+pub(crate) struct WorkflowFiles {
     /// The folder.
     pub dir: PathBuf,
     /// `orchestrator.json`.
@@ -64,14 +65,14 @@ pub struct WorkflowFiles {
 
 impl WorkflowFiles {
     /// The path of `file` in this folder.
-    pub fn path(&self, file: &str) -> PathBuf {
+    pub(crate) fn path(&self, file: &str) -> PathBuf {
         self.dir.join(file)
     }
 }
 
 /// Reads and parses every file of the folder `dir`. Returns the files and
 /// every problem found; the files are only usable when the list is empty.
-pub fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
+pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut hasher = Sha256::new();
     if !dir.is_dir() {

@@ -12,10 +12,11 @@ use serde_json::Value;
 
 use super::condition::Condition;
 
-pub use super::spec::{
-    ConditionScope, DisplayMode, HumanInputMode, OrchestrationPattern, StartupMode, ToolType,
-    VariableType,
-};
+pub(crate) use super::spec::DisplayMode;
+pub(crate) use super::spec::HumanInputMode;
+pub(crate) use super::spec::OrchestrationPattern;
+pub(crate) use super::spec::StartupMode;
+pub(crate) use super::spec::VariableType;
 
 /// A loaded, validated workflow.
 #[derive(Debug, Clone)]

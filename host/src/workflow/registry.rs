@@ -70,7 +70,7 @@ pub struct Reloaded {
 }
 
 /// Folder name → entry.
-pub type Snapshot = Arc<BTreeMap<String, Entry>>;
+pub(crate) type Snapshot = Arc<BTreeMap<String, Entry>>;
 
 /// The workflows under one directory.
 #[derive(Debug, Default)]

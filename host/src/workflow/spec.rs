@@ -14,7 +14,7 @@ use serde_json::Value;
 /// `orchestrator.json`: how a run starts and who speaks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OrchestratorFile {
+pub(crate) struct OrchestratorFile {
     /// The workflow's name, as APIs show it.
     pub workflow_name: String,
     /// One line for workflow lists.
@@ -56,6 +56,10 @@ pub enum StartupMode {
 
 /// How the next speaker is chosen (AG2's pattern names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "the names the workflow files use (AG2's)"
+)]
 pub enum OrchestrationPattern {
     /// Handoff rules decide.
     DefaultPattern,
@@ -73,7 +77,7 @@ pub enum OrchestrationPattern {
 /// `agents.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgentsFile {
+pub(crate) struct AgentsFile {
     /// The agents, in order (the order matters for RoundRobinPattern and the
     /// default initial agent).
     pub agents: Vec<AgentSpec>,
@@ -82,7 +86,7 @@ pub struct AgentsFile {
 /// One agent.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgentSpec {
+pub(crate) struct AgentSpec {
     /// Unique name, used in handoffs, tools and structured outputs.
     pub name: String,
     /// The system message. Exactly one of this and `prompt_sections`.
@@ -112,8 +116,12 @@ pub struct AgentSpec {
 /// One section of a system message.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PromptSection {
+pub(crate) struct PromptSection {
     /// Section id (`role`, `objective`, ...), informational.
+    #[expect(
+        dead_code,
+        reason = "informational: required in the file, never acted on"
+    )]
     pub id: String,
     /// Heading line, e.g. `[ROLE]`.
     #[serde(default)]
@@ -125,7 +133,7 @@ pub struct PromptSection {
 /// An agent's LLM settings (AG2's `llm_config` names).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LlmConfigSpec {
+pub(crate) struct LlmConfigSpec {
     /// Model name, e.g. `gpt-4o-mini`.
     #[serde(default)]
     pub model: Option<String>,
@@ -155,7 +163,7 @@ pub enum HumanInputMode {
 /// `handoffs.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HandoffsFile {
+pub(crate) struct HandoffsFile {
     /// Rules in order; the order matters within one source agent.
     pub handoff_rules: Vec<HandoffRule>,
 }
@@ -163,7 +171,7 @@ pub struct HandoffsFile {
 /// One handoff rule.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HandoffRule {
+pub(crate) struct HandoffRule {
     /// The agent whose turn ends, or `user`.
     pub source_agent: String,
     /// An agent, `user` (revert to the user) or `terminate` (end the run).
@@ -184,13 +192,17 @@ pub struct HandoffRule {
     pub condition_scope: Option<ConditionScope>,
     /// Informational.
     #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "informational: allowed in the file, never acted on"
+    )]
     pub description: Option<String>,
 }
 
 /// Whether a rule has a condition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum HandoffType {
+pub(crate) enum HandoffType {
     /// The fallback when the agent finishes and no condition matched.
     #[default]
     AfterWork,
@@ -201,7 +213,7 @@ pub enum HandoffType {
 /// How a condition is decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ConditionType {
+pub(crate) enum ConditionType {
     /// A context expression, evaluated by the runtime without an LLM call.
     Expression,
     /// Natural language, offered to the agent's LLM as a transfer tool.
@@ -211,7 +223,7 @@ pub enum ConditionType {
 /// When an expression condition is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ConditionScope {
+pub(crate) enum ConditionScope {
     /// Before the source agent replies.
     Pre,
     /// After the source agent replied.
@@ -221,7 +233,7 @@ pub enum ConditionScope {
 /// `context_variables.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ContextVariablesFile {
+pub(crate) struct ContextVariablesFile {
     /// The declared variables.
     pub definitions: Vec<ContextVariableSpec>,
 }
@@ -229,7 +241,7 @@ pub struct ContextVariablesFile {
 /// One declared context variable.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ContextVariableSpec {
+pub(crate) struct ContextVariableSpec {
     /// Name, as written in conditions (`${name}`).
     pub name: String,
     /// JSON type of its values.
@@ -263,7 +275,7 @@ pub enum VariableType {
 /// Where a context variable's value comes from.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum VariableSourceSpec {
+pub(crate) enum VariableSourceSpec {
     /// A fixed initial value that tools may change (MozaiksAI's `state`).
     Static {
         /// The initial value (null if absent).
@@ -299,7 +311,7 @@ pub enum VariableSourceSpec {
 /// `structured_outputs.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StructuredOutputsFile {
+pub(crate) struct StructuredOutputsFile {
     /// Model name → JSON Schema (an object schema).
     pub models: BTreeMap<String, Value>,
     /// Agent name → model name: which agent answers with which model.
@@ -313,7 +325,7 @@ pub struct StructuredOutputsFile {
 /// Sends a structured output to a UI tool.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AutoExecuteSpec {
+pub(crate) struct AutoExecuteSpec {
     /// The model whose instances are sent.
     pub model: String,
     /// The UI tool that receives them as arguments.
@@ -323,7 +335,7 @@ pub struct AutoExecuteSpec {
 /// `tools.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ToolsFile {
+pub(crate) struct ToolsFile {
     /// The tools.
     pub tools: Vec<ToolSpec>,
 }
@@ -331,7 +343,7 @@ pub struct ToolsFile {
 /// One tool: a plugin function offered to agents.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ToolSpec {
+pub(crate) struct ToolSpec {
     /// The name agents call it by; the function name if absent.
     #[serde(default)]
     pub name: Option<String>,
@@ -356,7 +368,7 @@ pub struct ToolSpec {
 /// One agent name or a list of them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged, expecting = "an agent name or a list of agent names")]
-pub enum AgentList {
+pub(crate) enum AgentList {
     /// `"Planner"`.
     One(String),
     /// `["Planner", "Reviewer"]`.
@@ -365,7 +377,7 @@ pub enum AgentList {
 
 impl AgentList {
     /// The names, in order.
-    pub fn names(&self) -> &[String] {
+    pub(crate) fn names(&self) -> &[String] {
         match self {
             Self::One(name) => std::slice::from_ref(name),
             Self::Many(names) => names,
@@ -375,7 +387,7 @@ impl AgentList {
 
 /// Kind of tool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum ToolType {
+pub(crate) enum ToolType {
     /// Runs and returns a result to the agent.
     #[default]
     #[serde(rename = "Agent_Tool")]
@@ -388,7 +400,7 @@ pub enum ToolType {
 /// A UI tool's component.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UiSpec {
+pub(crate) struct UiSpec {
     /// Name of the front-end component.
     pub component: String,
     /// Where it is shown.

@@ -21,13 +21,13 @@ mod outputs;
 mod tools;
 
 /// The name handoffs use for the human user.
-pub const USER: &str = "user";
+pub(crate) const USER: &str = "user";
 /// The handoff target that ends the run.
-pub const TERMINATE: &str = "terminate";
+pub(crate) const TERMINATE: &str = "terminate";
 
 /// Validates `files` against each other and against the plugins in
 /// `catalog`. Returns the runtime model, or every problem found.
-pub fn validate(
+pub(crate) fn validate(
     files: &WorkflowFiles,
     catalog: &dyn ToolCatalog,
 ) -> Result<Workflow, Vec<Diagnostic>> {

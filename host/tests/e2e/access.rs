@@ -382,7 +382,7 @@ enum Reach {
     Chat,
 }
 
-/// The matrix's row of every route `mozaiks_host::transport::route_table`
+/// The matrix's row of every route `mozaiks_host::route_table`
 /// lists: a route missing here fails the test.
 fn reach(method: &str, path: &str) -> Option<(Reach, bool)> {
     let socket = path.ends_with("/ws") || path.starts_with("/ws/");
@@ -467,7 +467,7 @@ async fn every_route_answers_each_caller_only_with_what_it_may_see() {
         ("no key", None),
         ("wrong key", Some("not-a-configured-key-at-all")),
     ];
-    let table = mozaiks_host::transport::route_table();
+    let table = mozaiks_host::route_table();
     assert!(table.len() >= 25, "{table:?}");
     // `end` last: it changes what the other chat routes answer the owner.
     let (mut table, ends): (Vec<_>, Vec<_>) =

@@ -224,7 +224,7 @@ impl Server {
             // Plugins are loaded before the server listens.
             shared_component_cache::collect(&setup.data);
         }
-        mozaiks_host::llm::install_crypto_provider();
+        mozaiks_host::install_crypto_provider();
         Self {
             child,
             base,

@@ -9,12 +9,12 @@ use mongodb::error::{Error as MongoError, ErrorKind};
 use mongodb::options::WriteConcern;
 
 /// The database used when `MONGO_DB` is not set.
-pub const DEFAULT_DATABASE: &str = "mozaiks";
+pub(crate) const DEFAULT_DATABASE: &str = "mozaiks";
 
 /// How long an operation waits for a usable server before it fails. The
 /// driver's own default (30 s) would leave requests and the readiness
 /// probe hanging through an outage; 5 s still rides out an election.
-pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which acknowledgement writes wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,7 +160,7 @@ pub(super) fn redact_uri(uri: &str) -> String {
 /// (nothing listens at the address), `dns` (the host name does not
 /// resolve), `auth` (wrong user, password or `authSource`), `timeout` (no
 /// server answered in time) or `other`.
-pub fn classify(error: &MongoError) -> &'static str {
+pub(crate) fn classify(error: &MongoError) -> &'static str {
     match error.kind.as_ref() {
         ErrorKind::Authentication { .. } => return "auth",
         ErrorKind::DnsResolve { .. } => return "dns",
