@@ -69,7 +69,7 @@ use common::{core_count, describe_machine, file_system, mean, micros, ms, percen
 use mozaiks_fake_llm::{ChatCall, FakeLlm, Reply};
 use mozaiks_host::{
     ChatRecord, ChatRequest, ChatStore, EmbeddedStore, Envelope, Event, LiveChat, LlmClient,
-    LlmConfig, Orchestrator, RunStatus, ServeConfig, StoreConfig, build, chat_request, now_ms,
+    LlmConfig, RunStatus, ServeConfig, Server, StoreConfig, build, chat_request, now_ms,
 };
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -265,15 +265,15 @@ type Trace = Vec<(Duration, &'static str)>;
 /// Waits until the chat's run completes. Subscribes first, then reads what
 /// the store already has, so no event falls in between.
 async fn wait_for_end(
-    orchestrator: &Orchestrator,
+    server: &Server,
     chat_id: &str,
     started: Instant,
     trace: &mut Trace,
 ) -> anyhow::Result<()> {
-    let mut events = orchestrator.live(chat_id).subscribe();
+    let mut events = server.orchestrator().live(chat_id).subscribe();
     let mut seen = 0;
     loop {
-        for envelope in orchestrator.store().events(chat_id, seen, None).await? {
+        for envelope in server.store().events(chat_id, seen, None).await? {
             if ended(&envelope)? {
                 return Ok(());
             }
@@ -299,14 +299,14 @@ async fn wait_for_end(
 
 /// One chat of `workflow` from `create_chat` to its `completed` status:
 /// its id, wall time and event trace.
-async fn run_chat(
-    orchestrator: &Orchestrator,
-    workflow: &str,
-) -> anyhow::Result<(String, Duration, Trace)> {
+async fn run_chat(server: &Server, workflow: &str) -> anyhow::Result<(String, Duration, Trace)> {
     let started = Instant::now();
-    let chat = orchestrator.create_chat("bench", "bench", workflow).await?;
+    let chat = server
+        .orchestrator()
+        .create_chat("bench", "bench", workflow)
+        .await?;
     let mut trace = vec![(started.elapsed(), "create_chat")];
-    wait_for_end(orchestrator, &chat.chat_id, started, &mut trace).await?;
+    wait_for_end(server, &chat.chat_id, started, &mut trace).await?;
     Ok((chat.chat_id, started.elapsed(), trace))
 }
 
@@ -362,9 +362,9 @@ struct Finished {
 }
 
 impl Finished {
-    async fn load(orchestrator: &Orchestrator, chat_id: &str) -> anyhow::Result<Self> {
-        let chat = orchestrator.chat(chat_id).await?;
-        let events = orchestrator.store().events(chat_id, 0, None).await?;
+    async fn load(server: &Server, chat_id: &str) -> anyhow::Result<Self> {
+        let chat = server.orchestrator().chat(chat_id).await?;
+        let events = server.store().events(chat_id, 0, None).await?;
         Ok(Self { chat, events })
     }
 
@@ -399,12 +399,11 @@ impl Finished {
     /// The LLM requests the run sent, rebuilt the way the run builds them:
     /// each `usage` event follows one call, whose transcript is every event
     /// before it.
-    fn requests(&self, orchestrator: &Orchestrator) -> anyhow::Result<Vec<ChatRequest>> {
-        let workflow = orchestrator
-            .workflows()
-            .get(&self.chat.workflow)
+    fn requests(&self, server: &Server) -> anyhow::Result<Vec<ChatRequest>> {
+        let workflow = server
+            .workflow(&self.chat.workflow)
             .context("the workflow is gone")?;
-        let llm = orchestrator.llm();
+        let llm = server.llm();
         let mut requests = Vec::new();
         for (index, envelope) in self.events.iter().enumerate() {
             let Event::Usage { agent, .. } = &envelope.event else {
@@ -443,7 +442,7 @@ async fn replay(
 
 /// Runs chats of `workflow` one after another and prints W, L and W − L.
 async fn measure_overhead(
-    orchestrator: &Orchestrator,
+    server: &Server,
     config: &Config,
     workflow: &str,
     tools_per_turn: u32,
@@ -462,11 +461,11 @@ async fn measure_overhead(
     let mut replay_cpu = Duration::ZERO;
     for round in 0..config.warmup_chats + config.measured_chats {
         let cpu = cpu_time();
-        let (chat_id, elapsed, trace) = run_chat(orchestrator, workflow).await?;
+        let (chat_id, elapsed, trace) = run_chat(server, workflow).await?;
         let run_cpu = cpu_time().saturating_sub(cpu);
-        let finished = Finished::load(orchestrator, &chat_id).await?;
+        let finished = Finished::load(server, &chat_id).await?;
         finished.check(turns, tools_per_turn)?;
-        requests = finished.requests(orchestrator)?;
+        requests = finished.requests(server)?;
         let expected = usize::try_from(turns * (1 + tools_per_turn))?;
         if requests.len() != expected {
             bail!(
@@ -475,7 +474,7 @@ async fn measure_overhead(
             );
         }
         let cpu = cpu_time();
-        let (replayed, each) = replay(orchestrator.llm(), &requests).await?;
+        let (replayed, each) = replay(server.llm(), &requests).await?;
         let llm_cpu = cpu_time().saturating_sub(cpu);
         if round < config.warmup_chats {
             continue;
@@ -539,17 +538,13 @@ async fn measure_overhead(
 }
 
 /// Starts `chats` chats at once and prints turns/s and completion times.
-async fn measure_throughput(
-    orchestrator: &Orchestrator,
-    turns: u32,
-    chats: usize,
-) -> anyhow::Result<()> {
+async fn measure_throughput(server: &Server, turns: u32, chats: usize) -> anyhow::Result<()> {
     let cpu = cpu_time();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..chats {
-        let orchestrator = orchestrator.clone();
-        tasks.spawn(async move { run_chat(&orchestrator, PLAIN).await });
+        let server = server.clone();
+        tasks.spawn(async move { run_chat(&server, PLAIN).await });
     }
     let mut durations = Vec::with_capacity(chats);
     let mut ids = Vec::with_capacity(chats);
@@ -561,9 +556,7 @@ async fn measure_throughput(
     let elapsed = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu);
     for chat_id in &ids {
-        Finished::load(orchestrator, chat_id)
-            .await?
-            .check(turns, 0)?;
+        Finished::load(server, chat_id).await?.check(turns, 0)?;
     }
     durations.sort();
     let total = chats as f64 * f64::from(turns);
@@ -754,7 +747,7 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
     let cost = measure_store(&paths.scratch.join("store-bench"), config.appends).await?;
 
     let fake = FakeLlm::start(respond).await;
-    let orchestrator = build(&ServeConfig {
+    let server = build(&ServeConfig {
         workflows_dir: paths.workflows,
         plugins_dir: paths.plugins,
         store: StoreConfig::Embedded {
@@ -776,7 +769,7 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
     })
     .await?;
     for name in [PLAIN, TOOLS] {
-        if orchestrator.workflows().get(name).is_none() {
+        if server.workflow(name).is_none() {
             bail!("workflow `{name}` did not load (is plugins/planner built and valid?)");
         }
     }
@@ -784,8 +777,8 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
     println!(
         "\noverhead per agent turn, excluding LLM time (W − L per chat; p50 and mean over chats):"
     );
-    let requests = measure_overhead(&orchestrator, &config, PLAIN, 0, cost).await?;
-    measure_overhead(&orchestrator, &config, TOOLS, 1, cost).await?;
+    let requests = measure_overhead(&server, &config, PLAIN, 0, cost).await?;
+    measure_overhead(&server, &config, TOOLS, 1, cost).await?;
 
     println!(
         "\nthroughput: C chats of `{PLAIN}` ({} turns each) started at once, {} tokio workers:",
@@ -793,13 +786,13 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
         core_count()
     );
     for &chats in &config.concurrency {
-        measure_throughput(&orchestrator, config.turns, chats).await?;
+        measure_throughput(&server, config.turns, chats).await?;
     }
     println!(
         "  the fake LLM and client alone, same concurrency and requests (the ceiling they set):"
     );
     for &chats in &config.concurrency {
-        let rate = llm_ceiling(orchestrator.llm(), &requests, chats).await?;
+        let rate = llm_ceiling(server.llm(), &requests, chats).await?;
         println!("  C = {chats:>3}: {rate:>6.0} LLM calls/s");
     }
     Ok(())

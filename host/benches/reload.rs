@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use mozaiks_host::{LlmConfig, Orchestrator, ReloadConfig, ServeConfig, StoreConfig, build};
+use mozaiks_host::{LlmConfig, ReloadConfig, ServeConfig, Server, StoreConfig, build};
 use mozaiks_plugin_host::{CallInfo, Ports};
 
 mod common;
@@ -98,9 +98,8 @@ fn config(root: &Path, cache: Option<PathBuf>, watch: bool) -> ServeConfig {
     }
 }
 
-async fn call_echo(orchestrator: &Orchestrator) -> anyhow::Result<String> {
-    let plugin = orchestrator
-        .plugins()
+async fn call_echo(server: &Server) -> anyhow::Result<String> {
+    let plugin = server
         .plugin("planner")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let info = CallInfo {
@@ -119,7 +118,7 @@ async fn call_echo(orchestrator: &Orchestrator) -> anyhow::Result<String> {
 /// Writes variants of the demo component one after another and times each
 /// until a call returns from it.
 async fn measure_reloads(root: &Path, count: usize) -> anyhow::Result<()> {
-    let orchestrator = build(&config(root, Some(root.join("cache")), true)).await?;
+    let server = build(&config(root, Some(root.join("cache")), true)).await?;
     let original = std::fs::read(root.join("plugins/planner/planner.wasm"))?;
     let target = root.join("plugins/planner/planner.wasm");
     let mut totals = Vec::new();
@@ -132,7 +131,7 @@ async fn measure_reloads(root: &Path, count: usize) -> anyhow::Result<()> {
         let started = Instant::now();
         std::fs::rename(&temporary, &target)?;
         loop {
-            if call_echo(&orchestrator).await? == hash {
+            if call_echo(&server).await? == hash {
                 break;
             }
             if started.elapsed() > Duration::from_secs(30) {
@@ -141,8 +140,7 @@ async fn measure_reloads(root: &Path, count: usize) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         totals.push(started.elapsed());
-        let plugin = orchestrator
-            .plugins()
+        let plugin = server
             .plugin("planner")
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         compiles.push(plugin.compile_time());
@@ -178,14 +176,13 @@ async fn measure_starts(root: &Path, count: usize) -> anyhow::Result<()> {
     for _ in 0..count {
         let _ = std::fs::remove_dir_all(&cache);
         let started = Instant::now();
-        let orchestrator = build(&config(root, Some(cache.clone()), false)).await?;
+        let server = build(&config(root, Some(cache.clone()), false)).await?;
         cold.push(started.elapsed());
-        drop(orchestrator);
+        drop(server);
         let started = Instant::now();
-        let orchestrator = build(&config(root, Some(cache.clone()), false)).await?;
+        let server = build(&config(root, Some(cache.clone()), false)).await?;
         warm.push(started.elapsed());
-        let hit = orchestrator
-            .plugins()
+        let hit = server
             .plugin("planner")
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .cache_outcome();

@@ -7,19 +7,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mozaiks_plugin_host::{EngineConfig, PluginEngine};
+use mozaiks_plugin_host::{EngineConfig, Plugin, PluginEngine};
 use tokio::net::TcpListener;
 
 use crate::llm::{LlmClient, LlmConfig};
-use crate::maintenance::{self, MaintenanceConfig};
+use crate::maintenance::{self, MaintenanceConfig, StoreHealth};
 use crate::orchestrator::Orchestrator;
 use crate::plugin_dir;
-use crate::plugins::PluginSet;
-use crate::store::{StoreConfig, StoreError};
+use crate::plugins::{PluginSet, Unavailable};
+use crate::store::{ChatStore, StoreConfig, StoreError};
 use crate::transport;
+use crate::transport::sockets::OpenSockets;
+use crate::transport::state::WebState;
 use crate::watch::{self, GateSettings, ReloadHub, Reloader, WatchSettings};
-use crate::workflow::WorkflowRegistry;
 use crate::workflow::registry::Entry;
+use crate::workflow::{Workflow, WorkflowRegistry};
 
 /// What `mozaiks serve` needs.
 #[derive(Debug, Clone)]
@@ -108,10 +110,55 @@ pub enum StartupError {
     Watch(#[from] watch::WatchError),
 }
 
-/// Loads plugins and workflows, opens the store and returns the
-/// orchestrator, with interrupted chats resumed. Unless turned off, starts
-/// watching the plugin and workflow directories for changes.
-pub async fn build(config: &ServeConfig) -> Result<Orchestrator, StartupError> {
+/// A built server, not yet serving: the chat API and the parts the web
+/// layer and the background jobs use beside it ([`serve`] hands them out).
+#[derive(Debug, Clone)]
+pub struct Server {
+    orchestrator: Orchestrator,
+    store: Arc<dyn ChatStore>,
+    llm: LlmClient,
+    workflows: Arc<WorkflowRegistry>,
+    plugins: Arc<PluginSet>,
+    reloads: Arc<ReloadHub>,
+}
+
+impl Server {
+    /// The chat API: create chats, send input, answer UI requests, end.
+    pub fn orchestrator(&self) -> &Orchestrator {
+        &self.orchestrator
+    }
+
+    /// The store the chats are kept in.
+    pub fn store(&self) -> &Arc<dyn ChatStore> {
+        &self.store
+    }
+
+    /// The LLM client the runs use.
+    pub fn llm(&self) -> &LlmClient {
+        &self.llm
+    }
+
+    /// The version of workflow `name` a new chat would use.
+    pub fn workflow(&self, name: &str) -> Option<Arc<Workflow>> {
+        self.workflows.get(name)
+    }
+
+    /// The version of plugin `id` a call would use now.
+    pub fn plugin(&self, id: &str) -> Result<Plugin, Unavailable> {
+        self.plugins.plugin(id)
+    }
+
+    /// See [`Orchestrator::set_idle_unload`].
+    pub fn set_idle_unload(&self, limit: Option<Duration>) {
+        self.orchestrator.set_idle_unload(limit);
+    }
+}
+
+/// Loads plugins and workflows, opens the store and returns the server's
+/// parts. Unless turned off, starts watching the plugin and workflow
+/// directories for changes. Interrupted chats resume once [`serve`]'s store
+/// monitor finds the store answering.
+pub async fn build(config: &ServeConfig) -> Result<Server, StartupError> {
     let engine = PluginEngine::new(EngineConfig {
         cache_dir: config.component_cache.clone(),
         max_concurrent_calls: config.plugin_slots.total,
@@ -156,14 +203,21 @@ pub async fn build(config: &ServeConfig) -> Result<Orchestrator, StartupError> {
         )
         .spawn()?;
     }
-    Ok(Orchestrator::new(
+    let orchestrator = Orchestrator::new(
+        Arc::clone(&store),
+        llm.clone(),
+        config.llm.default_timeout,
+        Arc::clone(&workflows),
+        Arc::clone(&plugins),
+    );
+    Ok(Server {
+        orchestrator,
         store,
         llm,
-        config.llm.default_timeout,
         workflows,
         plugins,
         reloads,
-    ))
+    })
 }
 
 /// Loads every plugin folder; one that fails is listed with its error.
@@ -235,7 +289,7 @@ pub struct ServeOptions {
 /// most this.
 const NOTICE_RESERVE: Duration = Duration::from_secs(2);
 
-/// Serves the API for `orchestrator` on `listener` until `shutdown`, with
+/// Serves the API of `parts` on `listener` until `shutdown`, with
 /// the background jobs (`maintenance`): the store monitor, which also
 /// resumes the chats that were running when the server last stopped, and
 /// the retention job.
@@ -249,20 +303,30 @@ const NOTICE_RESERVE: Duration = Duration::from_secs(2);
 /// (`orchestrator/drain.rs`).
 pub async fn serve(
     listener: TcpListener,
-    orchestrator: Orchestrator,
+    parts: Server,
     options: &ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    let jobs = maintenance::spawn(&orchestrator, &options.maintenance);
+    let health = StoreHealth::default();
+    let orchestrator = parts.orchestrator.clone();
+    let jobs = maintenance::spawn(&orchestrator, &parts.store, &health, &options.maintenance);
     let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
-    let sockets = transport::sockets::OpenSockets::default();
-    let server = axum::serve(
-        listener,
-        transport::app(orchestrator.clone(), &options.http, &sockets),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop.await;
-    });
+    let sockets = OpenSockets::default();
+    let web = WebState {
+        chats: parts.orchestrator,
+        store: parts.store,
+        workflows: parts.workflows,
+        plugins: parts.plugins,
+        reloads: parts.reloads,
+        health,
+        llm_missing: parts.llm.missing_configuration(),
+        sockets: sockets.clone(),
+    };
+    let server = axum::serve(listener, transport::app(web, &options.http)).with_graceful_shutdown(
+        async move {
+            let _ = stop.await;
+        },
+    );
     let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
     let served = tokio::select! {
         biased;

@@ -36,7 +36,9 @@ mod fuzz;
 mod golden;
 
 // Serving: `mozaiks serve` and `mozaiks dev`, and the benches.
-pub use app::{PluginSlots, ReloadConfig, ServeConfig, ServeOptions, StartupError, build, serve};
+pub use app::{
+    PluginSlots, ReloadConfig, ServeConfig, ServeOptions, Server, StartupError, build, serve,
+};
 pub use maintenance::MaintenanceConfig;
 pub use orchestrator::Orchestrator;
 pub use transport::{HttpOptions, route_table};
@@ -58,9 +60,7 @@ pub use store::{
 pub use transport::routes::chat_json;
 
 // The LLM client: the benches, and TLS set-up for every HTTP client.
-pub use llm::{
-    ChatRequest, LlmClient, LlmConfig, LlmError, RetryPolicy, install_crypto_provider,
-};
+pub use llm::{ChatRequest, LlmClient, LlmConfig, LlmError, RetryPolicy, install_crypto_provider};
 
 // Workflows: `mozaiks validate`. (Plugins: the public `plugin_dir`
 // module, every item of which `mozaiks tool` and `validate` use.)

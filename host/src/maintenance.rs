@@ -1,13 +1,15 @@
-//! Background jobs of a running server: the store monitor (readiness,
-//! resuming chats once the store answers) and the retention job (deleting
-//! chats that ended long ago).
+//! Background jobs of a running server: the store monitor (readiness, kept
+//! in [`StoreHealth`] for `/health/ready`; resuming chats once the store
+//! answers) and the retention job (deleting chats that ended long ago).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use crate::event::now_ms;
 use crate::orchestrator::Orchestrator;
+use crate::store::ChatStore;
 
 /// How often a healthy store is checked. Often enough that `/health/ready`
 /// turns false within seconds of an outage, rare enough to cost nothing.
@@ -42,12 +44,73 @@ impl Default for MaintenanceConfig {
     }
 }
 
-/// Starts the jobs; they run until the returned handles are aborted.
+/// Whether the server can serve chats, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Readiness {
+    /// The store answered the last check.
+    pub(crate) ready: bool,
+    /// Why not, when not ready (the store's error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    /// When the state last changed (ms since the Unix epoch).
+    pub(crate) since: u64,
+}
+
+/// What the store monitor last found, for `/health/ready`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreHealth(Arc<Mutex<Readiness>>);
+
+impl Default for StoreHealth {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(Readiness {
+            ready: false,
+            reason: Some("the store has not been checked yet".to_owned()),
+            since: now_ms(),
+        })))
+    }
+}
+
+impl StoreHealth {
+    /// Whether the store answers now.
+    pub(crate) fn readiness(&self) -> Readiness {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the outcome of a store check. Returns true when the server
+    /// just became ready.
+    fn record(&self, outcome: Result<(), String>) -> bool {
+        let mut readiness = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let ready = outcome.is_ok();
+        let reason = outcome.err();
+        let became_ready = ready && !readiness.ready;
+        if readiness.ready != ready || readiness.reason != reason {
+            *readiness = Readiness {
+                ready,
+                reason,
+                since: now_ms(),
+            };
+        }
+        became_ready
+    }
+}
+
+/// Starts the jobs over the server's `store` (which `orchestrator` uses
+/// too); they run until the returned handles are aborted. The monitor keeps
+/// `health` current.
 pub(crate) fn spawn(
     orchestrator: &Orchestrator,
+    store: &Arc<dyn ChatStore>,
+    health: &StoreHealth,
     config: &MaintenanceConfig,
 ) -> Vec<JoinHandle<()>> {
-    let mut jobs = vec![tokio::spawn(monitor_store(orchestrator.clone()))];
+    let mut jobs = vec![tokio::spawn(monitor_store(
+        orchestrator.clone(),
+        Arc::clone(store),
+        health.clone(),
+    ))];
     if let Some(days) = config.retention_days {
         jobs.push(tokio::spawn(retention(
             orchestrator.clone(),
@@ -61,19 +124,19 @@ pub(crate) fn spawn(
 /// Checks the store; on the first success prepares it (indexes) and
 /// resumes the chats that were running when the server stopped; after an
 /// outage resumes the chats whose runs the outage stopped.
-async fn monitor_store(orchestrator: Orchestrator) {
+async fn monitor_store(orchestrator: Orchestrator, store: Arc<dyn ChatStore>, health: StoreHealth) {
     let mut prepared = false;
     let mut delay = FIRST_RETRY_DELAY;
     loop {
-        let mut outcome = orchestrator.store().ping().await;
+        let mut outcome = store.ping().await;
         if outcome.is_ok() && !prepared {
-            outcome = orchestrator.store().prepare().await;
+            outcome = store.prepare().await;
         }
         let healthy = outcome.is_ok();
         if let Err(error) = &outcome {
             tracing::warn!(error = error as &dyn std::error::Error, retry_in = ?delay, "the store does not answer; not ready");
         }
-        let became_ready = orchestrator.set_readiness(outcome.map_err(|e| e.to_string()));
+        let became_ready = health.record(outcome.map_err(|e| e.to_string()));
         if became_ready {
             tracing::info!("the store answers; ready");
         }

@@ -21,15 +21,16 @@
 //! and the run reads its position back from those events
 //! ([`history::RunPosition`]), which is how a chat resumes after a restart.
 
-pub(crate) mod drain;
-pub(crate) mod handoff;
-pub(crate) mod history;
-pub(crate) mod live;
+mod drain;
+mod handoff;
+mod history;
+mod live;
 mod observe;
-pub(crate) mod pattern;
+mod pattern;
+mod resume;
 mod run;
-pub(crate) mod structured;
-pub(crate) mod tools;
+mod structured;
+mod tools;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,10 +44,11 @@ use crate::event::{ErrorCode, Event, RunStatus, now_ms};
 use crate::llm::LlmClient;
 use crate::plugins::{PluginSet, Unavailable};
 use crate::store::{ChatRecord, ChatStatus, ChatStore, StoreError};
-use crate::watch::ReloadHub;
 use crate::workflow::registry::Entry;
 use crate::workflow::{Diagnostic, Workflow, WorkflowRegistry};
 
+pub(crate) use drain::closed;
+pub(crate) use history::RunPosition;
 pub(crate) use live::EmitError;
 pub use live::LiveChat;
 pub(crate) use live::RunInput;
@@ -60,30 +62,16 @@ pub(crate) struct Shared {
     pub(crate) llm_timeout: Duration,
     pub(crate) workflows: Arc<WorkflowRegistry>,
     pub(crate) plugins: Arc<PluginSet>,
-    pub(crate) reloads: Arc<ReloadHub>,
     live: Mutex<HashMap<String, Arc<LiveChat>>>,
     /// Serving, draining or closed ([`drain`]).
     pub(crate) lifecycle: tokio::sync::watch::Sender<drain::Lifecycle>,
     /// Run tasks alive in this process.
     pub(crate) runs: tokio::sync::watch::Sender<usize>,
-    /// Chats whose run stopped because the store failed.
+    /// Chats whose run stopped because the store failed ([`resume`]).
     to_resume: Mutex<std::collections::BTreeSet<String>>,
-    readiness: Mutex<Readiness>,
     /// How long a run waits for input before it unloads itself, in ms;
     /// 0: never ([`Orchestrator::set_idle_unload`]).
     idle_run_ms: std::sync::atomic::AtomicU64,
-}
-
-/// Whether the server can serve chats, and why not.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Readiness {
-    /// The store answered the last check.
-    pub ready: bool,
-    /// Why not, when not ready (the store's error).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// When the state last changed (ms since the Unix epoch).
-    pub since: u64,
 }
 
 impl Shared {
@@ -231,7 +219,6 @@ impl Orchestrator {
         llm_timeout: Duration,
         workflows: Arc<WorkflowRegistry>,
         plugins: Arc<PluginSet>,
-        reloads: Arc<ReloadHub>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -240,16 +227,10 @@ impl Orchestrator {
                 llm_timeout,
                 workflows,
                 plugins,
-                reloads,
                 live: Mutex::new(HashMap::new()),
                 lifecycle: tokio::sync::watch::Sender::new(drain::Lifecycle::Serving),
                 runs: tokio::sync::watch::Sender::new(0),
                 to_resume: Mutex::new(std::collections::BTreeSet::new()),
-                readiness: Mutex::new(Readiness {
-                    ready: false,
-                    reason: Some("the store has not been checked yet".to_owned()),
-                    since: now_ms(),
-                }),
                 idle_run_ms: std::sync::atomic::AtomicU64::new(0),
             }),
         }
@@ -272,31 +253,6 @@ impl Orchestrator {
     /// it (it is made again from the store when needed).
     pub(crate) fn forget_if_unused(&self, chat_id: &str) {
         self.shared.forget_if_unused(chat_id);
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn ChatStore> {
-        &self.shared.store
-    }
-
-    /// The workflows.
-    pub fn workflows(&self) -> &Arc<WorkflowRegistry> {
-        &self.shared.workflows
-    }
-
-    /// The plugins.
-    pub fn plugins(&self) -> &Arc<PluginSet> {
-        &self.shared.plugins
-    }
-
-    /// Where reload events go.
-    pub fn reloads(&self) -> &Arc<ReloadHub> {
-        &self.shared.reloads
-    }
-
-    /// The LLM client.
-    pub fn llm(&self) -> &LlmClient {
-        &self.shared.llm
     }
 
     fn workflow(&self, name: &str) -> Result<Arc<Workflow>, ChatError> {
@@ -602,100 +558,6 @@ impl Orchestrator {
             .await?;
         }
         Ok(())
-    }
-
-    /// Starts the runs of chats that were active when the server stopped
-    /// (not those waiting for the user: their run starts with the next
-    /// message; not those interrupted by an error: `continue` starts them).
-    /// Returns how many resumed.
-    pub async fn resume_in_progress(&self) -> Result<usize, ChatError> {
-        let filter = crate::store::ChatFilter {
-            status: Some(ChatStatus::InProgress),
-            ..Default::default()
-        };
-        let mut resumed = 0;
-        for chat in self.shared.store.chats(&filter).await? {
-            let events = self.shared.store.events(&chat.chat_id, 0, None).await?;
-            let state = history::RunPosition::of(&events);
-            let active = !state.interrupted
-                && !matches!(
-                    state.position,
-                    history::Position::WaitingForUser | history::Position::WaitingForSpeaker
-                );
-            if !active {
-                continue;
-            }
-            let Ok(workflow) = self.workflow(&chat.workflow) else {
-                tracing::warn!(
-                    chat_id = chat.chat_id,
-                    workflow = chat.workflow,
-                    "cannot resume: workflow not loaded"
-                );
-                continue;
-            };
-            let live = self.live(&chat.chat_id);
-            self.start_run(&chat, workflow, &live).await?;
-            resumed += 1;
-        }
-        Ok(resumed)
-    }
-
-    /// Whether the store answers; [`set_readiness`](Self::set_readiness)
-    /// keeps it current.
-    pub fn readiness(&self) -> Readiness {
-        self.shared
-            .readiness
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Records the outcome of a store check. Returns true when the server
-    /// just became ready.
-    pub fn set_readiness(&self, outcome: Result<(), String>) -> bool {
-        let mut readiness = self
-            .shared
-            .readiness
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let ready = outcome.is_ok();
-        let reason = outcome.err();
-        let became_ready = ready && !readiness.ready;
-        if readiness.ready != ready || readiness.reason != reason {
-            *readiness = Readiness {
-                ready,
-                reason,
-                since: now_ms(),
-            };
-        }
-        became_ready
-    }
-
-    /// Restarts the runs that stopped because the store failed (call when
-    /// the store answers again). Returns how many restarted.
-    pub async fn resume_after_store_failure(&self) -> usize {
-        let chats: Vec<String> = std::mem::take(
-            &mut *self
-                .shared
-                .to_resume
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-        .into_iter()
-        .collect();
-        let mut resumed = 0;
-        for chat_id in chats {
-            match self.ensure_run(&chat_id).await {
-                Ok(_) => resumed += 1,
-                Err(ChatError::Store(error)) => {
-                    tracing::warn!(chat_id, %error, "store still failing; will retry");
-                    self.shared.mark_for_resume(&chat_id);
-                }
-                // Ended or gone meanwhile: nothing to resume.
-                Err(_) => {}
-            }
-        }
-        resumed
     }
 
     /// Deletes chats that ended before `before` (ms since the Unix epoch)

@@ -8,6 +8,7 @@ pub(crate) mod observe;
 pub(crate) mod reloads;
 pub(crate) mod routes;
 pub(crate) mod sockets;
+pub(crate) mod state;
 pub(crate) mod ws;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use axum::{Extension, Router};
 
 use crate::access::Access;
 use crate::orchestrator::Orchestrator;
+use state::WebState;
 
 /// How the API is exposed: who may call it and from which origins.
 #[derive(Debug, Clone)]
@@ -40,15 +42,10 @@ pub struct HttpOptions {
 /// [`router`] with its middleware: request metrics and spans
 /// ([`observe::track`]), the `Origin` of WebSocket upgrades
 /// ([`auth::check_origin`]), authentication ([`auth::require`]), the size
-/// cap of bodies and socket messages, and CORS. Chat sockets are counted in
-/// `sockets` (the server waits for them when it stops).
-pub(crate) fn app(
-    orchestrator: Orchestrator,
-    options: &HttpOptions,
-    sockets: &sockets::OpenSockets,
-) -> Router {
-    let app = router(orchestrator.clone())
-        .layer(Extension(sockets.clone()))
+/// cap of bodies and socket messages, and CORS.
+pub(crate) fn app(web: WebState, options: &HttpOptions) -> Router {
+    let orchestrator = web.chats.clone();
+    let app = router(web)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(Extension(ws::MessageLimit(options.max_body_bytes)))
         .layer(middleware::from_fn_with_state(
@@ -88,14 +85,14 @@ async fn refuse_when_stopping(
     next.run(request).await
 }
 
-/// The API's routes over `orchestrator`, built from [`routes`].
-pub(crate) fn router(orchestrator: Orchestrator) -> Router {
+/// The API's routes over `web`, built from [`routes`].
+fn router(web: WebState) -> Router {
     routes()
         .into_iter()
         .fold(Router::new(), |router, (_, path, handler)| {
             router.route(path, handler)
         })
-        .with_state(orchestrator)
+        .with_state(web)
 }
 
 /// Every route the server answers, as `(method, path template)`: the
@@ -109,7 +106,7 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
 }
 
 /// The one list [`router`] and [`route_table`] are made of.
-fn routes() -> Vec<(Method, &'static str, MethodRouter<Orchestrator>)> {
+fn routes() -> Vec<(Method, &'static str, MethodRouter<WebState>)> {
     vec![
         (Method::GET, "/health", get(routes::health)),
         (Method::GET, "/health/live", get(observe::live)),

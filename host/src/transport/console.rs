@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::state::WebState;
 use crate::event::ErrorCode;
-use crate::orchestrator::Orchestrator;
 use crate::workflow::registry::Entry;
 
 /// The folder of a workflow that holds its UI components.
@@ -173,8 +173,8 @@ fn is_plain_file_name(name: &str) -> bool {
 
 /// The components folder of workflow `name` (valid or not), if the
 /// workflow is known.
-fn components_dir(orchestrator: &Orchestrator, name: &str) -> Result<PathBuf, ApiError> {
-    let snapshot = orchestrator.workflows().snapshot();
+fn components_dir(web: &WebState, name: &str) -> Result<PathBuf, ApiError> {
+    let snapshot = web.workflows.snapshot();
     let dir = match snapshot.get(name) {
         Some(Entry::Valid(workflow)) => workflow.dir().to_owned(),
         Some(Entry::Invalid { dir, .. }) => dir.clone(),
@@ -200,10 +200,10 @@ fn component_not_found(workflow: &str, file: &str, why: &str) -> ApiError {
 /// `GET /api/workflows/{name}/components`: the files the workflow ships in
 /// its `components/` folder (empty when it has none).
 pub(crate) async fn list_components(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let dir = components_dir(&orchestrator, &name)?;
+    let dir = components_dir(&web, &name)?;
     let mut files = Vec::new();
     if let (Ok(root), Ok(mut entries)) = (
         tokio::fs::canonicalize(&dir).await,
@@ -230,11 +230,11 @@ pub(crate) async fn list_components(
 /// `GET /api/workflows/{name}/components/{file}`: one file of the
 /// workflow's `components/` folder, never anything outside it.
 pub(crate) async fn component_file(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     UrlPath((name, file)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let dir = components_dir(&orchestrator, &name)?;
+    let dir = components_dir(&web, &name)?;
     if !is_plain_file_name(&file) {
         return Err(component_not_found(
             &name,

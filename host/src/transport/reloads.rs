@@ -11,26 +11,26 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
+use super::state::WebState;
 use crate::event::ErrorCode;
-use crate::orchestrator::Orchestrator;
-use crate::orchestrator::drain::closed;
+use crate::orchestrator::closed;
 
 /// `GET /api/plugins`: every plugin folder, with the version served, when
 /// it loaded, its functions and its last error.
-pub(crate) async fn list_plugins(State(orchestrator): State<Orchestrator>) -> Json<Value> {
-    let snapshot = orchestrator.plugins().snapshot();
+pub(crate) async fn list_plugins(State(web): State<WebState>) -> Json<Value> {
+    let snapshot = web.plugins.snapshot();
     let plugins: Vec<Value> = snapshot.slots().map(|slot| slot.to_json()).collect();
     Json(json!({ "plugins": plugins }))
 }
 
 /// `GET /api/reloads`: the last reload events, oldest first.
-pub(crate) async fn list_reloads(State(orchestrator): State<Orchestrator>) -> Json<Value> {
-    Json(json!({ "reloads": orchestrator.reloads().recent() }))
+pub(crate) async fn list_reloads(State(web): State<WebState>) -> Json<Value> {
+    Json(json!({ "reloads": web.reloads.recent() }))
 }
 
 /// `GET /api/events/ws`: reload events as they happen.
 pub(crate) async fn events_socket(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     limit: Option<axum::Extension<super::ws::MessageLimit>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -42,12 +42,12 @@ pub(crate) async fn events_socket(
         )
     })?;
     Ok(upgrade
-        .on_upgrade(move |socket| forward_reloads(socket, orchestrator))
+        .on_upgrade(move |socket| forward_reloads(socket, web))
         .into_response())
 }
 
-async fn forward_reloads(mut socket: WebSocket, orchestrator: Orchestrator) {
-    let mut reloads = orchestrator.reloads().subscribe();
+async fn forward_reloads(mut socket: WebSocket, web: WebState) {
+    let mut reloads = web.reloads.subscribe();
     let hello =
         json!({"type": "hello", "protocol": crate::event::PROTOCOL_VERSION, "stream": "reloads"});
     if socket
@@ -57,7 +57,7 @@ async fn forward_reloads(mut socket: WebSocket, orchestrator: Orchestrator) {
     {
         return;
     }
-    let mut lifecycle = orchestrator.lifecycle();
+    let mut lifecycle = web.chats.lifecycle();
     loop {
         tokio::select! {
             // Shutdown: the client reconnects to the next server, as chat

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::state::WebState;
 use crate::event::Event;
-use crate::orchestrator::{Orchestrator, RunInput};
+use crate::orchestrator::RunInput;
 use crate::store::{ChatFilter, ChatRecord, ChatStatus};
 use crate::workflow::Diagnostic;
 use crate::workflow::model::{ToolKind, Workflow};
@@ -73,8 +74,8 @@ fn workflow_json(workflow: &Workflow) -> Value {
 }
 
 /// `GET /api/workflows`
-pub(crate) async fn list_workflows(State(orchestrator): State<Orchestrator>) -> Json<Value> {
-    let snapshot = orchestrator.workflows().snapshot();
+pub(crate) async fn list_workflows(State(web): State<WebState>) -> Json<Value> {
+    let snapshot = web.workflows.snapshot();
     let workflows: Vec<Value> = snapshot
         .iter()
         .map(|(name, entry)| match entry {
@@ -123,13 +124,14 @@ pub fn chat_json(chat: &ChatRecord) -> Value {
 
 /// `POST /api/chats`
 pub(crate) async fn start_chat(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     body: Result<Json<StartChat>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
     let (app_id, user_id) = caller.owner_of_new_chat(body.app_id, body.user_id)?;
-    let chat = orchestrator
+    let chat = web
+        .chats
         .create_chat(&app_id, &user_id, &body.workflow)
         .await?;
     let mut value = chat_json(&chat);
@@ -147,7 +149,7 @@ pub(crate) struct ListChats {
 
 /// `GET /api/chats?app_id=&user_id=`
 pub(crate) async fn list_chats(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     query: Result<Query<ListChats>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -158,7 +160,7 @@ pub(crate) async fn list_chats(
         user_id,
         status: None,
     };
-    let chats = orchestrator.store().chats(&filter).await?;
+    let chats = web.store.chats(&filter).await?;
     Ok(Json(
         json!({"chats": chats.iter().map(chat_json).collect::<Vec<_>>()}),
     ))
@@ -166,12 +168,12 @@ pub(crate) async fn list_chats(
 
 /// `GET /api/chats/{id}`: the chat and its messages.
 pub(crate) async fn get_chat(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Path(chat_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let chat = caller.chat(&orchestrator, &chat_id).await?;
-    let events = orchestrator.store().events(&chat_id, 0, None).await?;
+    let chat = caller.chat(&web.chats, &chat_id).await?;
+    let events = web.store.events(&chat_id, 0, None).await?;
     let messages: Vec<_> = events
         .iter()
         .filter(|e| {
@@ -197,28 +199,25 @@ pub(crate) struct EventsQuery {
 
 /// `GET /api/chats/{id}/events?after=N&limit=M`
 pub(crate) async fn get_events(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Path(chat_id): Path<String>,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query?;
-    caller.chat(&orchestrator, &chat_id).await?;
-    let events = orchestrator
-        .store()
-        .events(&chat_id, query.after, query.limit)
-        .await?;
+    caller.chat(&web.chats, &chat_id).await?;
+    let events = web.store.events(&chat_id, query.after, query.limit).await?;
     Ok(Json(json!({"events": events})))
 }
 
 /// `GET /api/chats/{id}/context`
 pub(crate) async fn get_context(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Path(chat_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.chat(&orchestrator, &chat_id).await?;
-    let context = orchestrator.store().context(&chat_id).await?;
+    caller.chat(&web.chats, &chat_id).await?;
+    let context = web.store.context(&chat_id).await?;
     Ok(Json(json!({"chat_id": chat_id, "context": context})))
 }
 
@@ -231,14 +230,14 @@ pub(crate) struct PostMessage {
 
 /// `POST /api/chats/{id}/messages`: the user says something.
 pub(crate) async fn post_message(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Path(chat_id): Path<String>,
     body: Result<Json<PostMessage>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
-    caller.chat(&orchestrator, &chat_id).await?;
-    orchestrator
+    caller.chat(&web.chats, &chat_id).await?;
+    web.chats
         .send(&chat_id, RunInput::UserMessage(body.text))
         .await?;
     Ok(StatusCode::ACCEPTED)
@@ -253,14 +252,14 @@ pub(crate) struct UiAnswer {
 
 /// `POST /api/chats/{id}/ui/{request_id}`: answers a UI request.
 pub(crate) async fn answer_ui(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Path((chat_id, request_id)): Path<(String, String)>,
     body: Result<Json<UiAnswer>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
-    caller.chat(&orchestrator, &chat_id).await?;
-    orchestrator
+    caller.chat(&web.chats, &chat_id).await?;
+    web.chats
         .answer_ui(&chat_id, &request_id, body.answer)
         .await?;
     Ok(StatusCode::ACCEPTED)
@@ -268,31 +267,31 @@ pub(crate) async fn answer_ui(
 
 /// `POST /api/chats/{id}/continue`: retries a run interrupted by an error.
 pub(crate) async fn continue_chat(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Path(chat_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.chat(&orchestrator, &chat_id).await?;
-    orchestrator.send(&chat_id, RunInput::Continue).await?;
+    caller.chat(&web.chats, &chat_id).await?;
+    web.chats.send(&chat_id, RunInput::Continue).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// `POST /api/chats/{id}/end`
 pub(crate) async fn end_chat(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Path(chat_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.chat(&orchestrator, &chat_id).await?;
-    orchestrator.end_chat(&chat_id).await?;
+    caller.chat(&web.chats, &chat_id).await?;
+    web.chats.end_chat(&chat_id).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// `GET /health`
-pub(crate) async fn health(State(orchestrator): State<Orchestrator>) -> Json<Value> {
+pub(crate) async fn health(State(web): State<WebState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
-        "llm": match orchestrator.llm().missing_configuration() {
+        "llm": match web.llm_missing {
             None => json!({"configured": true}),
             Some(var) => json!({"configured": false, "missing": var}),
         },
@@ -305,14 +304,14 @@ pub(crate) async fn health(State(orchestrator): State<Orchestrator>) -> Json<Val
 /// served and those that are not, with why. A broken plugin does not make
 /// the server unready: the workflows that need it are reported invalid,
 /// the others serve.
-pub(crate) async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Json<Value>) {
-    let readiness = orchestrator.readiness();
+pub(crate) async fn ready(State(web): State<WebState>) -> (StatusCode, Json<Value>) {
+    let readiness = web.health.readiness();
     let status = if readiness.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let snapshot = orchestrator.plugins().snapshot();
+    let snapshot = web.plugins.snapshot();
     let (served, unavailable): (Vec<_>, Vec<_>) =
         snapshot.slots().partition(|slot| slot.current.is_some());
     let mut body = serde_json::to_value(readiness).unwrap_or_default();
@@ -330,14 +329,14 @@ pub(crate) async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCo
 /// app (and user) only when the key is restricted: a key never learns the
 /// ids, statuses or client counts of another app's chats.
 pub(crate) async fn active_runs(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let mut runs = orchestrator.active_runs();
+    let mut runs = web.chats.active_runs();
     if caller.principal().is_some() {
         let mut visible = Vec::with_capacity(runs.len());
         for run in runs {
-            match orchestrator.chat(&run.chat_id).await {
+            match web.chats.chat(&run.chat_id).await {
                 Ok(chat) if caller.may_see(&chat) => visible.push(run),
                 Ok(_) | Err(crate::orchestrator::ChatError::ChatNotFound(_)) => {}
                 Err(error) => return Err(error.into()),

@@ -20,11 +20,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::sockets::OpenSockets;
+use super::state::WebState;
 use crate::event::{Envelope, ErrorCode, Event, PROTOCOL_VERSION};
-use crate::orchestrator::drain::closed;
-use crate::orchestrator::history::RunPosition;
-use crate::orchestrator::{ChatError, Orchestrator, RunInput};
+use crate::orchestrator::{ChatError, Orchestrator, RunInput, RunPosition, closed};
 
 /// The largest message a client may send on a socket
 /// (`MOZAIKS_MAX_BODY_BYTES`, the HTTP body cap); see [`limited`].
@@ -137,27 +135,18 @@ fn needs_upgrade() -> ApiError {
 
 /// `GET /api/chats/{id}/ws?after=N`
 pub(crate) async fn chat_socket(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Path(chat_id): Path<String>,
     query: Result<Query<WsQuery>, QueryRejection>,
     limit: Option<Extension<MessageLimit>>,
-    sockets: Option<Extension<OpenSockets>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    caller.chat(&orchestrator, &chat_id).await?;
+    caller.chat(&web.chats, &chat_id).await?;
     let upgrade = limited(upgrade.map_err(|_| needs_upgrade())?, limit);
     Ok(upgrade
-        .on_upgrade(move |socket| {
-            serve_socket(
-                socket,
-                orchestrator,
-                sockets_of(sockets),
-                chat_id,
-                query.after,
-            )
-        })
+        .on_upgrade(move |socket| serve_socket(socket, web, chat_id, query.after))
         .into_response())
 }
 
@@ -165,16 +154,15 @@ pub(crate) async fn chat_socket(
 /// socket path. The chat must exist and belong to that workflow, app and
 /// user.
 pub(crate) async fn mozaiksai_socket(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Path((workflow, app_id, chat_id, user_id)): Path<(String, String, String, String)>,
     query: Result<Query<WsQuery>, QueryRejection>,
     limit: Option<Extension<MessageLimit>>,
-    sockets: Option<Extension<OpenSockets>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let chat = caller.chat(&orchestrator, &chat_id).await?;
+    let chat = caller.chat(&web.chats, &chat_id).await?;
     if chat.workflow != workflow || chat.app_id != app_id || chat.user_id != user_id {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
@@ -186,15 +174,7 @@ pub(crate) async fn mozaiksai_socket(
     }
     let upgrade = limited(upgrade.map_err(|_| needs_upgrade())?, limit);
     Ok(upgrade
-        .on_upgrade(move |socket| {
-            serve_socket(
-                socket,
-                orchestrator,
-                sockets_of(sockets),
-                chat_id,
-                query.after,
-            )
-        })
+        .on_upgrade(move |socket| serve_socket(socket, web, chat_id, query.after))
         .into_response())
 }
 
@@ -202,11 +182,10 @@ pub(crate) async fn mozaiksai_socket(
 /// missing parameter is answered with `WS_SESSION_DETERMINATION_FAILED`
 /// (as a WebSocket message then a close, or as JSON without an upgrade).
 pub(crate) async fn compat_socket(
-    State(orchestrator): State<Orchestrator>,
+    State(web): State<WebState>,
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
     limit: Option<Extension<MessageLimit>>,
-    sockets: Option<Extension<OpenSockets>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = upgrade.ok().map(|u| limited(u, limit));
@@ -231,7 +210,7 @@ pub(crate) async fn compat_socket(
         (None, None) => Some("both chat_id and workflow_name are missing".to_owned()),
         (None, Some(_)) => Some("chat_id is missing".to_owned()),
         (Some(_), None) => Some("workflow_name is missing".to_owned()),
-        (Some(chat), Some(workflow)) => match orchestrator.chat(chat).await {
+        (Some(chat), Some(workflow)) => match web.chats.chat(chat).await {
             Ok(record) if !caller.may_see(&record) => {
                 Some(ChatError::ChatNotFound(chat.clone()).to_string())
             }
@@ -261,9 +240,7 @@ pub(crate) async fn compat_socket(
     };
     match (message, chat_id) {
         (None, Some(chat_id)) => upgrade
-            .on_upgrade(move |socket| {
-                serve_socket(socket, orchestrator, sockets_of(sockets), chat_id, after)
-            })
+            .on_upgrade(move |socket| serve_socket(socket, web, chat_id, after))
             .into_response(),
         (message, _) => {
             let message = message.unwrap_or_default();
@@ -283,19 +260,7 @@ pub(crate) async fn compat_socket(
     }
 }
 
-/// The server's socket count; without the layer that sets it
-/// ([`super::app`]), one of the socket's own.
-fn sockets_of(sockets: Option<Extension<OpenSockets>>) -> OpenSockets {
-    sockets.map(|Extension(s)| s).unwrap_or_default()
-}
-
-async fn serve_socket(
-    socket: WebSocket,
-    orchestrator: Orchestrator,
-    sockets: OpenSockets,
-    chat_id: String,
-    after: u64,
-) {
+async fn serve_socket(socket: WebSocket, web: WebState, chat_id: String, after: u64) {
     let (sink, stream) = socket.split();
     let frames = stream.filter_map(|message| async move {
         match message {
@@ -311,13 +276,13 @@ async fn serve_socket(
             None => Message::Text(text.into()),
         })
     });
-    let slot = sockets.open();
+    let slot = web.sockets.open();
     let span = tracing::info_span!("ws", chat_id = chat_id.as_str());
     let ended = tracing::Instrument::instrument(
         session(
             Box::pin(sink),
             Box::pin(frames),
-            orchestrator.clone(),
+            web.clone(),
             &chat_id,
             after,
         ),
@@ -327,7 +292,7 @@ async fn serve_socket(
     drop(slot);
     // The last client of a chat whose run was unloaded takes the chat out
     // of memory.
-    orchestrator.forget_if_unused(&chat_id);
+    web.chats.forget_if_unused(&chat_id);
     if let Err(error) = ended {
         tracing::debug!(chat_id, %error, "websocket closed");
     }
@@ -367,7 +332,7 @@ pub(crate) enum SessionError {
 pub(crate) async fn session<O, I>(
     mut out: O,
     mut input: I,
-    orchestrator: Orchestrator,
+    web: WebState,
     chat_id: &str,
     after: u64,
 ) -> Result<(), SessionError>
@@ -375,13 +340,14 @@ where
     O: Sink<String> + Unpin,
     I: Stream<Item = Result<String, ClientGone>> + Unpin,
 {
+    let orchestrator = &web.chats;
     let live = orchestrator.live(chat_id);
     // Subscribe before reading the backlog: nothing falls in between.
     let mut events = live.subscribe();
-    let mut reloads = orchestrator.reloads().subscribe();
+    let mut reloads = web.reloads.subscribe();
     let chat = orchestrator.chat(chat_id).await?;
-    let backlog = orchestrator
-        .store()
+    let backlog = web
+        .store
         .events(chat_id, 0, None)
         .await
         .map_err(ChatError::from)?;
@@ -438,8 +404,8 @@ where
                 }
                 Err(RecvError::Lagged(_)) => {
                     // Too far behind the broadcast: catch up from the store.
-                    let missed = orchestrator
-                        .store()
+                    let missed = web
+                        .store
                         .events(chat_id, last_sent, None)
                         .await
                         .map_err(ChatError::from)?;
@@ -467,7 +433,7 @@ where
                     }
                     Some(Err(ClientGone::Closed)) | None => return Err(SessionError::Disconnected),
                 };
-                if let Some(reply) = handle_client_message(&orchestrator, chat_id, &text).await {
+                if let Some(reply) = handle_client_message(orchestrator, chat_id, &text).await {
                     send(&mut out, reply.to_string()).await?;
                 }
             }

@@ -16,7 +16,7 @@ const HISTORY: usize = 100;
 /// What was reloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ReloadKind {
+pub(crate) enum ReloadKind {
     /// A plugin folder (component or manifest).
     Plugin,
     /// A workflow folder.
@@ -28,7 +28,7 @@ pub enum ReloadKind {
 /// How it went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ReloadOutcome {
+pub(crate) enum ReloadOutcome {
     /// The new version is served.
     Loaded,
     /// The new version was refused; the last good one is still served.
@@ -39,7 +39,7 @@ pub enum ReloadOutcome {
 
 /// One reload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReloadEvent {
+pub(crate) struct ReloadEvent {
     /// Always `"reload"`, so a client can tell it from chat events.
     #[serde(rename = "type")]
     pub kind_tag: &'static str,
@@ -66,7 +66,7 @@ pub struct ReloadEvent {
 
 impl ReloadEvent {
     /// A new event, stamped now.
-    pub fn new(kind: ReloadKind, name: impl Into<String>, outcome: ReloadOutcome) -> Self {
+    pub(crate) fn new(kind: ReloadKind, name: impl Into<String>, outcome: ReloadOutcome) -> Self {
         Self {
             kind_tag: "reload",
             kind,
@@ -83,7 +83,7 @@ impl ReloadEvent {
 
     /// With the versions before and after.
     #[must_use]
-    pub fn versions(mut self, previous: Option<String>, version: Option<String>) -> Self {
+    pub(crate) fn versions(mut self, previous: Option<String>, version: Option<String>) -> Self {
         self.previous = previous;
         self.version = version;
         self
@@ -91,7 +91,7 @@ impl ReloadEvent {
 
     /// With a message and the problems.
     #[must_use]
-    pub fn message(mut self, message: impl Into<String>, errors: Vec<String>) -> Self {
+    pub(crate) fn message(mut self, message: impl Into<String>, errors: Vec<String>) -> Self {
         self.message = message.into();
         self.errors = errors;
         self
@@ -99,7 +99,7 @@ impl ReloadEvent {
 
     /// With the time it took.
     #[must_use]
-    pub fn took(mut self, duration: Duration) -> Self {
+    pub(crate) fn took(mut self, duration: Duration) -> Self {
         self.duration_ms = duration.as_secs_f64() * 1000.0;
         self
     }
@@ -107,7 +107,7 @@ impl ReloadEvent {
 
 /// Where reload events go: the log, the history and the subscribers.
 #[derive(Debug)]
-pub struct ReloadHub {
+pub(crate) struct ReloadHub {
     sender: broadcast::Sender<ReloadEvent>,
     history: Mutex<VecDeque<ReloadEvent>>,
 }
@@ -123,12 +123,12 @@ impl Default for ReloadHub {
 
 impl ReloadHub {
     /// A hub with no history and no subscribers.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Logs and counts `event`, keeps it and sends it to every subscriber.
-    pub fn publish(&self, event: ReloadEvent) {
+    pub(crate) fn publish(&self, event: ReloadEvent) {
         let kind = serde_json::to_value(event.kind).unwrap_or_default();
         let kind = kind.as_str().unwrap_or_default();
         let outcome = serde_json::to_value(event.outcome).unwrap_or_default();
@@ -164,12 +164,12 @@ impl ReloadHub {
     }
 
     /// Events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<ReloadEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ReloadEvent> {
         self.sender.subscribe()
     }
 
     /// The last events, oldest first.
-    pub fn recent(&self) -> Vec<ReloadEvent> {
+    pub(crate) fn recent(&self) -> Vec<ReloadEvent> {
         self.history
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -1,0 +1,36 @@
+//! What the web layer serves: the chat API ([`Orchestrator`]) and, beside
+//! it, the parts it reads directly (the store for listings and logs, the
+//! workflows, the plugins, the reload history, the store's health) and the
+//! count of its open sockets. Built once per server by `app::serve`; every
+//! route gets a clone.
+
+use std::sync::Arc;
+
+use super::sockets::OpenSockets;
+use crate::maintenance::StoreHealth;
+use crate::orchestrator::Orchestrator;
+use crate::plugins::PluginSet;
+use crate::store::ChatStore;
+use crate::watch::ReloadHub;
+use crate::workflow::WorkflowRegistry;
+
+/// The state of every route. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct WebState {
+    /// Creating chats and feeding their runs.
+    pub(crate) chats: Orchestrator,
+    /// Reading chats: lists, event logs, context variables.
+    pub(crate) store: Arc<dyn ChatStore>,
+    /// The workflows served (and their problems).
+    pub(crate) workflows: Arc<WorkflowRegistry>,
+    /// The plugins served (and their status).
+    pub(crate) plugins: Arc<PluginSet>,
+    /// Reloads: recent history and the live feed.
+    pub(crate) reloads: Arc<ReloadHub>,
+    /// Whether the store answers (`/health/ready`).
+    pub(crate) health: StoreHealth,
+    /// What the LLM configuration lacks, if anything (`/health`).
+    pub(crate) llm_missing: Option<&'static str>,
+    /// The chat sockets open on this server.
+    pub(crate) sockets: OpenSockets,
+}
