@@ -14,7 +14,7 @@ use crate::llm::{LlmClient, LlmConfig};
 use crate::maintenance::{self, MaintenanceConfig, StoreHealth};
 use crate::orchestrator::Orchestrator;
 use crate::plugin_dir;
-use crate::plugins::{PluginSet, Unavailable};
+use crate::plugin_set::{PluginSet, Unavailable};
 use crate::store::{ChatStore, StoreConfig, StoreError};
 use crate::transport;
 use crate::transport::sockets::OpenSockets;

@@ -23,7 +23,7 @@ pub(crate) mod llm;
 pub(crate) mod maintenance;
 pub(crate) mod orchestrator;
 pub mod plugin_dir;
-pub(crate) mod plugins;
+pub(crate) mod plugin_set;
 pub(crate) mod store;
 pub(crate) mod telemetry;
 pub(crate) mod transport;

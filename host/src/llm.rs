@@ -61,7 +61,7 @@ pub(crate) use retry::LlmRetry;
 pub use retry::RetryPolicy;
 pub(crate) use stream::ChatResponse;
 
-use error::Target;
+use error::Endpoint;
 use stream::Assembler;
 
 /// The model used when `MOZAIKS_DEFAULT_MODEL` is unset: small, cheap and
@@ -390,7 +390,7 @@ impl LlmClient {
         request: &ChatRequest,
         on_delta: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ChatResponse, LlmError> {
-        let target = Target {
+        let target = Endpoint {
             model: &request.model,
             base_url: &self.base_url,
             has_api_key: self.has_api_key,

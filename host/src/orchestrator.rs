@@ -24,8 +24,8 @@
 mod drain;
 mod handoff;
 mod history;
+mod instrument;
 mod live;
-mod observe;
 mod pattern;
 mod resume;
 mod run;
@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 
 use crate::event::{ErrorCode, Event, RunStatus, now_ms};
 use crate::llm::LlmClient;
-use crate::plugins::{PluginSet, Unavailable};
+use crate::plugin_set::{PluginSet, Unavailable};
 use crate::store::{ChatRecord, ChatStatus, ChatStore, StoreError};
 use crate::workflow::registry::Entry;
 use crate::workflow::{Diagnostic, Workflow, WorkflowRegistry};

@@ -22,10 +22,10 @@
 
 mod build;
 pub(crate) mod debounce;
-pub(crate) mod events;
 pub(crate) mod gate;
-mod plugin;
-mod workflow;
+pub(crate) mod hub;
+mod plugin_reload;
+mod workflow_reload;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -38,12 +38,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::plugins::PluginSet;
+use crate::plugin_set::PluginSet;
 use crate::workflow::WorkflowRegistry;
 use build::Builder;
-use debounce::{Debouncer, Roots, Target};
-pub(crate) use events::ReloadHub;
+use debounce::{ChangedFolder, Debouncer, Roots};
 pub use gate::GateSettings;
+pub(crate) use hub::ReloadHub;
 
 /// How long a folder must be quiet before it is reloaded.
 pub const DEFAULT_QUIET: Duration = Duration::from_millis(200);
@@ -131,11 +131,11 @@ impl Reloader {
 
     /// Handles the changes of one folder now (the watcher calls this after
     /// the quiet period; tests and tools may call it directly).
-    pub(crate) async fn reload(&self, target: &Target) -> Step {
+    pub(crate) async fn reload(&self, target: &ChangedFolder) -> Step {
         match target {
-            Target::Plugin(dir) => self.reload_plugin(dir).await,
-            Target::Workflow(dir) => self.reload_workflow(dir),
-            Target::Source(_) => Step::Done,
+            ChangedFolder::Plugin(dir) => self.reload_plugin(dir).await,
+            ChangedFolder::Workflow(dir) => self.reload_workflow(dir),
+            ChangedFolder::Source(_) => Step::Done,
         }
     }
 
@@ -189,7 +189,7 @@ impl Reloader {
             // slow one holds up no other; a change that comes meanwhile is
             // handled once that folder's reload is done.
             let (prepared_tx, mut prepared) =
-                mpsc::unbounded_channel::<(PathBuf, plugin::Prepared)>();
+                mpsc::unbounded_channel::<(PathBuf, plugin_reload::Prepared)>();
             let mut in_flight: HashSet<PathBuf> = HashSet::new();
             let mut again: HashSet<PathBuf> = HashSet::new();
             loop {
@@ -205,10 +205,10 @@ impl Reloader {
                     Some((dir, result)) = prepared.recv() => {
                         in_flight.remove(&dir);
                         let step = reloader.commit_plugin(&dir, result);
-                        let target = Target::Plugin(dir);
+                        let target = ChangedFolder::Plugin(dir);
                         if let Step::Wait(delay) = step {
                             debouncer.defer(target, Instant::now() + delay);
-                        } else if let Target::Plugin(dir) = &target
+                        } else if let ChangedFolder::Plugin(dir) = &target
                             && again.remove(dir)
                         {
                             debouncer.touch(target, Instant::now());
@@ -217,10 +217,10 @@ impl Reloader {
                     () = sleep_until(next) => {
                         for target in debouncer.take_due(Instant::now()) {
                             match (&target, &builder) {
-                                (Target::Source(dir), Some(builder)) => {
+                                (ChangedFolder::Source(dir), Some(builder)) => {
                                     builder.request(dir.clone());
                                 }
-                                (Target::Plugin(dir), _) => {
+                                (ChangedFolder::Plugin(dir), _) => {
                                     if !in_flight.insert(dir.clone()) {
                                         again.insert(dir.clone());
                                         continue;
@@ -279,7 +279,7 @@ pub(crate) fn absolute(dir: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::plugin_dir::tests::rendezvous;
-    use events::ReloadOutcome;
+    use hub::ReloadOutcome;
 
     /// The waiter's folder changes first; while its new version waits in
     /// `describe()` for the signaller, the signaller's folder changes. Only

@@ -112,14 +112,14 @@ impl LlmError {
 
 /// Where a call went, for error messages.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Target<'a> {
+pub(super) struct Endpoint<'a> {
     pub(super) model: &'a str,
     pub(super) base_url: &'a str,
     pub(super) has_api_key: bool,
 }
 
 /// Maps a failure to open the stream: connecting, or an HTTP error status.
-pub(super) fn from_request(error: OpenAIError, target: Target<'_>) -> LlmError {
+pub(super) fn from_request(error: OpenAIError, target: Endpoint<'_>) -> LlmError {
     let model = target.model.to_owned();
     match error {
         OpenAIError::ApiError(response) => {
@@ -216,7 +216,7 @@ pub(super) fn from_stream(error: OpenAIError, model: &str) -> LlmError {
 }
 
 /// What to check for the statuses a configuration mistake produces.
-fn status_hint(status: u16, target: Target<'_>) -> String {
+fn status_hint(status: u16, target: Endpoint<'_>) -> String {
     match status {
         401 if target.has_api_key => " (check OPENAI_API_KEY)".to_owned(),
         401 => " (check OPENAI_API_KEY: none is set)".to_owned(),

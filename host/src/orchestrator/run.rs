@@ -95,7 +95,7 @@ pub(super) struct Run {
     tool_rounds: u32,
     handoffs_in_a_row: u32,
     lifecycle: watch::Receiver<super::drain::Lifecycle>,
-    turn: super::observe::TurnClock,
+    turn: super::instrument::TurnClock,
     /// The chat's span (set when the run starts in it): the parent of every
     /// `turn` span, so turns are siblings, never nested.
     chat_span: tracing::Span,
@@ -137,7 +137,7 @@ impl Run {
             tool_rounds: 0,
             handoffs_in_a_row: 0,
             lifecycle,
-            turn: super::observe::TurnClock::default(),
+            turn: super::instrument::TurnClock::default(),
             chat_span: tracing::Span::none(),
         }
     }

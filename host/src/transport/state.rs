@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::sockets::OpenSockets;
 use crate::maintenance::StoreHealth;
 use crate::orchestrator::Orchestrator;
-use crate::plugins::PluginSet;
+use crate::plugin_set::PluginSet;
 use crate::store::ChatStore;
 use crate::watch::ReloadHub;
 use crate::workflow::WorkflowRegistry;

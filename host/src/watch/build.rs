@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::events::{ReloadEvent, ReloadHub, ReloadKind, ReloadOutcome};
+use super::hub::{ReloadEvent, ReloadHub, ReloadKind, ReloadOutcome};
 
 /// The most lines of a failed build's output kept in its event.
 const OUTPUT_LINES: usize = 40;

@@ -17,7 +17,7 @@ use mozaiks_plugin_host::MANIFEST_FILE;
 
 /// A folder to act on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Target {
+pub(crate) enum ChangedFolder {
     /// A plugin folder: its component or manifest changed.
     Plugin(PathBuf),
     /// A workflow folder: one of its JSON files changed.
@@ -33,24 +33,26 @@ pub(crate) struct Roots {
     pub plugins: PathBuf,
     /// The workflows directory.
     pub workflows: PathBuf,
-    /// Whether source changes count ([`Target::Source`]).
+    /// Whether source changes count ([`ChangedFolder::Source`]).
     pub sources: bool,
 }
 
 /// What a change at `path` means, if anything.
-pub(crate) fn classify(path: &Path, roots: &Roots) -> Option<Target> {
+pub(crate) fn classify(path: &Path, roots: &Roots) -> Option<ChangedFolder> {
     if let Ok(rest) = path.strip_prefix(&roots.plugins) {
         let parts = names(rest)?;
         let folder = roots.plugins.join(parts.first()?);
         return match parts.as_slice() {
-            [_] => Some(Target::Plugin(folder)),
+            [_] => Some(ChangedFolder::Plugin(folder)),
             [_, file] if is_ext(file, "wasm") || *file == OsStr::new(MANIFEST_FILE) => {
-                Some(Target::Plugin(folder))
+                Some(ChangedFolder::Plugin(folder))
             }
             // Not Cargo.lock: cargo itself writes it during a build.
-            [_, file] if roots.sources && *file == "Cargo.toml" => Some(Target::Source(folder)),
+            [_, file] if roots.sources && *file == "Cargo.toml" => {
+                Some(ChangedFolder::Source(folder))
+            }
             [_, dir, .., file] if roots.sources && *dir == "src" && is_ext(file, "rs") => {
-                Some(Target::Source(folder))
+                Some(ChangedFolder::Source(folder))
             }
             _ => None,
         };
@@ -59,8 +61,8 @@ pub(crate) fn classify(path: &Path, roots: &Roots) -> Option<Target> {
         let parts = names(rest)?;
         let folder = roots.workflows.join(parts.first()?);
         return match parts.as_slice() {
-            [_] => Some(Target::Workflow(folder)),
-            [_, file] if is_ext(file, "json") => Some(Target::Workflow(folder)),
+            [_] => Some(ChangedFolder::Workflow(folder)),
+            [_, file] if is_ext(file, "json") => Some(ChangedFolder::Workflow(folder)),
             _ => None,
         };
     }
@@ -91,7 +93,7 @@ fn is_ext(file: &OsStr, ext: &str) -> bool {
 #[derive(Debug)]
 pub(crate) struct Debouncer {
     quiet: Duration,
-    pending: BTreeMap<Target, Instant>,
+    pending: BTreeMap<ChangedFolder, Instant>,
 }
 
 impl Debouncer {
@@ -104,20 +106,20 @@ impl Debouncer {
     }
 
     /// A change to `target` at `now`: it is due a quiet period later.
-    pub(crate) fn touch(&mut self, target: Target, now: Instant) {
+    pub(crate) fn touch(&mut self, target: ChangedFolder, now: Instant) {
         self.pending.insert(target, now + self.quiet);
     }
 
     /// Looks at `target` again at `at` (a writer is still busy), unless a
     /// newer change already set a later time.
-    pub(crate) fn defer(&mut self, target: Target, at: Instant) {
+    pub(crate) fn defer(&mut self, target: ChangedFolder, at: Instant) {
         let due = self.pending.entry(target).or_insert(at);
         *due = (*due).max(at);
     }
 
     /// Removes and returns the targets due at `now`.
-    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<Target> {
-        let due: Vec<Target> = self
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<ChangedFolder> {
+        let due: Vec<ChangedFolder> = self
             .pending
             .iter()
             .filter(|(_, at)| **at <= now)
@@ -150,7 +152,7 @@ mod tests {
     #[test]
     fn only_files_the_server_reads_are_changes() {
         let r = roots(false);
-        let plugin = Some(Target::Plugin(PathBuf::from("/srv/plugins/planner")));
+        let plugin = Some(ChangedFolder::Plugin(PathBuf::from("/srv/plugins/planner")));
         assert_eq!(
             classify(Path::new("/srv/plugins/planner/planner.wasm"), &r),
             plugin
@@ -171,7 +173,9 @@ mod tests {
         ] {
             assert_eq!(classify(Path::new(ignored), &r), None, "{ignored}");
         }
-        let workflow = Some(Target::Workflow(PathBuf::from("/srv/workflows/Demo")));
+        let workflow = Some(ChangedFolder::Workflow(PathBuf::from(
+            "/srv/workflows/Demo",
+        )));
         assert_eq!(
             classify(Path::new("/srv/workflows/Demo/agents.json"), &r),
             workflow
@@ -181,7 +185,7 @@ mod tests {
 
     #[test]
     fn sources_count_only_in_dev_mode() {
-        let source = Some(Target::Source(PathBuf::from("/srv/plugins/planner")));
+        let source = Some(ChangedFolder::Source(PathBuf::from("/srv/plugins/planner")));
         let lib = Path::new("/srv/plugins/planner/src/tools/tasks.rs");
         assert_eq!(classify(lib, &roots(true)), source);
         assert_eq!(
@@ -196,7 +200,7 @@ mod tests {
         let start = Instant::now();
         let quiet = Duration::from_millis(200);
         let mut debouncer = Debouncer::new(quiet);
-        let target = Target::Plugin(PathBuf::from("/p/a"));
+        let target = ChangedFolder::Plugin(PathBuf::from("/p/a"));
         for i in 0..5 {
             debouncer.touch(target.clone(), start + Duration::from_millis(i * 100));
         }

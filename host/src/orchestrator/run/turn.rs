@@ -246,7 +246,7 @@ impl Run {
         let mut cancel = self.cancel.clone();
         let call = tools::execute(&plugin, &tool.function, arguments, info, &live, &tool);
         tokio::select! {
-            report = crate::orchestrator::observe::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
+            report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
             _ = cancel.wait_for(|c| *c) => Err(RunError::Cancelled),
             _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => Err(RunError::ShuttingDown),
         }
@@ -369,7 +369,7 @@ impl Run {
                     let call =
                         tools::execute(&plugin, &tool.function, &arguments, info, &live, &tool);
                     tokio::select! {
-                        report = crate::orchestrator::observe::tool_call(&tool.plugin, &tool.function, call) => report,
+                        report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => report,
                         _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => {
                             return Err(RunError::ShuttingDown);
                         }

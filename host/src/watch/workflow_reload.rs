@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::events::{ReloadEvent, ReloadKind, ReloadOutcome};
-use super::plugin::short;
+use super::hub::{ReloadEvent, ReloadKind, ReloadOutcome};
+use super::plugin_reload::short;
 use super::{Reloader, Step};
 use crate::workflow::load::ORCHESTRATOR_FILE;
 use crate::workflow::registry::Entry;

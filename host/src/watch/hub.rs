@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::plugins::ms;
+use crate::plugin_set::ms;
 
 /// How many reload events `GET /api/reloads` keeps.
 const HISTORY: usize = 100;

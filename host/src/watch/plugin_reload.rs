@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mozaiks_plugin_host::{MANIFEST_FILE, Manifest, Plugin, content_hash, is_truncated};
 
-use super::events::{ReloadEvent, ReloadKind, ReloadOutcome};
 use super::gate::{self, Needed};
+use super::hub::{ReloadEvent, ReloadKind, ReloadOutcome};
 use super::{Reloader, Step};
 use crate::workflow::model::Tool;
 
@@ -115,7 +115,7 @@ impl Reloader {
             let unchanged = old.hash() == component.hash && *old.manifest() == manifest;
             let status_ok = previous
                 .as_ref()
-                .is_some_and(|s| s.status == crate::plugins::PluginStatus::Loaded);
+                .is_some_and(|s| s.status == crate::plugin_set::PluginStatus::Loaded);
             if unchanged && status_ok {
                 return Prepared::Finished(Step::Done);
             }
