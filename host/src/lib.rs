@@ -13,6 +13,8 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Tests may (clippy.toml): a failing test should panic.
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod access;
 pub(crate) mod app;

@@ -1,6 +1,8 @@
 //! The `mozaiks` binary: parses the command line, sets up logging, and maps
 //! errors to exit codes. Everything else lives in the library.
 
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod cli;
 
 use std::process::ExitCode;
