@@ -22,6 +22,7 @@ use crate::maintenance::MaintenanceConfig;
 use crate::store::MongoConfig;
 use crate::store::StoreConfig;
 use crate::telemetry::logs::{LogConfig, StderrFormat};
+use crate::transport::DEFAULT_MAX_BODY_BYTES;
 use secrets::{Chain, DirProvider, Secret, SecretProvider, VarsProvider};
 use vars::{Source, Vars};
 
@@ -34,10 +35,6 @@ pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// nobody answers costs nothing after ten minutes, and the next message
 /// resumes it from the store as a restart would.
 pub(crate) const DEFAULT_IDLE_RUN: Duration = Duration::from_secs(600);
-
-/// Largest request body accepted: UI answers and messages are small; 2 MiB
-/// is axum's own default, kept explicit so operators can see and change it.
-pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// A log file is rotated past this size (10 MiB: a day of a busy server's
 /// info logs is a few files, each quick to `jq`).

@@ -33,6 +33,8 @@ pub(crate) mod watch;
 pub(crate) mod workflow;
 
 #[cfg(test)]
+mod architecture_map;
+#[cfg(test)]
 mod fuzz;
 #[cfg(test)]
 mod golden;

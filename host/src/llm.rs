@@ -8,7 +8,7 @@
 //! ```
 //!
 //! - [`LlmConfig`] is read once, with the rest of the configuration
-//!   ([`crate::config::Config`]), and turned into an
+//!   (`Config`, in `config.rs`), and turned into an
 //!   [`LlmClient`], which is cheap to clone and shared by every run.
 //! - [`LlmClient::complete`] sends one request with `stream: true` and
 //!   `stream_options.include_usage`, calls `on_delta` with each piece of
@@ -74,7 +74,7 @@ pub(crate) const DEFAULT_MODEL: &str = "gpt-4o-mini";
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How the LLM is reached. Built once at startup by
-/// [`crate::config::Config`] and handed to [`LlmClient::new`].
+/// `Config`, in `config.rs` and handed to [`LlmClient::new`].
 #[derive(Clone)]
 pub struct LlmConfig {
     /// The API key (`OPENAI_API_KEY`); optional for local servers.
@@ -108,7 +108,7 @@ impl LlmConfig {
     /// (default `DEFAULT_MODEL`), `MOZAIKS_LLM_TIMEOUT_SECS` (whole
     /// seconds, default `DEFAULT_TIMEOUT`) and the retry settings through
     /// `lookup`. Empty values count as unset. The server's configuration
-    /// ([`crate::config::Config`]) is the one caller outside tests: it
+    /// (`Config`, in `config.rs`) is the one caller outside tests: it
     /// passes its sources and has checked the values already.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |var: &str| {

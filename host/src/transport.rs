@@ -25,6 +25,10 @@ use crate::access::Access;
 use crate::orchestrator::Orchestrator;
 use state::WebState;
 
+/// Largest request body accepted: UI answers and messages are small; 2 MiB
+/// is axum's own default, kept explicit so operators can see and change it.
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
 /// How the API is exposed: who may call it and from which origins.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {

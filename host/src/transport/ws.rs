@@ -37,7 +37,7 @@ pub(crate) fn limited(
     upgrade: WebSocketUpgrade,
     limit: Option<Extension<MessageLimit>>,
 ) -> WebSocketUpgrade {
-    let max = limit.map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |Extension(l)| l.0);
+    let max = limit.map_or(super::DEFAULT_MAX_BODY_BYTES, |Extension(l)| l.0);
     upgrade.max_message_size(max).max_frame_size(max)
 }
 

@@ -92,7 +92,7 @@ impl MongoConfig {
     /// (default `mozaiks`), `MOZAIKS_MONGO_WRITE_CONCERN` (`majority`, the
     /// default, or `1`) and `MONGO_SERVER_SELECTION_TIMEOUT_MS` (default
     /// 5000) through `var`: the server's configuration
-    /// ([`crate::config::Config`]) passes its sources (environment, `.env`,
+    /// (`Config`, in `config.rs`) passes its sources (environment, `.env`,
     /// the secrets directory for `MONGO_URI`).
     pub fn from_vars(
         var: impl Fn(&str) -> Option<String>,
