@@ -148,7 +148,10 @@ impl Server {
         self.plugins.plugin(id)
     }
 
-    /// See [`Orchestrator::set_idle_unload`].
+    /// Unloads a run that has waited `limit` for its user (or for a
+    /// speaker pick): its task and transcript leave memory, and its chat too
+    /// once no client holds it; the next input starts the run again from the
+    /// chat's log. `None` (the default) keeps runs.
     pub fn set_idle_unload(&self, limit: Option<Duration>) {
         self.orchestrator.set_idle_unload(limit);
     }

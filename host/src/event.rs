@@ -71,7 +71,7 @@ pub enum Event {
         /// The new text.
         delta: String,
     },
-    /// An LLM call failed and is tried again ([`crate::llm::RetryPolicy`]).
+    /// An LLM call failed and is tried again (the LLM client's `RetryPolicy`).
     /// Ephemeral: the run's `error` event (or its answer) follows.
     LlmRetry {
         /// The agent whose call it is (`speaker_selection` for AutoPattern's

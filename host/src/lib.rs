@@ -56,7 +56,7 @@ pub use telemetry::logs::{LogConfig, LogError, StderrFormat, init_cli, init_serv
 
 // Chats and their stores: `chats export` and the benches.
 pub use event::{Envelope, ErrorCode, Event, RunStatus, ToolFailureKind, now_ms};
-pub use orchestrator::{ChatError, LiveChat, chat_request};
+pub use orchestrator::{ChatError, EmitError, LiveChat, chat_request};
 pub use store::{
     ChatRecord, ChatStatus, ChatStore, EmbeddedStore, MongoConfig, MongoStore, StoreConfig,
     StoreError,

@@ -49,7 +49,7 @@ use crate::workflow::{Diagnostic, Workflow, WorkflowRegistry};
 
 pub(crate) use drain::closed;
 pub(crate) use history::RunPosition;
-pub(crate) use live::EmitError;
+pub use live::EmitError;
 pub use live::LiveChat;
 pub(crate) use live::RunInput;
 pub use run::chat_request;
@@ -196,7 +196,7 @@ impl ChatError {
 
 /// A run that is active in this process.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ActiveRun {
+pub(crate) struct ActiveRun {
     /// The chat.
     pub chat_id: String,
     /// Its last status.
@@ -213,7 +213,7 @@ pub struct Orchestrator {
 
 impl Orchestrator {
     /// An orchestrator over these parts.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn ChatStore>,
         llm: LlmClient,
         llm_timeout: Duration,
@@ -240,7 +240,7 @@ impl Orchestrator {
     /// pick): its task and transcript leave memory, and its chat too once
     /// no client holds it. The next input starts the run again from the
     /// chat's log, as after a restart. `None` (the default) keeps runs.
-    pub fn set_idle_unload(&self, limit: Option<Duration>) {
+    pub(crate) fn set_idle_unload(&self, limit: Option<Duration>) {
         let ms = limit.map_or(0, |l| {
             u64::try_from(l.as_millis()).unwrap_or(u64::MAX).max(1)
         });
@@ -433,7 +433,7 @@ impl Orchestrator {
     /// Passes `input` to the chat's run, resuming the run if needed. Input
     /// the run does not wait for is refused ([`ChatError::NotYourTurn`])
     /// rather than queued: the client keeps it and knows.
-    pub async fn send(&self, chat_id: &str, input: RunInput) -> Result<(), ChatError> {
+    pub(crate) async fn send(&self, chat_id: &str, input: RunInput) -> Result<(), ChatError> {
         let chat = self.chat(chat_id).await?;
         if !self.serving() {
             return Err(ChatError::ShuttingDown);
@@ -514,7 +514,7 @@ impl Orchestrator {
     }
 
     /// Answers the UI request `request_id` of the chat.
-    pub async fn answer_ui(
+    pub(crate) async fn answer_ui(
         &self,
         chat_id: &str,
         request_id: &str,
@@ -534,7 +534,7 @@ impl Orchestrator {
 
     /// Ends the chat: its run stops at the next step, open UI requests are
     /// cancelled.
-    pub async fn end_chat(&self, chat_id: &str) -> Result<(), ChatError> {
+    pub(crate) async fn end_chat(&self, chat_id: &str) -> Result<(), ChatError> {
         let chat = self.chat(chat_id).await?;
         if chat.status != ChatStatus::InProgress {
             return Ok(());
@@ -562,7 +562,7 @@ impl Orchestrator {
 
     /// Deletes chats that ended before `before` (ms since the Unix epoch)
     /// and forgets their live state. Returns how many were deleted.
-    pub async fn delete_ended_before(&self, before: u64) -> Result<usize, ChatError> {
+    pub(crate) async fn delete_ended_before(&self, before: u64) -> Result<usize, ChatError> {
         let deleted = self.shared.store.delete_ended_before(before).await?;
         let mut live = self
             .shared
@@ -581,7 +581,7 @@ impl Orchestrator {
     }
 
     /// The runs active in this process.
-    pub fn active_runs(&self) -> Vec<ActiveRun> {
+    pub(crate) fn active_runs(&self) -> Vec<ActiveRun> {
         let map = self
             .shared
             .live

@@ -21,7 +21,7 @@ use crate::workflow::{LookupError, ToolCatalog};
 /// What happened to a plugin folder last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PluginStatus {
+pub(crate) enum PluginStatus {
     /// The current version loaded and is served.
     Loaded,
     /// The last attempt failed; the previous version (if any) is served.
@@ -32,7 +32,7 @@ pub enum PluginStatus {
 
 /// A failed load or reload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LastError {
+pub(crate) struct LastError {
     /// Why, with the file and the cause.
     pub message: String,
     /// When (ms since the Unix epoch).
@@ -41,7 +41,7 @@ pub struct LastError {
 
 /// One plugin folder.
 #[derive(Debug, Clone)]
-pub struct PluginSlot {
+pub(crate) struct PluginSlot {
     /// The folder.
     pub dir: PathBuf,
     /// The plugin id (the folder name until a manifest was read).
@@ -56,7 +56,7 @@ pub struct PluginSlot {
 
 impl PluginSlot {
     /// The slot's state as `GET /api/plugins` shows it.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let current = self.current.as_ref();
         serde_json::json!({
             "id": self.id,
@@ -105,26 +105,26 @@ pub enum Unavailable {
 
 /// Plugin folder → slot, as of one moment.
 #[derive(Debug, Clone, Default)]
-pub struct PluginSnapshot(Arc<BTreeMap<PathBuf, PluginSlot>>);
+pub(crate) struct PluginSnapshot(Arc<BTreeMap<PathBuf, PluginSlot>>);
 
 impl PluginSnapshot {
     /// Every slot, by folder.
-    pub fn slots(&self) -> impl Iterator<Item = &PluginSlot> {
+    pub(crate) fn slots(&self) -> impl Iterator<Item = &PluginSlot> {
         self.0.values()
     }
 
     /// The slot of folder `dir`.
-    pub fn slot_of_dir(&self, dir: &Path) -> Option<&PluginSlot> {
+    pub(crate) fn slot_of_dir(&self, dir: &Path) -> Option<&PluginSlot> {
         self.0.get(dir)
     }
 
     /// The slot serving plugin `id`.
-    pub fn slot(&self, id: &str) -> Option<&PluginSlot> {
+    pub(crate) fn slot(&self, id: &str) -> Option<&PluginSlot> {
         self.0.values().find(|slot| slot.id == id)
     }
 
     /// The version of plugin `id` to call.
-    pub fn plugin(&self, id: &str) -> Result<Plugin, Unavailable> {
+    pub(crate) fn plugin(&self, id: &str) -> Result<Plugin, Unavailable> {
         let slot = self
             .slot(id)
             .ok_or_else(|| Unavailable::Unknown(id.to_owned()))?;
@@ -161,18 +161,18 @@ impl ToolCatalog for PluginSnapshot {
 
 /// The plugins of the server, replaced one folder at a time.
 #[derive(Debug, Default)]
-pub struct PluginSet {
+pub(crate) struct PluginSet {
     slots: RwLock<PluginSnapshot>,
 }
 
 impl PluginSet {
     /// An empty set.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// The plugins now; later changes do not affect it.
-    pub fn snapshot(&self) -> PluginSnapshot {
+    pub(crate) fn snapshot(&self) -> PluginSnapshot {
         self.slots
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -180,7 +180,7 @@ impl PluginSet {
     }
 
     /// The version of plugin `id` to call.
-    pub fn plugin(&self, id: &str) -> Result<Plugin, Unavailable> {
+    pub(crate) fn plugin(&self, id: &str) -> Result<Plugin, Unavailable> {
         self.snapshot().plugin(id)
     }
 
@@ -193,7 +193,7 @@ impl PluginSet {
     }
 
     /// Serves `plugin` from folder `dir` from now on.
-    pub fn install(&self, dir: &Path, plugin: Plugin) {
+    pub(crate) fn install(&self, dir: &Path, plugin: Plugin) {
         self.update(dir, |_| PluginSlot {
             dir: dir.to_owned(),
             id: plugin.id().to_owned(),
@@ -205,7 +205,7 @@ impl PluginSet {
 
     /// Records that folder `dir` failed to (re)load; its last good
     /// version, if any, keeps being served.
-    pub fn record_failure(&self, dir: &Path, id: &str, message: String) {
+    pub(crate) fn record_failure(&self, dir: &Path, id: &str, message: String) {
         let last_error = LastError {
             message,
             at: ms(SystemTime::now()),
@@ -229,7 +229,7 @@ impl PluginSet {
     /// Records that folder `dir`'s component was deleted: its tools become
     /// unavailable. The slot stays listed, so callers learn why. Returns
     /// false if the folder was not known.
-    pub fn mark_removed(&self, dir: &Path) -> bool {
+    pub(crate) fn mark_removed(&self, dir: &Path) -> bool {
         let mut guard = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         let Some(slot) = guard.0.get(dir) else {
             return false;

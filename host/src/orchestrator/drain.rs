@@ -30,7 +30,7 @@ use crate::telemetry::metrics;
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifecycle {
+pub(crate) enum Lifecycle {
     /// Serving chats.
     Serving,
     /// Letting runs reach a stored point; no run starts.
@@ -41,7 +41,7 @@ pub enum Lifecycle {
 
 /// How a drain ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drained {
+pub(crate) struct Drained {
     /// Runs that were still busy at the bound (their step is redone on the
     /// next start).
     pub abandoned: Vec<String>,
@@ -94,7 +94,7 @@ pub(crate) async fn closed(lifecycle: &mut watch::Receiver<Lifecycle>) {
 
 impl Orchestrator {
     /// The server's lifecycle, to watch.
-    pub fn lifecycle(&self) -> watch::Receiver<Lifecycle> {
+    pub(crate) fn lifecycle(&self) -> watch::Receiver<Lifecycle> {
         self.shared.lifecycle.subscribe()
     }
 
@@ -104,7 +104,7 @@ impl Orchestrator {
     }
 
     /// Stops every run at its next stored point, waiting at most `bound`.
-    pub async fn drain(&self, bound: Duration) -> Drained {
+    pub(crate) async fn drain(&self, bound: Duration) -> Drained {
         self.shared.lifecycle.send_if_modified(|l| {
             let changed = *l == Lifecycle::Serving;
             if changed {
@@ -123,7 +123,7 @@ impl Orchestrator {
     }
 
     /// Tells every chat socket that the server is going away.
-    pub fn close_clients(&self) {
+    pub(crate) fn close_clients(&self) {
         self.shared.lifecycle.send_replace(Lifecycle::Closed);
     }
 }

@@ -19,7 +19,7 @@ use crate::store::{ChatStore, StoreError};
 /// Why an event was not stored and sent.
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
-    /// The chat was parked for a shutdown ([`super::drain`]): this process
+    /// The chat was parked for a shutdown (`orchestrator/drain.rs`): this process
     /// stores nothing more for it, and the chat continues on the next
     /// start. Not a store failure: nothing is logged as one, and clients get
     /// `SHUTTING_DOWN`.
@@ -36,7 +36,7 @@ const BROADCAST_CAPACITY: usize = 1024;
 
 /// What a client can tell a chat's run.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RunInput {
+pub(crate) enum RunInput {
     /// The user said something.
     UserMessage(String),
     /// ManualPattern: the user picked the next speaker.
@@ -151,13 +151,13 @@ impl LiveChat {
     }
 
     /// The last run status emitted by this process, if any.
-    pub fn status(&self) -> Option<RunStatus> {
+    pub(crate) fn status(&self) -> Option<RunStatus> {
         *self.status.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records the status read from the store when this process has not
     /// emitted one yet.
-    pub fn init_status(&self, status: Option<RunStatus>) {
+    pub(crate) fn init_status(&self, status: Option<RunStatus>) {
         let mut slot = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
             *slot = status;
@@ -166,25 +166,25 @@ impl LiveChat {
 
     /// Claims the right to deliver one input; false if another accepted
     /// input is still on its way to the run.
-    pub fn claim_input(&self) -> bool {
+    pub(crate) fn claim_input(&self) -> bool {
         !self
             .input_claimed
             .swap(true, std::sync::atomic::Ordering::AcqRel)
     }
 
     /// The run took its input: the next one may be claimed.
-    pub fn release_input(&self) {
+    pub(crate) fn release_input(&self) {
         self.input_claimed
             .store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// How many clients are attached.
-    pub fn client_count(&self) -> usize {
+    pub(crate) fn client_count(&self) -> usize {
         self.events.receiver_count()
     }
 
     /// Registers a UI request; the returned receiver gets the answer.
-    pub fn open_ui_request(&self, request_id: &str) -> oneshot::Receiver<Value> {
+    pub(crate) fn open_ui_request(&self, request_id: &str) -> oneshot::Receiver<Value> {
         let (tx, rx) = oneshot::channel();
         self.lock_pending().insert(request_id.to_owned(), tx);
         self.ui_opened.notify_waiters();
@@ -192,7 +192,7 @@ impl LiveChat {
     }
 
     /// Resolves as soon as a UI request of this chat is open.
-    pub async fn waiting_for_ui(&self) {
+    pub(crate) async fn waiting_for_ui(&self) {
         loop {
             let opened = self.ui_opened.notified();
             tokio::pin!(opened);
@@ -206,7 +206,7 @@ impl LiveChat {
 
     /// Stops storing anything for this chat in this process (shutdown).
     /// Once parked, [`emit`](Self::emit) fails and the log stays as it is.
-    pub async fn park(&self) {
+    pub(crate) async fn park(&self) {
         // Taken so that an append in progress finishes before parking.
         let _order = self.append.lock().await;
         self.parked
@@ -215,12 +215,12 @@ impl LiveChat {
 
     /// Forgets a UI request (it timed out or was cancelled). True if it was
     /// still open.
-    pub fn close_ui_request(&self, request_id: &str) -> bool {
+    pub(crate) fn close_ui_request(&self, request_id: &str) -> bool {
         self.lock_pending().remove(request_id).is_some()
     }
 
     /// Whether a UI request is waiting for an answer.
-    pub fn is_ui_request_open(&self, request_id: &str) -> bool {
+    pub(crate) fn is_ui_request_open(&self, request_id: &str) -> bool {
         self.lock_pending().contains_key(request_id)
     }
 
@@ -231,7 +231,7 @@ impl LiveChat {
     /// and the tool's timeout, so only one of them is recorded; if the tool
     /// still stops waiting while the answer is stored, a `cancelled`
     /// response follows the answer.
-    pub async fn answer_ui_request(
+    pub(crate) async fn answer_ui_request(
         self: &Arc<Self>,
         request_id: &str,
         answer: Value,
@@ -267,7 +267,7 @@ impl LiveChat {
     }
 
     /// Takes every open UI request out of the open set (the run ends).
-    pub fn take_open_ui_requests(&self) -> Vec<String> {
+    pub(crate) fn take_open_ui_requests(&self) -> Vec<String> {
         let mut open: Vec<String> = self.lock_pending().drain().map(|(id, _)| id).collect();
         open.sort();
         open
@@ -275,7 +275,7 @@ impl LiveChat {
 
     /// Installs the inbox of a newly started run. Returns false if a run is
     /// already attached.
-    pub fn attach_run(&self, inbox: mpsc::UnboundedSender<RunInput>) -> bool {
+    pub(crate) fn attach_run(&self, inbox: mpsc::UnboundedSender<RunInput>) -> bool {
         let mut slot = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.as_ref().is_some_and(|tx| !tx.is_closed()) {
             return false;
@@ -286,7 +286,7 @@ impl LiveChat {
     }
 
     /// Removes the run's inbox (the run ended).
-    pub fn detach_run(&self) {
+    pub(crate) fn detach_run(&self) {
         *self.inbox.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
@@ -295,7 +295,7 @@ impl LiveChat {
     /// attached and returns false. Under the inbox lock, so an input is
     /// either delivered before (and this refuses) or finds no run after
     /// (and starts a new one from the log).
-    pub fn detach_if_idle(&self, inbox: &mpsc::UnboundedReceiver<RunInput>) -> bool {
+    pub(crate) fn detach_if_idle(&self, inbox: &mpsc::UnboundedReceiver<RunInput>) -> bool {
         let mut slot = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         if !inbox.is_empty()
             || self
@@ -309,7 +309,7 @@ impl LiveChat {
     }
 
     /// Whether a run task is attached.
-    pub fn has_run(&self) -> bool {
+    pub(crate) fn has_run(&self) -> bool {
         self.inbox
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -319,7 +319,7 @@ impl LiveChat {
 
     /// Delivers `input` to the running run. Gives it back when no run is
     /// attached.
-    pub fn deliver(&self, input: RunInput) -> Result<(), RunInput> {
+    pub(crate) fn deliver(&self, input: RunInput) -> Result<(), RunInput> {
         let slot = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         match slot.as_ref() {
             Some(tx) => tx.send(input).map_err(|e| e.0),
@@ -329,17 +329,17 @@ impl LiveChat {
 
     /// Asks the run to stop at its next step; it records the cancellation
     /// of its open UI requests as it ends.
-    pub fn cancel_run(&self) {
+    pub(crate) fn cancel_run(&self) {
         let _ = self.cancel.send(true);
     }
 
     /// Whether the run was asked to stop.
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         *self.cancel.borrow()
     }
 
     /// A receiver that turns true when the run is asked to stop.
-    pub fn cancelled(&self) -> tokio::sync::watch::Receiver<bool> {
+    pub(crate) fn cancelled(&self) -> tokio::sync::watch::Receiver<bool> {
         self.cancel.subscribe()
     }
 

@@ -20,7 +20,7 @@ use super::model::Workflow;
 
 /// One folder of the registry.
 #[derive(Debug, Clone)]
-pub enum Entry {
+pub(crate) enum Entry {
     /// It loaded.
     Valid(Arc<Workflow>),
     /// It did not; every problem found.
@@ -36,7 +36,7 @@ pub enum Entry {
 
 impl Entry {
     /// The version to serve: the valid one, or the last good one.
-    pub fn serving(&self) -> Option<&Arc<Workflow>> {
+    pub(crate) fn serving(&self) -> Option<&Arc<Workflow>> {
         match self {
             Entry::Valid(workflow) => Some(workflow),
             Entry::Invalid { last_good, .. } => last_good.as_ref(),
@@ -61,7 +61,7 @@ impl Entry {
 
 /// What a [`WorkflowRegistry::reload`] did.
 #[derive(Debug, Clone)]
-pub struct Reloaded {
+pub(crate) struct Reloaded {
     /// The folder's entry now.
     pub entry: Entry,
     /// False if the outcome is what it was before (same version, same
@@ -74,13 +74,13 @@ pub(crate) type Snapshot = Arc<BTreeMap<String, Entry>>;
 
 /// The workflows under one directory.
 #[derive(Debug, Default)]
-pub struct WorkflowRegistry {
+pub(crate) struct WorkflowRegistry {
     entries: RwLock<Snapshot>,
 }
 
 impl WorkflowRegistry {
     /// Loads every folder of `root` that holds an `orchestrator.json`.
-    pub fn load_dir(root: &Path, catalog: &dyn ToolCatalog) -> std::io::Result<Self> {
+    pub(crate) fn load_dir(root: &Path, catalog: &dyn ToolCatalog) -> std::io::Result<Self> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.join(ORCHESTRATOR_FILE).is_file())
@@ -94,7 +94,7 @@ impl WorkflowRegistry {
     }
 
     /// The current workflows; later reloads do not change it.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -103,7 +103,7 @@ impl WorkflowRegistry {
 
     /// The workflow in folder `name` to serve: its valid version, or the
     /// last good one while the folder is broken.
-    pub fn get(&self, name: &str) -> Option<Arc<Workflow>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Workflow>> {
         self.snapshot().get(name)?.serving().cloned()
     }
 
@@ -111,7 +111,7 @@ impl WorkflowRegistry {
     /// invalid folder keeps serving its last good version. In a registry
     /// the folder name is the workflow's name, so `workflow_name` must
     /// equal it.
-    pub fn reload(&self, dir: &Path, catalog: &dyn ToolCatalog) -> Reloaded {
+    pub(crate) fn reload(&self, dir: &Path, catalog: &dyn ToolCatalog) -> Reloaded {
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -161,7 +161,7 @@ impl WorkflowRegistry {
 
     /// Removes the folder `name` (it was deleted). Returns false if it was
     /// not known. Chats already running keep the version they have.
-    pub fn remove(&self, name: &str) -> bool {
+    pub(crate) fn remove(&self, name: &str) -> bool {
         let mut guard = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if !guard.contains_key(name) {
             return false;
