@@ -115,3 +115,83 @@ fn every_path_the_map_names_exists() {
         "ARCHITECTURE.md names files that do not exist: {gone:?}"
     );
 }
+
+/// The layers of ARCHITECTURE.md's "Layering", lowest first: a module may
+/// use only modules of a lower layer.
+const LAYERS: &[&[&str]] = &[
+    &["event", "telemetry", "access", "plugin_dir"],
+    &["llm", "store", "workflow"],
+    &["plugin_set"],
+    &["orchestrator", "watch"],
+    &["maintenance"],
+    &["transport"],
+    &["config"],
+    &["app", "doctor"],
+];
+
+/// Files that only tests compile (their uses do not count).
+const TEST_ONLY: &[&str] = &[
+    "tests.rs",
+    "golden.rs",
+    "conformance.rs",
+    "fixtures.rs",
+    "architecture_map.rs",
+];
+
+fn layer(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|layer| layer.contains(&module))
+}
+
+/// The crate modules `text` uses (`crate::x`), comments and a trailing
+/// `mod tests { … }` left out.
+fn uses(text: &str) -> Vec<String> {
+    let code = text
+        .split("\n#[cfg(test)]\nmod tests {")
+        .next()
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        for (index, _) in line.match_indices("crate::") {
+            let name: String = line[index + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            found.push(name);
+        }
+    }
+    found
+}
+
+#[test]
+fn no_module_uses_one_of_its_own_layer_or_above() {
+    let mut files = Vec::new();
+    module_files(&src(), &mut files);
+    let mut against = Vec::new();
+    for file in &files {
+        let text = file.to_string_lossy();
+        let name = file.file_name().unwrap().to_string_lossy();
+        if TEST_ONLY.contains(&name.as_ref())
+            || text.starts_with("fuzz")
+            || text.starts_with("cli")
+            || text == "lib.rs"
+            || text == "main.rs"
+        {
+            continue;
+        }
+        let top = text.split('/').next().unwrap().trim_end_matches(".rs");
+        let from = layer(top).unwrap_or_else(|| panic!("module `{top}` has no layer"));
+        for used in uses(&std::fs::read_to_string(src().join(file)).unwrap()) {
+            if used == top {
+                continue;
+            }
+            let to = layer(&used).unwrap_or_else(|| panic!("module `{used}` has no layer"));
+            if to >= from {
+                against.push(format!("{} uses crate::{used}", file.display()));
+            }
+        }
+    }
+    assert!(
+        against.is_empty(),
+        "arrows against the layering of ARCHITECTURE.md: {against:?}"
+    );
+}
