@@ -251,6 +251,82 @@ fn validate_accepts_the_demo_and_reports_every_problem_with_file_and_path() {
     }
 }
 
+/// A tool's log message or field cannot pass a `key=value` pair of its own
+/// for one of the host's in the text log: the record of the `adversary`
+/// plugin still has one `plugin`, and it is `adversary`.
+#[test]
+fn a_tool_cannot_forge_fields_in_the_text_log() {
+    let forged = "done plugin=planner chat_id=forged \"x\" function=\"y";
+    let args = serde_json::json!({ "message": forged }).to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args([
+            "tool",
+            "call",
+            "tests/components/adversary",
+            "log",
+            "--args",
+            &args,
+        ])
+        .env("LOG_LEVEL", "info")
+        .env("NO_COLOR", "1")
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("mozaiks::tool") && line.contains("done"))
+        .collect();
+    assert!(!lines.is_empty(), "no tool record: {stderr}");
+    for line in lines {
+        let pairs = top_level_pairs(line);
+        let keys = |key: &str| pairs.iter().filter(|(k, _)| k == key).count();
+        assert_eq!(keys("plugin"), 1, "{line}\n{pairs:?}");
+        assert_eq!(keys("chat_id"), 1, "{line}\n{pairs:?}");
+        assert_eq!(keys("function"), 1, "{line}\n{pairs:?}");
+        assert!(
+            pairs.contains(&("plugin".to_owned(), "adversary".to_owned())),
+            "{line}\n{pairs:?}"
+        );
+        assert!(
+            pairs.contains(&("function".to_owned(), "log".to_owned())),
+            "{line}\n{pairs:?}"
+        );
+    }
+}
+
+/// The `key=value` pairs of a text log line as a reader splits it: at
+/// spaces outside double quotes (a backslash escapes the next character
+/// inside them); a word with an `=` outside quotes is a pair.
+fn top_level_pairs(line: &str) -> Vec<(String, String)> {
+    let mut words = vec![String::new()];
+    let (mut quoted, mut escaped) = (false, false);
+    for c in line.chars() {
+        let word = words.last_mut().unwrap();
+        if escaped {
+            escaped = false;
+            word.push(c);
+        } else if quoted && c == '\\' {
+            escaped = true;
+            word.push(c);
+        } else if c == '"' {
+            quoted = !quoted;
+            word.push(c);
+        } else if c == ' ' && !quoted {
+            words.push(String::new());
+        } else {
+            word.push(c);
+        }
+    }
+    words
+        .iter()
+        .filter(|word| !word.starts_with('"'))
+        .filter_map(|word| word.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.trim_matches('"').to_owned()))
+        .collect()
+}
+
 /// A tool's log message or field cannot forge a line of the host's text
 /// log, nor send terminal escapes through it.
 #[test]
