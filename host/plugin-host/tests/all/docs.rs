@@ -127,6 +127,16 @@ fn security_md_states_the_limits_the_code_enforces() {
             "2 s of CPU",
         ),
         (
+            "MAX_TABLE_ELEMENTS",
+            host::MAX_TABLE_ELEMENTS == 20_000,
+            "| 20000 |",
+        ),
+        (
+            "MAX_WASM_STACK_BYTES",
+            host::MAX_WASM_STACK_BYTES == MIB,
+            "1 MiB",
+        ),
+        (
             "MAX_COMPONENT_BYTES",
             host::MAX_COMPONENT_BYTES == 64 * MIB,
             "64 MiB",
