@@ -76,6 +76,13 @@ async fn monitor_store(orchestrator: Orchestrator) {
         }
         if healthy && !prepared {
             prepared = true;
+            // Resumed chats need their workflows and plugins.
+            while orchestrator
+                .plugins()
+                .wait_first_load(Duration::from_secs(3600))
+                .await
+                .is_err()
+            {}
             match orchestrator.resume_in_progress().await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(

@@ -172,6 +172,16 @@ pub enum ChatError {
     /// The server is shutting down; the chat continues on the next start.
     #[error("the server is shutting down; try again in a moment (the chat continues where it was)")]
     ShuttingDown,
+    /// The server has just started and still loads these plugins (by
+    /// folder); chats wait for them for a while, then get this.
+    #[error(
+        "the server is still loading plugins ({}); try again in a moment (GET /health/ready says when it is done)",
+        if .plugins.is_empty() { "its workflows".to_owned() } else { .plugins.join(", ") }
+    )]
+    PluginsLoading {
+        /// The plugin folders not loaded yet.
+        plugins: Vec<String>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -189,6 +199,7 @@ impl ChatError {
             Self::UiRequestNotOpen(_) => "UI_REQUEST_NOT_OPEN",
             Self::NotYourTurn { .. } => "NOT_YOUR_TURN",
             Self::ShuttingDown => "SHUTTING_DOWN",
+            Self::PluginsLoading { .. } => "PLUGINS_LOADING",
             Self::Store(StoreError::Backend(_)) => "STORE_UNAVAILABLE",
             Self::Store(_) => "INTERNAL",
         }

@@ -72,7 +72,9 @@ pub(crate) async fn run(
         maintenance: settings.maintenance.clone(),
         shutdown_grace: settings.shutdown_grace,
     };
-    let orchestrator = app::build(&config).await?;
+    // Plugins load in the background: a slow one never keeps the server
+    // from listening (`/health/ready` says `loading` meanwhile).
+    let (orchestrator, first_load) = app::start(&config).await?;
     orchestrator.set_idle_unload(settings.idle_run);
     let listener = TcpListener::bind(&settings.addr).await.with_context(|| {
         format!(
@@ -84,7 +86,35 @@ pub(crate) async fn run(
     // Tests and scripts read this line to find the port.
     println!("mozaiks listening on http://{addr}");
     tracing::info!(%addr, store = config.store.describe(), "serving");
-    app::serve(listener, orchestrator, &options, shutdown_signal()).await?;
+    // A first load that fails (the workflows folder went away, the watcher
+    // cannot start) stops the server as a failed start would.
+    let load_failure = Arc::new(std::sync::Mutex::new(None));
+    let stop = {
+        let load_failure = Arc::clone(&load_failure);
+        async move {
+            let failed = async {
+                match first_load.finish().await {
+                    Ok(()) => std::future::pending().await,
+                    Err(error) => error,
+                }
+            };
+            tokio::select! {
+                () = shutdown_signal() => {}
+                error = failed => {
+                    tracing::error!(%error, "loading plugins and workflows failed; stopping");
+                    *load_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+                }
+            }
+        }
+    };
+    app::serve(listener, orchestrator, &options, stop).await?;
+    if let Some(error) = load_failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
+        return Err(error.into());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

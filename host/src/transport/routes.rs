@@ -299,14 +299,21 @@ pub async fn health(State(orchestrator): State<Orchestrator>) -> Json<Value> {
     }))
 }
 
-/// `GET /health/ready`: 200 when the store answers, 503 with the reason
-/// when it does not (refused, DNS, authentication, timeout). The plugins
-/// were loaded before the server started listening; `plugins` lists those
+/// `GET /health/ready`: 200 when the store answers and the first load of
+/// plugins and workflows is done; 503 with the reason when the store does
+/// not answer (refused, DNS, authentication, timeout), and 503 with reason
+/// `loading` and `loading: [plugin folders]` while the server, just
+/// started, still loads them (it listens before). `plugins` lists those
 /// served and those that are not, with why. A broken plugin does not make
 /// the server unready: the workflows that need it are reported invalid,
 /// the others serve.
 pub async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Json<Value>) {
-    let readiness = orchestrator.readiness();
+    let mut readiness = orchestrator.readiness();
+    let loading = orchestrator.plugins().loading();
+    if loading.is_some() {
+        readiness.ready = false;
+        readiness.reason = Some("loading".to_owned());
+    }
     let status = if readiness.ready {
         StatusCode::OK
     } else {
@@ -316,6 +323,9 @@ pub async fn ready(State(orchestrator): State<Orchestrator>) -> (StatusCode, Jso
     let (served, unavailable): (Vec<_>, Vec<_>) =
         snapshot.slots().partition(|slot| slot.current.is_some());
     let mut body = serde_json::to_value(readiness).unwrap_or_default();
+    if let Some(loading) = loading {
+        body["loading"] = json!(loading);
+    }
     body["plugins"] = json!({
         "served": served.iter().map(|slot| slot.id.as_str()).collect::<Vec<_>>(),
         "unavailable": unavailable.iter().map(|slot| json!({
