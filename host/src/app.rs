@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mozaiks_plugin_host::{EngineConfig, PluginEngine};
+use mozaiks_plugin_host::{Compiler, EngineConfig, PluginEngine};
 use tokio::net::TcpListener;
 
 use crate::llm::{LlmClient, LlmConfig};
@@ -40,6 +40,9 @@ pub struct ServeConfig {
     pub reload: ReloadConfig,
     /// Instance slots for tool calls: in all and per plugin.
     pub plugin_slots: PluginSlots,
+    /// Where plugins are compiled: `mozaiks serve` runs itself as a
+    /// compiler process under the compile limits.
+    pub compiler: Compiler,
 }
 
 /// How many tool calls may run at once (each holds one instance slot, also
@@ -197,6 +200,7 @@ pub async fn start(config: &ServeConfig) -> Result<(Orchestrator, FirstLoad), St
         cache_dir: config.component_cache.clone(),
         max_concurrent_calls: config.plugin_slots.total,
         max_calls_per_plugin: config.plugin_slots.per_plugin,
+        compiler: config.compiler.clone(),
     })
     .map_err(|e| StartupError::Engine(e.to_string()))?;
     let slots = engine.slots();

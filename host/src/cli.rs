@@ -1,6 +1,7 @@
 //! Command-line interface: argument types and dispatch.
 
 pub(crate) mod chats;
+pub(crate) mod compile;
 pub(crate) mod config;
 pub(crate) mod doctor;
 pub(crate) mod serve;
@@ -61,6 +62,10 @@ pub(crate) enum Command {
     /// Work with tool components: describe, call, build.
     #[command(subcommand)]
     Tool(ToolCommand),
+    /// Compile one component for the server, under limits (hidden: the
+    /// server runs it; see `mozaiks_plugin_host::compile_child`).
+    #[command(name = "compile-component", hide = true)]
+    CompileComponent(compile::CompileArgs),
     /// Check workflow folders: every file, every cross reference, every
     /// tool against the plugins' functions. Prints every problem.
     ///

@@ -9,9 +9,25 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The compiler process runs no async runtime: its memory is limited.
+    if let Command::CompileComponent(args) = &cli.command {
+        return cli::compile::run(args);
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     // The server sets up its own logging from its configuration.
     if !matches!(cli.command, Command::Serve(_) | Command::Dev(_)) {
         mozaiks_host::telemetry::logs::init_cli();
@@ -28,6 +44,7 @@ async fn main() -> ExitCode {
             plugins_dir,
             json,
         } => cli::validate::run(&workflows, &plugins_dir, json).await,
+        Command::CompileComponent(args) => Ok(cli::compile::run(&args)),
     };
     match result {
         Ok(code) => code,

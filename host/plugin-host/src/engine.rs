@@ -16,6 +16,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 use crate::backtrace::CAPTURED_FRAMES;
 use crate::bindings::Plugin as WitPlugin;
 use crate::cache::ComponentCache;
+use crate::compile::Compiler;
 use crate::limits::{
     MAX_CONCURRENT_COMPILES, MAX_MEMORY_MIB, MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES, MIB,
 };
@@ -68,6 +69,9 @@ pub struct EngineConfig {
     /// hash; `None` compiles every time. The directory must be writable only
     /// by the server (it is created with mode 0700).
     pub cache_dir: Option<PathBuf>,
+    /// Where components are compiled: in this process (the default) or in
+    /// a child process under limits of time and memory.
+    pub compiler: Compiler,
 }
 
 impl Default for EngineConfig {
@@ -76,6 +80,7 @@ impl Default for EngineConfig {
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             max_calls_per_plugin: DEFAULT_MAX_CALLS_PER_PLUGIN,
             cache_dir: None,
+            compiler: Compiler::InProcess,
         }
     }
 }
@@ -96,6 +101,7 @@ pub struct PluginEngine {
     pub(crate) cache: Option<Arc<ComponentCache>>,
     pub(crate) slots: Arc<Slots>,
     pub(crate) compiles: Arc<Compiles>,
+    pub(crate) compiler: Arc<Compiler>,
     _ticker: Arc<Ticker>,
 }
 
@@ -187,8 +193,12 @@ impl std::fmt::Debug for PluginEngine {
 }
 
 impl PluginEngine {
-    /// Starts an engine with these settings.
+    /// Starts an engine with these settings; refuses compile limits out of
+    /// range ([`CompileLimits::check`](crate::CompileLimits::check)).
     pub fn new(settings: EngineConfig) -> Result<Self, EngineError> {
+        if let Compiler::Child(child) = &settings.compiler {
+            child.limits.check().map_err(EngineError)?;
+        }
         let slots = settings.max_concurrent_calls.max(1);
         let engine = Engine::new(&wasmtime_config(slots, MAX_WASM_STACK_BYTES))
             .map_err(|e| EngineError(format!("{e:#}")))?;
@@ -207,6 +217,7 @@ impl PluginEngine {
             engine,
             linker: Arc::new(linker),
             cache,
+            compiler: Arc::new(settings.compiler),
             compiles: Arc::new(Compiles {
                 turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_COMPILES)),
                 running: AtomicUsize::new(0),
@@ -244,6 +255,16 @@ impl PluginEngine {
             in_use,
         }
     }
+}
+
+/// The settings a compiler process compiles with: the engine's
+/// ([`wasmtime_config`]) without the instance pool, which only matters for
+/// running code (and reserves address space a compiler does not need), so
+/// its artifacts load in the engine.
+pub(crate) fn compile_config() -> Config {
+    let mut config = wasmtime_config(1, MAX_WASM_STACK_BYTES);
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    config
 }
 
 /// The engine's settings: the component model, epoch interruption, a

@@ -59,6 +59,7 @@ mod backtrace;
 mod bindings;
 mod cache;
 mod call;
+mod compile;
 mod component;
 mod describe;
 mod engine;
@@ -75,6 +76,11 @@ mod tool_error;
 
 pub use cache::CacheOutcome;
 pub use call::ToolOutcome;
+pub use compile::{
+    ChildCompileError, ChildCompiler, CompileLimits, Compiler, DEFAULT_COMPILE_MEMORY_MIB,
+    DEFAULT_COMPILE_TIMEOUT, MAX_COMPILE_MEMORY_MIB, MAX_COMPILE_TIMEOUT, MIN_COMPILE_MEMORY_MIB,
+    compile_child,
+};
 pub use component::{Plugin, SDK_VERSION_SECTION, WIT_VERSION, content_hash, is_truncated};
 pub use describe::FunctionSpec;
 pub use engine::{

@@ -61,6 +61,7 @@ pub(crate) async fn run(
             total: settings.plugin_slots,
             per_plugin: settings.plugin_slots_per_plugin,
         },
+        compiler: super::compile::child_compiler(settings.compile_limits)?,
     };
     let options = ServeOptions {
         http: HttpOptions {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use mozaiks_host::plugin_dir;
 use mozaiks_plugin_host::harness::Harness;
-use mozaiks_plugin_host::{EngineConfig, PluginEngine};
+use mozaiks_plugin_host::{CompileLimits, EngineConfig, PluginEngine};
 use serde_json::{Value, json};
 
 use super::ToolCommand;
@@ -36,6 +36,7 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
 async fn load(spec: &str, plugins_dir: &Path) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
     let engine = PluginEngine::new(EngineConfig {
         max_concurrent_calls: CLI_CONCURRENT_CALLS,
+        compiler: super::compile::child_compiler(CompileLimits::default())?,
         ..EngineConfig::default()
     })?;
     let location = plugin_dir::locate(spec, plugins_dir)?;

@@ -25,6 +25,7 @@ macro_rules! on_both_stores {
 
 mod access;
 mod cli;
+mod compile_limits;
 mod configuration;
 mod console;
 mod doctor;

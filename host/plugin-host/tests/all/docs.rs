@@ -152,6 +152,16 @@ fn security_md_states_the_limits_the_code_enforces() {
             "| 2 |",
         ),
         (
+            "DEFAULT_COMPILE_MEMORY_MIB",
+            host::DEFAULT_COMPILE_MEMORY_MIB == 2048,
+            "2048 MiB",
+        ),
+        (
+            "DEFAULT_COMPILE_TIMEOUT",
+            host::DEFAULT_COMPILE_TIMEOUT == Duration::from_secs(60),
+            "| 60 s |",
+        ),
+        (
             "DEFAULT_MAX_CONCURRENT_CALLS",
             host::DEFAULT_MAX_CONCURRENT_CALLS == 256,
             "| 256 |",
