@@ -228,11 +228,11 @@ impl PluginSet {
             let done = self.first_load_done.notified();
             tokio::pin!(done);
             done.as_mut().enable();
-            let Some(loading) = self.loading() else {
+            if self.loading().is_none() {
                 return Ok(());
-            };
+            }
             if tokio::time::timeout_at(deadline, done).await.is_err() {
-                return Err(self.loading().map_or_else(Vec::new, |_| loading));
+                return self.loading().map_or(Ok(()), Err);
             }
         }
     }

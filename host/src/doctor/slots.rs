@@ -119,6 +119,9 @@ fn label<'a>(series: &'a str, metric: &str, name: &str) -> Option<&'a str> {
 async fn live_use(addr: &str) -> Option<LiveUse> {
     let addr = addr.replacen("0.0.0.0:", "127.0.0.1:", 1);
     let url = format!("http://{addr}/metrics");
+    // reqwest needs it even for plain HTTP; the LLM check installs it only
+    // when an endpoint is configured.
+    crate::llm::install_crypto_provider();
     let response = tokio::time::timeout(METRICS_WAIT, reqwest::Client::new().get(&url).send())
         .await
         .ok()?

@@ -195,3 +195,48 @@ async fn a_hot_reload_that_compiles_too_long_is_refused_and_the_last_good_versio
         .unwrap_or(Value::Null);
     assert_eq!(refused["outcome"], "rejected", "{reloads}");
 }
+
+/// A chat request made while a plugin still compiles, longer than the
+/// server waits for its first load (10 s), is answered 503
+/// `PLUGINS_LOADING` naming the plugin; health answers throughout.
+#[tokio::test]
+async fn a_chat_during_a_first_load_longer_than_the_wait_is_answered_plugins_loading() {
+    let scratch = Scratch::new("compile-first-load");
+    let llm = FakeLlm::start(|_| Reply::text("unused")).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    // Over a minute of compiling here, stopped at 20 s: longer than the wait.
+    plugin_folder(&setup.plugins, "bomb", &bomb(49_000, 40));
+    setup
+        .extra_env
+        .push(("MOZAIKS_COMPILE_TIMEOUT_SECS".to_owned(), "20".to_owned()));
+    let server = Server::start_listening(&setup).await;
+    let (status, body) = server
+        .post(
+            "/api/chats",
+            json!({"app_id": "app", "user_id": "alice", "workflow": "UiTimeout"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("PLUGINS_LOADING")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"]["loading"],
+        json!(["bomb"]),
+        "{body}"
+    );
+    assert_eq!(server.get("/health/live").await.0, 200);
+
+    // Once the compiler is stopped, the rest serves.
+    let ready = server
+        .eventually("/health/ready", |status, _| status == 200)
+        .await;
+    assert!(
+        ready["plugins"]["unavailable"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("compile time limit (20 s)")),
+        "{ready}"
+    );
+    server.start_chat("UiTimeout").await;
+}
