@@ -114,6 +114,12 @@ impl ComponentCache {
         Artifact { temporary, entry }
     }
 
+    /// True if the cache folder is missing (it is created with mode 0700)
+    /// or only this user may write to it: its entries may be loaded.
+    pub(crate) fn writable_only_by_us(&self) -> bool {
+        !self.dir.exists() || private(&self.dir)
+    }
+
     /// Makes the artifact a compiler wrote the cache's entry, and loads it.
     pub(crate) fn adopt(&self, engine: &Engine, artifact: &Artifact) -> Result<Component, String> {
         std::fs::rename(&artifact.temporary, &artifact.entry).map_err(|e| {

@@ -163,7 +163,7 @@ pub(crate) fn compile(
             Ok((component, outcome))
         }
         Compiler::Child(child) => {
-            let component = match cache {
+            let component = match cache.filter(|cache| cache.writable_only_by_us()) {
                 Some(cache) => {
                     let artifact = cache.artifact_path(hash);
                     let compiled = run_child(child, bytes, &artifact.temporary);
@@ -177,8 +177,9 @@ pub(crate) fn compile(
     }
 }
 
-/// Without a cache: the artifact goes to a private scratch folder and is
-/// removed once loaded.
+/// Without a cache (or with one others may write, whose entries are never
+/// loaded): the artifact goes to a private scratch folder and is removed
+/// once loaded.
 fn compile_to_scratch(
     engine: &Engine,
     child: &ChildCompiler,

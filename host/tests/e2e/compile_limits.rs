@@ -240,3 +240,25 @@ async fn a_chat_during_a_first_load_longer_than_the_wait_is_answered_plugins_loa
     );
     server.start_chat("UiTimeout").await;
 }
+
+/// A component cache others may write is never loaded from, and never
+/// stops a plugin from loading: the compiler process then writes to a
+/// private scratch folder instead.
+#[tokio::test]
+async fn a_cache_folder_others_can_write_is_bypassed_not_fatal() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let scratch = Scratch::new("compile-open-cache");
+    let llm = FakeLlm::start(|_| Reply::text("unused")).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.share_component_cache = false;
+    let cache = setup.data.join("component-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let server = Server::start(&setup).await;
+    let ready = server
+        .eventually("/health/ready", |status, _| status == 200)
+        .await;
+    assert_eq!(ready["plugins"]["served"], json!(["adversary", "planner"]));
+    let entries = std::fs::read_dir(&cache).unwrap().count();
+    assert_eq!(entries, 0, "nothing was written to {}", cache.display());
+}
