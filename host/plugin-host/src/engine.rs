@@ -41,11 +41,13 @@ pub const DEFAULT_MAX_CALLS_PER_PLUGIN: u32 = 64;
 
 /// Core instances one component may create. A Rust `wasm32-wasip2` tool is
 /// one core module plus a few adapter shims; this leaves ample headroom.
-const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
-/// Linear memories per component: tools have one; two leaves room for shims.
-const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
-/// Tables per component: the main module's and the shims' indirect tables.
-const MAX_TABLES_PER_COMPONENT: u32 = 8;
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// Linear memories per component (and one per core module, wasmtime's
+/// default): tools have one; two leaves room for shims.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
+/// Tables per component (and one per core module, wasmtime's default): the
+/// main module's and the shims' indirect tables.
+pub const MAX_TABLES_PER_COMPONENT: u32 = 8;
 
 /// Bytes of a freed memory or table slot that are reset in place and kept
 /// mapped instead of being returned to the kernel with `madvise`. With
@@ -440,6 +442,96 @@ mod tests {
         let (mut store, instance) = instantiate(&engine, MAX_TABLE_ELEMENTS as u64).unwrap();
         let grow = export(&mut store, &instance, "grow");
         assert_eq!(grow.call(&mut store, 1).unwrap(), -1);
+    }
+
+    /// A component that instantiates `module` `times` times.
+    fn instantiating(module: &Module, times: u32) -> Vec<u8> {
+        let mut component = wasm_encoder::Component::new();
+        component.section(&wasm_encoder::ModuleSection(module));
+        let mut instances = wasm_encoder::InstanceSection::new();
+        for _ in 0..times {
+            instances.instantiate(0, Vec::<(&str, wasm_encoder::ModuleArg)>::new());
+        }
+        component.section(&instances);
+        component.finish()
+    }
+
+    /// True if `component` loads (the pool checks what it can when it is
+    /// compiled) and instantiates.
+    fn instantiates(engine: &Engine, component: &[u8]) -> bool {
+        let Ok(component) = wasmtime::component::Component::new(engine, component) else {
+            return false;
+        };
+        let mut store = Store::new(engine, ());
+        store.set_epoch_deadline(1_000_000);
+        wasmtime::component::Linker::<()>::new(engine)
+            .instantiate(&mut store, &component)
+            .is_ok()
+    }
+
+    fn with_memories(n: u32) -> Module {
+        let mut memories = wasm_encoder::MemorySection::new();
+        for _ in 0..n {
+            memories.memory(wasm_encoder::MemoryType {
+                minimum: 1,
+                maximum: None,
+                memory64: false,
+                shared: false,
+                page_size_log2: None,
+            });
+        }
+        let mut module = Module::new();
+        module.section(&memories);
+        module
+    }
+
+    fn with_table() -> Module {
+        let mut tables = TableSection::new();
+        tables.table(TableType {
+            element_type: RefType::FUNCREF,
+            table64: false,
+            minimum: 1,
+            maximum: None,
+            shared: false,
+        });
+        let mut module = Module::new();
+        module.section(&tables);
+        module
+    }
+
+    #[test]
+    fn a_component_has_at_most_the_limits_of_core_instances_memories_and_tables() {
+        let engine = small_engine().engine;
+        let (instances, memories, tables) = (
+            MAX_CORE_INSTANCES_PER_COMPONENT,
+            MAX_MEMORIES_PER_COMPONENT,
+            MAX_TABLES_PER_COMPONENT,
+        );
+        assert!(instantiates(
+            &engine,
+            &instantiating(&Module::new(), instances)
+        ));
+        assert!(!instantiates(
+            &engine,
+            &instantiating(&Module::new(), instances + 1)
+        ));
+        assert!(instantiates(
+            &engine,
+            &instantiating(&with_memories(1), memories)
+        ));
+        assert!(!instantiates(
+            &engine,
+            &instantiating(&with_memories(1), memories + 1)
+        ));
+        assert!(
+            !instantiates(&engine, &instantiating(&with_memories(2), 1)),
+            "one a module"
+        );
+        assert!(instantiates(&engine, &instantiating(&with_table(), tables)));
+        assert!(!instantiates(
+            &engine,
+            &instantiating(&with_table(), tables + 1)
+        ));
     }
 
     /// The deepest `depth(n)` that returns rather than trapping.

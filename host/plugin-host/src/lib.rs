@@ -85,7 +85,8 @@ pub use component::{Plugin, SDK_VERSION_SECTION, WIT_VERSION, content_hash, is_t
 pub use describe::FunctionSpec;
 pub use engine::{
     DEFAULT_MAX_CALLS_PER_PLUGIN, DEFAULT_MAX_CONCURRENT_CALLS, EPOCH_TICK, EngineConfig,
-    EngineError, PluginEngine, SlotUse,
+    EngineError, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT,
+    MAX_TABLES_PER_COMPONENT, PluginEngine, SlotUse,
 };
 pub use error::{CallError, LoadError, ManifestError, PortError};
 pub use limits::{

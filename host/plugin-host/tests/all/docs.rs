@@ -127,6 +127,21 @@ fn security_md_states_the_limits_the_code_enforces() {
             "2 s of CPU",
         ),
         (
+            "MAX_CORE_INSTANCES_PER_COMPONENT",
+            host::MAX_CORE_INSTANCES_PER_COMPONENT == 16,
+            "| 16 |",
+        ),
+        (
+            "MAX_MEMORIES_PER_COMPONENT",
+            host::MAX_MEMORIES_PER_COMPONENT == 2,
+            "2 a component",
+        ),
+        (
+            "MAX_TABLES_PER_COMPONENT",
+            host::MAX_TABLES_PER_COMPONENT == 8,
+            "8 a component",
+        ),
+        (
             "MAX_TABLE_ELEMENTS",
             host::MAX_TABLE_ELEMENTS == 20_000,
             "| 20000 |",
