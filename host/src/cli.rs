@@ -90,6 +90,8 @@ pub(crate) enum ToolCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        cache: ComponentCacheArgs,
     },
     /// Call one function in the real engine with an in-memory context and
     /// scripted UI answers; print the result, context changes, UI requests and logs.
@@ -115,6 +117,8 @@ pub(crate) enum ToolCommand {
         /// Directory that holds plugin folders.
         #[arg(long, default_value = "plugins")]
         plugins_dir: PathBuf,
+        #[command(flatten)]
+        cache: ComponentCacheArgs,
     },
     /// Build a Rust tool crate into a component (runs sdk/build-plugin).
     Build {
@@ -125,6 +129,21 @@ pub(crate) enum ToolCommand {
         #[arg(long, default_value = "sdk/build-plugin")]
         script: PathBuf,
     },
+}
+
+/// Where `mozaiks tool describe` and `tool call` keep compiled components,
+/// so that a second run of an unchanged component does not compile it again.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ComponentCacheArgs {
+    /// Directory of compiled components [default:
+    /// $XDG_CACHE_HOME/mozaiks/component-cache, else
+    /// ~/.cache/mozaiks/component-cache].
+    #[arg(long, env = "MOZAIKS_COMPONENT_CACHE")]
+    pub(crate) component_cache: Option<PathBuf>,
+    /// Compile the component on every run instead of keeping its compiled
+    /// code.
+    #[arg(long, env = "MOZAIKS_NO_COMPONENT_CACHE")]
+    pub(crate) no_component_cache: bool,
 }
 
 /// Settings that can be given as flags; each also has an environment

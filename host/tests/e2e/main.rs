@@ -37,4 +37,5 @@ mod runs;
 mod shutdown;
 mod support;
 mod telemetry;
+mod tool_cache;
 mod transport;
