@@ -61,6 +61,9 @@ pub(crate) enum Command {
     /// Work with tool components: describe, call, build.
     #[command(subcommand)]
     Tool(ToolCommand),
+    /// Start something new from a template.
+    #[command(subcommand)]
+    New(NewCommand),
     /// Check workflow folders: every file, every cross reference, every
     /// tool against the plugins' functions. Prints every problem.
     ///
@@ -120,14 +123,51 @@ pub(crate) enum ToolCommand {
         #[command(flatten)]
         cache: ComponentCacheArgs,
     },
-    /// Build a Rust tool crate into a component (runs sdk/build-plugin).
+    /// Build plugin folders into components. The language comes from the
+    /// folder: `Cargo.toml` is Rust (built by sdk/build-plugin), `app.py`
+    /// is Python (componentize-py). A missing toolchain is installed first
+    /// (scripts/setup-tool-toolchain), and the result is checked: a
+    /// component of the `mozaiks:plugin` world at this host's version,
+    /// loaded and described in the real engine.
     Build {
-        /// The tool crate's folder(s).
+        /// The plugin folder(s).
         #[arg(required = true)]
         crates: Vec<PathBuf>,
-        /// Path of the build script.
+        /// The script that builds Rust crates.
         #[arg(long, default_value = "sdk/build-plugin")]
         script: PathBuf,
+        /// The script that installs the other languages' toolchains.
+        #[arg(long, default_value = "scripts/setup-tool-toolchain")]
+        toolchain_script: PathBuf,
+        #[command(flatten)]
+        cache: ComponentCacheArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NewCommand {
+    /// Make a tool plugin folder `<dir>/<name>`: plugin.toml, a sample
+    /// with an agent function and a UI function that use the context, the
+    /// UI and the log, a README, and (Python) the WIT contract and the
+    /// bindings generated from it. Build it with `mozaiks tool build`.
+    Tool {
+        /// The plugin id and folder name: 1 to 64 lowercase letters,
+        /// digits, `-` and `_`.
+        name: String,
+        /// The language of the tool.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: tool::Language,
+        /// The folder to create the plugin folder in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Rust SDK (`sdk/` of the mozaiks repository), which a Rust
+        /// tool depends on by path.
+        #[arg(long, default_value = "sdk")]
+        sdk: PathBuf,
+        /// The script that installs the other languages' toolchains (for
+        /// generating the bindings).
+        #[arg(long, default_value = "scripts/setup-tool-toolchain")]
+        toolchain_script: PathBuf,
     },
 }
 

@@ -1,6 +1,14 @@
 //! `mozaiks tool ...`: the tool author's harness on the command line.
 
+mod build;
 mod cache;
+mod check;
+mod language;
+mod new;
+mod python;
+mod toolchain;
+
+pub(crate) use language::Language;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,7 +19,7 @@ use mozaiks_plugin_host::harness::Harness;
 use mozaiks_plugin_host::{EngineConfig, PluginEngine};
 use serde_json::{Value, json};
 
-use super::{ComponentCacheArgs, ToolCommand};
+use super::{ComponentCacheArgs, NewCommand, ToolCommand};
 
 /// Calls made from the command line run one at a time.
 const CLI_CONCURRENT_CALLS: u32 = 4;
@@ -40,7 +48,38 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             };
             call(&plugin, &function, inputs, &plugins_dir, &cache).await
         }
-        ToolCommand::Build { crates, script } => build(&crates, &script),
+        ToolCommand::Build {
+            crates,
+            script,
+            toolchain_script,
+            cache,
+        } => {
+            let settings = build::BuildSettings {
+                rust_script: &script,
+                toolchain_script: &toolchain_script,
+                cache: &cache,
+            };
+            build::run(&crates, &settings).await
+        }
+    }
+}
+
+/// `mozaiks new ...`.
+pub(crate) fn new(command: NewCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        NewCommand::Tool {
+            name,
+            lang,
+            dir,
+            sdk,
+            toolchain_script,
+        } => new::run(&new::NewTool {
+            name: &name,
+            language: lang,
+            parent: &dir,
+            sdk: &sdk,
+            toolchain_script: &toolchain_script,
+        }),
     }
 }
 
@@ -148,24 +187,5 @@ async fn call(
         Ok(Ok(_)) => ExitCode::SUCCESS,
         Ok(Err(_)) => ExitCode::from(3),
         Err(_) => ExitCode::from(2),
-    })
-}
-
-fn build(crates: &[std::path::PathBuf], script: &Path) -> anyhow::Result<ExitCode> {
-    if !script.is_file() {
-        bail!(
-            "{} not found: run this from the mozaiks repository root or pass --script",
-            script.display()
-        );
-    }
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .args(crates)
-        .status()
-        .with_context(|| format!("running {}", script.display()))?;
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     })
 }

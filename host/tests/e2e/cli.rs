@@ -25,10 +25,11 @@ pub fn mozaiks(args: &[&str]) -> Output {
     }
     Command::new(env!("CARGO_BIN_EXE_mozaiks"))
         .args(args)
-        // Compiled components go to the build folder, not the user's cache.
+        // Compiled components go where the test servers find them, not to
+        // the user's cache.
         .env(
             "MOZAIKS_COMPONENT_CACHE",
-            root.join("target/e2e-component-cache"),
+            crate::support::shared_component_cache::shared_dir(),
         )
         .current_dir(&root)
         .output()

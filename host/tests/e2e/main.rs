@@ -28,6 +28,7 @@ mod cli;
 mod configuration;
 mod console;
 mod doctor;
+mod languages;
 mod limits;
 mod mongo;
 mod operations;
