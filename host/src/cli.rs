@@ -125,7 +125,8 @@ pub(crate) enum ToolCommand {
     },
     /// Build plugin folders into components. The language comes from the
     /// folder: `Cargo.toml` is Rust (built by sdk/build-plugin), `app.py`
-    /// is Python (componentize-py). A missing toolchain is installed first
+    /// is Python (componentize-py), `app.js` is JavaScript
+    /// (componentize-qjs). A missing toolchain is installed first
     /// (scripts/setup-tool-toolchain), and the result is checked: a
     /// component of the `mozaiks:plugin` world at this host's version,
     /// loaded and described in the real engine.

@@ -3,6 +3,7 @@
 mod build;
 mod cache;
 mod check;
+mod js;
 mod language;
 mod new;
 mod python;

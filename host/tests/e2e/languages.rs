@@ -3,7 +3,7 @@
 //! `mozaiks tool build` (which installs its toolchain on first use), called
 //! through `mozaiks tool call`, and used by an agent in a real server.
 //!
-//! `MOZAIKS_SKIP_TOOLCHAINS=python` skips a language's tests on a laptop
+//! `MOZAIKS_SKIP_TOOLCHAINS=python,js` skips a language's tests on a laptop
 //! that has not installed its toolchain; in CI (`CI` set) skipping is
 //! refused, so CI runs them all.
 
@@ -32,33 +32,58 @@ fn skipped(language: &str) -> bool {
     listed
 }
 
-/// The Python sample, made and built once for this test binary:
-/// `mozaiks new tool pysample --lang python`, then `mozaiks tool build`.
-fn python_sample() -> &'static PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let parent = repo_root().join("target/e2e-tools/python");
+/// A language's sample tool: `mozaiks new tool <id> --lang <lang>`, then
+/// `mozaiks tool build`, once per test binary and language.
+struct Sample {
+    lang: &'static str,
+    id: &'static str,
+    /// Files `new` must have made besides plugin.toml, README.md and wit/.
+    made: &'static [&'static str],
+}
+
+const PYTHON: Sample = Sample {
+    lang: "python",
+    id: "pysample",
+    made: &[
+        "app.py",
+        "mozaiks_tool.py",
+        "bindings/wit_world/imports/context.py",
+    ],
+};
+
+const JS: Sample = Sample {
+    lang: "js",
+    id: "jssample",
+    made: &["app.js", "mozaiks_tool.js"],
+};
+
+impl Sample {
+    fn built(&self) -> &'static PathBuf {
+        static PYTHON_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        static JS_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        let cell = match self.lang {
+            "python" => &PYTHON_BUILT,
+            _ => &JS_BUILT,
+        };
+        cell.get_or_init(|| self.build())
+    }
+
+    fn build(&self) -> PathBuf {
+        let parent = repo_root().join("target/e2e-tools").join(self.lang);
         let _ = std::fs::remove_dir_all(&parent);
         std::fs::create_dir_all(&parent).unwrap();
         let parent_arg = parent.to_str().unwrap();
         let new = mozaiks(&[
-            "new", "tool", "pysample", "--lang", "python", "--dir", parent_arg,
+            "new", "tool", self.id, "--lang", self.lang, "--dir", parent_arg,
         ]);
         assert_exit(&new, 0);
-        let dir = parent.join("pysample");
-        for file in [
-            "app.py",
-            "mozaiks_tool.py",
-            "plugin.toml",
-            "README.md",
-            "wit/world.wit",
-        ] {
+        let dir = parent.join(self.id);
+        for file in ["plugin.toml", "README.md", "wit/world.wit"]
+            .iter()
+            .chain(self.made)
+        {
             assert!(dir.join(file).is_file(), "new made no {file}");
         }
-        assert!(
-            dir.join("bindings/wit_world/imports/context.py").is_file(),
-            "new generated the bindings from wit/"
-        );
         let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
         assert_exit(&build, 0);
         let stderr = String::from_utf8_lossy(&build.stderr);
@@ -67,7 +92,7 @@ fn python_sample() -> &'static PathBuf {
             "the build loads and describes the component: {stderr}"
         );
         dir
-    })
+    }
 }
 
 fn call(dir: &Path, function: &str, args: Value, extra: &[&str]) -> std::process::Output {
@@ -84,16 +109,15 @@ fn call(dir: &Path, function: &str, args: Value, extra: &[&str]) -> std::process
     mozaiks(&argv)
 }
 
-#[test]
-fn a_python_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
-    if skipped("python") {
+fn builds_into_a_stamped_component_of_our_world(sample: &Sample, broken_source: &str) {
+    if skipped(sample.lang) {
         return;
     }
-    let dir = python_sample();
+    let dir = sample.built();
     let described = mozaiks(&["tool", "describe", dir.to_str().unwrap(), "--json"]);
     assert_exit(&described, 0);
     let described = stdout_json(&described);
-    assert_eq!(described["id"], "pysample");
+    assert_eq!(described["id"], sample.id);
     assert_eq!(
         described["sdk_version"], "0.1.0",
         "the build stamped the WIT version"
@@ -111,7 +135,7 @@ fn a_python_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
     assert_eq!(greet["parameters"]["required"], json!(["name"]));
 
     // The same folder again: a failing source is a build error, not a component.
-    let broken = dir.with_file_name("pybroken");
+    let broken = dir.with_file_name("broken");
     let _ = std::fs::remove_dir_all(&broken);
     let copy = Command::new("cp")
         .arg("-r")
@@ -122,23 +146,36 @@ fn a_python_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
     assert!(copy.success());
     let manifest = std::fs::read_to_string(broken.join("plugin.toml"))
         .unwrap()
-        .replace("id = \"pysample\"", "id = \"pybroken\"");
+        .replace(&format!("id = \"{}\"", sample.id), "id = \"broken\"");
     std::fs::write(broken.join("plugin.toml"), manifest).unwrap();
-    std::fs::write(broken.join("app.py"), "import no_such_module\n").unwrap();
+    let (file, source) = broken_source.split_once(':').unwrap();
+    std::fs::write(broken.join(file), source).unwrap();
     let build = mozaiks(&["tool", "build", broken.to_str().unwrap()]);
     assert_exit(&build, 1);
     let stderr = String::from_utf8_lossy(&build.stderr);
     assert!(stderr.contains("no_such_module"), "{stderr}");
-    assert!(!broken.join("pybroken.wasm").exists());
+    assert!(!broken.join("broken.wasm").exists());
 }
 
 #[test]
-fn a_python_tools_agent_function_uses_context_and_log() {
-    if skipped("python") {
+fn a_python_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(&PYTHON, "app.py:import no_such_module\n");
+}
+
+#[test]
+fn a_js_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(
+        &JS,
+        "app.js:import { x } from './no_such_module.js';\nexport const tool = x;\n",
+    );
+}
+
+fn agent_function_uses_context_and_log(sample: &Sample) {
+    if skipped(sample.lang) {
         return;
     }
     let out = call(
-        python_sample(),
+        sample.built(),
         "greet",
         json!({"name": "Ada"}),
         &["--context", r#"{"greetings":41}"#],
@@ -158,12 +195,21 @@ fn a_python_tools_agent_function_uses_context_and_log() {
 }
 
 #[test]
-fn a_python_tools_ui_function_asks_and_keeps_the_answer() {
-    if skipped("python") {
+fn a_python_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&PYTHON);
+}
+
+#[test]
+fn a_js_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&JS);
+}
+
+fn ui_function_asks_and_keeps_the_answer(sample: &Sample) {
+    if skipped(sample.lang) {
         return;
     }
     let out = call(
-        python_sample(),
+        sample.built(),
         "request_approval",
         json!({"question": "Ship it?"}),
         &[
@@ -195,7 +241,7 @@ fn a_python_tools_ui_function_asks_and_keeps_the_answer() {
 
     // Nobody answers: the helper turns the UI error into a ToolError.
     let unanswered = call(
-        python_sample(),
+        sample.built(),
         "request_approval",
         json!({"question": "Ship it?"}),
         &[],
@@ -206,8 +252,18 @@ fn a_python_tools_ui_function_asks_and_keeps_the_answer() {
     assert!(report["context_changes"].as_array().unwrap().is_empty());
 }
 
+#[test]
+fn a_python_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&PYTHON);
+}
+
+#[test]
+fn a_js_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&JS);
+}
+
 /// An agent that greets, then asks for approval, then says it is done.
-fn python_agent(call: &ChatCall) -> Reply {
+fn sample_agent(call: &ChatCall) -> Reply {
     let results = call.tool_results();
     match results.len() {
         0 => Reply::tool_call("greet", json!({"name": "Ada"})),
@@ -216,9 +272,9 @@ fn python_agent(call: &ChatCall) -> Reply {
     }
 }
 
-/// A workflow whose one agent uses the Python sample's two functions.
-fn python_workflow(scratch: &Scratch) -> PathBuf {
-    let dir = scratch.0.join("workflows/PyTools");
+/// A workflow whose one agent uses a sample's two functions.
+fn sample_workflow(scratch: &Scratch, plugin: &str) -> PathBuf {
+    let dir = scratch.0.join("workflows/SampleTools");
     std::fs::create_dir_all(&dir).unwrap();
     let files = [
         (
@@ -228,15 +284,15 @@ fn python_workflow(scratch: &Scratch) -> PathBuf {
         ),
         (
             "orchestrator.json",
-            json!({"workflow_name": "PyTools", "max_turns": 6, "startup_mode": "AgentDriven",
+            json!({"workflow_name": "SampleTools", "max_turns": 6, "startup_mode": "AgentDriven",
                 "orchestration_pattern": "DefaultPattern", "initial_agent": "Helper",
                 "initial_message": "Greet Ada, then ask for approval."}),
         ),
         (
             "tools.json",
             json!({"tools": [
-                {"plugin": "pysample", "function": "greet", "tool_type": "Agent_Tool", "agent": "Helper"},
-                {"plugin": "pysample", "function": "request_approval", "tool_type": "UI_Tool",
+                {"plugin": plugin, "function": "greet", "tool_type": "Agent_Tool", "agent": "Helper"},
+                {"plugin": plugin, "function": "request_approval", "tool_type": "UI_Tool",
                  "agent": "Helper", "ui": {"component": "ApprovalForm", "mode": "inline"}}]}),
         ),
     ];
@@ -246,19 +302,18 @@ fn python_workflow(scratch: &Scratch) -> PathBuf {
     dir.parent().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn a_python_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
-    if skipped("python") {
+async fn runs_in_a_workflow_with_its_ui_answered_by_the_client(sample: &Sample) {
+    if skipped(sample.lang) {
         return;
     }
-    let sample = python_sample().clone();
-    let scratch = Scratch::new("python-workflow");
-    let llm = FakeLlm::start(python_agent).await;
+    let built = sample.built().clone();
+    let scratch = Scratch::new(&format!("{}-workflow", sample.lang));
+    let llm = FakeLlm::start(sample_agent).await;
     let mut setup = Setup::new(&scratch, &llm);
-    setup.workflows = python_workflow(&scratch);
-    std::os::unix::fs::symlink(&sample, setup.plugins.join("pysample")).unwrap();
+    setup.workflows = sample_workflow(&scratch, sample.id);
+    std::os::unix::fs::symlink(&built, setup.plugins.join(sample.id)).unwrap();
     let server = Server::start(&setup).await;
-    let chat = server.start_chat("PyTools").await;
+    let chat = server.start_chat("SampleTools").await;
     let mut ws = server.ws(&chat, 0).await;
     let request = ws.until_type("ui_request").await;
     assert_eq!(request["component"], "ApprovalForm");
@@ -280,4 +335,14 @@ async fn a_python_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
         last[1].1.contains("\"approved\":true") || last[1].1.contains("\"approved\": true"),
         "{last:?}"
     );
+}
+
+#[tokio::test]
+async fn a_python_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&PYTHON).await;
+}
+
+#[tokio::test]
+async fn a_js_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&JS).await;
 }

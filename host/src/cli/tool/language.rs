@@ -10,11 +10,17 @@ pub(crate) enum Language {
     Rust,
     /// A Python module `app.py` on `mozaiks_tool.py`, built by componentize-py.
     Python,
+    /// A JavaScript module `app.js` on `mozaiks_tool.js`, built by
+    /// componentize-qjs (QuickJS).
+    Js,
 }
 
 /// The file whose presence in a plugin folder names its language.
-const MARKERS: &[(&str, Language)] =
-    &[("Cargo.toml", Language::Rust), ("app.py", Language::Python)];
+const MARKERS: &[(&str, Language)] = &[
+    ("Cargo.toml", Language::Rust),
+    ("app.py", Language::Python),
+    ("app.js", Language::Js),
+];
 
 impl Language {
     /// The language of the plugin folder `dir`, from the first marker file
@@ -42,6 +48,7 @@ impl Language {
         match self {
             Self::Rust => "rust",
             Self::Python => "python",
+            Self::Js => "js",
         }
     }
 }

@@ -39,6 +39,24 @@ const PYTHON_TEMPLATE: &[(&str, &str)] = &[
     (".gitignore", "/template.wasm\n__pycache__/\n"),
 ];
 
+/// The JavaScript template (`sdk/js/`), with `template` where the id goes.
+const JS_TEMPLATE: &[(&str, &str)] = &[
+    ("app.js", include_str!("../../../../sdk/js/template/app.js")),
+    (
+        "plugin.toml",
+        include_str!("../../../../sdk/js/template/plugin.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/js/template/README.md"),
+    ),
+    (
+        "mozaiks_tool.js",
+        include_str!("../../../../sdk/js/mozaiks_tool.js"),
+    ),
+    (".gitignore", "/template.wasm\n"),
+];
+
 /// The files of the Rust template (`sdk/template/`) that a new tool copies.
 const RUST_TEMPLATE: &[&str] = &["Cargo.toml", "Cargo.lock", "plugin.toml", "src/lib.rs"];
 
@@ -74,6 +92,7 @@ pub(crate) fn run(new: &NewTool<'_>) -> anyhow::Result<ExitCode> {
     let made = match new.language {
         Language::Rust => rust(new, &dir),
         Language::Python => python(new, &dir),
+        Language::Js => js(&dir, new.name),
     };
     if let Err(error) = made {
         let _ = std::fs::remove_dir_all(&dir);
@@ -113,6 +132,13 @@ fn python(new: &NewTool<'_>, dir: &Path) -> anyhow::Result<()> {
     }
     let bin = super::toolchain::install(new.toolchain_script, Language::Python)?;
     python::generate(&bin, dir)
+}
+
+fn js(dir: &Path, name: &str) -> anyhow::Result<()> {
+    for (file, text) in JS_TEMPLATE {
+        write(dir, file, &named(text, name))?;
+    }
+    super::js::write_wit(dir)
 }
 
 fn rust(new: &NewTool<'_>, dir: &Path) -> anyhow::Result<()> {

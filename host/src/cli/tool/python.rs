@@ -23,7 +23,7 @@ fn componentize_py(bin: &Path) -> PathBuf {
 }
 
 /// Writes the contract into `<dir>/wit`.
-fn write_wit(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn write_wit(dir: &Path) -> anyhow::Result<()> {
     let wit = dir.join("wit");
     std::fs::create_dir_all(&wit).with_context(|| format!("creating {}", wit.display()))?;
     for (file, text) in WIT_FILES {
@@ -34,7 +34,7 @@ fn write_wit(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs a toolchain command in `dir`; on failure, shows what it printed.
-fn run(mut command: Command, dir: &Path, what: &str) -> anyhow::Result<()> {
+pub(crate) fn run(mut command: Command, dir: &Path, what: &str) -> anyhow::Result<()> {
     let output = command
         .current_dir(dir)
         .output()
