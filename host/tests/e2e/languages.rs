@@ -134,27 +134,96 @@ fn builds_into_a_stamped_component_of_our_world(sample: &Sample, broken_source: 
         .unwrap();
     assert_eq!(greet["parameters"]["required"], json!(["name"]));
 
-    // The same folder again: a failing source is a build error, not a component.
-    let broken = dir.with_file_name("broken");
-    let _ = std::fs::remove_dir_all(&broken);
-    let copy = Command::new("cp")
-        .arg("-r")
-        .arg(dir)
-        .arg(&broken)
-        .status()
-        .unwrap();
-    assert!(copy.success());
-    let manifest = std::fs::read_to_string(broken.join("plugin.toml"))
-        .unwrap()
-        .replace(&format!("id = \"{}\"", sample.id), "id = \"broken\"");
-    std::fs::write(broken.join("plugin.toml"), manifest).unwrap();
-    let (file, source) = broken_source.split_once(':').unwrap();
-    std::fs::write(broken.join(file), source).unwrap();
+    // A failing source is a build error, not a component.
+    let broken = variant(sample, "broken", broken_source);
     let build = mozaiks(&["tool", "build", broken.to_str().unwrap()]);
     assert_exit(&build, 1);
     let stderr = String::from_utf8_lossy(&build.stderr);
     assert!(stderr.contains("no_such_module"), "{stderr}");
     assert!(!broken.join("broken.wasm").exists());
+}
+
+/// A copy of the built sample named `id`, with `file:source` written over
+/// one of its files.
+fn variant(sample: &Sample, id: &str, file_and_source: &str) -> PathBuf {
+    let dir = sample.built().with_file_name(id);
+    let _ = std::fs::remove_dir_all(&dir);
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(sample.built())
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let _ = std::fs::remove_file(dir.join(format!("{}.wasm", sample.id)));
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml"))
+        .unwrap()
+        .replace(
+            &format!("id = \"{}\"", sample.id),
+            &format!("id = \"{id}\""),
+        );
+    std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
+    let (file, source) = file_and_source.split_once(':').unwrap();
+    std::fs::write(dir.join(file), source).unwrap();
+    dir
+}
+
+/// A tool that says who called, and one whose function throws something
+/// that is not a ToolError: the call is a trap that names the error.
+fn call_info_and_uncaught_errors(sample: &Sample, source: &str) {
+    if skipped(sample.lang) {
+        return;
+    }
+    let dir = variant(sample, "quirks", source);
+    let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
+    assert_exit(&build, 0);
+    let who = call(&dir, "who", json!({}), &[]);
+    assert_exit(&who, 0);
+    assert_eq!(
+        stdout_json(&who)["result"]["ok"],
+        json!({"chat": "harness", "workflow": "harness", "agent": "harness", "call": "call_1"})
+    );
+    let boom = call(&dir, "boom", json!({}), &[]);
+    assert_exit(&boom, 2);
+    let report = stdout_json(&boom);
+    assert_eq!(report["result"]["call_error"]["kind"], "trap", "{report}");
+    let message = report["result"]["call_error"]["message"].as_str().unwrap();
+    assert!(message.contains("kaboom"), "{message}");
+}
+
+#[test]
+fn a_python_tool_sees_who_called_and_an_uncaught_exception_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &PYTHON,
+        r#"app.py:from mozaiks_tool import Toolbox
+toolbox = Toolbox()
+
+@toolbox.function("who", "Says who called.", {"type": "object"})
+def who(args, call):
+    return {"chat": call.chat_id, "workflow": call.workflow, "agent": call.agent, "call": call.tool_call_id}
+
+@toolbox.function("boom", "Raises.", {"type": "object"})
+def boom(args, call):
+    raise ValueError("kaboom")
+
+Tool = toolbox.export()
+"#,
+    );
+}
+
+#[test]
+fn a_js_tool_sees_who_called_and_an_uncaught_exception_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &JS,
+        r#"app.js:import { Toolbox } from './mozaiks_tool.js';
+export const tool = new Toolbox()
+  .function('who', 'Says who called.', { type: 'object' }, (args, call) => ({
+    chat: call.info.chatId, workflow: call.info.workflow, agent: call.info.agent, call: call.info.toolCallId,
+  }))
+  .function('boom', 'Throws.', { type: 'object' }, () => { throw new Error('kaboom'); })
+  .export();
+"#,
+    );
 }
 
 #[test]
@@ -345,4 +414,66 @@ async fn a_python_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
 #[tokio::test]
 async fn a_js_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
     runs_in_a_workflow_with_its_ui_answered_by_the_client(&JS).await;
+}
+
+/// `new --lang rust` copies sdk/template, named and pointing at the SDK;
+/// `tool build` runs sdk/build-plugin, then checks and loads the result.
+#[test]
+fn a_rust_tool_made_by_new_builds_and_runs() {
+    let parent = repo_root().join("target/e2e-tools/rust");
+    let _ = std::fs::remove_dir_all(&parent);
+    std::fs::create_dir_all(&parent).unwrap();
+    let new = mozaiks(&[
+        "new",
+        "tool",
+        "rsample",
+        "--lang",
+        "rust",
+        "--dir",
+        parent.to_str().unwrap(),
+    ]);
+    assert_exit(&new, 0);
+    let dir = parent.join("rsample");
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    assert!(manifest.contains("id = \"rsample\""), "{manifest}");
+    let build = Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args(["tool", "build", dir.to_str().unwrap()])
+        .env("CARGO_NET_OFFLINE", "true")
+        .env(
+            "MOZAIKS_COMPONENT_CACHE",
+            crate::support::shared_component_cache::shared_dir(),
+        )
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert_exit(&build, 0);
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(stderr.contains("functions: greet"), "{stderr}");
+    let out = call(&dir, "greet", json!({"name": "Grace"}), &[]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        stdout_json(&out)["result"]["ok"]["message"],
+        "Hello, Grace!"
+    );
+    // The name is taken.
+    let again = mozaiks(&[
+        "new",
+        "tool",
+        "rsample",
+        "--lang",
+        "rust",
+        "--dir",
+        parent.to_str().unwrap(),
+    ]);
+    assert_exit(&again, 1);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn new_refuses_a_name_that_is_not_a_plugin_id() {
+    let out = mozaiks(&["new", "tool", "Bad Name", "--lang", "js", "--dir", "target"]);
+    assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot be a tool's name"), "{stderr}");
+    assert!(!repo_root().join("target/Bad Name").exists());
 }
