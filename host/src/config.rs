@@ -224,6 +224,7 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_WASM_CARGO",
     "MOZAIKS_WASM_CARGO_FLAGS",
     "MOZAIKS_WASM_TOOLCHAIN",
+    "MOZAIKS_SKIP_TOOLCHAINS",
 ];
 
 /// Reads values, remembering sources and collecting problems.
