@@ -8,6 +8,7 @@ mod language;
 mod new;
 mod python;
 mod toolchain;
+mod ts;
 
 pub(crate) use language::Language;
 

@@ -3,7 +3,7 @@
 //! `mozaiks tool build` (which installs its toolchain on first use), called
 //! through `mozaiks tool call`, and used by an agent in a real server.
 //!
-//! `MOZAIKS_SKIP_TOOLCHAINS=python,js` skips a language's tests on a laptop
+//! `MOZAIKS_SKIP_TOOLCHAINS=python,js,ts` skips a language's tests on a laptop
 //! that has not installed its toolchain; in CI (`CI` set) skipping is
 //! refused, so CI runs them all.
 
@@ -57,13 +57,26 @@ const JS: Sample = Sample {
     made: &["app.js", "mozaiks_tool.js"],
 };
 
+const TS: Sample = Sample {
+    lang: "ts",
+    id: "tssample",
+    made: &[
+        "app.ts",
+        "mozaiks_tool.ts",
+        "tsconfig.json",
+        "types/plugin.d.ts",
+    ],
+};
+
 impl Sample {
     fn built(&self) -> &'static PathBuf {
         static PYTHON_BUILT: OnceLock<PathBuf> = OnceLock::new();
         static JS_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        static TS_BUILT: OnceLock<PathBuf> = OnceLock::new();
         let cell = match self.lang {
             "python" => &PYTHON_BUILT,
-            _ => &JS_BUILT,
+            "js" => &JS_BUILT,
+            _ => &TS_BUILT,
         };
         cell.get_or_init(|| self.build())
     }
@@ -109,7 +122,7 @@ fn call(dir: &Path, function: &str, args: Value, extra: &[&str]) -> std::process
     mozaiks(&argv)
 }
 
-fn builds_into_a_stamped_component_of_our_world(sample: &Sample, broken_source: &str) {
+fn builds_into_a_stamped_component_of_our_world(sample: &Sample, broken_source: &str, error: &str) {
     if skipped(sample.lang) {
         return;
     }
@@ -139,7 +152,7 @@ fn builds_into_a_stamped_component_of_our_world(sample: &Sample, broken_source: 
     let build = mozaiks(&["tool", "build", broken.to_str().unwrap()]);
     assert_exit(&build, 1);
     let stderr = String::from_utf8_lossy(&build.stderr);
-    assert!(stderr.contains("no_such_module"), "{stderr}");
+    assert!(stderr.contains(error), "{stderr}");
     assert!(!broken.join("broken.wasm").exists());
 }
 
@@ -212,6 +225,21 @@ Tool = toolbox.export()
 }
 
 #[test]
+fn a_ts_tool_sees_who_called_and_an_uncaught_exception_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &TS,
+        r#"app.ts:import { Toolbox } from './mozaiks_tool.js';
+export const tool = new Toolbox()
+  .function('who', 'Says who called.', { type: 'object' }, (_args: unknown, call) => ({
+    chat: call.info.chatId, workflow: call.info.workflow, agent: call.info.agent, call: call.info.toolCallId,
+  }))
+  .function('boom', 'Throws.', { type: 'object' }, (): never => { throw new Error('kaboom'); })
+  .export();
+"#,
+    );
+}
+
+#[test]
 fn a_js_tool_sees_who_called_and_an_uncaught_exception_is_a_trap() {
     call_info_and_uncaught_errors(
         &JS,
@@ -228,7 +256,11 @@ export const tool = new Toolbox()
 
 #[test]
 fn a_python_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
-    builds_into_a_stamped_component_of_our_world(&PYTHON, "app.py:import no_such_module\n");
+    builds_into_a_stamped_component_of_our_world(
+        &PYTHON,
+        "app.py:import no_such_module\n",
+        "no_such_module",
+    );
 }
 
 #[test]
@@ -236,6 +268,17 @@ fn a_js_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
     builds_into_a_stamped_component_of_our_world(
         &JS,
         "app.js:import { x } from './no_such_module.js';\nexport const tool = x;\n",
+        "no_such_module",
+    );
+}
+
+/// The TypeScript build type-checks: a type error is a build error.
+#[test]
+fn a_ts_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(
+        &TS,
+        "app.ts:const tool: number = 'not a number';\nexport { tool };\n",
+        "TS2322",
     );
 }
 
@@ -271,6 +314,11 @@ fn a_python_tools_agent_function_uses_context_and_log() {
 #[test]
 fn a_js_tools_agent_function_uses_context_and_log() {
     agent_function_uses_context_and_log(&JS);
+}
+
+#[test]
+fn a_ts_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&TS);
 }
 
 fn ui_function_asks_and_keeps_the_answer(sample: &Sample) {
@@ -329,6 +377,11 @@ fn a_python_tools_ui_function_asks_and_keeps_the_answer() {
 #[test]
 fn a_js_tools_ui_function_asks_and_keeps_the_answer() {
     ui_function_asks_and_keeps_the_answer(&JS);
+}
+
+#[test]
+fn a_ts_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&TS);
 }
 
 /// An agent that greets, then asks for approval, then says it is done.
@@ -414,6 +467,11 @@ async fn a_python_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
 #[tokio::test]
 async fn a_js_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
     runs_in_a_workflow_with_its_ui_answered_by_the_client(&JS).await;
+}
+
+#[tokio::test]
+async fn a_ts_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&TS).await;
 }
 
 /// `new --lang rust` copies sdk/template, named and pointing at the SDK;

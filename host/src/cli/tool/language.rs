@@ -13,6 +13,9 @@ pub(crate) enum Language {
     /// A JavaScript module `app.js` on `mozaiks_tool.js`, built by
     /// componentize-qjs (QuickJS).
     Js,
+    /// A TypeScript module `app.ts` on `mozaiks_tool.ts`, type-checked and
+    /// emitted by tsc, then built by componentize-qjs (QuickJS).
+    Ts,
 }
 
 /// The file whose presence in a plugin folder names its language.
@@ -20,6 +23,7 @@ const MARKERS: &[(&str, Language)] = &[
     ("Cargo.toml", Language::Rust),
     ("app.py", Language::Python),
     ("app.js", Language::Js),
+    ("app.ts", Language::Ts),
 ];
 
 impl Language {
@@ -49,6 +53,7 @@ impl Language {
             Self::Rust => "rust",
             Self::Python => "python",
             Self::Js => "js",
+            Self::Ts => "ts",
         }
     }
 }

@@ -57,6 +57,28 @@ const JS_TEMPLATE: &[(&str, &str)] = &[
     (".gitignore", "/template.wasm\n"),
 ];
 
+/// The TypeScript template (`sdk/ts/`), with `template` where the id goes.
+const TS_TEMPLATE: &[(&str, &str)] = &[
+    ("app.ts", include_str!("../../../../sdk/ts/template/app.ts")),
+    (
+        "tsconfig.json",
+        include_str!("../../../../sdk/ts/template/tsconfig.json"),
+    ),
+    (
+        "plugin.toml",
+        include_str!("../../../../sdk/ts/template/plugin.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/ts/template/README.md"),
+    ),
+    (
+        "mozaiks_tool.ts",
+        include_str!("../../../../sdk/ts/mozaiks_tool.ts"),
+    ),
+    (".gitignore", "/template.wasm\n/build/\n"),
+];
+
 /// The files of the Rust template (`sdk/template/`) that a new tool copies.
 const RUST_TEMPLATE: &[&str] = &["Cargo.toml", "Cargo.lock", "plugin.toml", "src/lib.rs"];
 
@@ -93,6 +115,7 @@ pub(crate) fn run(new: &NewTool<'_>) -> anyhow::Result<ExitCode> {
         Language::Rust => rust(new, &dir),
         Language::Python => python(new, &dir),
         Language::Js => js(&dir, new.name),
+        Language::Ts => ts(new, &dir),
     };
     if let Err(error) = made {
         let _ = std::fs::remove_dir_all(&dir);
@@ -139,6 +162,14 @@ fn js(dir: &Path, name: &str) -> anyhow::Result<()> {
         write(dir, file, &named(text, name))?;
     }
     super::js::write_wit(dir)
+}
+
+fn ts(new: &NewTool<'_>, dir: &Path) -> anyhow::Result<()> {
+    for (file, text) in TS_TEMPLATE {
+        write(dir, file, &named(text, new.name))?;
+    }
+    let bin = super::toolchain::install(new.toolchain_script, Language::Ts)?;
+    super::ts::generate(&bin, dir)
 }
 
 fn rust(new: &NewTool<'_>, dir: &Path) -> anyhow::Result<()> {
