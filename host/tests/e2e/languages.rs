@@ -181,8 +181,9 @@ fn variant(sample: &Sample, id: &str, file_and_source: &str) -> PathBuf {
     dir
 }
 
-/// A tool that says who called, and one whose function throws something
-/// that is not a ToolError: the call is a trap that names the error.
+/// A tool that says who called, one whose function throws something that
+/// is not a ToolError (the call is a trap that names the error), and one
+/// that sets a context value the host refuses.
 fn call_info_and_uncaught_errors(sample: &Sample, source: &str) {
     if skipped(sample.lang) {
         return;
@@ -202,6 +203,15 @@ fn call_info_and_uncaught_errors(sample: &Sample, source: &str) {
     assert_eq!(report["result"]["call_error"]["kind"], "trap", "{report}");
     let message = report["result"]["call_error"]["message"].as_str().unwrap();
     assert!(message.contains("kaboom"), "{message}");
+    // The host refuses a context value over its limit; the helper makes
+    // that a ToolError (failed) that names the variable.
+    let big = call(&dir, "big", json!({}), &[]);
+    assert_exit(&big, 3);
+    let report = stdout_json(&big);
+    assert_eq!(report["result"]["tool_error"]["kind"], "failed", "{report}");
+    let message = report["result"]["tool_error"]["message"].as_str().unwrap();
+    assert!(message.contains("`big` not set"), "{message}");
+    assert!(report["context_changes"].as_array().unwrap().is_empty());
 }
 
 #[test]
@@ -219,6 +229,11 @@ def who(args, call):
 def boom(args, call):
     raise ValueError("kaboom")
 
+@toolbox.function("big", "Sets a value over the host's limit.", {"type": "object"})
+def big(args, call):
+    call.context.set("big", "x" * (2 * 1024 * 1024))
+    return "unreachable"
+
 Tool = toolbox.export()
 "#,
     );
@@ -234,6 +249,10 @@ export const tool = new Toolbox()
     chat: call.info.chatId, workflow: call.info.workflow, agent: call.info.agent, call: call.info.toolCallId,
   }))
   .function('boom', 'Throws.', { type: 'object' }, (): never => { throw new Error('kaboom'); })
+  .function('big', 'Sets a value over the limit.', { type: 'object' }, (_args: unknown, call) => {
+    call.context.set('big', 'x'.repeat(2 * 1024 * 1024));
+    return 'unreachable';
+  })
   .export();
 "#,
     );
@@ -249,6 +268,10 @@ export const tool = new Toolbox()
     chat: call.info.chatId, workflow: call.info.workflow, agent: call.info.agent, call: call.info.toolCallId,
   }))
   .function('boom', 'Throws.', { type: 'object' }, () => { throw new Error('kaboom'); })
+  .function('big', 'Sets a value over the limit.', { type: 'object' }, (args, call) => {
+    call.context.set('big', 'x'.repeat(2 * 1024 * 1024));
+    return 'unreachable';
+  })
   .export();
 "#,
     );
