@@ -169,3 +169,44 @@ fn no_component_cache_compiles_every_time_and_writes_nothing() {
     }
     assert!(!scratch.cache().exists());
 }
+
+#[test]
+fn the_cache_is_in_the_users_cache_folder_by_default() {
+    let scratch = Scratch::new("default-dir");
+    let describe = |envs: &[(&str, PathBuf)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mozaiks"));
+        command
+            .args(["tool", "describe", path(&scratch.plugin()), "--json"])
+            .env_remove("MOZAIKS_COMPONENT_CACHE")
+            .env_remove("MOZAIKS_NO_COMPONENT_CACHE")
+            .env_remove("XDG_CACHE_HOME")
+            .current_dir(repo_root());
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        let out = command.output().unwrap();
+        assert_exit(&out, 0);
+        stdout_json(&out)
+    };
+    let xdg = scratch.root.join("xdg");
+    assert_eq!(
+        describe(&[("XDG_CACHE_HOME", xdg.clone())])["compiled_code"],
+        "compiled"
+    );
+    assert_eq!(
+        std::fs::read_dir(xdg.join("mozaiks/component-cache"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let home = scratch.root.join("home");
+    assert_eq!(
+        describe(&[("HOME", home.clone())])["compiled_code"],
+        "compiled"
+    );
+    assert_eq!(
+        describe(&[("HOME", home.clone())])["compiled_code"],
+        "cached"
+    );
+    assert!(home.join(".cache/mozaiks/component-cache").is_dir());
+}
