@@ -219,6 +219,8 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_NO_WATCH",
     "MOZAIKS_RELOAD_ALLOW_NEW_CAPABILITIES",
     "MOZAIKS_NO_COMPONENT_CACHE",
+    // Read by `mozaiks tool describe|call|build|new`.
+    "MOZAIKS_COMPONENT_CACHE",
     // Read by the tests, scripts and tools around the server, not by it.
     "MOZAIKS_TEST_LOG",
     "MOZAIKS_BLESS",
@@ -227,6 +229,7 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_WASM_CARGO",
     "MOZAIKS_WASM_CARGO_FLAGS",
     "MOZAIKS_WASM_TOOLCHAIN",
+    "MOZAIKS_SKIP_TOOLCHAINS",
 ];
 
 /// Reads values, remembering sources and collecting problems.

@@ -39,6 +39,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Doctor { config, json } => cli::doctor::run(&config, json).await,
         Command::Chats(command) => cli::chats::run(command).await,
         Command::Tool(command) => cli::tool::run(command).await,
+        Command::New(command) => cli::tool::new(command),
         Command::Validate {
             workflows,
             plugins_dir,

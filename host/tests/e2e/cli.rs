@@ -5,14 +5,14 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()
         .unwrap()
 }
 
-fn mozaiks(args: &[&str]) -> Output {
+pub fn mozaiks(args: &[&str]) -> Output {
     let root = repo_root();
     for wasm in [
         "plugins/planner/planner.wasm",
@@ -25,6 +25,12 @@ fn mozaiks(args: &[&str]) -> Output {
     }
     Command::new(env!("CARGO_BIN_EXE_mozaiks"))
         .args(args)
+        // Compiled components go where the test servers find them, not to
+        // the user's cache.
+        .env(
+            "MOZAIKS_COMPONENT_CACHE",
+            crate::support::shared_component_cache::shared_dir(),
+        )
         .current_dir(&root)
         .output()
         .unwrap()
@@ -32,7 +38,7 @@ fn mozaiks(args: &[&str]) -> Output {
 
 /// Asserts the exit code, showing both output streams when it differs.
 #[track_caller]
-fn assert_exit(output: &Output, code: i32) {
+pub fn assert_exit(output: &Output, code: i32) {
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -42,7 +48,7 @@ fn assert_exit(output: &Output, code: i32) {
     );
 }
 
-fn stdout_json(output: &Output) -> Value {
+pub fn stdout_json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}): {}\nstderr: {}",

@@ -509,11 +509,12 @@ pub fn mongo_env(uri: &str) -> Vec<(String, String)> {
 /// components again in each was most of the suite's CPU time. The entries
 /// are named by the component's hash and the engine's fingerprint, so a
 /// changed component or binary never matches a stale one.
-mod shared_component_cache {
+pub mod shared_component_cache {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     use std::path::{Path, PathBuf};
 
-    fn shared_dir() -> PathBuf {
+    /// The cache the test servers and `mozaiks tool` commands share.
+    pub fn shared_dir() -> PathBuf {
         // The workspace's target dir: beside the test binary's `deps/`.
         let exe = std::env::current_exe().expect("the test binary's path");
         let profile_dir = exe
