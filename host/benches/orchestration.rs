@@ -766,6 +766,8 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
             ..Default::default()
         },
         plugin_slots: Default::default(),
+        // In process: a benchmark binary is no compiler.
+        compiler: mozaiks_plugin_host::Compiler::InProcess,
     })
     .await?;
     for name in [PLAIN, TOOLS] {

@@ -95,6 +95,8 @@ fn config(root: &Path, cache: Option<PathBuf>, watch: bool) -> ServeConfig {
             ..ReloadConfig::default()
         },
         plugin_slots: Default::default(),
+        // In process: a benchmark binary is no compiler.
+        compiler: mozaiks_plugin_host::Compiler::InProcess,
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mozaiks_plugin_host::{EngineConfig, Plugin, PluginEngine};
+use mozaiks_plugin_host::{Compiler, EngineConfig, Plugin, PluginEngine};
 use tokio::net::TcpListener;
 
 use crate::llm::{LlmClient, LlmConfig};
@@ -41,6 +41,9 @@ pub struct ServeConfig {
     pub reload: ReloadConfig,
     /// Instance slots for tool calls: in all and per plugin.
     pub plugin_slots: PluginSlots,
+    /// Where plugins are compiled: `mozaiks serve` runs itself as a
+    /// compiler process under the compile limits.
+    pub compiler: Compiler,
 }
 
 /// How many tool calls may run at once (each holds one instance slot, also
@@ -108,6 +111,9 @@ pub enum StartupError {
     /// The directories could not be watched.
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+    /// The first load of plugins and workflows stopped abnormally.
+    #[error("loading plugins and workflows: {0}")]
+    FirstLoad(String),
 }
 
 /// A built server, not yet serving: the chat API and the parts the web
@@ -160,28 +166,60 @@ impl Server {
 /// Loads plugins and workflows, opens the store and returns the server's
 /// parts. Unless turned off, starts watching the plugin and workflow
 /// directories for changes. Interrupted chats resume once [`serve`]'s store
-/// monitor finds the store answering.
+/// monitor finds the store answering. [`start`], then waiting for its
+/// first load.
 pub async fn build(config: &ServeConfig) -> Result<Server, StartupError> {
+    let (server, first_load) = start(config).await?;
+    first_load.finish().await?;
+    Ok(server)
+}
+
+/// The server's first load of its plugins and workflows, running in the
+/// background (see [`start`]).
+#[derive(Debug)]
+pub struct FirstLoad(tokio::task::JoinHandle<Result<(), StartupError>>);
+
+impl FirstLoad {
+    /// Waits for it to finish: the plugins loaded (or failed, each
+    /// recorded), the workflows checked against them, the watcher started.
+    pub async fn finish(self) -> Result<(), StartupError> {
+        self.0
+            .await
+            .map_err(|e| StartupError::FirstLoad(e.to_string()))?
+    }
+}
+
+/// Opens the store and returns the server's parts at once, with the plugins
+/// and workflows loading in the background ([`FirstLoad`]), so that the
+/// caller can listen before a slow plugin has compiled. Until the first
+/// load finishes, [`PluginSet::loading`] lists the plugins not loaded
+/// yet, the registry has no workflows, and `/health/ready` says
+/// `loading` ([`crate::transport`] makes chat requests wait for it).
+/// What can fail at once (the engine, the directories, the store) fails
+/// here, before anything listens.
+pub async fn start(config: &ServeConfig) -> Result<(Server, FirstLoad), StartupError> {
     let engine = PluginEngine::new(EngineConfig {
         cache_dir: config.component_cache.clone(),
         max_concurrent_calls: config.plugin_slots.total,
         max_calls_per_plugin: config.plugin_slots.per_plugin,
+        compiler: config.compiler.clone(),
     })
     .map_err(|e| StartupError::Engine(e.to_string()))?;
     let slots = engine.slots();
     crate::telemetry::metrics().plugin_slots(slots.total, slots.per_plugin);
     let plugins_dir = watch::absolute(&config.plugins_dir);
     let workflows_dir = watch::absolute(&config.workflows_dir);
-    let plugins = Arc::new(load_plugins(&engine, &plugins_dir).await?);
-    let workflows =
-        WorkflowRegistry::load_dir(&workflows_dir, &plugins.snapshot()).map_err(|source| {
-            StartupError::Read {
-                path: config.workflows_dir.clone(),
-                source,
-            }
-        })?;
-    log_workflows(&workflows);
-    let workflows = Arc::new(workflows);
+    let folders = plugin_dir::folders(&plugins_dir).map_err(|source| StartupError::Read {
+        path: plugins_dir.clone(),
+        source,
+    })?;
+    std::fs::read_dir(&workflows_dir).map_err(|source| StartupError::Read {
+        path: config.workflows_dir.clone(),
+        source,
+    })?;
+    let plugins = Arc::new(PluginSet::new());
+    plugins.begin_first_load(folders.iter().map(|dir| folder_name(dir)));
+    let workflows = Arc::new(WorkflowRegistry::default());
     let store = config.store.open().await?;
     let llm = LlmClient::new(config.llm.clone());
     if let Some(missing) = llm.missing_configuration() {
@@ -190,22 +228,6 @@ pub async fn build(config: &ServeConfig) -> Result<Server, StartupError> {
         );
     }
     let reloads = Arc::new(ReloadHub::new());
-    if config.reload.watch {
-        Reloader::new(
-            engine,
-            Arc::clone(&plugins),
-            Arc::clone(&workflows),
-            Arc::clone(&reloads),
-            WatchSettings {
-                plugins_dir,
-                workflows_dir,
-                quiet: watch::DEFAULT_QUIET,
-                gate: config.reload.gate,
-                build_script: config.reload.build_script.clone(),
-            },
-        )
-        .spawn()?;
-    }
     let orchestrator = Orchestrator::new(
         Arc::clone(&store),
         llm.clone(),
@@ -213,48 +235,95 @@ pub async fn build(config: &ServeConfig) -> Result<Server, StartupError> {
         Arc::clone(&workflows),
         Arc::clone(&plugins),
     );
-    Ok(Server {
+    let server = Server {
         orchestrator,
         store,
         llm,
-        workflows,
+        workflows: Arc::clone(&workflows),
+        plugins: Arc::clone(&plugins),
+        reloads: Arc::clone(&reloads),
+    };
+    let first_load = FirstLoad(tokio::spawn(load_first(
+        engine,
+        folders,
         plugins,
+        workflows,
         reloads,
-    })
+        WatchSettings {
+            plugins_dir,
+            workflows_dir,
+            quiet: watch::DEFAULT_QUIET,
+            gate: config.reload.gate,
+            build_script: config.reload.build_script.clone(),
+        },
+        config.reload.watch,
+    )));
+    Ok((server, first_load))
 }
 
-/// Loads every plugin folder; one that fails is listed with its error.
+/// The first load: every plugin folder at once (each recorded as it
+/// finishes), then the workflows against them, then the watcher.
+async fn load_first(
+    engine: PluginEngine,
+    folders: Vec<PathBuf>,
+    plugins: Arc<PluginSet>,
+    workflows: Arc<WorkflowRegistry>,
+    reloads: Arc<ReloadHub>,
+    settings: WatchSettings,
+    watch: bool,
+) -> Result<(), StartupError> {
+    load_plugins(&engine, &settings.plugins_dir, folders, &plugins).await;
+    workflows
+        .load_all(&settings.workflows_dir, &plugins.snapshot())
+        .map_err(|source| StartupError::Read {
+            path: settings.workflows_dir.clone(),
+            source,
+        })?;
+    log_workflows(&workflows);
+    if watch {
+        Reloader::new(engine, Arc::clone(&plugins), workflows, reloads, settings).spawn()?;
+    }
+    plugins.finish_first_load();
+    tracing::info!("plugins and workflows loaded");
+    Ok(())
+}
+
+/// A plugin folder's name: what [`PluginSet::loading`] lists.
+fn folder_name(dir: &std::path::Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Loads every plugin folder at once, recording each in `set` as it
+/// finishes; one that fails is listed with its error.
 async fn load_plugins(
     engine: &PluginEngine,
     plugins_dir: &std::path::Path,
-) -> Result<PluginSet, StartupError> {
-    let (loaded, failures) = plugin_dir::load_all(engine, plugins_dir)
-        .await
-        .map_err(|source| StartupError::Read {
-            path: plugins_dir.to_owned(),
-            source,
-        })?;
-    let set = PluginSet::new();
-    for (dir, plugin) in loaded {
-        tracing::info!(
-            plugin = plugin.id(),
-            hash = &plugin.hash()[..12],
-            compile_ms = plugin.compile_time().as_millis(),
-            cache = ?plugin.cache_outcome(),
-            "plugin loaded"
-        );
-        crate::telemetry::metrics().instantiation(plugin.id(), plugin.compile_time());
-        set.install(&dir, plugin);
-    }
-    for (dir, error) in failures {
-        tracing::error!(plugin = %dir.display(), %error, "plugin not loaded; workflows using it are invalid");
-        let id = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        set.record_failure(&dir, &id, error.to_string());
-    }
-    Ok(set)
+    folders: Vec<PathBuf>,
+    set: &PluginSet,
+) {
+    let loads = folders.into_iter().map(|dir| async move {
+        match plugin_dir::load_folder(engine, &dir, plugins_dir).await {
+            Ok(plugin) => {
+                tracing::info!(
+                    plugin = plugin.id(),
+                    hash = &plugin.hash()[..12],
+                    compile_ms = plugin.compile_time().as_millis(),
+                    cache = ?plugin.cache_outcome(),
+                    "plugin loaded"
+                );
+                crate::telemetry::metrics().instantiation(plugin.id(), plugin.compile_time());
+                set.install(&dir, plugin);
+            }
+            Err(error) => {
+                tracing::error!(plugin = %dir.display(), %error, "plugin not loaded; workflows using it are invalid");
+                set.record_failure(&dir, &folder_name(&dir), error.to_string());
+            }
+        }
+        set.first_load_done(&folder_name(&dir));
+    });
+    futures_util::future::join_all(loads).await;
 }
 
 fn log_workflows(workflows: &WorkflowRegistry) {
@@ -312,7 +381,13 @@ pub async fn serve(
 ) -> Result<(), StartupError> {
     let health = StoreHealth::default();
     let orchestrator = parts.orchestrator.clone();
-    let jobs = maintenance::spawn(&orchestrator, &parts.store, &health, &options.maintenance);
+    let jobs = maintenance::spawn(
+        &orchestrator,
+        &parts.store,
+        &parts.plugins,
+        &health,
+        &options.maintenance,
+    );
     let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
     let sockets = OpenSockets::default();
     let web = WebState {

@@ -1,6 +1,7 @@
 //! Command-line interface: argument types and dispatch.
 
 pub(crate) mod chats;
+pub(crate) mod compile;
 pub(crate) mod config;
 pub(crate) mod doctor;
 pub(crate) mod serve;
@@ -61,6 +62,13 @@ pub(crate) enum Command {
     /// Work with tool components: describe, call, build.
     #[command(subcommand)]
     Tool(ToolCommand),
+    /// Compile one component for the server, under limits (hidden: the
+    /// server runs it; see `mozaiks_plugin_host::compile_child`).
+    #[command(name = "compile-component", hide = true)]
+    CompileComponent(compile::CompileArgs),
+    /// Start something new from a template.
+    #[command(subcommand)]
+    New(NewCommand),
     /// Check workflow folders: every file, every cross reference, every
     /// tool against the plugins' functions. Prints every problem.
     ///
@@ -90,6 +98,8 @@ pub(crate) enum ToolCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        cache: ComponentCacheArgs,
     },
     /// Call one function in the real engine with an in-memory context and
     /// scripted UI answers; print the result, context changes, UI requests and logs.
@@ -115,16 +125,73 @@ pub(crate) enum ToolCommand {
         /// Directory that holds plugin folders.
         #[arg(long, default_value = "plugins")]
         plugins_dir: PathBuf,
+        #[command(flatten)]
+        cache: ComponentCacheArgs,
     },
-    /// Build a Rust tool crate into a component (runs sdk/build-plugin).
+    /// Build plugin folders into components. The language comes from the
+    /// folder: `Cargo.toml` is Rust (built by sdk/build-plugin), `app.py`
+    /// is Python (componentize-py), `app.js` is JavaScript
+    /// (componentize-qjs), `app.ts` is TypeScript (tsc, then
+    /// componentize-qjs). A missing toolchain is installed first
+    /// (scripts/setup-tool-toolchain), and the result is checked: a
+    /// component of the `mozaiks:plugin` world at this host's version,
+    /// loaded and described in the real engine.
     Build {
-        /// The tool crate's folder(s).
+        /// The plugin folder(s).
         #[arg(required = true)]
         crates: Vec<PathBuf>,
-        /// Path of the build script.
+        /// The script that builds Rust crates.
         #[arg(long, default_value = "sdk/build-plugin")]
         script: PathBuf,
+        /// The script that installs the other languages' toolchains.
+        #[arg(long, default_value = "scripts/setup-tool-toolchain")]
+        toolchain_script: PathBuf,
+        #[command(flatten)]
+        cache: ComponentCacheArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NewCommand {
+    /// Make a tool plugin folder `<dir>/<name>`: plugin.toml, a sample
+    /// with an agent function and a UI function that use the context, the
+    /// UI and the log, a README, and (Python, JavaScript, TypeScript) the
+    /// WIT contract and (Python, TypeScript) the bindings or declarations
+    /// generated from it. Build it with `mozaiks tool build`.
+    Tool {
+        /// The plugin id and folder name: 1 to 64 lowercase letters,
+        /// digits, `-` and `_`.
+        name: String,
+        /// The language of the tool.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: tool::Language,
+        /// The folder to create the plugin folder in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Rust SDK (`sdk/` of the mozaiks repository), which a Rust
+        /// tool depends on by path.
+        #[arg(long, default_value = "sdk")]
+        sdk: PathBuf,
+        /// The script that installs the other languages' toolchains (for
+        /// generating the bindings).
+        #[arg(long, default_value = "scripts/setup-tool-toolchain")]
+        toolchain_script: PathBuf,
+    },
+}
+
+/// Where `mozaiks tool describe` and `tool call` keep compiled components,
+/// so that a second run of an unchanged component does not compile it again.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ComponentCacheArgs {
+    /// Directory of compiled components [default:
+    /// $XDG_CACHE_HOME/mozaiks/component-cache, else
+    /// ~/.cache/mozaiks/component-cache].
+    #[arg(long, env = "MOZAIKS_COMPONENT_CACHE")]
+    pub(crate) component_cache: Option<PathBuf>,
+    /// Compile the component on every run instead of keeping its compiled
+    /// code.
+    #[arg(long, env = "MOZAIKS_NO_COMPONENT_CACHE")]
+    pub(crate) no_component_cache: bool,
 }
 
 /// Settings that can be given as flags; each also has an environment

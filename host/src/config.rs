@@ -169,6 +169,9 @@ pub struct Config {
     /// Tool calls of one plugin that may run at once
     /// (`MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN`, no more than `plugin_slots`).
     pub plugin_slots_per_plugin: u32,
+    /// How much memory and time compiling one plugin may take
+    /// (`MOZAIKS_COMPILE_MEMORY_MIB`, `MOZAIKS_COMPILE_TIMEOUT_SECS`).
+    pub compile_limits: mozaiks_plugin_host::CompileLimits,
     /// Retention.
     pub maintenance: MaintenanceConfig,
     /// The secrets directory, if any.
@@ -199,6 +202,8 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_MAX_BODY_BYTES",
     "MOZAIKS_PLUGIN_SLOTS",
     "MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN",
+    "MOZAIKS_COMPILE_MEMORY_MIB",
+    "MOZAIKS_COMPILE_TIMEOUT_SECS",
     "MOZAIKS_RETENTION_DAYS",
     "MOZAIKS_RETENTION_INTERVAL_SECS",
     "MOZAIKS_DEFAULT_MODEL",
@@ -211,6 +216,8 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_NO_WATCH",
     "MOZAIKS_RELOAD_ALLOW_NEW_CAPABILITIES",
     "MOZAIKS_NO_COMPONENT_CACHE",
+    // Read by `mozaiks tool describe|call|build|new`.
+    "MOZAIKS_COMPONENT_CACHE",
     // Read by the tests, scripts and tools around the server, not by it.
     "MOZAIKS_TEST_LOG",
     "MOZAIKS_BLESS",
@@ -219,6 +226,7 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_WASM_CARGO",
     "MOZAIKS_WASM_CARGO_FLAGS",
     "MOZAIKS_WASM_TOOLCHAIN",
+    "MOZAIKS_SKIP_TOOLCHAINS",
 ];
 
 /// Reads values, remembering sources and collecting problems.
@@ -434,6 +442,7 @@ impl Config {
             "calls",
         ))
         .unwrap_or(u32::MAX);
+        let compile_limits = read_compile_limits(&mut r);
         let retention_days = match (overrides.retention_days, r.raw("MOZAIKS_RETENTION_DAYS")) {
             (Some(days), _) => {
                 r.show("MOZAIKS_RETENTION_DAYS", days.to_string(), &Source::Flag);
@@ -496,6 +505,7 @@ impl Config {
             max_body_bytes,
             plugin_slots,
             plugin_slots_per_plugin,
+            compile_limits,
             maintenance: MaintenanceConfig {
                 retention_days,
                 retention_interval,
@@ -571,6 +581,54 @@ fn valid_addr(addr: &str) -> bool {
     match addr.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
         None => false,
+    }
+}
+
+/// `MOZAIKS_COMPILE_MEMORY_MIB` and `MOZAIKS_COMPILE_TIMEOUT_SECS`, each
+/// refused outside what the engine accepts.
+fn read_compile_limits(r: &mut Reader<'_>) -> mozaiks_plugin_host::CompileLimits {
+    use mozaiks_plugin_host::{
+        CompileLimits, DEFAULT_COMPILE_MEMORY_MIB, DEFAULT_COMPILE_TIMEOUT, MAX_COMPILE_MEMORY_MIB,
+        MAX_COMPILE_TIMEOUT, MIN_COMPILE_MEMORY_MIB,
+    };
+    let memory = r.number(
+        "MOZAIKS_COMPILE_MEMORY_MIB",
+        None,
+        u64::from(DEFAULT_COMPILE_MEMORY_MIB),
+        "MiB",
+    );
+    let memory_range = u64::from(MIN_COMPILE_MEMORY_MIB)..=u64::from(MAX_COMPILE_MEMORY_MIB);
+    let memory_mib = if memory_range.contains(&memory) {
+        u32::try_from(memory).unwrap_or(DEFAULT_COMPILE_MEMORY_MIB)
+    } else {
+        r.error(
+            "MOZAIKS_COMPILE_MEMORY_MIB",
+            Some(&memory.to_string()),
+            format!(
+                "must be {MIN_COMPILE_MEMORY_MIB} to {MAX_COMPILE_MEMORY_MIB} MiB: the compiler needs a few hundred MiB to start"
+            ),
+        );
+        DEFAULT_COMPILE_MEMORY_MIB
+    };
+    let secs = r.number(
+        "MOZAIKS_COMPILE_TIMEOUT_SECS",
+        None,
+        DEFAULT_COMPILE_TIMEOUT.as_secs(),
+        "seconds",
+    );
+    let timeout = if secs <= MAX_COMPILE_TIMEOUT.as_secs() {
+        Duration::from_secs(secs)
+    } else {
+        r.error(
+            "MOZAIKS_COMPILE_TIMEOUT_SECS",
+            Some(&secs.to_string()),
+            format!("must be 1 to {} seconds", MAX_COMPILE_TIMEOUT.as_secs()),
+        );
+        DEFAULT_COMPILE_TIMEOUT
+    };
+    CompileLimits {
+        memory_mib,
+        timeout,
     }
 }
 

@@ -5,7 +5,9 @@
 //!
 //! The checks, in order: configuration and secrets; the LLM endpoint and
 //! its key; the store (with the real cause: refused, DNS, authentication,
-//! timeout, locked); the port; plugins (load, grants); workflows (every
+//! timeout, locked); the port; plugins (load, grants); the instance slots
+//! (the pool configured, and each plugin's use on a server that answers at
+//! the configured address); workflows (every
 //! cross reference, every tool against a loaded plugin function); UI
 //! components; disk space for data and logs; the logs directory.
 //!
@@ -14,6 +16,7 @@
 //! embedded store).
 
 mod checks;
+mod slots;
 
 use std::fmt;
 
@@ -36,7 +39,7 @@ pub enum Status {
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Which check (`config`, `llm`, `store`, `port`, `plugins`,
+    /// Which check (`config`, `llm`, `store`, `port`, `plugins`, `slots`,
     /// `workflows`, `components`, `disk`, `logs`, `logging`).
     pub check: &'static str,
     /// How it came out.
@@ -165,6 +168,7 @@ pub async fn run(overrides: &Overrides) -> Report {
     findings.push(checks::port(&config.addr).await);
     let (plugin_findings, catalog) = checks::plugins(&config).await;
     findings.extend(plugin_findings);
+    findings.extend(slots::slots(&config).await);
     let (workflow_findings, workflows) = checks::workflows(&config, &catalog);
     findings.extend(workflow_findings);
     findings.extend(checks::components(&workflows));

@@ -182,3 +182,24 @@ fn run_one(check: &impl Fn(&[u8]), input: &[u8]) -> Result<(), String> {
             .unwrap_or_else(|| "a panic".to_owned())
     })
 }
+
+/// A failing mutation's message names the seed that replays the run (the
+/// seed is taken from the clock unless `MOZAIKS_FUZZ_SEED` is set).
+#[test]
+fn a_failure_names_the_seed_that_replays_it() {
+    let corpus = corpus("condition");
+    let failed = catch_unwind(AssertUnwindSafe(|| {
+        fuzz("condition", &[], |input| {
+            assert!(corpus.iter().any(|c| c == input), "a mutation");
+        });
+    }))
+    .expect_err("a check that refuses every mutation fails");
+    let message = failed.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("MOZAIKS_FUZZ_SEED="), "{message}");
+    let seed = message
+        .split("MOZAIKS_FUZZ_SEED=")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|seed| seed.parse::<u64>().ok());
+    assert!(seed.is_some(), "the seed is a number: {message}");
+}

@@ -41,7 +41,8 @@ mod golden;
 
 // Serving: `mozaiks serve` and `mozaiks dev`, and the benches.
 pub use app::{
-    PluginSlots, ReloadConfig, ServeConfig, ServeOptions, Server, StartupError, build, serve,
+    FirstLoad, PluginSlots, ReloadConfig, ServeConfig, ServeOptions, Server, StartupError, build,
+    serve, start,
 };
 pub use maintenance::MaintenanceConfig;
 pub use orchestrator::Orchestrator;

@@ -11,9 +11,25 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The compiler process runs no async runtime: its memory is limited.
+    if let Command::CompileComponent(args) = &cli.command {
+        return cli::compile::run(args);
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     // The server sets up its own logging from its configuration.
     if !matches!(cli.command, Command::Serve(_) | Command::Dev(_)) {
         mozaiks_host::init_cli();
@@ -25,11 +41,13 @@ async fn main() -> ExitCode {
         Command::Doctor { config, json } => cli::doctor::run(&config, json).await,
         Command::Chats(command) => cli::chats::run(command).await,
         Command::Tool(command) => cli::tool::run(command).await,
+        Command::New(command) => cli::tool::new(command),
         Command::Validate {
             workflows,
             plugins_dir,
             json,
         } => cli::validate::run(&workflows, &plugins_dir, json).await,
+        Command::CompileComponent(args) => Ok(cli::compile::run(&args)),
     };
     match result {
         Ok(code) => code,

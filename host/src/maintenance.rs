@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::event::now_ms;
 use crate::orchestrator::Orchestrator;
+use crate::plugin_set::PluginSet;
 use crate::store::ChatStore;
 
 /// How often a healthy store is checked. Often enough that `/health/ready`
@@ -97,18 +98,20 @@ impl StoreHealth {
     }
 }
 
-/// Starts the jobs over the server's `store` (which `orchestrator` uses
-/// too); they run until the returned handles are aborted. The monitor keeps
+/// Starts the jobs over the server's `store` and `plugins` (which
+/// `orchestrator` uses too); they run until the returned handles are aborted. The monitor keeps
 /// `health` current.
 pub(crate) fn spawn(
     orchestrator: &Orchestrator,
     store: &Arc<dyn ChatStore>,
+    plugins: &Arc<PluginSet>,
     health: &StoreHealth,
     config: &MaintenanceConfig,
 ) -> Vec<JoinHandle<()>> {
     let mut jobs = vec![tokio::spawn(monitor_store(
         orchestrator.clone(),
         Arc::clone(store),
+        Arc::clone(plugins),
         health.clone(),
     ))];
     if let Some(days) = config.retention_days {
@@ -124,7 +127,12 @@ pub(crate) fn spawn(
 /// Checks the store; on the first success prepares it (indexes) and
 /// resumes the chats that were running when the server stopped; after an
 /// outage resumes the chats whose runs the outage stopped.
-async fn monitor_store(orchestrator: Orchestrator, store: Arc<dyn ChatStore>, health: StoreHealth) {
+async fn monitor_store(
+    orchestrator: Orchestrator,
+    store: Arc<dyn ChatStore>,
+    plugins: Arc<PluginSet>,
+    health: StoreHealth,
+) {
     let mut prepared = false;
     let mut delay = FIRST_RETRY_DELAY;
     loop {
@@ -142,6 +150,12 @@ async fn monitor_store(orchestrator: Orchestrator, store: Arc<dyn ChatStore>, he
         }
         if healthy && !prepared {
             prepared = true;
+            // Resumed chats need their workflows and plugins.
+            while plugins
+                .wait_first_load(Duration::from_secs(3600))
+                .await
+                .is_err()
+            {}
             match orchestrator.resume_in_progress().await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(

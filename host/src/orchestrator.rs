@@ -162,6 +162,16 @@ pub enum ChatError {
     /// The server is shutting down; the chat continues on the next start.
     #[error("the server is shutting down; try again in a moment (the chat continues where it was)")]
     ShuttingDown,
+    /// The server has just started and still loads these plugins (by
+    /// folder); chats wait for them for a while, then get this.
+    #[error(
+        "the server is still loading plugins ({}); try again in a moment (GET /health/ready says when it is done)",
+        if .plugins.is_empty() { "its workflows".to_owned() } else { .plugins.join(", ") }
+    )]
+    PluginsLoading {
+        /// The plugin folders not loaded yet.
+        plugins: Vec<String>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -188,6 +198,7 @@ impl ChatError {
             Self::UiRequestNotOpen(_) => ErrorCode::UiRequestNotOpen,
             Self::NotYourTurn { .. } => ErrorCode::NotYourTurn,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::PluginsLoading { .. } => ErrorCode::PluginsLoading,
             Self::Store(StoreError::Backend(_)) => ErrorCode::StoreUnavailable,
             Self::Store(_) => ErrorCode::Internal,
         }

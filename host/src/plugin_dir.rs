@@ -89,6 +89,27 @@ pub async fn load(engine: &PluginEngine, location: &PluginLocation) -> Result<Pl
         .await?)
 }
 
+/// The plugin folders (folders with a manifest) directly under
+/// `plugins_dir`, sorted.
+pub fn folders(plugins_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(plugins_dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.join(MANIFEST_FILE).is_file())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Loads the plugin folder `dir` of `plugins_dir`.
+pub async fn load_folder(
+    engine: &PluginEngine,
+    dir: &Path,
+    plugins_dir: &Path,
+) -> Result<Plugin, FindError> {
+    let location = locate(&dir.to_string_lossy(), plugins_dir)?;
+    load(engine, &location).await
+}
+
 /// Loads every plugin folder (a folder with a manifest) directly under
 /// `plugins_dir`, each with its folder. Folders that fail to load are
 /// returned beside the loaded plugins with their error, so one broken
@@ -97,18 +118,10 @@ pub async fn load_all(
     engine: &PluginEngine,
     plugins_dir: &Path,
 ) -> std::io::Result<(Vec<(PathBuf, Plugin)>, Vec<(PathBuf, FindError)>)> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(plugins_dir)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.join(MANIFEST_FILE).is_file())
-        .collect();
-    dirs.sort();
     // All at once: a plugin that is slow to compile or describe itself
     // delays no other (each is bounded by the host's loading budget).
-    let loads = dirs.into_iter().map(|dir| async move {
-        let loaded = match locate(&dir.to_string_lossy(), plugins_dir) {
-            Ok(location) => load(engine, &location).await,
-            Err(err) => Err(err),
-        };
+    let loads = folders(plugins_dir)?.into_iter().map(|dir| async move {
+        let loaded = load_folder(engine, &dir, plugins_dir).await;
         (dir, loaded)
     });
     let mut plugins = Vec::new();

@@ -7,13 +7,14 @@
 //! [`Plugin`], so a call in flight finishes on the version it started with
 //! while the next call gets the new one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mozaiks_plugin_host::{FunctionSpec, Plugin};
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use crate::workflow::catalog::find_function;
 use crate::workflow::{LookupError, ToolCatalog};
@@ -163,6 +164,11 @@ impl ToolCatalog for PluginSnapshot {
 #[derive(Debug, Default)]
 pub(crate) struct PluginSet {
     slots: RwLock<PluginSnapshot>,
+    /// The server's first load, while it runs: the plugin folders (by
+    /// name) not loaded yet. `None` once it finished (or if there was none).
+    first_load: Mutex<Option<BTreeSet<String>>>,
+    /// Woken when the first load finishes.
+    first_load_done: Notify,
 }
 
 impl PluginSet {
@@ -182,6 +188,59 @@ impl PluginSet {
     /// The version of plugin `id` to call.
     pub(crate) fn plugin(&self, id: &str) -> Result<Plugin, Unavailable> {
         self.snapshot().plugin(id)
+    }
+
+    /// The server's first load started, for these plugin folders (by
+    /// folder name): until [`finish_first_load`](Self::finish_first_load),
+    /// [`loading`](Self::loading) lists those not loaded yet.
+    pub(crate) fn begin_first_load(&self, folders: impl IntoIterator<Item = String>) {
+        *self.first_load_state() = Some(folders.into_iter().collect());
+    }
+
+    /// Folder `name` of the first load is done (loaded or failed).
+    pub(crate) fn first_load_done(&self, name: &str) {
+        if let Some(loading) = self.first_load_state().as_mut() {
+            loading.remove(name);
+        }
+    }
+
+    /// The first load finished: the plugins and the workflows are as they
+    /// will be served. Wakes whoever waits for it.
+    pub(crate) fn finish_first_load(&self) {
+        *self.first_load_state() = None;
+        self.first_load_done.notify_waiters();
+    }
+
+    /// While the first load runs, the plugin folders not loaded yet (empty
+    /// while the workflows are checked after them); `None` once it
+    /// finished.
+    pub(crate) fn loading(&self) -> Option<Vec<String>> {
+        self.first_load_state()
+            .as_ref()
+            .map(|loading| loading.iter().cloned().collect())
+    }
+
+    /// Waits for the first load to finish, at most `bound`; the plugin
+    /// folders still loading when the bound passed.
+    pub(crate) async fn wait_first_load(&self, bound: Duration) -> Result<(), Vec<String>> {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let done = self.first_load_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.loading().is_none() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                return self.loading().map_or(Ok(()), Err);
+            }
+        }
+    }
+
+    fn first_load_state(&self) -> std::sync::MutexGuard<'_, Option<BTreeSet<String>>> {
+        self.first_load
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn update(&self, dir: &Path, change: impl FnOnce(Option<&PluginSlot>) -> PluginSlot) {
@@ -243,5 +302,35 @@ impl PluginSet {
         next.insert(dir.to_owned(), removed);
         *guard = PluginSnapshot(Arc::new(next));
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiting_for_the_first_load_ends_when_it_finishes_or_names_what_is_still_loading() {
+        let set = Arc::new(PluginSet::new());
+        assert_eq!(set.loading(), None);
+        assert_eq!(set.wait_first_load(Duration::ZERO).await, Ok(()));
+
+        set.begin_first_load(["fast".to_owned(), "slow".to_owned()]);
+        set.first_load_done("fast");
+        assert_eq!(set.loading(), Some(vec!["slow".to_owned()]));
+        assert_eq!(
+            set.wait_first_load(Duration::from_millis(20)).await,
+            Err(vec!["slow".to_owned()])
+        );
+
+        let waiter = {
+            let set = Arc::clone(&set);
+            tokio::spawn(async move { set.wait_first_load(Duration::from_secs(60)).await })
+        };
+        tokio::task::yield_now().await;
+        set.first_load_done("slow");
+        set.finish_first_load();
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        assert_eq!(set.loading(), None);
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod state;
 pub(crate) mod ws;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
@@ -23,6 +24,7 @@ use axum::{Extension, Router};
 
 use crate::access::Access;
 use crate::orchestrator::Orchestrator;
+use crate::plugin_set::PluginSet;
 use state::WebState;
 
 /// Largest request body accepted: UI answers and messages are small; 2 MiB
@@ -49,7 +51,13 @@ pub struct HttpOptions {
 /// cap of bodies and socket messages, and CORS.
 pub(crate) fn app(web: WebState, options: &HttpOptions) -> Router {
     let orchestrator = web.chats.clone();
-    let app = router(web)
+    // Innermost: a request waits for the first load only once it passed
+    // authentication.
+    let app = router(web.clone())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&web.plugins),
+            wait_for_first_load,
+        ))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(Extension(ws::MessageLimit(options.max_body_bytes)))
         .layer(middleware::from_fn_with_state(
@@ -85,6 +93,32 @@ async fn refuse_when_stopping(
     let path = request.uri().path();
     if !orchestrator.serving() && path != "/health/live" && path != "/metrics" {
         return error::ApiError::from(crate::orchestrator::ChatError::ShuttingDown).into_response();
+    }
+    next.run(request).await
+}
+
+/// How long a chat request made while the server's first load runs waits
+/// for it before it is answered 503 `PLUGINS_LOADING`.
+pub(crate) const FIRST_LOAD_WAIT: Duration = Duration::from_secs(10);
+
+/// While the server's first load of plugins and workflows runs
+/// ([`crate::app::start`]), a request about workflows or chats (`/api/workflows…`,
+/// `/api/chats…`, `/ws/…`) waits for it, at most [`FIRST_LOAD_WAIT`], then
+/// is answered 503 `PLUGINS_LOADING` naming the plugins still loading.
+/// Health, metrics, the console and the plugin and reload lists answer at
+/// once.
+async fn wait_for_first_load(
+    State(plugins): State<Arc<PluginSet>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let about_chats = ["/api/workflows", "/api/chats", "/ws/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix));
+    if about_chats && let Err(plugins) = plugins.wait_first_load(FIRST_LOAD_WAIT).await {
+        return error::ApiError::from(crate::orchestrator::ChatError::PluginsLoading { plugins })
+            .into_response();
     }
     next.run(request).await
 }

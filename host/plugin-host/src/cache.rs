@@ -6,7 +6,8 @@
 //! settings and version: `<sha256>-<engine>.cwasm`. A changed component, a
 //! changed engine configuration or a new wasmtime each miss and compile
 //! afresh. A miss writes the entry atomically (temporary file, then rename),
-//! so a crash never leaves a half-written entry behind.
+//! so a crash never leaves a half-written entry behind. A compiler process
+//! ([`crate::Compiler::Child`]) writes the temporary file itself.
 //!
 //! # Trust
 //!
@@ -19,6 +20,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -59,62 +61,111 @@ impl ComponentCache {
         ))
     }
 
-    /// The compiled component whose source hashes to `component_hash`,
-    /// from the cache or compiled from `bytes` (then stored). Blocking: call
-    /// it off the async runtime.
-    pub(crate) fn load_or_compile(
-        &self,
-        engine: &Engine,
-        component_hash: &str,
-        bytes: &[u8],
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+    /// The entry of the component whose source hashes to `component_hash`,
+    /// if the cache has a usable one. Blocking.
+    pub(crate) fn hit(&self, engine: &Engine, component_hash: &str) -> Option<Component> {
         let entry = self.entry(component_hash);
-        if let Some(component) = self.load(engine, &entry) {
-            return Ok((component, CacheOutcome::Hit));
-        }
-        let component = Component::new(engine, bytes)?;
-        if let Err(error) = self.store(&entry, &component) {
-            tracing::warn!(path = %entry.display(), %error, "could not write the compiled component to the cache; the next start compiles it again");
-        }
-        Ok((component, CacheOutcome::Miss))
-    }
-
-    fn load(&self, engine: &Engine, entry: &Path) -> Option<Component> {
-        if !entry.is_file() || !private(&self.dir) {
+        if !entry.is_file() {
             return None;
         }
-        let bytes = std::fs::read(entry).ok()?;
-        // SAFETY: `bytes` is a file this cache wrote with
-        // `Component::serialize` of this engine's configuration (the name
-        // carries the engine's fingerprint), in a directory only this user
-        // can write (checked just above). Wasmtime checks the header, the
-        // version and the settings, and refuses an entry that does not match;
-        // `deserialize` copies the bytes, so later changes to the file cannot
-        // affect the loaded code.
-        #[allow(unsafe_code, reason = "loading native code the cache itself wrote")]
-        let loaded = unsafe { Component::deserialize(engine, &bytes) };
-        match loaded {
+        match load_artifact(engine, &self.dir, &entry) {
             Ok(component) => Some(component),
             Err(error) => {
-                tracing::debug!(path = %entry.display(), error = %format!("{error:#}"), "cache entry refused; compiling again");
+                tracing::debug!(path = %entry.display(), %error, "cache entry refused; compiling again");
                 None
             }
         }
     }
 
-    fn store(&self, entry: &Path, component: &Component) -> std::io::Result<()> {
-        create_private_dir(&self.dir)?;
-        let serialized = component.serialize().map_err(std::io::Error::other)?;
-        let temporary = entry.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&temporary, serialized)?;
-        std::fs::rename(&temporary, entry).inspect_err(|_| {
-            let _ = std::fs::remove_file(&temporary);
-        })
+    /// Stores a component compiled in this process as the entry of
+    /// `component_hash`; a failure is logged (the next start compiles it
+    /// again).
+    pub(crate) fn store(&self, component_hash: &str, component: &Component) {
+        let entry = self.entry(component_hash);
+        let stored = component
+            .serialize()
+            .map_err(std::io::Error::other)
+            .and_then(|serialized| {
+                let artifact = self.artifact_path(component_hash);
+                std::fs::write(&artifact.temporary, serialized)?;
+                std::fs::rename(&artifact.temporary, &artifact.entry).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&artifact.temporary);
+                })
+            });
+        if let Err(error) = stored {
+            tracing::warn!(path = %entry.display(), %error, "could not write the compiled component to the cache; the next start compiles it again");
+        }
+    }
+
+    /// Where a compiler writes the artifact of `component_hash` (a
+    /// temporary file in the cache folder, created if need be), and the
+    /// entry it becomes.
+    pub(crate) fn artifact_path(&self, component_hash: &str) -> Artifact {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        if let Err(error) = create_private_dir(&self.dir) {
+            tracing::warn!(path = %self.dir.display(), %error, "cannot create the component cache");
+        }
+        let entry = self.entry(component_hash);
+        let temporary = entry.with_extension(format!(
+            "tmp{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        Artifact { temporary, entry }
+    }
+
+    /// True if the cache folder is missing (it is created with mode 0700)
+    /// or only this user may write to it: its entries may be loaded.
+    pub(crate) fn writable_only_by_us(&self) -> bool {
+        !self.dir.exists() || private(&self.dir)
+    }
+
+    /// Makes the artifact a compiler wrote the cache's entry, and loads it.
+    pub(crate) fn adopt(&self, engine: &Engine, artifact: &Artifact) -> Result<Component, String> {
+        std::fs::rename(&artifact.temporary, &artifact.entry).map_err(|e| {
+            let _ = std::fs::remove_file(&artifact.temporary);
+            format!("{}: {e}", artifact.entry.display())
+        })?;
+        load_artifact(engine, &self.dir, &artifact.entry)
     }
 }
 
+/// A compiled artifact on its way into the cache.
+#[derive(Debug)]
+pub(crate) struct Artifact {
+    /// Where the compiler writes it.
+    pub(crate) temporary: PathBuf,
+    /// The cache entry it becomes.
+    pub(crate) entry: PathBuf,
+}
+
+/// Loads the compiled component in `file`, which must be in `dir`, a
+/// folder only this user can write.
+pub(crate) fn load_artifact(engine: &Engine, dir: &Path, file: &Path) -> Result<Component, String> {
+    if !private(dir) {
+        return Err(format!(
+            "{} may be written by others: its compiled code is not loaded",
+            dir.display()
+        ));
+    }
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    // SAFETY: `bytes` was written by `Component::serialize` or
+    // `Engine::precompile_component` (this engine or the compiler process,
+    // with the same settings), in a directory only this user can write
+    // (checked just above). Wasmtime checks the header, the version and the
+    // settings, and refuses an artifact that does not match; `deserialize`
+    // copies the bytes, so later changes to the file cannot affect the
+    // loaded code.
+    #[allow(
+        unsafe_code,
+        reason = "loading native code the host's own compiler wrote"
+    )]
+    let loaded = unsafe { Component::deserialize(engine, &bytes) };
+    loaded.map_err(|e| format!("{}: {e:#}", file.display()))
+}
+
 #[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new()
         .recursive(true)
@@ -128,7 +179,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 

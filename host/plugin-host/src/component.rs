@@ -6,11 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
-
 use crate::bindings::PluginPre;
 use crate::cache::CacheOutcome;
+use crate::compile::{self, CompileFailure};
 use crate::describe::{self, Function};
 use crate::engine::PluginEngine;
 use crate::error::LoadError;
@@ -18,6 +16,7 @@ use crate::limits::{MAX_COMPONENT_BYTES, MAX_COMPONENT_FUNCTIONS};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::policy::SandboxPolicy;
 use crate::state::CallState;
+use sha2::{Digest, Sha256};
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -149,11 +148,17 @@ impl PluginEngine {
                 cause: format!("waiting for the compiler: {e}"),
             })?;
         let started = Instant::now();
+        let compiler = Arc::clone(&self.compiler);
         let compiled = tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            compiles.run(|| match cache {
-                Some(cache) => cache.load_or_compile(&engine, &component_hash, &bytes),
-                None => Component::new(&engine, &bytes).map(|c| (c, CacheOutcome::Disabled)),
+            compiles.run(|| {
+                compile::compile(
+                    &engine,
+                    &compiler,
+                    cache.as_deref(),
+                    &component_hash,
+                    &bytes,
+                )
             })
         })
         .await
@@ -162,10 +167,18 @@ impl PluginEngine {
             path: wasm_path.clone(),
             cause: format!("compiler task failed: {e}"),
         })?;
-        let (component, cache_outcome) = compiled.map_err(|e| LoadError::Compile {
-            plugin: id.to_string(),
-            path: wasm_path.clone(),
-            cause: format!("{e:#}"),
+        let (component, cache_outcome) = compiled.map_err(|failure| match failure {
+            CompileFailure::Limit { what, detail } => LoadError::CompileLimit {
+                plugin: id.to_string(),
+                path: wasm_path.clone(),
+                limit: what,
+                detail,
+            },
+            CompileFailure::Invalid(cause) | CompileFailure::Io(cause) => LoadError::Compile {
+                plugin: id.to_string(),
+                path: wasm_path.clone(),
+                cause,
+            },
         })?;
         let compile_time = started.elapsed();
 

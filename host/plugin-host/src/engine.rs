@@ -16,7 +16,10 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 use crate::backtrace::CAPTURED_FRAMES;
 use crate::bindings::Plugin as WitPlugin;
 use crate::cache::ComponentCache;
-use crate::limits::{MAX_CONCURRENT_COMPILES, MAX_MEMORY_MIB, MIB};
+use crate::compile::Compiler;
+use crate::limits::{
+    MAX_CONCURRENT_COMPILES, MAX_MEMORY_MIB, MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES, MIB,
+};
 use crate::state::CallState;
 
 /// How often the epoch advances. Deadlines are checked at this granularity,
@@ -38,14 +41,13 @@ pub const DEFAULT_MAX_CALLS_PER_PLUGIN: u32 = 64;
 
 /// Core instances one component may create. A Rust `wasm32-wasip2` tool is
 /// one core module plus a few adapter shims; this leaves ample headroom.
-const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
-/// Linear memories per component: tools have one; two leaves room for shims.
-const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
-/// Tables per component: the main module's and the shims' indirect tables.
-const MAX_TABLES_PER_COMPONENT: u32 = 8;
-/// Guest stack. Deep recursion traps with "call stack exhausted" well before
-/// the host thread's own stack is at risk.
-const MAX_WASM_STACK: usize = 1024 * 1024;
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// Linear memories per component (and one per core module, wasmtime's
+/// default): tools have one; two leaves room for shims.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
+/// Tables per component (and one per core module, wasmtime's default): the
+/// main module's and the shims' indirect tables.
+pub const MAX_TABLES_PER_COMPONENT: u32 = 8;
 
 /// Bytes of a freed memory or table slot that are reset in place and kept
 /// mapped instead of being returned to the kernel with `madvise`. With
@@ -69,6 +71,9 @@ pub struct EngineConfig {
     /// hash; `None` compiles every time. The directory must be writable only
     /// by the server (it is created with mode 0700).
     pub cache_dir: Option<PathBuf>,
+    /// Where components are compiled: in this process (the default) or in
+    /// a child process under limits of time and memory.
+    pub compiler: Compiler,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +82,7 @@ impl Default for EngineConfig {
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             max_calls_per_plugin: DEFAULT_MAX_CALLS_PER_PLUGIN,
             cache_dir: None,
+            compiler: Compiler::InProcess,
         }
     }
 }
@@ -97,6 +103,7 @@ pub struct PluginEngine {
     pub(crate) cache: Option<Arc<ComponentCache>>,
     pub(crate) slots: Arc<Slots>,
     pub(crate) compiles: Arc<Compiles>,
+    pub(crate) compiler: Arc<Compiler>,
     _ticker: Arc<Ticker>,
 }
 
@@ -188,32 +195,15 @@ impl std::fmt::Debug for PluginEngine {
 }
 
 impl PluginEngine {
-    /// Starts an engine with these settings.
+    /// Starts an engine with these settings; refuses compile limits out of
+    /// range ([`CompileLimits::check`](crate::CompileLimits::check)).
     pub fn new(settings: EngineConfig) -> Result<Self, EngineError> {
+        if let Compiler::Child(child) = &settings.compiler {
+            child.limits.check().map_err(EngineError)?;
+        }
         let slots = settings.max_concurrent_calls.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(slots)
-            .total_core_instances(slots.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
-            .total_memories(slots.saturating_mul(MAX_MEMORIES_PER_COMPONENT))
-            .total_tables(slots.saturating_mul(MAX_TABLES_PER_COMPONENT))
-            .total_stacks(slots)
-            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
-            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
-            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
-            .max_memory_size(MAX_MEMORY_MIB as usize * MIB)
-            .pagemap_scan(Enabled::Auto)
-            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-            .table_keep_resident(KEEP_RESIDENT_BYTES);
-
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(MAX_WASM_STACK)
-            .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable)
-            .wasm_backtrace_max_frames(NonZeroUsize::new(CAPTURED_FRAMES))
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| EngineError(format!("{e:#}")))?;
+        let engine = Engine::new(&wasmtime_config(slots, MAX_WASM_STACK_BYTES))
+            .map_err(|e| EngineError(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -229,6 +219,7 @@ impl PluginEngine {
             engine,
             linker: Arc::new(linker),
             cache,
+            compiler: Arc::new(settings.compiler),
             compiles: Arc::new(Compiles {
                 turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_COMPILES)),
                 running: AtomicUsize::new(0),
@@ -268,6 +259,46 @@ impl PluginEngine {
     }
 }
 
+/// The settings a compiler process compiles with: the engine's
+/// ([`wasmtime_config`]) without the instance pool, which only matters for
+/// running code (and reserves address space a compiler does not need), so
+/// its artifacts load in the engine.
+pub(crate) fn compile_config() -> Config {
+    let mut config = wasmtime_config(1, MAX_WASM_STACK_BYTES);
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    config
+}
+
+/// The engine's settings: the component model, epoch interruption, a
+/// guest stack of `max_wasm_stack` bytes, backtraces, and a pool of `slots`
+/// instance slots.
+fn wasmtime_config(slots: u32, max_wasm_stack: usize) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
+        .total_memories(slots.saturating_mul(MAX_MEMORIES_PER_COMPONENT))
+        .total_tables(slots.saturating_mul(MAX_TABLES_PER_COMPONENT))
+        .total_stacks(slots)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+        .max_memory_size(MAX_MEMORY_MIB as usize * MIB)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_BYTES);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(max_wasm_stack)
+        .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable)
+        .wasm_backtrace_max_frames(NonZeroUsize::new(CAPTURED_FRAMES))
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
 struct Ticker {
     stop: Sender<()>,
@@ -292,5 +323,250 @@ impl Drop for Ticker {
     fn drop(&mut self) {
         // The thread also stops when the sender is dropped; sending makes it prompt.
         let _ = self.stop.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasm_encoder::{
+        BlockType, CodeSection, ExportKind, ExportSection, Function, FunctionSection, Module,
+        RefType, TableSection, TableType, TypeSection, ValType,
+    };
+    use wasmtime::{Instance, Store, TypedFunc};
+
+    use super::*;
+    use crate::limits::MemoryLimiter;
+
+    /// A core module with one function table of `table_min` elements that
+    /// exports `grow(n)` (`table.grow` by `n`, the old size or -1) and
+    /// `depth(n)` (recursion `n` deep that is not a tail call; returns `n`).
+    fn module(table_min: u64) -> Vec<u8> {
+        let mut types = TypeSection::new();
+        types.ty().function([ValType::I32], [ValType::I32]);
+        let mut functions = FunctionSection::new();
+        functions.function(0).function(0);
+        let mut tables = TableSection::new();
+        tables.table(TableType {
+            element_type: RefType::FUNCREF,
+            table64: false,
+            minimum: table_min,
+            maximum: None,
+            shared: false,
+        });
+        let mut exports = ExportSection::new();
+        exports.export("grow", ExportKind::Func, 0);
+        exports.export("depth", ExportKind::Func, 1);
+        let mut code = CodeSection::new();
+        let mut grow = Function::new([]);
+        grow.instructions()
+            .ref_null(wasm_encoder::HeapType::FUNC)
+            .local_get(0)
+            .table_grow(0)
+            .end();
+        code.function(&grow);
+        let mut depth = Function::new([]);
+        depth
+            .instructions()
+            .local_get(0)
+            .i32_eqz()
+            .if_(BlockType::Result(ValType::I32))
+            .i32_const(0)
+            .else_()
+            .local_get(0)
+            .i32_const(1)
+            .i32_sub()
+            .call(1)
+            .i32_const(1)
+            .i32_add()
+            .end()
+            .end();
+        code.function(&depth);
+        let mut module = Module::new();
+        module
+            .section(&types)
+            .section(&functions)
+            .section(&tables)
+            .section(&exports)
+            .section(&code);
+        module.finish()
+    }
+
+    fn instantiate(
+        engine: &Engine,
+        table_min: u64,
+    ) -> wasmtime::Result<(Store<MemoryLimiter>, Instance)> {
+        let module = wasmtime::Module::new(engine, module(table_min))?;
+        let mut store = Store::new(engine, MemoryLimiter::new(64));
+        store.limiter(|limiter| limiter);
+        store.set_epoch_deadline(1_000_000);
+        let instance = Instance::new(&mut store, &module, &[])?;
+        Ok((store, instance))
+    }
+
+    fn export(
+        store: &mut Store<MemoryLimiter>,
+        instance: &Instance,
+        name: &str,
+    ) -> TypedFunc<i32, i32> {
+        instance.get_typed_func(&mut *store, name).unwrap()
+    }
+
+    fn small_engine() -> PluginEngine {
+        PluginEngine::new(EngineConfig {
+            max_concurrent_calls: 4,
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_table_holds_at_most_the_limit_of_elements() {
+        let engine = small_engine().engine;
+        let limit = i32::try_from(MAX_TABLE_ELEMENTS).unwrap();
+        let too_big = instantiate(&engine, MAX_TABLE_ELEMENTS as u64 + 1);
+        assert!(too_big.is_err(), "a table over the limit instantiated");
+
+        let (mut store, instance) = instantiate(&engine, 10).unwrap();
+        let grow = export(&mut store, &instance, "grow");
+        assert_eq!(
+            grow.call(&mut store, limit - 10).unwrap(),
+            10,
+            "up to the limit"
+        );
+        assert_eq!(
+            grow.call(&mut store, 1).unwrap(),
+            -1,
+            "one beyond the limit"
+        );
+
+        let (mut store, instance) = instantiate(&engine, MAX_TABLE_ELEMENTS as u64).unwrap();
+        let grow = export(&mut store, &instance, "grow");
+        assert_eq!(grow.call(&mut store, 1).unwrap(), -1);
+    }
+
+    /// A component that instantiates `module` `times` times.
+    fn instantiating(module: &Module, times: u32) -> Vec<u8> {
+        let mut component = wasm_encoder::Component::new();
+        component.section(&wasm_encoder::ModuleSection(module));
+        let mut instances = wasm_encoder::InstanceSection::new();
+        for _ in 0..times {
+            instances.instantiate(0, Vec::<(&str, wasm_encoder::ModuleArg)>::new());
+        }
+        component.section(&instances);
+        component.finish()
+    }
+
+    /// True if `component` loads (the pool checks what it can when it is
+    /// compiled) and instantiates.
+    fn instantiates(engine: &Engine, component: &[u8]) -> bool {
+        let Ok(component) = wasmtime::component::Component::new(engine, component) else {
+            return false;
+        };
+        let mut store = Store::new(engine, ());
+        store.set_epoch_deadline(1_000_000);
+        wasmtime::component::Linker::<()>::new(engine)
+            .instantiate(&mut store, &component)
+            .is_ok()
+    }
+
+    fn with_memories(n: u32) -> Module {
+        let mut memories = wasm_encoder::MemorySection::new();
+        for _ in 0..n {
+            memories.memory(wasm_encoder::MemoryType {
+                minimum: 1,
+                maximum: None,
+                memory64: false,
+                shared: false,
+                page_size_log2: None,
+            });
+        }
+        let mut module = Module::new();
+        module.section(&memories);
+        module
+    }
+
+    fn with_table() -> Module {
+        let mut tables = TableSection::new();
+        tables.table(TableType {
+            element_type: RefType::FUNCREF,
+            table64: false,
+            minimum: 1,
+            maximum: None,
+            shared: false,
+        });
+        let mut module = Module::new();
+        module.section(&tables);
+        module
+    }
+
+    #[test]
+    fn a_component_has_at_most_the_limits_of_core_instances_memories_and_tables() {
+        let engine = small_engine().engine;
+        let (instances, memories, tables) = (
+            MAX_CORE_INSTANCES_PER_COMPONENT,
+            MAX_MEMORIES_PER_COMPONENT,
+            MAX_TABLES_PER_COMPONENT,
+        );
+        assert!(instantiates(
+            &engine,
+            &instantiating(&Module::new(), instances)
+        ));
+        assert!(!instantiates(
+            &engine,
+            &instantiating(&Module::new(), instances + 1)
+        ));
+        assert!(instantiates(
+            &engine,
+            &instantiating(&with_memories(1), memories)
+        ));
+        assert!(!instantiates(
+            &engine,
+            &instantiating(&with_memories(1), memories + 1)
+        ));
+        assert!(
+            !instantiates(&engine, &instantiating(&with_memories(2), 1)),
+            "one a module"
+        );
+        assert!(instantiates(&engine, &instantiating(&with_table(), tables)));
+        assert!(!instantiates(
+            &engine,
+            &instantiating(&with_table(), tables + 1)
+        ));
+    }
+
+    /// The deepest `depth(n)` that returns rather than trapping.
+    fn deepest(engine: &Engine) -> i32 {
+        let (mut store, instance) = instantiate(engine, 1).unwrap();
+        let depth = export(&mut store, &instance, "depth");
+        let (mut works, mut traps) = (1, 100_000_000);
+        while traps - works > 1 {
+            let n = works + (traps - works) / 2;
+            match depth.call(&mut store, n) {
+                Ok(got) => {
+                    assert_eq!(got, n);
+                    works = n;
+                }
+                Err(error) => {
+                    let trap = error.downcast_ref::<wasmtime::Trap>();
+                    assert_eq!(trap, Some(&wasmtime::Trap::StackOverflow), "{error:#}");
+                    traps = n;
+                }
+            }
+        }
+        works
+    }
+
+    /// Guest code gets `MAX_WASM_STACK_BYTES` of stack: the engine's calls
+    /// recurse twice as deep as the same engine's with half of it.
+    #[test]
+    fn the_guest_stack_is_the_limit() {
+        let full = deepest(&small_engine().engine);
+        let half = deepest(&Engine::new(&wasmtime_config(4, MAX_WASM_STACK_BYTES / 2)).unwrap());
+        let ratio = f64::from(full) / f64::from(half);
+        assert!(
+            (1.8..2.2).contains(&ratio),
+            "{full} levels deep with the engine's stack, {half} with half of {MAX_WASM_STACK_BYTES} bytes"
+        );
+        assert!(full > 1_000, "{full}");
     }
 }

@@ -64,6 +64,21 @@ pub enum LoadError {
         /// Wasmtime's explanation.
         cause: String,
     },
+    /// Compiling the component ran past a limit of time or memory; the
+    /// compiler process was stopped.
+    #[error(
+        "plugin `{plugin}`: compiling {path} went past the {limit}; the compiler was stopped ({detail})"
+    )]
+    CompileLimit {
+        /// Plugin id.
+        plugin: String,
+        /// The `.wasm` path.
+        path: PathBuf,
+        /// Which limit, with its value: `compile time limit (60 s)`.
+        limit: String,
+        /// What was seen.
+        detail: String,
+    },
     /// The component does not implement the `mozaiks:plugin/plugin` world
     /// (a missing export, or an import the host does not provide).
     #[error("plugin `{plugin}` does not implement mozaiks:plugin@0.1.0: {cause}")]

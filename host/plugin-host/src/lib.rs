@@ -59,6 +59,7 @@ mod backtrace;
 mod bindings;
 mod cache;
 mod call;
+mod compile;
 mod component;
 mod describe;
 mod engine;
@@ -75,11 +76,17 @@ mod tool_error;
 
 pub use cache::CacheOutcome;
 pub use call::ToolOutcome;
+pub use compile::{
+    ChildCompileError, ChildCompiler, CompileLimits, Compiler, DEFAULT_COMPILE_MEMORY_MIB,
+    DEFAULT_COMPILE_TIMEOUT, MAX_COMPILE_MEMORY_MIB, MAX_COMPILE_TIMEOUT, MIN_COMPILE_MEMORY_MIB,
+    compile_child,
+};
 pub use component::{Plugin, SDK_VERSION_SECTION, WIT_VERSION, content_hash, is_truncated};
 pub use describe::FunctionSpec;
 pub use engine::{
     DEFAULT_MAX_CALLS_PER_PLUGIN, DEFAULT_MAX_CONCURRENT_CALLS, EPOCH_TICK, EngineConfig,
-    EngineError, PluginEngine, SlotUse,
+    EngineError, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT,
+    MAX_TABLES_PER_COMPONENT, PluginEngine, SlotUse,
 };
 pub use error::{CallError, LoadError, ManifestError, PortError};
 pub use limits::{
@@ -89,9 +96,9 @@ pub use limits::{
     MAX_CONTEXT_TOTAL_BYTES, MAX_CONTEXT_VALUE_BYTES, MAX_CONTEXT_WRITE_BYTES_PER_CALL,
     MAX_DEADLINE_MS, MAX_DESCRIPTION_BYTES, MAX_FUNCTIONS_PER_PLUGIN, MAX_LOG_FIELD_BYTES,
     MAX_LOG_FIELD_KEY_BYTES, MAX_LOG_FIELDS, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS_PER_CALL,
-    MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_PARAMETERS_BYTES, MAX_TOOL_ERROR_BYTES,
+    MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_PARAMETERS_BYTES, MAX_TABLE_ELEMENTS, MAX_TOOL_ERROR_BYTES,
     MAX_UI_ASKS_PER_CALL, MAX_UI_COMPONENT_BYTES, MAX_UI_EVENTS_PER_CALL, MAX_UI_PAYLOAD_BYTES,
-    MAX_UI_TIMEOUT, UI_TIMEOUT_GRACE,
+    MAX_UI_TIMEOUT, MAX_WASM_STACK_BYTES, UI_TIMEOUT_GRACE,
 };
 pub use manifest::{Capabilities, DirGrant, DirMode, Limits, MANIFEST_FILE, Manifest};
 pub use ports::{

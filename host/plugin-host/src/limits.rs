@@ -103,8 +103,17 @@ pub const MAX_COMPONENT_FUNCTIONS: u32 = 50_000;
 /// Compilations that run at once; the others wait their turn. Each can use
 /// every core and hundreds of MiB for a while.
 pub const MAX_CONCURRENT_COMPILES: usize = 2;
-/// Table elements per table: guards against tables grown as a memory bomb.
-pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Elements one table may have (a Rust tool's function table has a few
+/// thousand): a module declaring a larger table does not instantiate, and
+/// `table.grow` beyond it fails (returns -1), so tables cannot be grown as
+/// a memory bomb. It is also what the instance pool reserves for every
+/// table (8 bytes an element), so it is the pool's setting and the
+/// limiter's at once.
+pub const MAX_TABLE_ELEMENTS: usize = 20_000;
+/// Native stack guest code may use. Deep recursion traps with "call stack
+/// exhausted" (a `CallError::Trap`) well before the host thread's own stack
+/// is at risk.
+pub const MAX_WASM_STACK_BYTES: usize = 1024 * 1024;
 /// Bytes of a call's stdout and of its stderr kept for the logs; the rest is
 /// dropped (and said so) so a chatty tool cannot fill the host's memory.
 pub const MAX_CAPTURED_OUTPUT_BYTES: usize = 64 * 1024;

@@ -223,6 +223,11 @@ impl LogSink for TracingLogSink {
     }
 }
 
+/// A tool's fields as `key=value` pairs separated by spaces. A key or
+/// value that could be read as more than one pair (a space, an `=`, a
+/// quote, a backslash, a control character, or nothing at all) is written
+/// quoted and escaped as a Rust string, so `echo="a plugin=x"` stays one
+/// pair.
 struct FieldsDisplay<'a>(&'a BTreeMap<String, String>);
 
 impl fmt::Display for FieldsDisplay<'_> {
@@ -233,9 +238,28 @@ impl fmt::Display for FieldsDisplay<'_> {
                 f.write_str(" ")?;
             }
             first = false;
-            write!(f, "{k}={v}")?;
+            write!(f, "{}={}", Quoted(k), Quoted(v))?;
         }
         Ok(())
+    }
+}
+
+/// `text` as is, or quoted and escaped when it is empty or holds a space,
+/// `=`, `"`, `\` or a control character.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plain = !self.0.is_empty()
+            && !self
+                .0
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '=' | '"' | '\\'));
+        if plain {
+            f.write_str(self.0)
+        } else {
+            write!(f, "{:?}", self.0)
+        }
     }
 }
 

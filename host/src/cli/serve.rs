@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use std::path::PathBuf;
-
 use std::sync::Arc;
+
+use anyhow::Context as _;
 
 use mozaiks_host::{
     Config, Environment, GateSettings, HttpOptions, PluginSlots, ReloadConfig, ServeConfig,
@@ -60,6 +59,7 @@ pub(crate) async fn run(
             total: settings.plugin_slots,
             per_plugin: settings.plugin_slots_per_plugin,
         },
+        compiler: super::compile::child_compiler(settings.compile_limits)?,
     };
     let options = ServeOptions {
         http: HttpOptions {
@@ -71,8 +71,10 @@ pub(crate) async fn run(
         maintenance: settings.maintenance.clone(),
         shutdown_grace: settings.shutdown_grace,
     };
-    let orchestrator = mozaiks_host::build(&config).await?;
-    orchestrator.set_idle_unload(settings.idle_run);
+    // Plugins load in the background: a slow one never keeps the server
+    // from listening (`/health/ready` says `loading` meanwhile).
+    let (server, first_load) = mozaiks_host::start(&config).await?;
+    server.set_idle_unload(settings.idle_run);
     let listener = TcpListener::bind(&settings.addr).await.with_context(|| {
         format!(
             "binding {} (another process uses the port? `mozaiks doctor` says which)",
@@ -83,7 +85,35 @@ pub(crate) async fn run(
     // Tests and scripts read this line to find the port.
     println!("mozaiks listening on http://{addr}");
     tracing::info!(%addr, store = config.store.describe(), "serving");
-    mozaiks_host::serve(listener, orchestrator, &options, shutdown_signal()).await?;
+    // A first load that fails (the workflows folder went away, the watcher
+    // cannot start) stops the server as a failed start would.
+    let load_failure = Arc::new(std::sync::Mutex::new(None));
+    let stop = {
+        let load_failure = Arc::clone(&load_failure);
+        async move {
+            let failed = async {
+                match first_load.finish().await {
+                    Ok(()) => std::future::pending().await,
+                    Err(error) => error,
+                }
+            };
+            tokio::select! {
+                () = shutdown_signal() => {}
+                error = failed => {
+                    tracing::error!(%error, "loading plugins and workflows failed; stopping");
+                    *load_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+                }
+            }
+        }
+    };
+    mozaiks_host::serve(listener, server, &options, stop).await?;
+    if let Some(error) = load_failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
+        return Err(error.into());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,15 +1,27 @@
 //! `mozaiks tool ...`: the tool author's harness on the command line.
 
+mod build;
+mod cache;
+mod check;
+mod js;
+mod language;
+mod new;
+mod python;
+mod toolchain;
+mod ts;
+
+pub(crate) use language::Language;
+
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use mozaiks_host::plugin_dir;
 use mozaiks_plugin_host::harness::Harness;
-use mozaiks_plugin_host::{EngineConfig, PluginEngine};
+use mozaiks_plugin_host::{CompileLimits, EngineConfig, PluginEngine};
 use serde_json::{Value, json};
 
-use super::ToolCommand;
+use super::{ComponentCacheArgs, NewCommand, ToolCommand};
 
 /// Calls made from the command line run one at a time.
 const CLI_CONCURRENT_CALLS: u32 = 4;
@@ -20,7 +32,8 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             plugin,
             plugins_dir,
             json,
-        } => describe(&plugin, &plugins_dir, json).await,
+            cache,
+        } => describe(&plugin, &plugins_dir, json, &cache).await,
         ToolCommand::Call {
             plugin,
             function,
@@ -28,22 +41,76 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             context,
             answers,
             plugins_dir,
-        } => call(&plugin, &function, &args, &context, &answers, &plugins_dir).await,
-        ToolCommand::Build { crates, script } => build(&crates, &script),
+            cache,
+        } => {
+            let inputs = CallInputs {
+                args: &args,
+                context: &context,
+                answers: &answers,
+            };
+            call(&plugin, &function, inputs, &plugins_dir, &cache).await
+        }
+        ToolCommand::Build {
+            crates,
+            script,
+            toolchain_script,
+            cache,
+        } => {
+            let settings = build::BuildSettings {
+                rust_script: &script,
+                toolchain_script: &toolchain_script,
+                cache: &cache,
+            };
+            build::run(&crates, &settings).await
+        }
     }
 }
 
-async fn load(spec: &str, plugins_dir: &Path) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
+/// `mozaiks new ...`.
+pub(crate) fn new(command: NewCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        NewCommand::Tool {
+            name,
+            lang,
+            dir,
+            sdk,
+            toolchain_script,
+        } => new::run(&new::NewTool {
+            name: &name,
+            language: lang,
+            parent: &dir,
+            sdk: &sdk,
+            toolchain_script: &toolchain_script,
+        }),
+    }
+}
+
+/// Loads a plugin, with its compiled code from the cache when it is there.
+async fn load(
+    spec: &str,
+    plugins_dir: &Path,
+    cache_args: &ComponentCacheArgs,
+) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
+    let cache_dir = cache::dir(cache_args);
     let engine = PluginEngine::new(EngineConfig {
         max_concurrent_calls: CLI_CONCURRENT_CALLS,
+        compiler: super::compile::child_compiler(CompileLimits::default())?,
+        cache_dir: cache_dir.clone(),
         ..EngineConfig::default()
     })?;
     let location = plugin_dir::locate(spec, plugins_dir)?;
-    Ok(plugin_dir::load(&engine, &location).await?)
+    let plugin = plugin_dir::load(&engine, &location).await?;
+    cache::report(&plugin, cache_dir.as_ref());
+    Ok(plugin)
 }
 
-async fn describe(spec: &str, plugins_dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    let plugin = load(spec, plugins_dir).await?;
+async fn describe(
+    spec: &str,
+    plugins_dir: &Path,
+    as_json: bool,
+    cache_args: &ComponentCacheArgs,
+) -> anyhow::Result<ExitCode> {
+    let plugin = load(spec, plugins_dir, cache_args).await?;
     let functions: Vec<_> = plugin.functions().cloned().collect();
     if as_json {
         let out = json!({
@@ -51,6 +118,7 @@ async fn describe(spec: &str, plugins_dir: &Path, as_json: bool) -> anyhow::Resu
             "version": plugin.manifest().version,
             "hash": plugin.hash(),
             "sdk_version": plugin.sdk_version(),
+            "compiled_code": cache::outcome_name(plugin.cache_outcome()),
             "functions": functions,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -91,21 +159,27 @@ fn json_arg(name: &str, text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("--{name} is not valid JSON"))
 }
 
+/// The JSON flags of `tool call`, as typed.
+struct CallInputs<'a> {
+    args: &'a str,
+    context: &'a str,
+    answers: &'a str,
+}
+
 async fn call(
     spec: &str,
     function: &str,
-    args: &str,
-    context: &str,
-    answers: &str,
+    inputs: CallInputs<'_>,
     plugins_dir: &Path,
+    cache_args: &ComponentCacheArgs,
 ) -> anyhow::Result<ExitCode> {
-    let args = json_arg("args", args)?;
-    let context = json_arg("context", context)?;
-    let answers = json_arg("answers", answers)?;
+    let args = json_arg("args", inputs.args)?;
+    let context = json_arg("context", inputs.context)?;
+    let answers = json_arg("answers", inputs.answers)?;
     if !context.is_object() {
         bail!("--context must be a JSON object of variable names to values");
     }
-    let plugin = load(spec, plugins_dir).await?;
+    let plugin = load(spec, plugins_dir, cache_args).await?;
     let report = Harness::new()
         .context(context)
         .answers(&answers)
@@ -116,24 +190,5 @@ async fn call(
         Ok(Ok(_)) => ExitCode::SUCCESS,
         Ok(Err(_)) => ExitCode::from(3),
         Err(_) => ExitCode::from(2),
-    })
-}
-
-fn build(crates: &[std::path::PathBuf], script: &Path) -> anyhow::Result<ExitCode> {
-    if !script.is_file() {
-        bail!(
-            "{} not found: run this from the mozaiks repository root or pass --script",
-            script.display()
-        );
-    }
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .args(crates)
-        .status()
-        .with_context(|| format!("running {}", script.display()))?;
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     })
 }

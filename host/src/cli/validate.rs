@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use mozaiks_host::plugin_dir;
 use mozaiks_host::{Diagnostic, load_workflow};
-use mozaiks_plugin_host::{EngineConfig, PluginEngine};
+use mozaiks_plugin_host::{CompileLimits, EngineConfig, PluginEngine};
 use serde_json::json;
 
 pub(crate) async fn run(
@@ -15,7 +15,10 @@ pub(crate) async fn run(
     plugins_dir: &Path,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let engine = PluginEngine::new(EngineConfig::default())?;
+    let engine = PluginEngine::new(EngineConfig {
+        compiler: super::compile::child_compiler(CompileLimits::default())?,
+        ..EngineConfig::default()
+    })?;
     let (plugins, failures) = plugin_dir::load_all(&engine, plugins_dir)
         .await
         .with_context(|| format!("reading the plugins directory {}", plugins_dir.display()))?;

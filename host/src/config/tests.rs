@@ -183,3 +183,40 @@ fn the_store_alone_reads_mongo_uri_from_the_secrets_directory() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_compile_limits_default_to_the_engines_and_nonsense_is_refused() {
+    let config = load(&[("ENVIRONMENT", "development")]).unwrap();
+    assert_eq!(
+        config.compile_limits,
+        mozaiks_plugin_host::CompileLimits {
+            memory_mib: 2048,
+            timeout: Duration::from_secs(60),
+        }
+    );
+    let config = load(&[
+        ("ENVIRONMENT", "development"),
+        ("MOZAIKS_COMPILE_MEMORY_MIB", "512"),
+        ("MOZAIKS_COMPILE_TIMEOUT_SECS", "5"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (
+            config.compile_limits.memory_mib,
+            config.compile_limits.timeout
+        ),
+        (512, Duration::from_secs(5))
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    for (name, value) in [
+        ("MOZAIKS_COMPILE_MEMORY_MIB", "0"),
+        ("MOZAIKS_COMPILE_MEMORY_MIB", "16"),
+        ("MOZAIKS_COMPILE_MEMORY_MIB", "lots"),
+        ("MOZAIKS_COMPILE_TIMEOUT_SECS", "0"),
+        ("MOZAIKS_COMPILE_TIMEOUT_SECS", "86400"),
+    ] {
+        let found = problems(&[("ENVIRONMENT", "development"), (name, value)]);
+        assert_eq!(found.len(), 1, "{name}={value}: {found:?}");
+        assert!(found[0].starts_with(name), "{found:?}");
+    }
+}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mozaiks_plugin_host::DirMode;
-use mozaiks_plugin_host::{EngineConfig, Plugin, PluginEngine};
+use mozaiks_plugin_host::{ChildCompiler, Compiler, EngineConfig, Plugin, PluginEngine};
 
 use super::Finding;
 use crate::config::{Config, Environment};
@@ -186,7 +186,19 @@ async fn answers_as_mozaiks(addr: &str) -> bool {
 pub(super) async fn plugins(config: &Config) -> (Vec<Finding>, HashMap<String, Plugin>) {
     let mut catalog = HashMap::new();
     let dir = &config.plugins_dir;
-    let engine = match PluginEngine::new(EngineConfig::default()) {
+    // The server's compiler: this binary, under the configured limits.
+    let compiler = match std::env::current_exe() {
+        Ok(program) => Compiler::Child(ChildCompiler {
+            program,
+            args: vec!["compile-component".into()],
+            limits: config.compile_limits,
+        }),
+        Err(_) => Compiler::InProcess,
+    };
+    let engine = match PluginEngine::new(EngineConfig {
+        compiler,
+        ..EngineConfig::default()
+    }) {
         Ok(engine) => engine,
         Err(error) => {
             let finding = Finding::fail(

@@ -97,6 +97,8 @@ stable_words! {
         Forbidden = "FORBIDDEN",
         /// The server is stopping.
         ShuttingDown = "SHUTTING_DOWN",
+        /// The server's first load of plugins did not finish in time.
+        PluginsLoading = "PLUGINS_LOADING",
         /// The store does not answer.
         StoreUnavailable = "STORE_UNAVAILABLE",
         /// No such chat (or not the caller's).

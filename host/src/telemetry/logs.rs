@@ -3,6 +3,8 @@
 //! JSON lines in rotated files under the logs directory
 //! ([`super::json`], [`super::rotate`]).
 
+use std::borrow::Cow;
+use std::fmt;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -12,6 +14,9 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use tracing::Subscriber;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::fmt::format::Writer;
 
 use super::json::{Fanout, JsonLayer, LineSink, Stderr};
 use super::rotate::RotatingFile;
@@ -119,26 +124,111 @@ where
         .fmt_fields(escaped_fields())
 }
 
-/// Field formatting for the text format: one record is one line. Text a
-/// tool controls (its log messages and fields, its stderr inside an error)
-/// cannot start a line of its own or send terminal escapes: newlines and
-/// every other control character are written escaped (`\n`, `\u{1b}`).
-fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
-    use tracing_subscriber::field::MakeExt as _;
-    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
-        let raw = format!("{value:?}");
-        let text = escape_control(&raw);
-        if field.name() == "message" {
-            write!(writer, "{text}")
-        } else {
-            write!(writer, "{}={text}", field.name())
+/// Field formatting for the text format: one record is one line, and its
+/// `key=value` pairs are the host's. Text a tool controls (its log messages
+/// and fields, its stderr inside an error) cannot start a line of its own,
+/// send terminal escapes, or pass for a field:
+///
+/// - a field value with a space, `=`, `"`, `\` or a control character, or
+///   an empty one, is written quoted and escaped as a Rust string
+///   (`echo="a plugin=x"`);
+/// - the message is written quoted the same way when it holds an `=` or a
+///   `"` (`"done plugin=x"`), else as it is with control characters escaped
+///   (`\n`, `\u{1b}`).
+fn escaped_fields() -> EscapedFields {
+    EscapedFields
+}
+
+/// The [`FormatFields`](tracing_subscriber::fmt::FormatFields) of the text
+/// format ([`escaped_fields`]).
+#[derive(Debug, Clone, Copy)]
+struct EscapedFields;
+
+impl<'w> MakeVisitor<Writer<'w>> for EscapedFields {
+    type Visitor = EscapedVisitor<'w>;
+
+    fn make_visitor(&self, writer: Writer<'w>) -> EscapedVisitor<'w> {
+        EscapedVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
         }
-    })
-    .delimited(" ")
+    }
+}
+
+/// Writes one record's fields for [`EscapedFields`].
+struct EscapedVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl EscapedVisitor<'_> {
+    fn write(&mut self, field: &Field, text: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let separator = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{separator}{}", quote_message(text))
+        } else {
+            write!(
+                self.writer,
+                "{separator}{}={}",
+                field.name(),
+                quote_value(text)
+            )
+        };
+    }
+}
+
+impl Visit for EscapedVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.write(field, &format!("{value:?}"));
+    }
+}
+
+impl VisitOutput<fmt::Result> for EscapedVisitor<'_> {
+    fn finish(self) -> fmt::Result {
+        self.result
+    }
+}
+
+impl VisitFmt for EscapedVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn fmt::Write {
+        &mut self.writer
+    }
+}
+
+/// A field value as the text format writes it (see [`escaped_fields`]).
+fn quote_value(text: &str) -> Cow<'_, str> {
+    let plain = !text.is_empty()
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '=' | '"' | '\\'));
+    if plain {
+        text.into()
+    } else {
+        format!("{text:?}").into()
+    }
+}
+
+/// A message as the text format writes it (see [`escaped_fields`]).
+fn quote_message(text: &str) -> Cow<'_, str> {
+    if text.contains(['=', '"']) {
+        format!("{text:?}").into()
+    } else {
+        escape_control(text)
+    }
 }
 
 /// `text` with control characters escaped as Rust would write them.
-fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+fn escape_control(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return text.into();
     }
@@ -241,6 +331,29 @@ mod tests {
         for as_written in ["warn", "error", "off", "info,wasmtime=debug"] {
             assert_eq!(directives(as_written), as_written);
         }
+    }
+
+    #[test]
+    fn a_value_that_could_pass_for_more_than_one_field_is_quoted() {
+        assert_eq!(quote_value("adversary"), "adversary");
+        assert_eq!(quote_value("é-1.5"), "é-1.5");
+        assert_eq!(quote_value(""), "\"\"");
+        assert_eq!(quote_value("a plugin=x"), "\"a plugin=x\"");
+        assert_eq!(quote_value("a=b"), "\"a=b\"");
+        assert_eq!(quote_value("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(quote_value("a\\b"), "\"a\\\\b\"");
+        assert_eq!(quote_value("a\nb\u{1b}"), "\"a\\nb\\u{1b}\"");
+    }
+
+    #[test]
+    fn a_message_is_quoted_only_when_it_could_hold_a_field() {
+        assert_eq!(quote_message("plugin loaded"), "plugin loaded");
+        assert_eq!(quote_message("a\nb"), "a\\nb");
+        assert_eq!(
+            quote_message("done plugin=x chat_id=y"),
+            "\"done plugin=x chat_id=y\""
+        );
+        assert_eq!(quote_message("a \" b"), "\"a \\\" b\"");
     }
 
     #[test]

@@ -69,7 +69,9 @@ impl From<ChatError> for ApiError {
             ChatError::ChatEnded(_)
             | ChatError::UiRequestNotOpen(_)
             | ChatError::NotYourTurn { .. } => StatusCode::CONFLICT,
-            ChatError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ChatError::ShuttingDown | ChatError::PluginsLoading { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ChatError::Store(store) => return Self::from_store(store),
         };
         let details = match &error {
@@ -79,6 +81,9 @@ impl From<ChatError> for ApiError {
                     .map(super::routes::diagnostic_json)
                     .collect(),
             )),
+            ChatError::PluginsLoading { plugins } => {
+                Some(serde_json::json!({ "loading": plugins }))
+            }
             _ => None,
         };
         let api = Self::new(status, error.code(), error.to_string());

@@ -298,14 +298,21 @@ pub(crate) async fn health(State(web): State<WebState>) -> Json<Value> {
     }))
 }
 
-/// `GET /health/ready`: 200 when the store answers, 503 with the reason
-/// when it does not (refused, DNS, authentication, timeout). The plugins
-/// were loaded before the server started listening; `plugins` lists those
+/// `GET /health/ready`: 200 when the store answers and the first load of
+/// plugins and workflows is done; 503 with the reason when the store does
+/// not answer (refused, DNS, authentication, timeout), and 503 with reason
+/// `loading` and `loading: [plugin folders]` while the server, just
+/// started, still loads them (it listens before). `plugins` lists those
 /// served and those that are not, with why. A broken plugin does not make
 /// the server unready: the workflows that need it are reported invalid,
 /// the others serve.
 pub(crate) async fn ready(State(web): State<WebState>) -> (StatusCode, Json<Value>) {
-    let readiness = web.health.readiness();
+    let mut readiness = web.health.readiness();
+    let loading = web.plugins.loading();
+    if loading.is_some() {
+        readiness.ready = false;
+        readiness.reason = Some("loading".to_owned());
+    }
     let status = if readiness.ready {
         StatusCode::OK
     } else {
@@ -315,6 +322,9 @@ pub(crate) async fn ready(State(web): State<WebState>) -> (StatusCode, Json<Valu
     let (served, unavailable): (Vec<_>, Vec<_>) =
         snapshot.slots().partition(|slot| slot.current.is_some());
     let mut body = serde_json::to_value(readiness).unwrap_or_default();
+    if let Some(loading) = loading {
+        body["loading"] = json!(loading);
+    }
     body["plugins"] = json!({
         "served": served.iter().map(|slot| slot.id.as_str()).collect::<Vec<_>>(),
         "unavailable": unavailable.iter().map(|slot| json!({

@@ -80,17 +80,26 @@ pub(crate) struct WorkflowRegistry {
 
 impl WorkflowRegistry {
     /// Loads every folder of `root` that holds an `orchestrator.json`.
+    #[cfg(test)]
     pub(crate) fn load_dir(root: &Path, catalog: &dyn ToolCatalog) -> std::io::Result<Self> {
+        let registry = Self::default();
+        registry.load_all(root, catalog)?;
+        Ok(registry)
+    }
+
+    /// Loads every folder of `root` that holds an `orchestrator.json` into
+    /// this registry (the server's start fills an empty one once its
+    /// plugins have loaded).
+    pub(crate) fn load_all(&self, root: &Path, catalog: &dyn ToolCatalog) -> std::io::Result<()> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.join(ORCHESTRATOR_FILE).is_file())
             .collect();
         dirs.sort();
-        let registry = Self::default();
         for dir in dirs {
-            registry.reload(&dir, catalog);
+            self.reload(&dir, catalog);
         }
-        Ok(registry)
+        Ok(())
     }
 
     /// The current workflows; later reloads do not change it.

@@ -5,14 +5,14 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()
         .unwrap()
 }
 
-fn mozaiks(args: &[&str]) -> Output {
+pub fn mozaiks(args: &[&str]) -> Output {
     let root = repo_root();
     for wasm in [
         "plugins/planner/planner.wasm",
@@ -25,6 +25,12 @@ fn mozaiks(args: &[&str]) -> Output {
     }
     Command::new(env!("CARGO_BIN_EXE_mozaiks"))
         .args(args)
+        // Compiled components go where the test servers find them, not to
+        // the user's cache.
+        .env(
+            "MOZAIKS_COMPONENT_CACHE",
+            crate::support::shared_component_cache::shared_dir(),
+        )
         .current_dir(&root)
         .output()
         .unwrap()
@@ -32,7 +38,7 @@ fn mozaiks(args: &[&str]) -> Output {
 
 /// Asserts the exit code, showing both output streams when it differs.
 #[track_caller]
-fn assert_exit(output: &Output, code: i32) {
+pub fn assert_exit(output: &Output, code: i32) {
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -42,7 +48,7 @@ fn assert_exit(output: &Output, code: i32) {
     );
 }
 
-fn stdout_json(output: &Output) -> Value {
+pub fn stdout_json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}): {}\nstderr: {}",
@@ -249,6 +255,82 @@ fn validate_accepts_the_demo_and_reports_every_problem_with_file_and_path() {
     for line in expected.lines().filter(|l| !l.is_empty()) {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
+}
+
+/// A tool's log message or field cannot pass a `key=value` pair of its own
+/// for one of the host's in the text log: the record of the `adversary`
+/// plugin still has one `plugin`, and it is `adversary`.
+#[test]
+fn a_tool_cannot_forge_fields_in_the_text_log() {
+    let forged = "done plugin=planner chat_id=forged \"x\" function=\"y";
+    let args = serde_json::json!({ "message": forged }).to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args([
+            "tool",
+            "call",
+            "tests/components/adversary",
+            "log",
+            "--args",
+            &args,
+        ])
+        .env("LOG_LEVEL", "info")
+        .env("NO_COLOR", "1")
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("mozaiks::tool") && line.contains("done"))
+        .collect();
+    assert!(!lines.is_empty(), "no tool record: {stderr}");
+    for line in lines {
+        let pairs = top_level_pairs(line);
+        let keys = |key: &str| pairs.iter().filter(|(k, _)| k == key).count();
+        assert_eq!(keys("plugin"), 1, "{line}\n{pairs:?}");
+        assert_eq!(keys("chat_id"), 1, "{line}\n{pairs:?}");
+        assert_eq!(keys("function"), 1, "{line}\n{pairs:?}");
+        assert!(
+            pairs.contains(&("plugin".to_owned(), "adversary".to_owned())),
+            "{line}\n{pairs:?}"
+        );
+        assert!(
+            pairs.contains(&("function".to_owned(), "log".to_owned())),
+            "{line}\n{pairs:?}"
+        );
+    }
+}
+
+/// The `key=value` pairs of a text log line as a reader splits it: at
+/// spaces outside double quotes (a backslash escapes the next character
+/// inside them); a word with an `=` outside quotes is a pair.
+fn top_level_pairs(line: &str) -> Vec<(String, String)> {
+    let mut words = vec![String::new()];
+    let (mut quoted, mut escaped) = (false, false);
+    for c in line.chars() {
+        let word = words.last_mut().unwrap();
+        if escaped {
+            escaped = false;
+            word.push(c);
+        } else if quoted && c == '\\' {
+            escaped = true;
+            word.push(c);
+        } else if c == '"' {
+            quoted = !quoted;
+            word.push(c);
+        } else if c == ' ' && !quoted {
+            words.push(String::new());
+        } else {
+            word.push(c);
+        }
+    }
+    words
+        .iter()
+        .filter(|word| !word.starts_with('"'))
+        .filter_map(|word| word.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.trim_matches('"').to_owned()))
+        .collect()
 }
 
 /// A tool's log message or field cannot forge a line of the host's text

@@ -366,3 +366,65 @@ async fn doctor_starts_the_real_logging_setup_for_every_format() {
         assert_eq!(probe["format"], format, "{probe}");
     }
 }
+
+/// The `slots` findings' messages of a report.
+fn slot_messages(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "slots")
+        .map(|f| format!("{} {}", f["status"], f["message"]))
+        .collect()
+}
+
+#[tokio::test]
+async fn doctor_shows_the_slots_configured_and_each_plugins_use_on_a_running_server() {
+    let site = Site::new("doctor-slots").await;
+    let addr = format!("127.0.0.1:{}", site.port);
+    let env = [
+        ("MOZAIKS_PLUGIN_SLOTS", "32"),
+        ("MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN", "1"),
+    ];
+    let (_, report) = site.doctor(&env, &[]).await;
+    let slots = slot_messages(&report).join("\n");
+    assert!(
+        slots.contains("32 instance slots in all") && slots.contains("at most 1 per plugin"),
+        "{slots}"
+    );
+    assert!(
+        slots.contains(&format!("no mozaiks server answers at {addr}")),
+        "{slots}"
+    );
+
+    // A server whose one adversary slot is held by a call waiting in ui.ask.
+    let llm = FakeLlm::start(confirm_asker(60_000, "unused")).await;
+    let setup = Setup {
+        workflows: site.workflows.clone(),
+        plugins: site.plugins.clone(),
+        data: site.scratch.0.join("server-data"),
+        llm_url: Some(llm.base_url()),
+        extra_env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        share_component_cache: true,
+        stderr: None,
+    };
+    let server = Server::start_at(&setup, &addr).await;
+    let chat = server.start_chat("UiTimeout").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_type("ui_request").await;
+    let (_, report) = site.doctor(&env, &[]).await;
+    let slots = slot_messages(&report).join("\n");
+    assert!(
+        slots.contains(&format!(
+            "the server at {addr} uses 1 of its 32 slots (at most 1 per plugin): adversary 1 of 1"
+        )),
+        "{slots}"
+    );
+    assert!(
+        slots.contains("\"warn\" \"`adversary` holds all 1 of its slots"),
+        "{slots}"
+    );
+}

@@ -25,9 +25,11 @@ macro_rules! on_both_stores {
 
 mod access;
 mod cli;
+mod compile_limits;
 mod configuration;
 mod console;
 mod doctor;
+mod languages;
 mod limits;
 mod mongo;
 mod operations;
@@ -37,4 +39,5 @@ mod runs;
 mod shutdown;
 mod support;
 mod telemetry;
+mod tool_cache;
 mod transport;

@@ -1,6 +1,6 @@
 //! What operators rely on: readiness, the retention job, exporting a chat.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -98,4 +98,52 @@ async fn mozaiks(args: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A plugin slow to load (its `describe()` loops until the host's loading
+/// budget ends it) does not keep the server from listening: `/health/live`
+/// answers while `/health/ready` says `loading` and names it; a chat
+/// started meanwhile waits for the first load, then starts; the plugin
+/// ends unavailable with its error while the others serve.
+#[tokio::test]
+async fn the_server_listens_before_a_slow_plugin_has_loaded() {
+    let scratch = Scratch::new("slow-load");
+    let llm = FakeLlm::start(|_| Reply::text("hello")).await;
+    let setup = Setup::new(&scratch, &llm);
+    std::os::unix::fs::symlink(
+        repo_root().join("tests/components/slow-describe"),
+        setup.plugins.join("slow-describe"),
+    )
+    .unwrap();
+    let server = Server::start_listening(&setup).await;
+    let (live, _) = server.get("/health/live").await;
+    assert_eq!(live, 200);
+    let (status, ready) = server.get("/health/ready").await;
+    assert_eq!(
+        (status, &ready["reason"]),
+        (503, &json!("loading")),
+        "{ready}"
+    );
+    assert!(
+        ready["loading"]
+            .as_array()
+            .is_some_and(|loading| loading.contains(&json!("slow-describe"))),
+        "{ready}"
+    );
+
+    server.start_chat("UiTimeout").await;
+    let (_, ready) = server.get("/health/ready").await;
+    assert!(ready.get("loading").is_none(), "the chat waited: {ready}");
+    let ready = server
+        .eventually("/health/ready", |status, _| status == 200)
+        .await;
+    assert_eq!(ready["plugins"]["served"], json!(["adversary", "planner"]));
+    let unavailable = &ready["plugins"]["unavailable"][0];
+    assert_eq!(unavailable["id"], "slow-describe", "{ready}");
+    assert!(
+        unavailable["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("describe")),
+        "{ready}"
+    );
 }

@@ -20,7 +20,7 @@ pub use mozaiks_fake_llm::{ChatCall, FakeLlm, Reply};
 /// this long.
 pub const EVENT_WAIT: Duration = Duration::from_secs(30);
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -162,8 +162,27 @@ impl Server {
         Self::launch(setup, "127.0.0.1:0", &["dev", "--build-script", script]).await
     }
 
-    /// Runs `mozaiks <command…>` with the setup's folders and environment.
+    /// Starts the binary and returns as soon as it listens, while its
+    /// plugins may still be loading (`/health/ready` says `loading`).
+    pub async fn start_listening(setup: &Setup) -> Self {
+        Self::spawn(setup, "127.0.0.1:0", &["serve"]).await
+    }
+
+    /// Runs `mozaiks <command…>` with the setup's folders and environment,
+    /// and waits for its first load of plugins and workflows.
     async fn launch(setup: &Setup, addr: &str, command_line: &[&str]) -> Self {
+        let server = Self::spawn(setup, addr, command_line).await;
+        server
+            .eventually("/health/ready", |_, body| body.get("loading").is_none())
+            .await;
+        if setup.share_component_cache {
+            shared_component_cache::collect(&setup.data);
+        }
+        server
+    }
+
+    /// Runs `mozaiks <command…>` and waits until it listens.
+    async fn spawn(setup: &Setup, addr: &str, command_line: &[&str]) -> Self {
         if setup.share_component_cache {
             shared_component_cache::seed(&setup.data);
         }
@@ -220,10 +239,6 @@ impl Server {
             .to_owned();
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        if setup.share_component_cache {
-            // Plugins are loaded before the server listens.
-            shared_component_cache::collect(&setup.data);
-        }
         mozaiks_host::install_crypto_provider();
         Self {
             child,
@@ -494,11 +509,12 @@ pub fn mongo_env(uri: &str) -> Vec<(String, String)> {
 /// components again in each was most of the suite's CPU time. The entries
 /// are named by the component's hash and the engine's fingerprint, so a
 /// changed component or binary never matches a stale one.
-mod shared_component_cache {
+pub mod shared_component_cache {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     use std::path::{Path, PathBuf};
 
-    fn shared_dir() -> PathBuf {
+    /// The cache the test servers and `mozaiks tool` commands share.
+    pub fn shared_dir() -> PathBuf {
         // The workspace's target dir: beside the test binary's `deps/`.
         let exe = std::env::current_exe().expect("the test binary's path");
         let profile_dir = exe

@@ -127,6 +127,31 @@ fn security_md_states_the_limits_the_code_enforces() {
             "2 s of CPU",
         ),
         (
+            "MAX_CORE_INSTANCES_PER_COMPONENT",
+            host::MAX_CORE_INSTANCES_PER_COMPONENT == 16,
+            "| 16 |",
+        ),
+        (
+            "MAX_MEMORIES_PER_COMPONENT",
+            host::MAX_MEMORIES_PER_COMPONENT == 2,
+            "2 a component",
+        ),
+        (
+            "MAX_TABLES_PER_COMPONENT",
+            host::MAX_TABLES_PER_COMPONENT == 8,
+            "8 a component",
+        ),
+        (
+            "MAX_TABLE_ELEMENTS",
+            host::MAX_TABLE_ELEMENTS == 20_000,
+            "| 20000 |",
+        ),
+        (
+            "MAX_WASM_STACK_BYTES",
+            host::MAX_WASM_STACK_BYTES == MIB,
+            "1 MiB",
+        ),
+        (
             "MAX_COMPONENT_BYTES",
             host::MAX_COMPONENT_BYTES == 64 * MIB,
             "64 MiB",
@@ -140,6 +165,16 @@ fn security_md_states_the_limits_the_code_enforces() {
             "MAX_CONCURRENT_COMPILES",
             host::MAX_CONCURRENT_COMPILES == 2,
             "| 2 |",
+        ),
+        (
+            "DEFAULT_COMPILE_MEMORY_MIB",
+            host::DEFAULT_COMPILE_MEMORY_MIB == 2048,
+            "2048 MiB",
+        ),
+        (
+            "DEFAULT_COMPILE_TIMEOUT",
+            host::DEFAULT_COMPILE_TIMEOUT == Duration::from_secs(60),
+            "| 60 s |",
         ),
         (
             "DEFAULT_MAX_CONCURRENT_CALLS",

@@ -1,0 +1,560 @@
+//! Tools written in other languages than Rust, from `mozaiks new tool` to a
+//! workflow run: each sample is scaffolded, built from source by
+//! `mozaiks tool build` (which installs its toolchain on first use), called
+//! through `mozaiks tool call`, and used by an agent in a real server.
+//!
+//! `MOZAIKS_SKIP_TOOLCHAINS=python,js,ts` skips a language's tests on a laptop
+//! that has not installed its toolchain; in CI (`CI` set) skipping is
+//! refused, so CI runs them all.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use crate::cli::{assert_exit, mozaiks, repo_root, stdout_json};
+use crate::support::*;
+
+/// True when this language's tests are to be skipped here (never in CI).
+fn skipped(language: &str) -> bool {
+    let listed = std::env::var("MOZAIKS_SKIP_TOOLCHAINS")
+        .unwrap_or_default()
+        .split(',')
+        .any(|l| l.trim() == language);
+    assert!(
+        !(listed && std::env::var_os("CI").is_some()),
+        "MOZAIKS_SKIP_TOOLCHAINS={language} is refused in CI: CI builds every language"
+    );
+    if listed {
+        eprintln!("skipped: the {language} tool tests (MOZAIKS_SKIP_TOOLCHAINS)");
+    }
+    listed
+}
+
+/// A language's sample tool: `mozaiks new tool <id> --lang <lang>`, then
+/// `mozaiks tool build`, once per test binary and language.
+struct Sample {
+    lang: &'static str,
+    id: &'static str,
+    /// Files `new` must have made besides plugin.toml, README.md and wit/.
+    made: &'static [&'static str],
+}
+
+const PYTHON: Sample = Sample {
+    lang: "python",
+    id: "pysample",
+    made: &[
+        "app.py",
+        "mozaiks_tool.py",
+        "bindings/wit_world/imports/context.py",
+    ],
+};
+
+const JS: Sample = Sample {
+    lang: "js",
+    id: "jssample",
+    made: &["app.js", "mozaiks_tool.js"],
+};
+
+const TS: Sample = Sample {
+    lang: "ts",
+    id: "tssample",
+    made: &[
+        "app.ts",
+        "mozaiks_tool.ts",
+        "tsconfig.json",
+        "types/plugin.d.ts",
+    ],
+};
+
+impl Sample {
+    fn built(&self) -> &'static PathBuf {
+        static PYTHON_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        static JS_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        static TS_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        let cell = match self.lang {
+            "python" => &PYTHON_BUILT,
+            "js" => &JS_BUILT,
+            _ => &TS_BUILT,
+        };
+        cell.get_or_init(|| self.build())
+    }
+
+    fn build(&self) -> PathBuf {
+        let parent = repo_root().join("target/e2e-tools").join(self.lang);
+        let _ = std::fs::remove_dir_all(&parent);
+        std::fs::create_dir_all(&parent).unwrap();
+        let parent_arg = parent.to_str().unwrap();
+        let new = mozaiks(&[
+            "new", "tool", self.id, "--lang", self.lang, "--dir", parent_arg,
+        ]);
+        assert_exit(&new, 0);
+        let dir = parent.join(self.id);
+        for file in ["plugin.toml", "README.md", "wit/world.wit"]
+            .iter()
+            .chain(self.made)
+        {
+            assert!(dir.join(file).is_file(), "new made no {file}");
+        }
+        let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
+        assert_exit(&build, 0);
+        let stderr = String::from_utf8_lossy(&build.stderr);
+        assert!(
+            stderr.contains("functions: greet, request_approval"),
+            "the build loads and describes the component: {stderr}"
+        );
+        dir
+    }
+}
+
+fn call(dir: &Path, function: &str, args: Value, extra: &[&str]) -> std::process::Output {
+    let args = args.to_string();
+    let mut argv = vec![
+        "tool",
+        "call",
+        dir.to_str().unwrap(),
+        function,
+        "--args",
+        &args,
+    ];
+    argv.extend_from_slice(extra);
+    mozaiks(&argv)
+}
+
+fn builds_into_a_stamped_component_of_our_world(sample: &Sample, broken_source: &str, error: &str) {
+    if skipped(sample.lang) {
+        return;
+    }
+    let dir = sample.built();
+    let described = mozaiks(&["tool", "describe", dir.to_str().unwrap(), "--json"]);
+    assert_exit(&described, 0);
+    let described = stdout_json(&described);
+    assert_eq!(described["id"], sample.id);
+    assert_eq!(
+        described["sdk_version"], "0.1.0",
+        "the build stamped the WIT version"
+    );
+    assert_eq!(
+        described["compiled_code"], "cached",
+        "the build compiled it once, for every later run"
+    );
+    let greet = described["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "greet")
+        .unwrap();
+    assert_eq!(greet["parameters"]["required"], json!(["name"]));
+
+    // A failing source is a build error, not a component.
+    let broken = variant(sample, "broken", broken_source);
+    let build = mozaiks(&["tool", "build", broken.to_str().unwrap()]);
+    assert_exit(&build, 1);
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(stderr.contains(error), "{stderr}");
+    assert!(!broken.join("broken.wasm").exists());
+}
+
+/// A copy of the built sample named `id`, with `file:source` written over
+/// one of its files.
+fn variant(sample: &Sample, id: &str, file_and_source: &str) -> PathBuf {
+    let dir = sample.built().with_file_name(id);
+    let _ = std::fs::remove_dir_all(&dir);
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(sample.built())
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let _ = std::fs::remove_file(dir.join(format!("{}.wasm", sample.id)));
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml"))
+        .unwrap()
+        .replace(
+            &format!("id = \"{}\"", sample.id),
+            &format!("id = \"{id}\""),
+        );
+    std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
+    let (file, source) = file_and_source.split_once(':').unwrap();
+    std::fs::write(dir.join(file), source).unwrap();
+    dir
+}
+
+/// A tool that says who called, one whose function throws something that
+/// is not a ToolError (the call is a trap that names the error), and one
+/// that sets a context value the host refuses.
+fn call_info_and_uncaught_errors(sample: &Sample, source: &str) {
+    if skipped(sample.lang) {
+        return;
+    }
+    let dir = variant(sample, "quirks", source);
+    let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
+    assert_exit(&build, 0);
+    let who = call(&dir, "who", json!({}), &[]);
+    assert_exit(&who, 0);
+    assert_eq!(
+        stdout_json(&who)["result"]["ok"],
+        json!({"chat": "harness", "workflow": "harness", "agent": "harness", "call": "call_1"})
+    );
+    let boom = call(&dir, "boom", json!({}), &[]);
+    assert_exit(&boom, 2);
+    let report = stdout_json(&boom);
+    assert_eq!(report["result"]["call_error"]["kind"], "trap", "{report}");
+    let message = report["result"]["call_error"]["message"].as_str().unwrap();
+    assert!(message.contains("kaboom"), "{message}");
+    // The host refuses a context value over its limit; the helper makes
+    // that a ToolError (failed) that names the variable.
+    let big = call(&dir, "big", json!({}), &[]);
+    assert_exit(&big, 3);
+    let report = stdout_json(&big);
+    assert_eq!(report["result"]["tool_error"]["kind"], "failed", "{report}");
+    let message = report["result"]["tool_error"]["message"].as_str().unwrap();
+    assert!(message.contains("`big` not set"), "{message}");
+    assert!(report["context_changes"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_python_tool_sees_who_called_and_an_uncaught_exception_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &PYTHON,
+        r#"app.py:from mozaiks_tool import Toolbox
+toolbox = Toolbox()
+
+@toolbox.function("who", "Says who called.", {"type": "object"})
+def who(args, call):
+    return {"chat": call.chat_id, "workflow": call.workflow, "agent": call.agent, "call": call.tool_call_id}
+
+@toolbox.function("boom", "Raises.", {"type": "object"})
+def boom(args, call):
+    raise ValueError("kaboom")
+
+@toolbox.function("big", "Sets a value over the host's limit.", {"type": "object"})
+def big(args, call):
+    call.context.set("big", "x" * (2 * 1024 * 1024))
+    return "unreachable"
+
+Tool = toolbox.export()
+"#,
+    );
+}
+
+#[test]
+fn a_ts_tool_sees_who_called_and_an_uncaught_exception_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &TS,
+        r#"app.ts:import { Toolbox } from './mozaiks_tool.js';
+export const tool = new Toolbox()
+  .function('who', 'Says who called.', { type: 'object' }, (_args: unknown, call) => ({
+    chat: call.info.chatId, workflow: call.info.workflow, agent: call.info.agent, call: call.info.toolCallId,
+  }))
+  .function('boom', 'Throws.', { type: 'object' }, (): never => { throw new Error('kaboom'); })
+  .function('big', 'Sets a value over the limit.', { type: 'object' }, (_args: unknown, call) => {
+    call.context.set('big', 'x'.repeat(2 * 1024 * 1024));
+    return 'unreachable';
+  })
+  .export();
+"#,
+    );
+}
+
+#[test]
+fn a_js_tool_sees_who_called_and_an_uncaught_exception_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &JS,
+        r#"app.js:import { Toolbox } from './mozaiks_tool.js';
+export const tool = new Toolbox()
+  .function('who', 'Says who called.', { type: 'object' }, (args, call) => ({
+    chat: call.info.chatId, workflow: call.info.workflow, agent: call.info.agent, call: call.info.toolCallId,
+  }))
+  .function('boom', 'Throws.', { type: 'object' }, () => { throw new Error('kaboom'); })
+  .function('big', 'Sets a value over the limit.', { type: 'object' }, (args, call) => {
+    call.context.set('big', 'x'.repeat(2 * 1024 * 1024));
+    return 'unreachable';
+  })
+  .export();
+"#,
+    );
+}
+
+#[test]
+fn a_python_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(
+        &PYTHON,
+        "app.py:import no_such_module\n",
+        "no_such_module",
+    );
+}
+
+#[test]
+fn a_js_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(
+        &JS,
+        "app.js:import { x } from './no_such_module.js';\nexport const tool = x;\n",
+        "no_such_module",
+    );
+}
+
+/// The TypeScript build type-checks: a type error is a build error.
+#[test]
+fn a_ts_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(
+        &TS,
+        "app.ts:const tool: number = 'not a number';\nexport { tool };\n",
+        "TS2322",
+    );
+}
+
+fn agent_function_uses_context_and_log(sample: &Sample) {
+    if skipped(sample.lang) {
+        return;
+    }
+    let out = call(
+        sample.built(),
+        "greet",
+        json!({"name": "Ada"}),
+        &["--context", r#"{"greetings":41}"#],
+    );
+    assert_exit(&out, 0);
+    let report = stdout_json(&out);
+    assert_eq!(
+        report["result"]["ok"],
+        json!({"message": "Hello, Ada!", "greetings": 42})
+    );
+    assert_eq!(
+        report["context_changes"],
+        json!([{"op": "set", "key": "greetings", "value": 42}])
+    );
+    assert_eq!(report["logs"][0]["message"], "greeted");
+    assert_eq!(report["logs"][0]["fields"]["name"], "Ada");
+}
+
+#[test]
+fn a_python_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&PYTHON);
+}
+
+#[test]
+fn a_js_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&JS);
+}
+
+#[test]
+fn a_ts_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&TS);
+}
+
+fn ui_function_asks_and_keeps_the_answer(sample: &Sample) {
+    if skipped(sample.lang) {
+        return;
+    }
+    let out = call(
+        sample.built(),
+        "request_approval",
+        json!({"question": "Ship it?"}),
+        &[
+            "--answers",
+            r#"{"ApprovalForm":{"approved":true,"comment":"go"}}"#,
+        ],
+    );
+    assert_exit(&out, 0);
+    let report = stdout_json(&out);
+    assert_eq!(
+        report["result"]["ok"],
+        json!({"approved": true, "comment": "go"})
+    );
+    assert_eq!(report["context"]["approved"], true);
+    let ui: Vec<(&str, &str)> = report["ui"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["component"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ui, [("notify", "Progress"), ("ask", "ApprovalForm")]);
+    assert_eq!(report["ui"][1]["payload"]["question"], "Ship it?");
+    assert_eq!(report["logs"][0]["fields"]["approved"], "true");
+
+    // Nobody answers: the helper turns the UI error into a ToolError.
+    let unanswered = call(
+        sample.built(),
+        "request_approval",
+        json!({"question": "Ship it?"}),
+        &[],
+    );
+    assert_exit(&unanswered, 3);
+    let report = stdout_json(&unanswered);
+    assert_eq!(report["result"]["tool_error"]["kind"], "cancelled");
+    assert!(report["context_changes"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_python_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&PYTHON);
+}
+
+#[test]
+fn a_js_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&JS);
+}
+
+#[test]
+fn a_ts_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&TS);
+}
+
+/// An agent that greets, then asks for approval, then says it is done.
+fn sample_agent(call: &ChatCall) -> Reply {
+    let results = call.tool_results();
+    match results.len() {
+        0 => Reply::tool_call("greet", json!({"name": "Ada"})),
+        1 => Reply::tool_call("request_approval", json!({"question": "Greeted Ada. OK?"})),
+        _ => Reply::text("Done."),
+    }
+}
+
+/// A workflow whose one agent uses a sample's two functions.
+fn sample_workflow(scratch: &Scratch, plugin: &str) -> PathBuf {
+    let dir = scratch.0.join("workflows/SampleTools");
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = [
+        (
+            "agents.json",
+            json!({"agents": [{"name": "Helper", "system_message": "You are Helper.",
+                "tools": ["greet", "request_approval"]}]}),
+        ),
+        (
+            "orchestrator.json",
+            json!({"workflow_name": "SampleTools", "max_turns": 6, "startup_mode": "AgentDriven",
+                "orchestration_pattern": "DefaultPattern", "initial_agent": "Helper",
+                "initial_message": "Greet Ada, then ask for approval."}),
+        ),
+        (
+            "tools.json",
+            json!({"tools": [
+                {"plugin": plugin, "function": "greet", "tool_type": "Agent_Tool", "agent": "Helper"},
+                {"plugin": plugin, "function": "request_approval", "tool_type": "UI_Tool",
+                 "agent": "Helper", "ui": {"component": "ApprovalForm", "mode": "inline"}}]}),
+        ),
+    ];
+    for (file, value) in files {
+        std::fs::write(dir.join(file), value.to_string()).unwrap();
+    }
+    dir.parent().unwrap().to_owned()
+}
+
+async fn runs_in_a_workflow_with_its_ui_answered_by_the_client(sample: &Sample) {
+    if skipped(sample.lang) {
+        return;
+    }
+    let built = sample.built().clone();
+    let scratch = Scratch::new(&format!("{}-workflow", sample.lang));
+    let llm = FakeLlm::start(sample_agent).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.workflows = sample_workflow(&scratch, sample.id);
+    std::os::unix::fs::symlink(&built, setup.plugins.join(sample.id)).unwrap();
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("SampleTools").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let request = ws.until_type("ui_request").await;
+    assert_eq!(request["component"], "ApprovalForm");
+    assert_eq!(request["payload"]["question"], "Greeted Ada. OK?");
+    let request_id = request["request_id"].as_str().unwrap().to_owned();
+    ws.send(json!({"type": "ui_response", "request_id": request_id, "answer": {"approved": true}}))
+        .await;
+    ws.until_status("completed").await;
+    let results = of_type(&ws.seen, "tool_result");
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results.iter().all(|r| r["ok"] == true), "{results:?}");
+    let (_, context) = server.get(&format!("/api/chats/{chat}/context")).await;
+    assert_eq!(context["context"]["greetings"], 1);
+    assert_eq!(context["context"]["approved"], true);
+    // The agent read both results.
+    let last = llm.calls().last().unwrap().tool_results();
+    assert!(last[0].1.contains("Hello, Ada!"), "{last:?}");
+    assert!(
+        last[1].1.contains("\"approved\":true") || last[1].1.contains("\"approved\": true"),
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_python_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&PYTHON).await;
+}
+
+#[tokio::test]
+async fn a_js_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&JS).await;
+}
+
+#[tokio::test]
+async fn a_ts_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&TS).await;
+}
+
+/// `new --lang rust` copies sdk/template, named and pointing at the SDK;
+/// `tool build` runs sdk/build-plugin, then checks and loads the result.
+#[test]
+fn a_rust_tool_made_by_new_builds_and_runs() {
+    let parent = repo_root().join("target/e2e-tools/rust");
+    let _ = std::fs::remove_dir_all(&parent);
+    std::fs::create_dir_all(&parent).unwrap();
+    let new = mozaiks(&[
+        "new",
+        "tool",
+        "rsample",
+        "--lang",
+        "rust",
+        "--dir",
+        parent.to_str().unwrap(),
+    ]);
+    assert_exit(&new, 0);
+    let dir = parent.join("rsample");
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    assert!(manifest.contains("id = \"rsample\""), "{manifest}");
+    let build = Command::new(env!("CARGO_BIN_EXE_mozaiks"))
+        .args(["tool", "build", dir.to_str().unwrap()])
+        .env("CARGO_NET_OFFLINE", "true")
+        .env(
+            "MOZAIKS_COMPONENT_CACHE",
+            crate::support::shared_component_cache::shared_dir(),
+        )
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert_exit(&build, 0);
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(stderr.contains("functions: greet"), "{stderr}");
+    let out = call(&dir, "greet", json!({"name": "Grace"}), &[]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        stdout_json(&out)["result"]["ok"]["message"],
+        "Hello, Grace!"
+    );
+    // The name is taken.
+    let again = mozaiks(&[
+        "new",
+        "tool",
+        "rsample",
+        "--lang",
+        "rust",
+        "--dir",
+        parent.to_str().unwrap(),
+    ]);
+    assert_exit(&again, 1);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn new_refuses_a_name_that_is_not_a_plugin_id() {
+    let out = mozaiks(&["new", "tool", "Bad Name", "--lang", "js", "--dir", "target"]);
+    assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot be a tool's name"), "{stderr}");
+    assert!(!repo_root().join("target/Bad Name").exists());
+}

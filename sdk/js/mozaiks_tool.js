@@ -1,0 +1,145 @@
+// A thin helper for writing mozaiks tools in JavaScript with componentize-qjs
+// (QuickJS). The WIT files in `wit/` are the contract; this module only makes
+// them less awkward to use:
+//
+// - `Toolbox` declares functions with their description and JSON Schema and
+//   makes the `tool` export the component offers;
+// - `ToolError` is an error a function throws to fail on purpose (the agent
+//   sees it as the tool's result);
+// - a function gets a `call` with the chat's context (JSON values in and
+//   out), the UI (`ask`, `notify`) and the log.
+//
+// Every call runs in a fresh instance: module-level state does not survive
+// from one call to the next. Keep state in the context.
+
+import * as context from 'mozaiks:plugin/context@0.1.0';
+import * as wlog from 'mozaiks:plugin/log@0.1.0';
+import * as ui from 'mozaiks:plugin/ui@0.1.0';
+
+const KINDS = {
+  unknownFunction: 'unknown-function',
+  invalidArguments: 'invalid-arguments',
+  denied: 'denied',
+  cancelled: 'cancelled',
+  failed: 'failed',
+};
+
+/** A failure the tool chose; the agent sees it as the tool's result. */
+export class ToolError extends Error {
+  constructor(kind, message) {
+    if (!Object.values(KINDS).includes(kind)) {
+      throw new Error(`unknown ToolError kind ${kind}; one of ${Object.values(KINDS).join(', ')}`);
+    }
+    super(message);
+    this.kind = kind;
+  }
+  static unknownFunction(message) { return new ToolError(KINDS.unknownFunction, message); }
+  static invalidArguments(message) { return new ToolError(KINDS.invalidArguments, message); }
+  static denied(message) { return new ToolError(KINDS.denied, message); }
+  static cancelled(message) { return new ToolError(KINDS.cancelled, message); }
+  static failed(message) { return new ToolError(KINDS.failed, message); }
+}
+
+// How the bindings report a WIT error: a thrown value with a `payload`
+// ({tag, val}) in componentize-qjs, or the variant itself.
+function variantOf(thrown) {
+  return thrown && thrown.payload !== undefined ? thrown.payload : thrown;
+}
+
+/** The chat's context variables, as JSON values. */
+export const ctx = {
+  get(key, fallback = undefined) {
+    const text = context.get(key);
+    return text === undefined || text === null ? fallback : JSON.parse(text);
+  },
+  set(key, value) {
+    try {
+      context.set(key, JSON.stringify(value));
+    } catch (thrown) {
+      const error = variantOf(thrown);
+      throw ToolError.failed(`context variable \`${key}\` not set: ${error && error.val !== undefined ? error.val : error}`);
+    }
+  },
+  remove(key) { return context.remove(key); },
+  entries() {
+    return Object.fromEntries(context.entries().map(([key, text]) => [key, JSON.parse(text)]));
+  },
+};
+
+/** The chat's user interface. */
+export const userInterface = {
+  /**
+   * Shows `component` with `payload` and waits for the user's answer (JSON).
+   * Throws ToolError cancelled when nobody answers in time or the request is
+   * cancelled, failed when the chat has no UI or the request is invalid.
+   */
+  ask(component, payload, { display = 'inline', timeoutMs = 300000 } = {}) {
+    try {
+      return JSON.parse(ui.ask({ component, payload: JSON.stringify(payload), display, timeoutMs }));
+    } catch (thrown) {
+      const error = variantOf(thrown) || {};
+      if (error.tag === 'timeout') throw ToolError.cancelled(`nobody answered ${component} in time`);
+      if (error.tag === 'cancelled') throw ToolError.cancelled(`the request for ${component} was cancelled`);
+      throw ToolError.failed(`cannot ask through ${component}: ${error.val !== undefined ? error.val : String(thrown)}`);
+    }
+  },
+  /** Shows `component` without waiting for an answer. */
+  notify(component, payload, { display = 'inline' } = {}) {
+    ui.notify(component, JSON.stringify(payload), display);
+  },
+};
+
+function write(level, message, fields = {}) {
+  const pairs = Object.entries(fields).map(([k, v]) => [String(k), typeof v === 'string' ? v : JSON.stringify(v)]);
+  wlog.log(level, message, pairs);
+}
+
+/** Structured log records, tagged by the host with plugin, function and chat. */
+export const log = {
+  trace: (message, fields) => write('trace', message, fields),
+  debug: (message, fields) => write('debug', message, fields),
+  info: (message, fields) => write('info', message, fields),
+  warn: (message, fields) => write('warn', message, fields),
+  error: (message, fields) => write('error', message, fields),
+};
+
+/**
+ * The functions a tool offers, each with a description and a JSON Schema.
+ *
+ *     const toolbox = new Toolbox()
+ *       .function('greet', 'Greets someone.', { type: 'object', ... }, (args, call) => ({ ... }));
+ *     export const tool = toolbox.export();
+ */
+export class Toolbox {
+  constructor() { this.functions = new Map(); }
+
+  /** Registers `fn(args, call) -> JSON value`. */
+  function(name, description, parameters, fn) {
+    if (this.functions.has(name)) throw new Error(`function ${name} is declared twice`);
+    this.functions.set(name, { description, parameters, fn });
+    return this;
+  }
+
+  /** The object to export as the component's `tool` interface. */
+  export() {
+    const functions = this.functions;
+    return {
+      describe() {
+        return [...functions].map(([name, f]) => ({
+          name, description: f.description, parameters: JSON.stringify(f.parameters),
+        }));
+      },
+      call(name, argumentsJson, info) {
+        const entry = functions.get(name);
+        try {
+          if (!entry) throw ToolError.unknownFunction(`no function ${name}; this tool offers ${[...functions.keys()].join(', ')}`);
+          const call = { info, context: ctx, ui: userInterface, log };
+          return JSON.stringify(entry.fn(JSON.parse(argumentsJson), call));
+        } catch (error) {
+          if (error instanceof ToolError) throw { tag: error.kind, val: error.message };
+          throw error;
+        }
+      },
+    };
+  }
+}

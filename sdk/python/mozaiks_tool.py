@@ -1,0 +1,237 @@
+"""A thin helper for writing mozaiks tools in Python with componentize-py.
+
+The WIT files in `wit/` are the contract; this module only makes them less
+awkward to use from Python:
+
+- `Toolbox` declares functions with their description and JSON Schema and
+  turns them into the `Tool` class componentize-py exports;
+- `ToolError` is an exception a function raises to fail on purpose (the
+  agent sees it as the tool's result);
+- `Call` gives a function the chat's context (JSON values in and out), the
+  UI (`ask`, `notify`) and the log.
+
+Every call runs in a fresh instance: module-level state does not survive
+from one call to the next. Keep state in the context.
+"""
+
+import json
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import context as _context
+from wit_world.imports import log as _log
+from wit_world.imports import types as _types
+from wit_world.imports import ui as _ui
+
+__all__ = ["Toolbox", "ToolError", "Call", "Context", "Ui", "log"]
+
+
+class ToolError(Exception):
+    """A failure the tool chose; the agent sees it as the tool's result.
+
+    Raise one of the named kinds, e.g. `raise ToolError.invalid_arguments("...")`.
+    Any other exception is a bug: the call traps and the host reports it
+    with the traceback the tool printed.
+    """
+
+    KINDS = ("unknown_function", "invalid_arguments", "denied", "cancelled", "failed")
+
+    def __init__(self, kind: str, message: str):
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown ToolError kind {kind!r}; one of {self.KINDS}")
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @classmethod
+    def unknown_function(cls, message: str) -> "ToolError":
+        return cls("unknown_function", message)
+
+    @classmethod
+    def invalid_arguments(cls, message: str) -> "ToolError":
+        return cls("invalid_arguments", message)
+
+    @classmethod
+    def denied(cls, message: str) -> "ToolError":
+        return cls("denied", message)
+
+    @classmethod
+    def cancelled(cls, message: str) -> "ToolError":
+        return cls("cancelled", message)
+
+    @classmethod
+    def failed(cls, message: str) -> "ToolError":
+        return cls("failed", message)
+
+    def _to_wit(self) -> Any:
+        variant = {
+            "unknown_function": _types.ToolError_UnknownFunction,
+            "invalid_arguments": _types.ToolError_InvalidArguments,
+            "denied": _types.ToolError_Denied,
+            "cancelled": _types.ToolError_Cancelled,
+            "failed": _types.ToolError_Failed,
+        }[self.kind]
+        return variant(self.message)
+
+
+class Context:
+    """The chat's context variables, as JSON values."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of `key`, or `default` when it is not set."""
+        text = _context.get(key)
+        return default if text is None else json.loads(text)
+
+    def set(self, key: str, value: Any) -> None:
+        """Sets `key` to `value` (anything `json.dumps` takes).
+
+        Raises `ToolError` (failed) when the host refuses the change, for
+        example a value over its size limit; the message says why.
+        """
+        try:
+            _context.set(key, json.dumps(value))
+        except Err as refused:
+            raise ToolError.failed(f"context variable `{key}` not set: {refused.value.value}")
+
+    def remove(self, key: str) -> bool:
+        """Removes `key`; True if it was set."""
+        return _context.remove(key)
+
+    def entries(self) -> Dict[str, Any]:
+        """Every variable of the chat."""
+        return {key: json.loads(text) for key, text in _context.entries()}
+
+
+class Ui:
+    """The chat's user interface."""
+
+    INLINE = "inline"
+    ARTIFACT = "artifact"
+
+    @staticmethod
+    def _display(display: str) -> Any:
+        if display == Ui.INLINE:
+            return _ui.Display.INLINE
+        if display == Ui.ARTIFACT:
+            return _ui.Display.ARTIFACT
+        raise ValueError(f"display must be 'inline' or 'artifact', not {display!r}")
+
+    def ask(self, component: str, payload: Any, display: str = INLINE, timeout_s: float = 300) -> Any:
+        """Shows `component` with `payload` and waits for the user's answer (JSON).
+
+        Raises `ToolError` cancelled when nobody answers in time or the
+        request is cancelled, failed when the chat has no UI or the request
+        is invalid, as the Rust SDK does.
+        """
+        request = _ui.UiRequest(component, json.dumps(payload), self._display(display), int(timeout_s * 1000))
+        try:
+            return json.loads(_ui.ask(request))
+        except Err as refused:
+            error = refused.value
+            if isinstance(error, _ui.UiError_Timeout):
+                raise ToolError.cancelled(f"nobody answered {component} in time")
+            if isinstance(error, _ui.UiError_Cancelled):
+                raise ToolError.cancelled(f"the request for {component} was cancelled")
+            raise ToolError.failed(f"cannot ask through {component}: {error.value}")
+
+    def notify(self, component: str, payload: Any, display: str = INLINE) -> None:
+        """Shows `component` without waiting for an answer."""
+        _ui.notify(component, json.dumps(payload), self._display(display))
+
+
+class _Log:
+    """Structured log records, tagged by the host with plugin, function and chat."""
+
+    def _write(self, level: Any, message: str, fields: Dict[str, Any]) -> None:
+        _log.log(level, message, [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in fields.items()])
+
+    def trace(self, message: str, **fields: Any) -> None:
+        self._write(_log.Level.TRACE, message, fields)
+
+    def debug(self, message: str, **fields: Any) -> None:
+        self._write(_log.Level.DEBUG, message, fields)
+
+    def info(self, message: str, **fields: Any) -> None:
+        self._write(_log.Level.INFO, message, fields)
+
+    def warn(self, message: str, **fields: Any) -> None:
+        self._write(_log.Level.WARN, message, fields)
+
+    def error(self, message: str, **fields: Any) -> None:
+        self._write(_log.Level.ERROR, message, fields)
+
+
+log = _Log()
+
+
+class Call:
+    """What a function gets besides its arguments: who called, and the chat."""
+
+    def __init__(self, info: Any):
+        self.chat_id: str = info.chat_id
+        self.workflow: str = info.workflow
+        self.agent: str = info.agent
+        self.tool_call_id: str = info.tool_call_id
+        self.context = Context()
+        self.ui = Ui()
+        self.log = log
+
+
+Function = Callable[[Dict[str, Any], Call], Any]
+
+
+class Toolbox:
+    """The functions a tool offers, each with a description and a JSON Schema.
+
+        toolbox = Toolbox()
+
+        @toolbox.function("greet", "Greets someone.", {"type": "object", ...})
+        def greet(args, call):
+            return {"message": f"Hello, {args['name']}!"}
+
+        Tool = toolbox.export()   # the class componentize-py looks for
+    """
+
+    def __init__(self) -> None:
+        self._functions: Dict[str, Tuple[str, Dict[str, Any], Function]] = {}
+
+    def function(self, name: str, description: str, parameters: Dict[str, Any]) -> Callable[[Function], Function]:
+        """Registers the decorated `fn(args: dict, call: Call) -> JSON value`."""
+
+        def register(fn: Function) -> Function:
+            if name in self._functions:
+                raise ValueError(f"function {name!r} is declared twice")
+            self._functions[name] = (description, parameters, fn)
+            return fn
+
+        return register
+
+    def describe(self) -> List[Any]:
+        return [
+            _types.FunctionSpec(name, description, json.dumps(parameters))
+            for name, (description, parameters, _) in self._functions.items()
+        ]
+
+    def call(self, name: str, arguments: str, info: Any) -> str:
+        entry = self._functions.get(name)
+        try:
+            if entry is None:
+                raise ToolError.unknown_function(f"no function {name!r}; this tool offers {sorted(self._functions)}")
+            result = entry[2](json.loads(arguments), Call(info))
+            return json.dumps(result)
+        except ToolError as error:
+            raise Err(error._to_wit())
+
+    def export(self) -> type:
+        """The `Tool` class to export from the app module."""
+        toolbox = self
+
+        class Tool(exports.Tool):
+            def describe(self) -> List[Any]:
+                return toolbox.describe()
+
+            def call(self, name: str, arguments: str, info: Any) -> str:
+                return toolbox.call(name, arguments, info)
+
+        return Tool

@@ -1,0 +1,171 @@
+// A thin, typed helper for writing mozaiks tools in TypeScript. The build
+// type-checks with tsc (strict), emits JavaScript and runs componentize-qjs
+// (QuickJS). The WIT files in `wit/` are the contract, and `types/` holds
+// their TypeScript declarations, generated from them; this module only makes
+// them less awkward to use:
+//
+// - `Toolbox` declares functions with their description and JSON Schema and
+//   makes the `tool` export the component offers;
+// - `ToolError` is an error a function throws to fail on purpose (the agent
+//   sees it as the tool's result);
+// - a function gets a `Call` with the chat's context (JSON values in and
+//   out), the UI (`ask`, `notify`) and the log.
+//
+// Every call runs in a fresh instance: module-level state does not survive
+// from one call to the next. Keep state in the context.
+
+import * as context from 'mozaiks:plugin/context@0.1.0';
+import * as wlog from 'mozaiks:plugin/log@0.1.0';
+import type { CallInfo, FunctionSpec } from 'mozaiks:plugin/types@0.1.0';
+import * as ui from 'mozaiks:plugin/ui@0.1.0';
+
+/** Any JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** The kinds of `tool-error` in the contract. */
+export type ToolErrorKind = 'unknown-function' | 'invalid-arguments' | 'denied' | 'cancelled' | 'failed';
+
+/** A failure the tool chose; the agent sees it as the tool's result. */
+export class ToolError extends Error {
+  constructor(readonly kind: ToolErrorKind, message: string) {
+    super(message);
+  }
+  static unknownFunction(message: string): ToolError { return new ToolError('unknown-function', message); }
+  static invalidArguments(message: string): ToolError { return new ToolError('invalid-arguments', message); }
+  static denied(message: string): ToolError { return new ToolError('denied', message); }
+  static cancelled(message: string): ToolError { return new ToolError('cancelled', message); }
+  static failed(message: string): ToolError { return new ToolError('failed', message); }
+}
+
+// How the bindings report a WIT error: a thrown value with a `payload`
+// ({tag, val}), or the variant itself.
+function variantOf(thrown: unknown): { tag?: string; val?: unknown } {
+  const value = thrown as { payload?: unknown } | undefined;
+  const variant = value && value.payload !== undefined ? value.payload : thrown;
+  return (variant ?? {}) as { tag?: string; val?: unknown };
+}
+
+/** The chat's context variables, as JSON values. */
+export class Context {
+  get<T extends Json>(key: string, fallback: T): T;
+  get(key: string): Json | undefined;
+  get(key: string, fallback?: Json): Json | undefined {
+    const text = context.get(key);
+    return text === undefined ? fallback : (JSON.parse(text) as Json);
+  }
+  set(key: string, value: Json): void {
+    try {
+      context.set(key, JSON.stringify(value));
+    } catch (thrown) {
+      throw ToolError.failed(`context variable \`${key}\` not set: ${String(variantOf(thrown).val)}`);
+    }
+  }
+  remove(key: string): boolean { return context.remove(key); }
+  entries(): Record<string, Json> {
+    return Object.fromEntries(context.entries().map(([key, text]) => [key, JSON.parse(text) as Json]));
+  }
+}
+
+/** Where a client shows a UI component. */
+export type Display = 'inline' | 'artifact';
+
+/** The chat's user interface. */
+export class Ui {
+  /**
+   * Shows `component` with `payload` and waits for the user's answer.
+   * Throws ToolError cancelled when nobody answers in time or the request
+   * is cancelled, failed when the chat has no UI or the request is invalid.
+   */
+  ask(component: string, payload: Json, options: { display?: Display; timeoutMs?: number } = {}): Json {
+    const request = {
+      component,
+      payload: JSON.stringify(payload),
+      display: options.display ?? 'inline',
+      timeoutMs: options.timeoutMs ?? 300000,
+    };
+    try {
+      return JSON.parse(ui.ask(request)) as Json;
+    } catch (thrown) {
+      const error = variantOf(thrown);
+      if (error.tag === 'timeout') throw ToolError.cancelled(`nobody answered ${component} in time`);
+      if (error.tag === 'cancelled') throw ToolError.cancelled(`the request for ${component} was cancelled`);
+      throw ToolError.failed(`cannot ask through ${component}: ${String(error.val ?? thrown)}`);
+    }
+  }
+  /** Shows `component` without waiting for an answer. */
+  notify(component: string, payload: Json, options: { display?: Display } = {}): void {
+    ui.notify(component, JSON.stringify(payload), options.display ?? 'inline');
+  }
+}
+
+type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+function write(level: Level, message: string, fields: Record<string, Json> = {}): void {
+  const pairs: Array<[string, string]> = Object.entries(fields).map(([k, v]) => [
+    k,
+    typeof v === 'string' ? v : JSON.stringify(v),
+  ]);
+  wlog.log(level, message, pairs);
+}
+
+/** Structured log records, tagged by the host with plugin, function and chat. */
+export const log = {
+  trace: (message: string, fields?: Record<string, Json>) => write('trace', message, fields),
+  debug: (message: string, fields?: Record<string, Json>) => write('debug', message, fields),
+  info: (message: string, fields?: Record<string, Json>) => write('info', message, fields),
+  warn: (message: string, fields?: Record<string, Json>) => write('warn', message, fields),
+  error: (message: string, fields?: Record<string, Json>) => write('error', message, fields),
+};
+
+/** What a function gets besides its arguments: who called, and the chat. */
+export interface Call {
+  readonly info: CallInfo;
+  readonly context: Context;
+  readonly ui: Ui;
+  readonly log: typeof log;
+}
+
+/** A function of a tool: decoded arguments in, a JSON value out. */
+export type ToolFunction<A> = (args: A, call: Call) => Json;
+
+/** The functions a tool offers, each with a description and a JSON Schema. */
+export class Toolbox {
+  private readonly functions = new Map<
+    string,
+    { description: string; parameters: Json; fn: ToolFunction<never> }
+  >();
+
+  /** Registers `fn`; its arguments satisfy `parameters` (the host checks). */
+  function<A>(name: string, description: string, parameters: Json, fn: ToolFunction<A>): this {
+    if (this.functions.has(name)) throw new Error(`function ${name} is declared twice`);
+    this.functions.set(name, { description, parameters, fn: fn as ToolFunction<never> });
+    return this;
+  }
+
+  /** The object to export as the component's `tool` interface. */
+  export(): { describe(): FunctionSpec[]; call(name: string, argumentsJson: string, info: CallInfo): string } {
+    const functions = this.functions;
+    return {
+      describe(): FunctionSpec[] {
+        return [...functions].map(([name, f]) => ({
+          name,
+          description: f.description,
+          parameters: JSON.stringify(f.parameters),
+        }));
+      },
+      call(name: string, argumentsJson: string, info: CallInfo): string {
+        const entry = functions.get(name);
+        try {
+          if (!entry) {
+            throw ToolError.unknownFunction(`no function ${name}; this tool offers ${[...functions.keys()].join(', ')}`);
+          }
+          const call: Call = { info, context: new Context(), ui: new Ui(), log };
+          return JSON.stringify(entry.fn(JSON.parse(argumentsJson) as never, call));
+        } catch (error) {
+          if (error instanceof ToolError) throw { tag: error.kind, val: error.message };
+          throw error;
+        }
+      },
+    };
+  }
+}
