@@ -79,7 +79,7 @@ pub use call::ToolOutcome;
 pub use compile::{
     ChildCompileError, ChildCompiler, CompileLimits, Compiler, DEFAULT_COMPILE_MEMORY_MIB,
     DEFAULT_COMPILE_TIMEOUT, MAX_COMPILE_MEMORY_MIB, MAX_COMPILE_TIMEOUT, MIN_COMPILE_MEMORY_MIB,
-    compile_child,
+    WALL_CLOCK_FACTOR, compile_child,
 };
 pub use component::{Plugin, SDK_VERSION_SECTION, WIT_VERSION, content_hash, is_truncated};
 pub use describe::FunctionSpec;
