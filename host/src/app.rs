@@ -192,9 +192,9 @@ impl FirstLoad {
 /// Opens the store and returns the server's parts at once, with the plugins
 /// and workflows loading in the background ([`FirstLoad`]), so that the
 /// caller can listen before a slow plugin has compiled. Until the first
-/// load finishes, [`PluginSet::loading`] lists the plugins not loaded
+/// load finishes, `PluginSet::loading` lists the plugins not loaded
 /// yet, the registry has no workflows, and `/health/ready` says
-/// `loading` ([`crate::transport`] makes chat requests wait for it).
+/// `loading` (the transport makes chat requests wait for it).
 /// What can fail at once (the engine, the directories, the store) fails
 /// here, before anything listens.
 pub async fn start(config: &ServeConfig) -> Result<(Server, FirstLoad), StartupError> {
