@@ -8,10 +8,12 @@
 //! - [`ToolError`]: why a call produced no result; `?` converts I/O and JSON
 //!   errors into it.
 //! - [`log`]: structured logs into the host's logs.
+//! - [`http`]: outbound HTTP requests to the hosts the manifest allows.
 
 mod call;
 mod error;
 mod export;
+pub mod http;
 pub mod log;
 mod toolbox;
 mod ui;

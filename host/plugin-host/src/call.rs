@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::backtrace::{self, RECURSION_RUN};
 use crate::bindings::{Plugin as WitPlugin, PluginPre, types};
@@ -18,6 +19,7 @@ use crate::limits::{
     CpuBudget, MAX_ARGUMENTS_BYTES, MAX_TOOL_ERROR_BYTES, MIB, MemoryLimiter, cut,
 };
 use crate::manifest::Limits;
+use crate::outbound::send::OutboundCall;
 use crate::policy::SandboxPolicy;
 use crate::ports::{CallInfo, LogLevel, LogRecord, LogSource, Ports};
 use crate::state::{CallScope, CallState};
@@ -86,6 +88,14 @@ impl Invocation<'_> {
                 function: function.clone(),
                 cause: format!("setting up the sandbox: {e}"),
             })?;
+        let outbound = OutboundCall::new(
+            Arc::clone(self.policy.outbound()),
+            self.engine.tls.clone(),
+            Arc::clone(&denied_connects),
+            &self.ports,
+            (plugin.clone(), function.clone(), self.info.chat_id.clone()),
+        );
+        let network = outbound.clock();
         let state = CallState {
             wasi,
             table: Default::default(),
@@ -103,12 +113,16 @@ impl Invocation<'_> {
             ui: Default::default(),
             log_records: 0,
             context: Default::default(),
+            http: WasiHttpCtx::new(),
+            outbound,
+            network,
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-            if ctx.data().budget.exhausted() {
+            let state = ctx.data();
+            if state.budget.exhausted_besides(state.network.waited()) {
                 Err(wasmtime::Error::new(DeadlineHit))
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -368,11 +382,13 @@ impl Plugin {
         let outcome = outcome.map(|result| result.map_err(|e| cut_tool_error(e, error_limit)));
         let output = match outcome {
             Ok(Ok(text)) => text,
-            Ok(Err(types::ToolError::Denied(what))) => return Err(deny(what)),
+            // The host's own record of what it refused names the grant
+            // better than the tool's message does.
             Ok(Err(tool_error)) if !denied.is_empty() => {
                 tracing::debug!(%plugin, function, ?tool_error, "tool failed after a denied connection");
                 return Err(deny(denied.join(", ")));
             }
+            Ok(Err(types::ToolError::Denied(what))) => return Err(deny(what)),
             Ok(Err(tool_error)) => return Ok(Err(ToolError::from(tool_error))),
             Err(CallError::Trap { .. }) if !denied.is_empty() => {
                 return Err(deny(denied.join(", ")));

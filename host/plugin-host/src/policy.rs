@@ -15,6 +15,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::error::LoadError;
 use crate::manifest::{DirMode, Manifest, split_host_port};
+use crate::outbound::OutboundPolicy;
 use crate::stdio::Capture;
 
 /// A directory grant, opened once at load. Every call's preopen is this
@@ -58,6 +59,7 @@ pub(crate) struct SandboxPolicy {
     mounts: Vec<Mount>,
     connect: Arc<HashSet<SocketAddr>>,
     lookup: bool,
+    outbound: Arc<OutboundPolicy>,
 }
 
 impl SandboxPolicy {
@@ -114,12 +116,21 @@ impl SandboxPolicy {
                 .map_err(|e| grant_error(format!("net {dest}"), e.to_string()))?;
             connect.extend(addrs);
         }
+        let outbound = OutboundPolicy::of(manifest).map_err(|(index, why)| {
+            grant_error(format!("capabilities.allowed_outbound_hosts[{index}]"), why)
+        })?;
         Ok(Self {
             env,
             mounts,
             connect: Arc::new(connect),
             lookup,
+            outbound: Arc::new(outbound),
         })
+    }
+
+    /// Where the plugin's HTTP requests may go, and their limits.
+    pub(crate) fn outbound(&self) -> &Arc<OutboundPolicy> {
+        &self.outbound
     }
 
     /// A fresh `WasiCtx` for one call.

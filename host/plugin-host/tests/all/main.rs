@@ -12,6 +12,7 @@ mod context_quota;
 mod docs;
 mod grants;
 mod loading;
+mod outbound;
 mod payloads;
 mod planner;
 mod slots;

@@ -1,0 +1,81 @@
+//! Test component for outbound HTTP: fetches a URL with the SDK's helper
+//! and returns what came back.
+
+use mozaiks_sdk::http::Request;
+use mozaiks_sdk::{Call, ToolError, Toolbox, Value, json};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Fetch {
+    url: String,
+    #[serde(default)]
+    max_redirects: Option<u32>,
+}
+
+/// GETs `url` (following redirects) and returns status, final URL and body.
+fn fetch(args: Fetch, _call: &Call) -> Result<Value, ToolError> {
+    let mut request = Request::get(&args.url);
+    if let Some(n) = args.max_redirects {
+        request = request.max_redirects(n);
+    }
+    let response = request.send()?;
+    Ok(json!({
+        "status": response.status,
+        "url": response.url,
+        "body": response.text(),
+    }))
+}
+
+/// Burns CPU for `ms` milliseconds of wall time, then fetches `url`:
+/// the network wait must not count against the CPU deadline.
+#[derive(Deserialize)]
+struct SpinThenFetch {
+    spin_ms: u64,
+    url: String,
+}
+
+fn spin_then_fetch(args: SpinThenFetch, _call: &Call) -> Result<Value, ToolError> {
+    let start = std::time::Instant::now();
+    let mut x = 0u64;
+    while start.elapsed().as_millis() < u128::from(args.spin_ms) {
+        x = x.wrapping_add(1);
+    }
+    let response = Request::get(&args.url).send()?;
+    Ok(json!({ "status": response.status, "spins": x > 0 }))
+}
+
+fn toolbox() -> Toolbox {
+    Toolbox::new()
+        .function(
+            "fetch",
+            "GETs `url`, following up to `max_redirects` redirects (default 5).",
+            || {
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "url": { "type": "string" },
+                        "max_redirects": { "type": "integer", "minimum": 0 }
+                    },
+                    "required": ["url"]
+                })
+            },
+            fetch,
+        )
+        .function(
+            "spin_then_fetch",
+            "Uses the CPU for `spin_ms`, then GETs `url`.",
+            || {
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "spin_ms": { "type": "integer", "minimum": 0 },
+                        "url": { "type": "string" }
+                    },
+                    "required": ["spin_ms", "url"]
+                })
+            },
+            spin_then_fetch,
+        )
+}
+
+mozaiks_sdk::export_toolbox!(toolbox);
