@@ -43,6 +43,8 @@ pub struct ServeConfig {
     /// Where plugins are compiled: `mozaiks serve` runs itself as a
     /// compiler process under the compile limits.
     pub compiler: Compiler,
+    /// Outbound HTTP of tools: the extra CA files `https` trusts.
+    pub outbound: mozaiks_plugin_host::OutboundConfig,
 }
 
 /// How many tool calls may run at once (each holds one instance slot, also
@@ -201,6 +203,7 @@ pub async fn start(config: &ServeConfig) -> Result<(Orchestrator, FirstLoad), St
         max_concurrent_calls: config.plugin_slots.total,
         max_calls_per_plugin: config.plugin_slots.per_plugin,
         compiler: config.compiler.clone(),
+        outbound: config.outbound.clone(),
     })
     .map_err(|e| StartupError::Engine(e.to_string()))?;
     let slots = engine.slots();

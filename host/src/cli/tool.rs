@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use mozaiks_host::plugin_dir;
 use mozaiks_plugin_host::harness::Harness;
-use mozaiks_plugin_host::{CompileLimits, EngineConfig, PluginEngine};
+use mozaiks_plugin_host::{CompileLimits, EngineConfig, OutboundConfig, PluginEngine};
 use serde_json::{Value, json};
 
 use super::ToolCommand;
@@ -27,20 +27,69 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             args,
             context,
             answers,
+            allow_hosts,
+            ca_files,
             plugins_dir,
-        } => call(&plugin, &function, &args, &context, &answers, &plugins_dir).await,
+        } => {
+            let grants = Grants {
+                allow_hosts,
+                ca_files,
+            };
+            call(
+                &plugin,
+                &function,
+                &args,
+                &context,
+                &answers,
+                &grants,
+                &plugins_dir,
+            )
+            .await
+        }
         ToolCommand::Build { crates, script } => build(&crates, &script),
     }
 }
 
+/// What `tool call` grants beyond the plugin's manifest, for offline tests.
+#[derive(Debug, Default)]
+struct Grants {
+    allow_hosts: Vec<String>,
+    ca_files: Vec<std::path::PathBuf>,
+}
+
 async fn load(spec: &str, plugins_dir: &Path) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
+    load_with(spec, plugins_dir, &Grants::default()).await
+}
+
+async fn load_with(
+    spec: &str,
+    plugins_dir: &Path,
+    grants: &Grants,
+) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
     let engine = PluginEngine::new(EngineConfig {
         max_concurrent_calls: CLI_CONCURRENT_CALLS,
         compiler: super::compile::child_compiler(CompileLimits::default())?,
+        outbound: OutboundConfig {
+            extra_ca_files: grants.ca_files.clone(),
+        },
         ..EngineConfig::default()
     })?;
     let location = plugin_dir::locate(spec, plugins_dir)?;
-    Ok(plugin_dir::load(&engine, &location).await?)
+    if grants.allow_hosts.is_empty() {
+        return Ok(plugin_dir::load(&engine, &location).await?);
+    }
+    let mut manifest = plugin_dir::manifest_of(&location)?;
+    manifest
+        .capabilities
+        .allowed_outbound_hosts
+        .extend(grants.allow_hosts.iter().cloned());
+    Ok(engine
+        .load(
+            manifest,
+            location.manifest_path.clone(),
+            &location.wasm_path,
+        )
+        .await?)
 }
 
 async fn describe(spec: &str, plugins_dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
@@ -98,6 +147,7 @@ async fn call(
     args: &str,
     context: &str,
     answers: &str,
+    grants: &Grants,
     plugins_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
     let args = json_arg("args", args)?;
@@ -106,7 +156,7 @@ async fn call(
     if !context.is_object() {
         bail!("--context must be a JSON object of variable names to values");
     }
-    let plugin = load(spec, plugins_dir).await?;
+    let plugin = load_with(spec, plugins_dir, grants).await?;
     let report = Harness::new()
         .context(context)
         .answers(&answers)

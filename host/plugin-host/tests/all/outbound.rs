@@ -290,6 +290,14 @@ async fn a_slow_server_hits_the_request_deadline_not_the_cpu_deadline() {
         other => panic!("expected the tool's error, got {other:?}"),
     }
     assert!(
+        report
+            .logs
+            .iter()
+            .any(|r| r.message.contains("hit limits.http_deadline_ms (1500 ms)")),
+        "the host says which limit it applied: {:?}",
+        report.logs
+    );
+    assert!(
         took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
         "the request deadline (1.5 s) ended it, not the CPU deadline (0.5 s) nor the server: {took:?}"
     );
@@ -413,4 +421,31 @@ async fn https_with_a_ca_from_the_configuration() {
     .unwrap_err();
     assert!(err.to_string().contains("missing.pem"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_call_has_at_most_its_limit_of_requests_in_flight() {
+    let server = Server::start(None).await;
+    let port = server.port;
+    let url = format!("http://127.0.0.1:{port}/ok");
+    let urls = json!({ "urls": [url, url, url] });
+    for (limit, expected) in [
+        (
+            1,
+            [
+                "ok 200",
+                "ErrorCode::ConnectionLimitReached",
+                "ErrorCode::ConnectionLimitReached",
+            ],
+        ),
+        (3, ["ok 200", "ok 200", "ok 200"]),
+    ] {
+        let plugin = fetcher_on(&engine(), &[format!("http://127.0.0.1:{port}")], |m| {
+            m.limits.max_concurrent_requests = limit;
+        })
+        .await;
+        let report = Harness::new().call(&plugin, "fetch_many", &urls).await;
+        let outcomes = ok(&report.result)["outcomes"].clone();
+        assert_eq!(outcomes, json!(expected), "limit {limit}");
+    }
 }

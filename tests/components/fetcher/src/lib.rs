@@ -44,6 +44,48 @@ fn spin_then_fetch(args: SpinThenFetch, _call: &Call) -> Result<Value, ToolError
     Ok(json!({ "status": response.status, "spins": x > 0 }))
 }
 
+#[derive(Deserialize)]
+struct FetchMany {
+    urls: Vec<String>,
+}
+
+/// Sends a GET to every URL before waiting for any response (raw
+/// wasi:http), then says how each went: `ok <status>` or the error code.
+fn fetch_many(args: FetchMany, _call: &Call) -> Result<Value, ToolError> {
+    use wasip2::http::{outgoing_handler, types};
+    let mut pending = Vec::new();
+    for url in &args.urls {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let request = types::OutgoingRequest::new(types::Fields::new());
+        let scheme = if scheme == "https" {
+            types::Scheme::Https
+        } else {
+            types::Scheme::Http
+        };
+        let _ = request.set_scheme(Some(&scheme));
+        let _ = request.set_authority(Some(authority));
+        let _ = request.set_path_with_query(Some(&format!("/{path}")));
+        pending.push(outgoing_handler::handle(request, None));
+    }
+    let mut outcomes = Vec::new();
+    for future in pending {
+        let outcome = match future {
+            Err(code) => format!("{code:?}"),
+            Ok(future) => loop {
+                match future.get() {
+                    Some(Ok(Ok(response))) => break format!("ok {}", response.status()),
+                    Some(Ok(Err(code))) => break format!("{code:?}"),
+                    Some(Err(())) => break "taken".to_owned(),
+                    None => future.subscribe().block(),
+                }
+            },
+        };
+        outcomes.push(outcome);
+    }
+    Ok(json!({ "outcomes": outcomes }))
+}
+
 fn toolbox() -> Toolbox {
     Toolbox::new()
         .function(
@@ -75,6 +117,18 @@ fn toolbox() -> Toolbox {
                 })
             },
             spin_then_fetch,
+        )
+        .function(
+            "fetch_many",
+            "Sends a GET to every URL at once, then reports each outcome.",
+            || {
+                json!({
+                    "type": "object",
+                    "properties": { "urls": { "type": "array", "items": { "type": "string" } } },
+                    "required": ["urls"]
+                })
+            },
+            fetch_many,
         )
 }
 
