@@ -126,6 +126,15 @@ pub(crate) enum ToolCommand {
         /// of the system's (a local test server's own). Repeatable.
         #[arg(long = "ca-file", value_name = "PEM")]
         ca_files: Vec<PathBuf>,
+        /// Gives the plugin's declared secret NAME a value for this call
+        /// (NAME=VALUE; visible to other users of the machine in the process
+        /// list: prefer --secrets-file). Repeatable.
+        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        secrets: Vec<String>,
+        /// A file of NAME=VALUE lines (blank lines and `#` comments
+        /// ignored) giving the plugin's secrets values for this call.
+        #[arg(long = "secrets-file", value_name = "FILE")]
+        secrets_file: Option<PathBuf>,
         /// Directory that holds plugin folders.
         #[arg(long, default_value = "plugins")]
         plugins_dir: PathBuf,

@@ -22,6 +22,7 @@ use crate::manifest::Limits;
 use crate::outbound::send::OutboundCall;
 use crate::policy::SandboxPolicy;
 use crate::ports::{CallInfo, LogLevel, LogRecord, LogSource, Ports};
+use crate::redact::Redactor;
 use crate::state::{CallScope, CallState};
 use crate::stdio::Capture;
 use crate::tool_error::ToolError;
@@ -116,6 +117,8 @@ impl Invocation<'_> {
             http: WasiHttpCtx::new(),
             outbound,
             network,
+            declared_secrets: Arc::clone(self.policy.secrets()),
+            redactor: Redactor::default(),
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -163,6 +166,7 @@ impl Invocation<'_> {
         let state = store.data();
         let (out, out_dropped) = state.stdout.take();
         let (err, err_dropped) = state.stderr.take();
+        let (out, err) = (state.redactor.apply(&out), state.redactor.apply(&err));
         let sink = &state.ports.log;
         let record = |level, source, message: String| LogRecord {
             plugin: self.plugin.to_string(),
@@ -281,6 +285,19 @@ fn cut_tool_error(error: types::ToolError, max: usize) -> types::ToolError {
     }
 }
 
+/// The tool's own error with the call's secrets masked.
+fn redact_tool_error(error: types::ToolError, redactor: &Redactor) -> types::ToolError {
+    use types::ToolError as E;
+    let r = |m: String| redactor.apply(&m);
+    match error {
+        E::UnknownFunction(m) => E::UnknownFunction(r(m)),
+        E::InvalidArguments(m) => E::InvalidArguments(r(m)),
+        E::Denied(m) => E::Denied(r(m)),
+        E::Cancelled(m) => E::Cancelled(r(m)),
+        E::Failed(m) => E::Failed(r(m)),
+    }
+}
+
 fn tail(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
@@ -368,6 +385,15 @@ impl Plugin {
             .await;
         let denied = invocation.denied_connects(&prepared.store);
         let outcome = invocation.finish(&mut prepared, result);
+        let redactor = &prepared.store.data().redactor;
+        let outcome = if redactor.is_empty() {
+            outcome
+        } else {
+            outcome.map(|result| match result {
+                Ok(text) => Ok(redactor.apply(&text)),
+                Err(e) => Err(redact_tool_error(e, redactor)),
+            })
+        };
         let deny = |capability: String| CallError::CapabilityDenied {
             plugin: plugin.clone(),
             function: function.to_owned(),

@@ -71,6 +71,7 @@ mod manifest;
 mod outbound;
 mod policy;
 mod ports;
+mod redact;
 mod state;
 mod stdio;
 mod tool_error;
@@ -103,10 +104,10 @@ pub use limits::{
     MAX_TOOL_ERROR_BYTES, MAX_UI_ASKS_PER_CALL, MAX_UI_COMPONENT_BYTES, MAX_UI_EVENTS_PER_CALL,
     MAX_UI_PAYLOAD_BYTES, MAX_UI_TIMEOUT, MAX_WASM_STACK_BYTES, UI_TIMEOUT_GRACE,
 };
-pub use manifest::{Capabilities, DirGrant, DirMode, Limits, MANIFEST_FILE, Manifest};
+pub use manifest::{Capabilities, DirGrant, DirMode, Limits, MANIFEST_FILE, Manifest, SecretDecl};
 pub use outbound::OutboundConfig;
 pub use ports::{
     CallInfo, ContextSetError, ContextStore, Display, LogLevel, LogRecord, LogSink, LogSource,
-    NoChat, Ports, TracingLogSink, UiBridge, UiError, UiRequest, WaitClock,
+    NoChat, Ports, SecretStore, TracingLogSink, UiBridge, UiError, UiRequest, WaitClock,
 };
 pub use tool_error::ToolError;

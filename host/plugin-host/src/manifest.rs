@@ -50,6 +50,27 @@ pub struct Manifest {
     /// What the plugin may reach beyond its WIT imports. Nothing by default.
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// Secrets the plugin's tools may read through the `secrets` import,
+    /// by name (`[secrets.API_TOKEN]`). Values come from the server.
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, SecretDecl>,
+}
+
+/// One secret a plugin declares.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDecl {
+    /// Whether the plugin cannot work without it: `mozaiks doctor` reports
+    /// a required secret with no value, and `secrets.get` fails for it.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// What it is for, shown to operators.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Resource limits applied to every call of a plugin.
@@ -169,6 +190,7 @@ impl Manifest {
             description: String::new(),
             limits: Limits::default(),
             capabilities: Capabilities::default(),
+            secrets: Default::default(),
         }
     }
 
@@ -259,6 +281,16 @@ impl Manifest {
                 &format!("capabilities.allowed_outbound_hosts[{index}]"),
                 why,
             ));
+        }
+        for name in self.secrets.keys() {
+            let valid = (1..=64).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(invalid(
+                    &format!("secrets.{name}"),
+                    "a secret name is 1 to 64 letters, digits and `_`".to_owned(),
+                ));
+            }
         }
         for (index, grant) in self.capabilities.fs.iter().enumerate() {
             if !grant.guest.starts_with('/') {

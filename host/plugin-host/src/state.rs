@@ -1,6 +1,7 @@
 //! The data of one call's `Store`: created fresh for every call and dropped
 //! with it, so nothing a call does survives into the next.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::ResourceTable;
@@ -8,8 +9,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::limits::{CpuBudget, MemoryLimiter};
+use crate::manifest::SecretDecl;
 use crate::outbound::send::{NetworkClock, OutboundCall};
 use crate::ports::{CallInfo, Ports};
+use crate::redact::Redactor;
 use crate::stdio::Capture;
 
 /// Identifies the call for logs and errors.
@@ -44,6 +47,10 @@ pub(crate) struct CallState {
     pub(crate) outbound: OutboundCall,
     /// Time with an outbound request in flight, left out of the CPU budget.
     pub(crate) network: Arc<NetworkClock>,
+    /// The secrets the plugin declares.
+    pub(crate) declared_secrets: Arc<BTreeMap<String, SecretDecl>>,
+    /// Secrets handed to this call, redacted from what it sends out.
+    pub(crate) redactor: Redactor,
 }
 
 /// What a call has changed in the context, against

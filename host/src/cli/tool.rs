@@ -29,11 +29,14 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             answers,
             allow_hosts,
             ca_files,
+            secrets,
+            secrets_file,
             plugins_dir,
         } => {
             let grants = Grants {
                 allow_hosts,
                 ca_files,
+                secrets: secret_values(&secrets, secrets_file.as_deref())?,
             };
             call(
                 &plugin,
@@ -55,6 +58,34 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
 struct Grants {
     allow_hosts: Vec<String>,
     ca_files: Vec<std::path::PathBuf>,
+    /// (name, value) of the plugin's secrets.
+    secrets: Vec<(String, String)>,
+}
+
+/// `--secret NAME=VALUE` flags, after the lines of `--secrets-file`.
+fn secret_values(flags: &[String], file: Option<&Path>) -> anyhow::Result<Vec<(String, String)>> {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading --secrets-file {}", file.display()))?;
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((name, value)) = line.split_once('=') else {
+                bail!("{} line {}: not NAME=VALUE", file.display(), index + 1);
+            };
+            lines.push((name.trim().to_owned(), value.to_owned()));
+        }
+    }
+    for flag in flags {
+        let Some((name, value)) = flag.split_once('=') else {
+            bail!("--secret takes NAME=VALUE");
+        };
+        lines.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(lines)
 }
 
 async fn load(spec: &str, plugins_dir: &Path) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
@@ -157,7 +188,11 @@ async fn call(
         bail!("--context must be a JSON object of variable names to values");
     }
     let plugin = load_with(spec, plugins_dir, grants).await?;
-    let report = Harness::new()
+    let harness = grants
+        .secrets
+        .iter()
+        .fold(Harness::new(), |h, (name, value)| h.secret(name, value));
+    let report = harness
         .context(context)
         .answers(&answers)
         .call(&plugin, function, &args)

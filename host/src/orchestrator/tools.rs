@@ -69,6 +69,9 @@ pub async fn execute(
             },
         }),
         log: Arc::new(TracingLogSink),
+        // Plugin secrets have no server-side source yet (issue 17, part 2):
+        // `secrets.get` answers "has no value" for every declared secret.
+        secrets: Arc::new(mozaiks_plugin_host::NoChat),
     };
     match plugin.call(function, arguments, info, ports).await {
         Ok(Ok(value)) => ToolReport {

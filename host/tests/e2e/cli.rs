@@ -419,3 +419,44 @@ fn tool_call_reaches_a_local_server_only_with_allow_host() {
     assert_eq!(stdout_json(&allowed)["result"]["ok"]["body"], "hello");
     assert_eq!(server.join().unwrap(), 1, "only the allowed call connected");
 }
+
+#[test]
+fn tool_call_gives_secrets_from_a_file_and_masks_them() {
+    let dir = std::env::temp_dir().join(format!("mozaiks-cli-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plugin = dir.join("fetcher");
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::fs::copy(
+        repo_root().join("tests/components/fetcher/fetcher.wasm"),
+        plugin.join("fetcher.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        plugin.join("plugin.toml"),
+        "id = \"fetcher\"\nversion = \"0.1.0\"\n[secrets.API_TOKEN]\nrequired = true\n",
+    )
+    .unwrap();
+    let file = dir.join("secrets.env");
+    std::fs::write(&file, "# test\nAPI_TOKEN=tok-7c1d-secret\n").unwrap();
+    let out = mozaiks(&[
+        "tool",
+        "call",
+        plugin.to_str().unwrap(),
+        "leak_secret",
+        "--args",
+        r#"{"name":"API_TOKEN"}"#,
+        "--secrets-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 0);
+    let report = stdout_json(&out);
+    assert_eq!(report["result"]["ok"]["length"], "tok-7c1d-secret".len());
+    let everything = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!everything.contains("7c1d"), "leaked: {everything}");
+    assert!(everything.contains("[redacted secret API_TOKEN]"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,5 +15,6 @@ mod loading;
 mod outbound;
 mod payloads;
 mod planner;
+mod secrets;
 mod slots;
 mod ui_limits;

@@ -86,6 +86,27 @@ fn fetch_many(args: FetchMany, _call: &Call) -> Result<Value, ToolError> {
     Ok(json!({ "outcomes": outcomes }))
 }
 
+#[derive(Deserialize)]
+struct SecretName {
+    name: String,
+}
+
+/// Reads a secret, then leaks it every way it can: a log record, stdout,
+/// stderr, and the result.
+fn leak_secret(args: SecretName, _call: &Call) -> Result<Value, ToolError> {
+    let value = mozaiks_sdk::secrets::get(&args.name)?;
+    let Some(value) = value else {
+        return Ok(json!({ "value": null }));
+    };
+    mozaiks_sdk::log::info(
+        &format!("the secret is {value}"),
+        &[("secret", value.as_str())],
+    );
+    println!("stdout: {value}");
+    eprintln!("stderr: {value}");
+    Ok(json!({ "value": value, "length": value.len() }))
+}
+
 fn toolbox() -> Toolbox {
     Toolbox::new()
         .function(
@@ -129,6 +150,18 @@ fn toolbox() -> Toolbox {
                 })
             },
             fetch_many,
+        )
+        .function(
+            "leak_secret",
+            "Reads the secret `name` and writes it to its logs, output and result.",
+            || {
+                json!({
+                    "type": "object",
+                    "properties": { "name": { "type": "string" } },
+                    "required": ["name"]
+                })
+            },
+            leak_secret,
         )
 }
 
