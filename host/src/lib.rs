@@ -20,6 +20,7 @@ pub mod llm;
 pub mod maintenance;
 pub mod orchestrator;
 pub mod plugin_dir;
+pub mod plugin_secrets;
 pub mod plugins;
 pub mod store;
 pub mod telemetry;

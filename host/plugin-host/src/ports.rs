@@ -279,7 +279,7 @@ pub struct Ports {
 /// The values of plugins' secrets, kept by the embedder (the server reads
 /// them from its configuration). Asked only for names the plugin's
 /// manifest declares.
-pub trait SecretStore: Send + Sync {
+pub trait SecretStore: Send + Sync + fmt::Debug {
     /// The value of `plugin`'s secret `name`, if it has one.
     fn secret(&self, plugin: &str, name: &str) -> Option<String>;
 }

@@ -78,6 +78,10 @@ pub(crate) async fn run(
     // from listening (`/health/ready` says `loading` meanwhile).
     let (orchestrator, first_load) = app::start(&config).await?;
     orchestrator.set_idle_unload(settings.idle_run);
+    if let Some(dir) = &settings.secrets_dir {
+        orchestrator
+            .set_plugin_secrets(Arc::new(mozaiks_host::plugin_secrets::DirSecrets::new(dir)));
+    }
     let listener = TcpListener::bind(&settings.addr).await.with_context(|| {
         format!(
             "binding {} (another process uses the port? `mozaiks doctor` says which)",

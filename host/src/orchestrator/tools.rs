@@ -54,6 +54,7 @@ pub async fn execute(
     info: CallInfo,
     live: &Arc<LiveChat>,
     tool: &Tool,
+    secrets: Arc<dyn mozaiks_plugin_host::SecretStore>,
 ) -> ToolReport {
     let ports = Ports {
         context: Arc::new(ChatContext {
@@ -69,9 +70,7 @@ pub async fn execute(
             },
         }),
         log: Arc::new(TracingLogSink),
-        // Plugin secrets have no server-side source yet (issue 17, part 2):
-        // `secrets.get` answers "has no value" for every declared secret.
-        secrets: Arc::new(mozaiks_plugin_host::NoChat),
+        secrets,
     };
     match plugin.call(function, arguments, info, ports).await {
         Ok(Ok(value)) => ToolReport {
