@@ -768,6 +768,8 @@ async fn run_all(config: Config, quick: bool, paths: Paths) -> anyhow::Result<()
         plugin_slots: Default::default(),
         // In process: a benchmark binary is no compiler.
         compiler: mozaiks_plugin_host::Compiler::InProcess,
+        outbound: Default::default(),
+        secrets_dir: None,
     })
     .await?;
     for name in [PLAIN, TOOLS] {

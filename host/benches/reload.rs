@@ -97,6 +97,8 @@ fn config(root: &Path, cache: Option<PathBuf>, watch: bool) -> ServeConfig {
         plugin_slots: Default::default(),
         // In process: a benchmark binary is no compiler.
         compiler: mozaiks_plugin_host::Compiler::InProcess,
+        outbound: Default::default(),
+        secrets_dir: None,
     }
 }
 

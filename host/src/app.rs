@@ -44,6 +44,11 @@ pub struct ServeConfig {
     /// Where plugins are compiled: `mozaiks serve` runs itself as a
     /// compiler process under the compile limits.
     pub compiler: Compiler,
+    /// Outbound HTTP of tools: the extra CA files `https` trusts.
+    pub outbound: mozaiks_plugin_host::OutboundConfig,
+    /// The secrets directory: plugin `<id>`'s secrets are the files of
+    /// `<dir>/plugins/<id>/`. `None`: tools get no secrets.
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// How many tool calls may run at once (each holds one instance slot, also
@@ -203,6 +208,7 @@ pub async fn start(config: &ServeConfig) -> Result<(Server, FirstLoad), StartupE
         max_concurrent_calls: config.plugin_slots.total,
         max_calls_per_plugin: config.plugin_slots.per_plugin,
         compiler: config.compiler.clone(),
+        outbound: config.outbound.clone(),
     })
     .map_err(|e| StartupError::Engine(e.to_string()))?;
     let slots = engine.slots();
@@ -235,6 +241,9 @@ pub async fn start(config: &ServeConfig) -> Result<(Server, FirstLoad), StartupE
         Arc::clone(&workflows),
         Arc::clone(&plugins),
     );
+    if let Some(dir) = &config.secrets_dir {
+        orchestrator.set_plugin_secrets(Arc::new(crate::plugin_secrets::DirSecrets::new(dir)));
+    }
     let server = Server {
         orchestrator,
         store,

@@ -119,7 +119,13 @@ fn every_path_the_map_names_exists() {
 /// The layers of ARCHITECTURE.md's "Layering", lowest first: a module may
 /// use only modules of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["event", "telemetry", "access", "plugin_dir"],
+    &[
+        "event",
+        "telemetry",
+        "access",
+        "plugin_dir",
+        "plugin_secrets",
+    ],
     &["llm", "store", "workflow"],
     &["plugin_set"],
     &["orchestrator", "watch"],

@@ -122,6 +122,24 @@ pub(crate) enum ToolCommand {
         /// UI answers as {"Component": answer-or-list-of-answers} (or @file.json).
         #[arg(long, default_value = "{}")]
         answers: String,
+        /// Adds an entry to the plugin's `allowed_outbound_hosts` for this
+        /// call (`scheme://host[:port]`, e.g. http://127.0.0.1:8080), to test
+        /// a tool against a local server. Repeatable.
+        #[arg(long = "allow-host", value_name = "URL")]
+        allow_hosts: Vec<String>,
+        /// A PEM file of a certificate authority trusted for `https`, on top
+        /// of the system's (a local test server's own). Repeatable.
+        #[arg(long = "ca-file", value_name = "PEM")]
+        ca_files: Vec<PathBuf>,
+        /// Gives the plugin's declared secret NAME a value for this call
+        /// (NAME=VALUE; visible to other users of the machine in the process
+        /// list: prefer --secrets-file). Repeatable.
+        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        secrets: Vec<String>,
+        /// A file of NAME=VALUE lines (blank lines and `#` comments
+        /// ignored) giving the plugin's secrets values for this call.
+        #[arg(long = "secrets-file", value_name = "FILE")]
+        secrets_file: Option<PathBuf>,
         /// Directory that holds plugin folders.
         #[arg(long, default_value = "plugins")]
         plugins_dir: PathBuf,

@@ -172,6 +172,10 @@ pub struct Config {
     /// How much memory and time compiling one plugin may take
     /// (`MOZAIKS_COMPILE_MEMORY_MIB`, `MOZAIKS_COMPILE_TIMEOUT_SECS`).
     pub compile_limits: mozaiks_plugin_host::CompileLimits,
+    /// Outbound HTTP of tools: extra CA files trusted for `https`
+    /// (`MOZAIKS_OUTBOUND_CA_FILES`, paths separated by `:`), on top of
+    /// the system's roots.
+    pub outbound: mozaiks_plugin_host::OutboundConfig,
     /// Retention.
     pub maintenance: MaintenanceConfig,
     /// The secrets directory, if any.
@@ -204,6 +208,7 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN",
     "MOZAIKS_COMPILE_MEMORY_MIB",
     "MOZAIKS_COMPILE_TIMEOUT_SECS",
+    "MOZAIKS_OUTBOUND_CA_FILES",
     "MOZAIKS_RETENTION_DAYS",
     "MOZAIKS_RETENTION_INTERVAL_SECS",
     "MOZAIKS_DEFAULT_MODEL",
@@ -443,6 +448,7 @@ impl Config {
         ))
         .unwrap_or(u32::MAX);
         let compile_limits = read_compile_limits(&mut r);
+        let outbound = read_outbound(&mut r);
         let retention_days = match (overrides.retention_days, r.raw("MOZAIKS_RETENTION_DAYS")) {
             (Some(days), _) => {
                 r.show("MOZAIKS_RETENTION_DAYS", days.to_string(), &Source::Flag);
@@ -506,6 +512,7 @@ impl Config {
             plugin_slots,
             plugin_slots_per_plugin,
             compile_limits,
+            outbound,
             maintenance: MaintenanceConfig {
                 retention_days,
                 retention_interval,
@@ -582,6 +589,34 @@ fn valid_addr(addr: &str) -> bool {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
         None => false,
     }
+}
+
+/// `MOZAIKS_OUTBOUND_CA_FILES`: each file must exist (the engine reads it
+/// when it starts, and refuses one without a PEM certificate).
+fn read_outbound(r: &mut Reader<'_>) -> mozaiks_plugin_host::OutboundConfig {
+    let mut extra_ca_files = Vec::new();
+    match r.raw("MOZAIKS_OUTBOUND_CA_FILES") {
+        Some((text, source)) => {
+            r.show("MOZAIKS_OUTBOUND_CA_FILES", text.clone(), &source);
+            for path in text.split(':').filter(|p| !p.is_empty()) {
+                if std::path::Path::new(path).is_file() {
+                    extra_ca_files.push(PathBuf::from(path));
+                } else {
+                    r.error(
+                        "MOZAIKS_OUTBOUND_CA_FILES",
+                        Some(&text),
+                        format!("{path} is not a file"),
+                    );
+                }
+            }
+        }
+        None => r.show(
+            "MOZAIKS_OUTBOUND_CA_FILES",
+            "the system's roots only",
+            &Source::Default,
+        ),
+    }
+    mozaiks_plugin_host::OutboundConfig { extra_ca_files }
 }
 
 /// `MOZAIKS_COMPILE_MEMORY_MIB` and `MOZAIKS_COMPILE_TIMEOUT_SECS`, each

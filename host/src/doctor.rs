@@ -168,6 +168,7 @@ pub async fn run(overrides: &Overrides) -> Report {
     findings.push(checks::port(&config.addr).await);
     let (plugin_findings, catalog) = checks::plugins(&config).await;
     findings.extend(plugin_findings);
+    findings.extend(checks::plugin_secrets(&config, &catalog));
     findings.extend(slots::slots(&config).await);
     let (workflow_findings, workflows) = checks::workflows(&config, &catalog);
     findings.extend(workflow_findings);

@@ -25,6 +25,7 @@ pub(crate) mod llm;
 pub(crate) mod maintenance;
 pub(crate) mod orchestrator;
 pub mod plugin_dir;
+pub(crate) mod plugin_secrets;
 pub(crate) mod plugin_set;
 pub(crate) mod store;
 pub(crate) mod telemetry;

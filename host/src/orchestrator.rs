@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     pub(crate) llm_timeout: Duration,
     pub(crate) workflows: Arc<WorkflowRegistry>,
     pub(crate) plugins: Arc<PluginSet>,
+    /// Where tool calls get their plugin's secrets
+    /// ([`Orchestrator::set_plugin_secrets`]); none until set.
+    pub(crate) plugin_secrets: std::sync::RwLock<Arc<dyn mozaiks_plugin_host::SecretStore>>,
     live: Mutex<HashMap<String, Arc<LiveChat>>>,
     /// Serving, draining or closed ([`drain`]).
     pub(crate) lifecycle: tokio::sync::watch::Sender<drain::Lifecycle>,
@@ -238,6 +241,7 @@ impl Orchestrator {
                 llm_timeout,
                 workflows,
                 plugins,
+                plugin_secrets: std::sync::RwLock::new(Arc::new(mozaiks_plugin_host::NoChat)),
                 live: Mutex::new(HashMap::new()),
                 lifecycle: tokio::sync::watch::Sender::new(drain::Lifecycle::Serving),
                 runs: tokio::sync::watch::Sender::new(0),
@@ -245,6 +249,25 @@ impl Orchestrator {
                 idle_run_ms: std::sync::atomic::AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Where tool calls read their plugin's secrets from now on.
+    pub(crate) fn set_plugin_secrets(&self, secrets: Arc<dyn mozaiks_plugin_host::SecretStore>) {
+        *self
+            .shared
+            .plugin_secrets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = secrets;
+    }
+
+    /// The plugin secrets tool calls read now.
+    pub(crate) fn plugin_secrets(shared: &Shared) -> Arc<dyn mozaiks_plugin_host::SecretStore> {
+        Arc::clone(
+            &shared
+                .plugin_secrets
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Unloads a run that has waited `limit` for its user (or for a speaker

@@ -70,16 +70,7 @@ pub fn locate(spec: &str, plugins_dir: &Path) -> Result<PluginLocation, FindErro
 /// Loads the plugin at `location`. A `.wasm` without a manifest beside it
 /// gets the default, strict manifest with the file stem as id.
 pub async fn load(engine: &PluginEngine, location: &PluginLocation) -> Result<Plugin, FindError> {
-    let manifest = if location.manifest_path.is_file() {
-        Manifest::read(&location.manifest_path).map_err(LoadError::from)?
-    } else {
-        let stem = location
-            .wasm_path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("plugin");
-        Manifest::new(stem.to_ascii_lowercase())
-    };
+    let manifest = manifest_of(location)?;
     Ok(engine
         .load(
             manifest,
@@ -87,6 +78,20 @@ pub async fn load(engine: &PluginEngine, location: &PluginLocation) -> Result<Pl
             &location.wasm_path,
         )
         .await?)
+}
+
+/// The manifest of a located plugin: its `plugin.toml`, or for a bare
+/// `.wasm` a manifest named after the file with nothing granted.
+pub fn manifest_of(location: &PluginLocation) -> Result<Manifest, FindError> {
+    if location.manifest_path.is_file() {
+        return Ok(Manifest::read(&location.manifest_path).map_err(LoadError::from)?);
+    }
+    let stem = location
+        .wasm_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
+    Ok(Manifest::new(stem.to_ascii_lowercase()))
 }
 
 /// The plugin folders (folders with a manifest) directly under

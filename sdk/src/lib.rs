@@ -8,11 +8,15 @@
 //! - [`ToolError`]: why a call produced no result; `?` converts I/O and JSON
 //!   errors into it.
 //! - [`log`]: structured logs into the host's logs.
+//! - [`http`]: outbound HTTP requests to the hosts the manifest allows.
+//! - [`secrets`]: the plugin's declared secrets.
 
 mod call;
 mod error;
 mod export;
+pub mod http;
 pub mod log;
+pub mod secrets;
 mod toolbox;
 mod ui;
 

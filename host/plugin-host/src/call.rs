@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::backtrace::{self, RECURSION_RUN};
 use crate::bindings::{Plugin as WitPlugin, PluginPre, types};
@@ -18,8 +19,10 @@ use crate::limits::{
     CpuBudget, MAX_ARGUMENTS_BYTES, MAX_TOOL_ERROR_BYTES, MIB, MemoryLimiter, cut,
 };
 use crate::manifest::Limits;
+use crate::outbound::send::OutboundCall;
 use crate::policy::SandboxPolicy;
 use crate::ports::{CallInfo, LogLevel, LogRecord, LogSource, Ports};
+use crate::redact::Redactor;
 use crate::state::{CallScope, CallState};
 use crate::stdio::Capture;
 use crate::tool_error::ToolError;
@@ -86,6 +89,14 @@ impl Invocation<'_> {
                 function: function.clone(),
                 cause: format!("setting up the sandbox: {e}"),
             })?;
+        let outbound = OutboundCall::new(
+            Arc::clone(self.policy.outbound()),
+            self.engine.tls.clone(),
+            Arc::clone(&denied_connects),
+            &self.ports,
+            (plugin.clone(), function.clone(), self.info.chat_id.clone()),
+        );
+        let network = outbound.clock();
         let state = CallState {
             wasi,
             table: Default::default(),
@@ -103,12 +114,18 @@ impl Invocation<'_> {
             ui: Default::default(),
             log_records: 0,
             context: Default::default(),
+            http: WasiHttpCtx::new(),
+            outbound,
+            network,
+            declared_secrets: Arc::clone(self.policy.secrets()),
+            redactor: Redactor::default(),
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-            if ctx.data().budget.exhausted() {
+            let state = ctx.data();
+            if state.budget.exhausted_besides(state.network.waited()) {
                 Err(wasmtime::Error::new(DeadlineHit))
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -149,6 +166,7 @@ impl Invocation<'_> {
         let state = store.data();
         let (out, out_dropped) = state.stdout.take();
         let (err, err_dropped) = state.stderr.take();
+        let (out, err) = (state.redactor.apply(&out), state.redactor.apply(&err));
         let sink = &state.ports.log;
         let record = |level, source, message: String| LogRecord {
             plugin: self.plugin.to_string(),
@@ -267,6 +285,19 @@ fn cut_tool_error(error: types::ToolError, max: usize) -> types::ToolError {
     }
 }
 
+/// The tool's own error with the call's secrets masked.
+fn redact_tool_error(error: types::ToolError, redactor: &Redactor) -> types::ToolError {
+    use types::ToolError as E;
+    let r = |m: String| redactor.apply(&m);
+    match error {
+        E::UnknownFunction(m) => E::UnknownFunction(r(m)),
+        E::InvalidArguments(m) => E::InvalidArguments(r(m)),
+        E::Denied(m) => E::Denied(r(m)),
+        E::Cancelled(m) => E::Cancelled(r(m)),
+        E::Failed(m) => E::Failed(r(m)),
+    }
+}
+
 fn tail(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
@@ -354,6 +385,15 @@ impl Plugin {
             .await;
         let denied = invocation.denied_connects(&prepared.store);
         let outcome = invocation.finish(&mut prepared, result);
+        let redactor = &prepared.store.data().redactor;
+        let outcome = if redactor.is_empty() {
+            outcome
+        } else {
+            outcome.map(|result| match result {
+                Ok(text) => Ok(redactor.apply(&text)),
+                Err(e) => Err(redact_tool_error(e, redactor)),
+            })
+        };
         let deny = |capability: String| CallError::CapabilityDenied {
             plugin: plugin.clone(),
             function: function.to_owned(),
@@ -368,11 +408,13 @@ impl Plugin {
         let outcome = outcome.map(|result| result.map_err(|e| cut_tool_error(e, error_limit)));
         let output = match outcome {
             Ok(Ok(text)) => text,
-            Ok(Err(types::ToolError::Denied(what))) => return Err(deny(what)),
+            // The host's own record of what it refused names the grant
+            // better than the tool's message does.
             Ok(Err(tool_error)) if !denied.is_empty() => {
                 tracing::debug!(%plugin, function, ?tool_error, "tool failed after a denied connection");
                 return Err(deny(denied.join(", ")));
             }
+            Ok(Err(types::ToolError::Denied(what))) => return Err(deny(what)),
             Ok(Err(tool_error)) => return Ok(Err(ToolError::from(tool_error))),
             Err(CallError::Trap { .. }) if !denied.is_empty() => {
                 return Err(deny(denied.join(", ")));

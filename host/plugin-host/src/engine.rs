@@ -20,6 +20,7 @@ use crate::compile::Compiler;
 use crate::limits::{
     MAX_CONCURRENT_COMPILES, MAX_MEMORY_MIB, MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES, MIB,
 };
+use crate::outbound::{OutboundConfig, TlsRoots};
 use crate::state::CallState;
 
 /// How often the epoch advances. Deadlines are checked at this granularity,
@@ -74,6 +75,8 @@ pub struct EngineConfig {
     /// Where components are compiled: in this process (the default) or in
     /// a child process under limits of time and memory.
     pub compiler: Compiler,
+    /// Outbound HTTP: the certificate authorities `https` trusts.
+    pub outbound: OutboundConfig,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +86,7 @@ impl Default for EngineConfig {
             max_calls_per_plugin: DEFAULT_MAX_CALLS_PER_PLUGIN,
             cache_dir: None,
             compiler: Compiler::InProcess,
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -104,6 +108,7 @@ pub struct PluginEngine {
     pub(crate) slots: Arc<Slots>,
     pub(crate) compiles: Arc<Compiles>,
     pub(crate) compiler: Arc<Compiler>,
+    pub(crate) tls: TlsRoots,
     _ticker: Arc<Ticker>,
 }
 
@@ -210,6 +215,9 @@ impl PluginEngine {
             .map_err(|e| EngineError(format!("linking WASI: {e:#}")))?;
         WitPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| EngineError(format!("linking mozaiks:plugin: {e:#}")))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| EngineError(format!("linking wasi:http: {e:#}")))?;
+        let tls = TlsRoots::load(&settings.outbound).map_err(|e| EngineError(e.to_string()))?;
 
         let ticker = Ticker::start(engine.clone())?;
         let cache = settings
@@ -220,6 +228,7 @@ impl PluginEngine {
             linker: Arc::new(linker),
             cache,
             compiler: Arc::new(settings.compiler),
+            tls,
             compiles: Arc::new(Compiles {
                 turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_COMPILES)),
                 running: AtomicUsize::new(0),

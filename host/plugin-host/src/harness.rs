@@ -232,12 +232,23 @@ impl LogSink for RecordingLog {
     }
 }
 
+/// Secret values by name, for the harness.
+#[derive(Debug, Default)]
+struct MemorySecrets(std::collections::BTreeMap<String, String>);
+
+impl crate::ports::SecretStore for MemorySecrets {
+    fn secret(&self, _plugin: &str, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
 /// Sets up the in-memory ports and calls a tool.
 #[derive(Debug, Default)]
 pub struct Harness {
     context: Arc<MemoryContext>,
     ui: Arc<ScriptedUi>,
     log: Arc<RecordingLog>,
+    secrets: Arc<MemorySecrets>,
     info: CallInfo,
 }
 
@@ -296,7 +307,17 @@ impl Harness {
             context: self.context.clone(),
             ui: self.ui.clone(),
             log: self.log.clone(),
+            secrets: self.secrets.clone(),
         }
+    }
+
+    /// Gives the called plugin's secret `name` the value `value` (whatever
+    /// the plugin: the harness calls one plugin at a time).
+    pub fn secret(mut self, name: &str, value: &str) -> Self {
+        let mut values = self.secrets.0.clone();
+        values.insert(name.to_owned(), value.to_owned());
+        self.secrets = Arc::new(MemorySecrets(values));
+        self
     }
 
     /// Calls `function` with `arguments` and reports everything that happened.

@@ -3,6 +3,7 @@
 
 mod context;
 mod log;
+mod secrets;
 mod ui;
 
 use crate::bindings::types;

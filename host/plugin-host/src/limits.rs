@@ -22,6 +22,22 @@ pub const MAX_DEADLINE_MS: u32 = 600_000;
 pub const DEFAULT_MAX_OUTPUT_KIB: u32 = 1024;
 /// Largest result a manifest may allow.
 pub const MAX_OUTPUT_KIB: u32 = 64 * 1024;
+/// Default wall time of one outbound HTTP request, sending to last byte:
+/// long enough for a slow API, short enough that a hung one fails the call
+/// in good time.
+pub const DEFAULT_HTTP_DEADLINE_MS: u32 = 30_000;
+/// Longest outbound HTTP request a manifest may allow.
+pub const MAX_HTTP_DEADLINE_MS: u32 = 600_000;
+/// Default largest outbound HTTP response body: an API answer, not a
+/// download. The guest holds it in its memory.
+pub const DEFAULT_MAX_RESPONSE_KIB: u32 = 10 * 1024;
+/// Largest response body a manifest may allow (a guest has at most
+/// `MAX_MEMORY_MIB` of memory to hold it).
+pub const MAX_RESPONSE_KIB: u32 = 256 * 1024;
+/// Default outbound HTTP requests one call may have in flight at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 4;
+/// Most requests in flight per call a manifest may allow.
+pub const MAX_CONCURRENT_REQUESTS: u32 = 32;
 /// Largest arguments a caller may pass, checked before a call starts.
 pub const MAX_ARGUMENTS_BYTES: usize = 4 * 1024 * 1024;
 /// Longest a `ui.ask` may wait, whatever the tool asks for: a request
@@ -217,8 +233,10 @@ impl CpuBudget {
         self.started.elapsed().saturating_sub(self.waited)
     }
 
-    pub(crate) fn exhausted(&self) -> bool {
-        self.used() > self.deadline
+    /// Whether the budget is spent once `network` (time with an outbound
+    /// request in flight) is left out too.
+    pub(crate) fn exhausted_besides(&self, network: Duration) -> bool {
+        self.used().saturating_sub(network) > self.deadline
     }
 
     pub(crate) fn deadline(&self) -> Duration {
@@ -256,6 +274,6 @@ mod tests {
     fn waiting_for_the_user_does_not_use_the_budget() {
         let mut budget = CpuBudget::new(Duration::from_millis(1));
         budget.add_wait(Duration::from_secs(60));
-        assert!(!budget.exhausted());
+        assert!(!budget.exhausted_besides(Duration::ZERO));
     }
 }

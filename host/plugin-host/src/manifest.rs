@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::ManifestError;
 use crate::limits;
+use crate::outbound::allow::AllowList;
 
 /// File name of the manifest inside a plugin folder.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -25,6 +26,7 @@ pub const MANIFEST_FILE: &str = "plugin.toml";
 /// deadline_ms = 5000
 ///
 /// [capabilities]
+/// allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:8080"]
 /// env = ["PLANNER_REGION"]
 /// net = ["127.0.0.1:8080"]
 /// [[capabilities.fs]]
@@ -48,6 +50,27 @@ pub struct Manifest {
     /// What the plugin may reach beyond its WIT imports. Nothing by default.
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// Secrets the plugin's tools may read through the `secrets` import,
+    /// by name (`[secrets.API_TOKEN]`). Values come from the server.
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, SecretDecl>,
+}
+
+/// One secret a plugin declares.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDecl {
+    /// Whether the plugin cannot work without it: `mozaiks doctor` reports
+    /// a required secret with no value, and `secrets.get` fails for it.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// What it is for, shown to operators.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Resource limits applied to every call of a plugin.
@@ -64,6 +87,17 @@ pub struct Limits {
     /// Largest result a call may return, in KiB of JSON text.
     #[serde(default = "default_max_output_kib")]
     pub max_output_kib: u32,
+    /// Wall time one outbound HTTP request may take, from sending it to the
+    /// last byte of its response, in milliseconds. Time with a request in
+    /// flight does not count against `deadline_ms`.
+    #[serde(default = "default_http_deadline_ms")]
+    pub http_deadline_ms: u32,
+    /// Largest body of one outbound HTTP response, in KiB.
+    #[serde(default = "default_max_response_kib")]
+    pub max_response_kib: u32,
+    /// Outbound HTTP requests one call may have in flight at once.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: u32,
 }
 
 impl Default for Limits {
@@ -72,6 +106,9 @@ impl Default for Limits {
             memory_mib: default_memory_mib(),
             deadline_ms: default_deadline_ms(),
             max_output_kib: default_max_output_kib(),
+            http_deadline_ms: default_http_deadline_ms(),
+            max_response_kib: default_max_response_kib(),
+            max_concurrent_requests: default_max_concurrent_requests(),
         }
     }
 }
@@ -84,6 +121,15 @@ fn default_deadline_ms() -> u32 {
 }
 fn default_max_output_kib() -> u32 {
     limits::DEFAULT_MAX_OUTPUT_KIB
+}
+fn default_http_deadline_ms() -> u32 {
+    limits::DEFAULT_HTTP_DEADLINE_MS
+}
+fn default_max_response_kib() -> u32 {
+    limits::DEFAULT_MAX_RESPONSE_KIB
+}
+fn default_max_concurrent_requests() -> u32 {
+    limits::DEFAULT_MAX_CONCURRENT_REQUESTS
 }
 
 /// Capabilities granted to a plugin. Everything not listed is denied.
@@ -101,6 +147,13 @@ pub struct Capabilities {
     /// Host directories mounted into the plugin.
     #[serde(default)]
     pub fs: Vec<DirGrant>,
+    /// Where outbound HTTP requests (`wasi:http`) may go, as
+    /// `scheme://host[:port]` (`https://api.example.com`,
+    /// `https://*.example.com`, `http://127.0.0.1:8080`). Addresses that
+    /// are not public are reached only when listed as IP literals, whatever
+    /// name leads to them. Empty: no request leaves.
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 /// One host directory made visible to a plugin.
@@ -137,6 +190,7 @@ impl Manifest {
             description: String::new(),
             limits: Limits::default(),
             capabilities: Capabilities::default(),
+            secrets: Default::default(),
         }
     }
 
@@ -200,6 +254,43 @@ impl Manifest {
                     limits::MAX_OUTPUT_KIB
                 ),
             ));
+        }
+        for (field, value, max) in [
+            (
+                "limits.http_deadline_ms",
+                l.http_deadline_ms,
+                limits::MAX_HTTP_DEADLINE_MS,
+            ),
+            (
+                "limits.max_response_kib",
+                l.max_response_kib,
+                limits::MAX_RESPONSE_KIB,
+            ),
+            (
+                "limits.max_concurrent_requests",
+                l.max_concurrent_requests,
+                limits::MAX_CONCURRENT_REQUESTS,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(invalid(field, format!("{value} is outside 1..={max}")));
+            }
+        }
+        if let Err((index, why)) = AllowList::parse(&self.capabilities.allowed_outbound_hosts) {
+            return Err(invalid(
+                &format!("capabilities.allowed_outbound_hosts[{index}]"),
+                why,
+            ));
+        }
+        for name in self.secrets.keys() {
+            let valid = (1..=64).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(invalid(
+                    &format!("secrets.{name}"),
+                    "a secret name is 1 to 64 letters, digits and `_`".to_owned(),
+                ));
+            }
         }
         for (index, grant) in self.capabilities.fs.iter().enumerate() {
             if !grant.guest.starts_with('/') {
@@ -266,6 +357,24 @@ mod tests {
         assert!(m.capabilities.env.is_empty());
         assert!(m.capabilities.net.is_empty());
         assert!(m.capabilities.fs.is_empty());
+        assert!(m.capabilities.allowed_outbound_hosts.is_empty());
+        assert_eq!(m.limits.http_deadline_ms, 30_000);
+        assert_eq!(m.limits.max_response_kib, 10 * 1024);
+        assert_eq!(m.limits.max_concurrent_requests, 4);
+    }
+
+    #[test]
+    fn rejects_bad_outbound_hosts_naming_the_entry() {
+        let text = "id = \"x\"\nversion = \"1\"\n[capabilities]\n\
+                    allowed_outbound_hosts = [\"https://ok.example\", \"example.com\"]";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains("capabilities.allowed_outbound_hosts[1]"),
+            "{err}"
+        );
+        let limit = "id = \"x\"\nversion = \"1\"\n[limits]\nmax_concurrent_requests = 0";
+        let err = parse(limit).unwrap_err().to_string();
+        assert!(err.contains("limits.max_concurrent_requests"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! every TCP connect or bind is refused (and remembered, so the error can say
 //! which destination to grant).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,7 +14,8 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::error::LoadError;
-use crate::manifest::{DirMode, Manifest, split_host_port};
+use crate::manifest::{DirMode, Manifest, SecretDecl, split_host_port};
+use crate::outbound::OutboundPolicy;
 use crate::stdio::Capture;
 
 /// A directory grant, opened once at load. Every call's preopen is this
@@ -58,6 +59,8 @@ pub(crate) struct SandboxPolicy {
     mounts: Vec<Mount>,
     connect: Arc<HashSet<SocketAddr>>,
     lookup: bool,
+    outbound: Arc<OutboundPolicy>,
+    secrets: Arc<BTreeMap<String, SecretDecl>>,
 }
 
 impl SandboxPolicy {
@@ -114,12 +117,27 @@ impl SandboxPolicy {
                 .map_err(|e| grant_error(format!("net {dest}"), e.to_string()))?;
             connect.extend(addrs);
         }
+        let outbound = OutboundPolicy::of(manifest).map_err(|(index, why)| {
+            grant_error(format!("capabilities.allowed_outbound_hosts[{index}]"), why)
+        })?;
         Ok(Self {
             env,
             mounts,
             connect: Arc::new(connect),
             lookup,
+            outbound: Arc::new(outbound),
+            secrets: Arc::new(manifest.secrets.clone()),
         })
+    }
+
+    /// The secrets the plugin declares.
+    pub(crate) fn secrets(&self) -> &Arc<BTreeMap<String, SecretDecl>> {
+        &self.secrets
+    }
+
+    /// Where the plugin's HTTP requests may go, and their limits.
+    pub(crate) fn outbound(&self) -> &Arc<OutboundPolicy> {
+        &self.outbound
     }
 
     /// A fresh `WasiCtx` for one call.

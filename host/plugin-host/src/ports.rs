@@ -272,6 +272,22 @@ pub struct Ports {
     pub ui: Arc<dyn UiBridge>,
     /// Where the tool's logs go.
     pub log: Arc<dyn LogSink>,
+    /// The values of the plugin's declared secrets.
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+/// The values of plugins' secrets, kept by the embedder (the server reads
+/// them from its configuration). Asked only for names the plugin's
+/// manifest declares.
+pub trait SecretStore: Send + Sync + fmt::Debug {
+    /// The value of `plugin`'s secret `name`, if it has one.
+    fn secret(&self, plugin: &str, name: &str) -> Option<String>;
+}
+
+impl SecretStore for NoChat {
+    fn secret(&self, _plugin: &str, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 impl fmt::Debug for Ports {
@@ -320,6 +336,7 @@ impl Ports {
             context: Arc::new(NoChat),
             ui: Arc::new(NoChat),
             log: Arc::new(TracingLogSink),
+            secrets: Arc::new(NoChat),
         }
     }
 }

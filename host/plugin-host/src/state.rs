@@ -1,13 +1,18 @@
 //! The data of one call's `Store`: created fresh for every call and dropped
 //! with it, so nothing a call does survives into the next.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::limits::{CpuBudget, MemoryLimiter};
+use crate::manifest::SecretDecl;
+use crate::outbound::send::{NetworkClock, OutboundCall};
 use crate::ports::{CallInfo, Ports};
+use crate::redact::Redactor;
 use crate::stdio::Capture;
 
 /// Identifies the call for logs and errors.
@@ -36,6 +41,16 @@ pub(crate) struct CallState {
     pub(crate) log_records: usize,
     /// Context changes so far, against the per-call limits.
     pub(crate) context: ContextCounts,
+    /// `wasi:http` state of the call.
+    pub(crate) http: WasiHttpCtx,
+    /// Where this call's outbound requests are checked and sent.
+    pub(crate) outbound: OutboundCall,
+    /// Time with an outbound request in flight, left out of the CPU budget.
+    pub(crate) network: Arc<NetworkClock>,
+    /// The secrets the plugin declares.
+    pub(crate) declared_secrets: Arc<BTreeMap<String, SecretDecl>>,
+    /// Secrets handed to this call, redacted from what it sends out.
+    pub(crate) redactor: Redactor,
 }
 
 /// What a call has changed in the context, against
@@ -55,6 +70,16 @@ pub(crate) struct UiCounts {
     pub(crate) events: u32,
     /// Events refused so far (the first one is logged).
     pub(crate) dropped: u32,
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
 }
 
 impl WasiView for CallState {

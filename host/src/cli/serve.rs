@@ -60,6 +60,8 @@ pub(crate) async fn run(
             per_plugin: settings.plugin_slots_per_plugin,
         },
         compiler: super::compile::child_compiler(settings.compile_limits)?,
+        outbound: settings.outbound.clone(),
+        secrets_dir: settings.secrets_dir.clone(),
     };
     let options = ServeOptions {
         http: HttpOptions {

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use mozaiks_host::plugin_dir;
 use mozaiks_plugin_host::harness::Harness;
-use mozaiks_plugin_host::{CompileLimits, EngineConfig, PluginEngine};
+use mozaiks_plugin_host::{CompileLimits, EngineConfig, OutboundConfig, PluginEngine};
 use serde_json::{Value, json};
 
 use super::{ComponentCacheArgs, NewCommand, ToolCommand};
@@ -40,6 +40,10 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             args,
             context,
             answers,
+            allow_hosts,
+            ca_files,
+            secrets,
+            secrets_file,
             plugins_dir,
             cache,
         } => {
@@ -48,7 +52,12 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
                 context: &context,
                 answers: &answers,
             };
-            call(&plugin, &function, inputs, &plugins_dir, &cache).await
+            let grants = Grants {
+                allow_hosts,
+                ca_files,
+                secrets: secret_values(&secrets, secrets_file.as_deref())?,
+            };
+            call(&plugin, &function, inputs, &grants, &plugins_dir, &cache).await
         }
         ToolCommand::Build {
             crates,
@@ -85,21 +94,84 @@ pub(crate) fn new(command: NewCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What `tool call` grants beyond the plugin's manifest, for offline tests.
+#[derive(Debug, Default)]
+struct Grants {
+    allow_hosts: Vec<String>,
+    ca_files: Vec<std::path::PathBuf>,
+    /// (name, value) of the plugin's secrets.
+    secrets: Vec<(String, String)>,
+}
+
+/// `--secret NAME=VALUE` flags, after the lines of `--secrets-file`.
+fn secret_values(flags: &[String], file: Option<&Path>) -> anyhow::Result<Vec<(String, String)>> {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading --secrets-file {}", file.display()))?;
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((name, value)) = line.split_once('=') else {
+                bail!("{} line {}: not NAME=VALUE", file.display(), index + 1);
+            };
+            lines.push((name.trim().to_owned(), value.to_owned()));
+        }
+    }
+    for flag in flags {
+        let Some((name, value)) = flag.split_once('=') else {
+            bail!("--secret takes NAME=VALUE");
+        };
+        lines.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(lines)
+}
+
 /// Loads a plugin, with its compiled code from the cache when it is there.
 async fn load(
     spec: &str,
     plugins_dir: &Path,
     cache_args: &ComponentCacheArgs,
 ) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
+    load_with(spec, plugins_dir, cache_args, &Grants::default()).await
+}
+
+/// [`load`], with `grants` added to the plugin's manifest.
+async fn load_with(
+    spec: &str,
+    plugins_dir: &Path,
+    cache_args: &ComponentCacheArgs,
+    grants: &Grants,
+) -> anyhow::Result<mozaiks_plugin_host::Plugin> {
     let cache_dir = cache::dir(cache_args);
     let engine = PluginEngine::new(EngineConfig {
         max_concurrent_calls: CLI_CONCURRENT_CALLS,
         compiler: super::compile::child_compiler(CompileLimits::default())?,
         cache_dir: cache_dir.clone(),
+        outbound: OutboundConfig {
+            extra_ca_files: grants.ca_files.clone(),
+        },
         ..EngineConfig::default()
     })?;
     let location = plugin_dir::locate(spec, plugins_dir)?;
-    let plugin = plugin_dir::load(&engine, &location).await?;
+    let plugin = if grants.allow_hosts.is_empty() {
+        plugin_dir::load(&engine, &location).await?
+    } else {
+        let mut manifest = plugin_dir::manifest_of(&location)?;
+        manifest
+            .capabilities
+            .allowed_outbound_hosts
+            .extend(grants.allow_hosts.iter().cloned());
+        engine
+            .load(
+                manifest,
+                location.manifest_path.clone(),
+                &location.wasm_path,
+            )
+            .await?
+    };
     cache::report(&plugin, cache_dir.as_ref());
     Ok(plugin)
 }
@@ -170,6 +242,7 @@ async fn call(
     spec: &str,
     function: &str,
     inputs: CallInputs<'_>,
+    grants: &Grants,
     plugins_dir: &Path,
     cache_args: &ComponentCacheArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -179,8 +252,12 @@ async fn call(
     if !context.is_object() {
         bail!("--context must be a JSON object of variable names to values");
     }
-    let plugin = load(spec, plugins_dir, cache_args).await?;
-    let report = Harness::new()
+    let plugin = load_with(spec, plugins_dir, cache_args, grants).await?;
+    let harness = grants
+        .secrets
+        .iter()
+        .fold(Harness::new(), |h, (name, value)| h.secret(name, value));
+    let report = harness
         .context(context)
         .answers(&answers)
         .call(&plugin, function, &args)

@@ -220,3 +220,27 @@ fn the_compile_limits_default_to_the_engines_and_nonsense_is_refused() {
         assert!(found[0].starts_with(name), "{found:?}");
     }
 }
+
+#[test]
+fn outbound_ca_files_must_exist() {
+    let config = load(&[("ENVIRONMENT", "development")]).unwrap();
+    assert!(config.outbound.extra_ca_files.is_empty());
+    let here = std::env::current_exe().unwrap();
+    let here = here.to_str().unwrap();
+    let config = load(&[
+        ("ENVIRONMENT", "development"),
+        ("MOZAIKS_OUTBOUND_CA_FILES", here),
+    ])
+    .unwrap();
+    assert_eq!(config.outbound.extra_ca_files, [PathBuf::from(here)]);
+    let found = problems(&[
+        ("ENVIRONMENT", "development"),
+        ("MOZAIKS_OUTBOUND_CA_FILES", "/no/such/ca.pem"),
+    ]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("/no/such/ca.pem is not a file"),
+        "{}",
+        found[0]
+    );
+}

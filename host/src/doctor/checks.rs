@@ -183,6 +183,49 @@ async fn answers_as_mozaiks(addr: &str) -> bool {
         .is_ok_and(|body| body["status"] == "ok")
 }
 
+/// Every required secret a loaded plugin declares has a value under
+/// `MOZAIKS_SECRETS_DIR/plugins/<id>/`.
+pub(super) fn plugin_secrets(config: &Config, catalog: &HashMap<String, Plugin>) -> Vec<Finding> {
+    let mut ids: Vec<&String> = catalog.keys().collect();
+    ids.sort();
+    let mut findings = Vec::new();
+    for id in ids {
+        let Some(plugin) = catalog.get(id) else {
+            continue;
+        };
+        let manifest = plugin.manifest();
+        let missing =
+            crate::plugin_secrets::missing_required(manifest, config.secrets_dir.as_deref());
+        if missing.is_empty() {
+            continue;
+        }
+        let folder = match &config.secrets_dir {
+            Some(dir) => crate::plugin_secrets::plugin_dir(dir, &manifest.id)
+                .display()
+                .to_string(),
+            None => format!("$MOZAIKS_SECRETS_DIR/plugins/{}", manifest.id),
+        };
+        findings.push(Finding::fail(
+            "plugin secrets",
+            format!(
+                "plugin `{}` requires the secret(s) {} and has no value for them",
+                manifest.id,
+                missing.join(", ")
+            ),
+            format!(
+                "write each value to a file named after it in {folder} (set MOZAIKS_SECRETS_DIR)"
+            ),
+        ));
+    }
+    if findings.is_empty() {
+        findings.push(Finding::ok(
+            "plugin secrets",
+            "every required plugin secret has a value",
+        ));
+    }
+    findings
+}
+
 pub(super) async fn plugins(config: &Config) -> (Vec<Finding>, HashMap<String, Plugin>) {
     let mut catalog = HashMap::new();
     let dir = &config.plugins_dir;
@@ -197,6 +240,7 @@ pub(super) async fn plugins(config: &Config) -> (Vec<Finding>, HashMap<String, P
     };
     let engine = match PluginEngine::new(EngineConfig {
         compiler,
+        outbound: config.outbound.clone(),
         ..EngineConfig::default()
     }) {
         Ok(engine) => engine,

@@ -50,6 +50,7 @@ pub(crate) async fn execute(
     info: CallInfo,
     live: &Arc<LiveChat>,
     tool: &Tool,
+    secrets: Arc<dyn mozaiks_plugin_host::SecretStore>,
 ) -> ToolReport {
     let ports = Ports {
         context: Arc::new(ChatContext {
@@ -65,6 +66,7 @@ pub(crate) async fn execute(
             },
         }),
         log: Arc::new(TracingLogSink),
+        secrets,
     };
     match plugin.call(function, arguments, info, ports).await {
         Ok(Ok(value)) => ToolReport {

@@ -8,7 +8,7 @@
 //!   offered, with a parameter schema that accepts every call the old one
 //!   accepted ([`schema_compatible`]);
 //! - the manifest asks for no capability (environment variable, network
-//!   destination, directory, write access) beyond what the served version
+//!   destination, outbound HTTP host, directory, write access) beyond what the served version
 //!   had, unless the operator allows that ([`GateSettings`]).
 //!
 //! The checks are pure functions over plain data, so they are tested here
@@ -68,6 +68,15 @@ pub(crate) fn check_capabilities(old: &Capabilities, new: &Capabilities) -> Vec<
     }
     for addr in new.net.iter().filter(|a| !old.net.contains(a)) {
         problems.push(format!("asks for the new network destination `{addr}`"));
+    }
+    for host in new
+        .allowed_outbound_hosts
+        .iter()
+        .filter(|h| !old.allowed_outbound_hosts.contains(h))
+    {
+        problems.push(format!(
+            "asks for the new outbound host `{host}` (allowed_outbound_hosts)"
+        ));
     }
     for grant in &new.fs {
         let before = old
@@ -311,6 +320,7 @@ mod tests {
             env: vec!["REGION".to_owned()],
             net: vec![],
             fs: vec![grant(DirMode::ReadOnly)],
+            allowed_outbound_hosts: vec!["https://api.example.com".to_owned()],
         };
         assert!(check_capabilities(&old, &old).is_empty());
         assert!(check_capabilities(&old, &Capabilities::default()).is_empty());
@@ -318,12 +328,17 @@ mod tests {
             env: vec!["REGION".to_owned(), "API_TOKEN".to_owned()],
             net: vec!["127.0.0.1:9".to_owned()],
             fs: vec![grant(DirMode::ReadWrite)],
+            allowed_outbound_hosts: vec![
+                "https://api.example.com".to_owned(),
+                "http://127.0.0.1:8080".to_owned(),
+            ],
         };
         assert_eq!(
             check_capabilities(&old, &more),
             [
                 "asks for the new environment variable `API_TOKEN`",
                 "asks for the new network destination `127.0.0.1:9`",
+                "asks for the new outbound host `http://127.0.0.1:8080` (allowed_outbound_hosts)",
                 "asks to write to data (as /data), which it could only read",
             ]
         );

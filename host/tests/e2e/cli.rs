@@ -367,3 +367,102 @@ fn a_tools_newlines_and_escapes_are_escaped_in_the_text_log() {
         "raw control characters: {stderr:?}"
     );
 }
+
+/// A one-shot HTTP server on loopback answering every request with `hello`;
+/// returns its port and how many connections it accepted, once joined.
+fn hello_server() -> (u16, std::thread::JoinHandle<usize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let mut accepted = 0;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < until && accepted < 1 {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    accepted += 1;
+                    stream.set_nonblocking(false).unwrap();
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf);
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                    );
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        accepted
+    });
+    (port, handle)
+}
+
+#[test]
+fn tool_call_reaches_a_local_server_only_with_allow_host() {
+    let (port, server) = hello_server();
+    let args = format!(r#"{{"url":"http://127.0.0.1:{port}/ok"}}"#);
+    let call = |extra: &[&str]| {
+        let mut all = vec![
+            "tool",
+            "call",
+            "tests/components/fetcher",
+            "fetch",
+            "--args",
+            &args,
+        ];
+        all.extend_from_slice(extra);
+        mozaiks(&all)
+    };
+    let refused = call(&[]);
+    assert_exit(&refused, 2);
+    let report = stdout_json(&refused);
+    let message = report["result"]["call_error"]["message"].as_str().unwrap();
+    assert!(message.contains("allowed_outbound_hosts"), "{message}");
+
+    let allow = format!("http://127.0.0.1:{port}");
+    let allowed = call(&["--allow-host", &allow]);
+    assert_exit(&allowed, 0);
+    assert_eq!(stdout_json(&allowed)["result"]["ok"]["body"], "hello");
+    assert_eq!(server.join().unwrap(), 1, "only the allowed call connected");
+}
+
+#[test]
+fn tool_call_gives_secrets_from_a_file_and_masks_them() {
+    let dir = std::env::temp_dir().join(format!("mozaiks-cli-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plugin = dir.join("fetcher");
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::fs::copy(
+        repo_root().join("tests/components/fetcher/fetcher.wasm"),
+        plugin.join("fetcher.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        plugin.join("plugin.toml"),
+        "id = \"fetcher\"\nversion = \"0.1.0\"\n[secrets.API_TOKEN]\nrequired = true\n",
+    )
+    .unwrap();
+    let file = dir.join("secrets.env");
+    std::fs::write(&file, "# test\nAPI_TOKEN=tok-7c1d-secret\n").unwrap();
+    let out = mozaiks(&[
+        "tool",
+        "call",
+        plugin.to_str().unwrap(),
+        "leak_secret",
+        "--args",
+        r#"{"name":"API_TOKEN"}"#,
+        "--secrets-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 0);
+    let report = stdout_json(&out);
+    assert_eq!(report["result"]["ok"]["length"], "tok-7c1d-secret".len());
+    let everything = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!everything.contains("7c1d"), "leaked: {everything}");
+    assert!(everything.contains("[redacted secret API_TOKEN]"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -428,3 +428,19 @@ async fn doctor_shows_the_slots_configured_and_each_plugins_use_on_a_running_ser
         "{slots}"
     );
 }
+
+#[tokio::test]
+async fn doctor_finds_a_required_plugin_secret_without_a_value() {
+    let site = Site::new("doctor-plugin-secret").await;
+    let manifest = site.plugins.join("adversary/plugin.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[secrets.API_TOKEN]\nrequired = true\n[secrets.REGION]\nrequired = false\n");
+    std::fs::write(&manifest, text).unwrap();
+    site.fails_only_at(
+        &[],
+        &[],
+        "plugin secrets",
+        "`adversary` requires the secret(s) API_TOKEN",
+    )
+    .await;
+}

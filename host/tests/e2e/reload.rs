@@ -353,7 +353,7 @@ async fn a_broken_component_is_refused_the_old_one_keeps_serving_and_clients_are
 }
 
 #[tokio::test]
-async fn the_gate_refuses_a_version_that_drops_a_function_or_asks_for_new_capabilities() {
+async fn the_gate_refuses_a_version_that_drops_a_function_or_asks_for_new_capabilities_or_hosts() {
     let lab = Lab::new("reload-gate", 1, &["version", "farewell"]);
     let llm = FakeLlm::start(worker).await;
     let server = Server::start(&lab.setup(&llm)).await;
@@ -391,6 +391,21 @@ async fn the_gate_refuses_a_version_that_drops_a_function_or_asks_for_new_capabi
         errors.contains("MOZAIKS_RELOAD_ALLOW_NEW_CAPABILITIES"),
         "{errors}"
     );
+
+    // And one that adds an outbound HTTP host: a new capability too.
+    write_atomically(
+        &lab.probe.join("plugin.toml"),
+        b"id = \"probe\"\nversion = \"1.0.2\"\n[capabilities]\n\
+          allowed_outbound_hosts = [\"https://api.example.com\"]\n",
+    );
+    let refused = events.until_type("reload").await;
+    assert_eq!(refused["outcome"], "rejected", "{refused}");
+    let errors = refused["errors"].to_string();
+    assert!(
+        errors.contains("new outbound host `https://api.example.com` (allowed_outbound_hosts)"),
+        "{errors}"
+    );
+    assert_eq!(probe(&server).await["hash"], v1["hash"]);
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ impl Host for CallState {
     async fn log(
         &mut self,
         level: Level,
-        mut message: String,
+        message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
         self.log_records += 1;
@@ -27,12 +27,16 @@ impl Host for CallState {
             ));
             return Ok(());
         }
+        // Secrets go before anything is cut, so no part of one is left.
+        let mut message = self.redactor.apply(&message);
         cut(&mut message, MAX_LOG_MESSAGE_BYTES);
+        let redactor = &self.redactor;
         let dropped = fields.len().saturating_sub(MAX_LOG_FIELDS);
         let mut kept: std::collections::BTreeMap<String, String> = fields
             .into_iter()
             .take(MAX_LOG_FIELDS)
-            .map(|(mut key, mut value)| {
+            .map(|(key, value)| {
+                let (mut key, mut value) = (redactor.apply(&key), redactor.apply(&value));
                 clip(&mut key, MAX_LOG_FIELD_KEY_BYTES);
                 cut(&mut value, MAX_LOG_FIELD_BYTES);
                 (key, value)

@@ -36,6 +36,36 @@ fn security_md_states_the_limits_the_code_enforces() {
         ),
         ("MAX_OUTPUT_KIB", host::MAX_OUTPUT_KIB == 65536, "65536 KiB"),
         (
+            "DEFAULT_HTTP_DEADLINE_MS",
+            host::DEFAULT_HTTP_DEADLINE_MS == 30_000,
+            "30000 ms",
+        ),
+        (
+            "MAX_HTTP_DEADLINE_MS",
+            host::MAX_HTTP_DEADLINE_MS == 600_000,
+            "600000 ms",
+        ),
+        (
+            "DEFAULT_MAX_RESPONSE_KIB",
+            host::DEFAULT_MAX_RESPONSE_KIB == 10 * 1024,
+            "10240 KiB",
+        ),
+        (
+            "MAX_RESPONSE_KIB",
+            host::MAX_RESPONSE_KIB == 256 * 1024,
+            "262144 KiB",
+        ),
+        (
+            "DEFAULT_MAX_CONCURRENT_REQUESTS",
+            host::DEFAULT_MAX_CONCURRENT_REQUESTS == 4,
+            "| 4 |",
+        ),
+        (
+            "MAX_CONCURRENT_REQUESTS",
+            host::MAX_CONCURRENT_REQUESTS == 32,
+            "| 32 |",
+        ),
+        (
             "MAX_ARGUMENTS_BYTES",
             host::MAX_ARGUMENTS_BYTES == 4 * MIB,
             "4 MiB",

@@ -47,6 +47,7 @@ async fn the_hosts_own_work_on_a_ui_request_counts_against_the_deadline() {
             work: Duration::from_millis(10),
         }),
         log: Arc::new(RecordingLog::default()),
+        secrets: Arc::new(mozaiks_plugin_host::NoChat),
     };
     // 15 requests take at least 150 ms of the host's time, none of it waiting
     // for a person: more than the 100 ms deadline.

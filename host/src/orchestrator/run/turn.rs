@@ -244,7 +244,15 @@ impl Run {
         };
         let live = Arc::clone(&self.live);
         let mut cancel = self.cancel.clone();
-        let call = tools::execute(&plugin, &tool.function, arguments, info, &live, &tool);
+        let call = tools::execute(
+            &plugin,
+            &tool.function,
+            arguments,
+            info,
+            &live,
+            &tool,
+            crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
+        );
         tokio::select! {
             report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
             _ = cancel.wait_for(|c| *c) => Err(RunError::Cancelled),
@@ -366,8 +374,15 @@ impl Run {
                     };
                     let live = Arc::clone(&self.live);
                     let arguments = value.to_string();
-                    let call =
-                        tools::execute(&plugin, &tool.function, &arguments, info, &live, &tool);
+                    let call = tools::execute(
+                        &plugin,
+                        &tool.function,
+                        &arguments,
+                        info,
+                        &live,
+                        &tool,
+                        crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
+                    );
                     tokio::select! {
                         report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => report,
                         _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => {
