@@ -16,6 +16,7 @@ pub(crate) const WIT_FILES: &[(&str, &str)] = &[
     ("context.wit", include_str!("../../../../wit/context.wit")),
     ("ui.wit", include_str!("../../../../wit/ui.wit")),
     ("log.wit", include_str!("../../../../wit/log.wit")),
+    ("secrets.wit", include_str!("../../../../wit/secrets.wit")),
 ];
 
 /// The Python template (`sdk/python/`), with `template` where the id goes.
@@ -191,4 +192,27 @@ fn rust(new: &NewTool<'_>, dir: &Path) -> anyhow::Result<()> {
         write(dir, file, &text)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod wit_files_tests {
+    /// A new WIT file in `wit/` that `mozaiks new tool` would not copy
+    /// breaks every scaffolded tool's build (its world names it).
+    #[test]
+    fn every_file_of_the_contract_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".wit"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = super::WIT_FILES
+            .iter()
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+    }
 }
