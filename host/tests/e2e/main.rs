@@ -36,6 +36,7 @@ mod operations;
 mod patterns;
 mod reload;
 mod runs;
+mod secrets;
 mod shutdown;
 mod support;
 mod telemetry;
