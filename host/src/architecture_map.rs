@@ -127,7 +127,7 @@ const LAYERS: &[&[&str]] = &[
         "plugin_secrets",
     ],
     &["llm", "store", "workflow"],
-    &["plugin_set"],
+    &["plugin_set", "import"],
     &["orchestrator", "watch"],
     &["maintenance"],
     &["transport"],

@@ -4,6 +4,7 @@ pub(crate) mod chats;
 pub(crate) mod compile;
 pub(crate) mod config;
 pub(crate) mod doctor;
+pub(crate) mod import;
 pub(crate) mod serve;
 pub(crate) mod tool;
 pub(crate) mod validate;
@@ -69,6 +70,9 @@ pub(crate) enum Command {
     /// Start something new from a template.
     #[command(subcommand)]
     New(NewCommand),
+    /// Convert a workflow folder of another runtime into a mozaiks one.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Check workflow folders: every file, every cross reference, every
     /// tool against the plugins' functions. Prints every problem.
     ///
@@ -83,6 +87,30 @@ pub(crate) enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImportCommand {
+    /// Convert a MozaiksAI workflow folder (YAML, or the JSON of before
+    /// December 2025) into a mozaiks workflow folder: aliases normalised,
+    /// structured outputs as JSON Schema, context sources, triggers,
+    /// lifecycle tools, hooks and auto-tool mode mapped, and a tools.json
+    /// pointing each Python function at a plugin still to be written.
+    /// Prints, and writes beside the folder as <DIR>.import-report.txt,
+    /// every key it could not map with the reason, then loads the result.
+    ///
+    /// Exit code: 0 when the result validates except for the tools still
+    /// to be ported, 2 when it was written but has other problems
+    /// (listed), 1 when nothing was written.
+    Mozaiksai {
+        /// The MozaiksAI workflow folder (workflows/<Name>).
+        folder: PathBuf,
+        /// The folder to write; it must not exist or be empty. Its name is
+        /// the workflow's name [default: the source folder's name, in the
+        /// current directory].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 

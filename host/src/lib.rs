@@ -21,6 +21,7 @@ pub(crate) mod app;
 pub(crate) mod config;
 pub(crate) mod doctor;
 pub(crate) mod event;
+pub(crate) mod import;
 pub(crate) mod llm;
 pub(crate) mod maintenance;
 pub(crate) mod orchestrator;
@@ -67,6 +68,12 @@ pub use transport::routes::chat_json;
 
 // The LLM client: the benches, and TLS set-up for every HTTP client.
 pub use llm::{ChatRequest, LlmClient, LlmConfig, LlmError, RetryPolicy, install_crypto_provider};
+
+// Importing other runtimes' workflows: `mozaiks import`.
+pub use import::{
+    Converted, ImportError, ImportReport, Imported, Note, PortTool, ReadError, Verdict,
+    convert as convert_mozaiksai, import_mozaiksai, report_path,
+};
 
 // Workflows: `mozaiks validate`. (Plugins: the public `plugin_dir`
 // module, every item of which `mozaiks tool` and `validate` use.)

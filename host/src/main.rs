@@ -42,6 +42,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Chats(command) => cli::chats::run(command).await,
         Command::Tool(command) => cli::tool::run(command).await,
         Command::New(command) => cli::tool::new(command),
+        Command::Import(cli::ImportCommand::Mozaiksai { folder, out }) => {
+            cli::import::mozaiksai(&folder, out)
+        }
         Command::Validate {
             workflows,
             plugins_dir,

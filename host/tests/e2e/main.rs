@@ -29,6 +29,7 @@ mod compile_limits;
 mod configuration;
 mod console;
 mod doctor;
+mod import;
 mod languages;
 mod limits;
 mod mongo;
