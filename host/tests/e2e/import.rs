@@ -80,12 +80,14 @@ fn imports_a_folder_prints_the_report_and_says_which_tools_to_port() {
     }
     // The written folder is what `validate` reads: only the plugin to port
     // is missing.
+    let no_plugins = scratch.0.join("no-plugins");
+    std::fs::create_dir_all(&no_plugins).unwrap();
     let validate = mozaiks(
         &[
             "validate",
             out.to_str().unwrap(),
             "--plugins-dir",
-            scratch.0.join("no-plugins").to_str().unwrap(),
+            no_plugins.to_str().unwrap(),
         ],
         &scratch.0,
     );
