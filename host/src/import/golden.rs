@@ -23,7 +23,13 @@ fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/import")
 }
 
-const CASES: [&str; 3] = ["AgentGenerator", "ValueEngine", "HelloWorld"];
+const CASES: [&str; 5] = [
+    "AgentGenerator",
+    "ValueEngine",
+    "HelloWorld",
+    "DesignDocs",
+    "SubscriptionAdvisor",
+];
 
 fn files_under(dir: &Path) -> BTreeSet<String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
@@ -167,6 +173,23 @@ fn imports_and_validates(case: &str) {
 #[test]
 fn hello_world_validates_except_for_the_tools_to_port() {
     imports_and_validates("HelloWorld");
+}
+
+#[test]
+fn design_docs_validates_except_for_the_tools_to_port() {
+    imports_and_validates("DesignDocs");
+}
+
+#[test]
+fn subscription_advisor_validates_as_it_is() {
+    let scratch = std::env::temp_dir().join(format!("mozaiks-import-sa-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let out = scratch.join("SubscriptionAdvisor");
+    let imported =
+        import_mozaiksai(&fixtures().join("workflows/SubscriptionAdvisor"), &out).unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert_eq!(imported.verdict, Verdict::Valid, "{}", imported.verdict);
+    assert_eq!(imported.verdict.to_string(), "The result validates.");
 }
 
 #[test]
