@@ -108,16 +108,9 @@ pub fn convert(src: &Path, name: &str) -> Result<Converted, ImportError> {
     let lifecycle = tools_file
         .map(|f| tools::convert_lifecycle(f, name, &agents_in, &mut report))
         .unwrap_or_default();
-    if let Some(f) = tools_file {
-        for (key, value) in f.value.as_mapping().into_iter().flatten() {
-            let key = key.as_str().unwrap_or_default();
-            if !["tools", "lifecycle_tools"].contains(&key) && !orchestrator::is_empty(value) {
-                report.note(
-                    &f.name,
-                    JsonPath::root().key(key),
-                    "not a key MozaiksAI's tools file has: not imported",
-                );
-            }
+    for (stem, known) in TOP_LEVEL_KEYS {
+        if let Some(f) = source.file(stem) {
+            unknown_top_level_keys(f, known, &mut report);
         }
     }
     let auto = outputs::auto_execute(
@@ -270,6 +263,44 @@ pub fn report_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(".import-report.txt");
     out.with_file_name(name)
+}
+
+/// The top-level keys of the section files whose content is a few known
+/// keys (orchestrator.yaml and ui_config.yaml are checked key by key).
+const TOP_LEVEL_KEYS: [(&str, &[&str]); 6] = [
+    ("agents", &["agents"]),
+    ("handoffs", &["handoff_rules"]),
+    ("context_variables", &["definitions", "agents"]),
+    (
+        "structured_outputs",
+        &["structured_outputs", "models", "registry"],
+    ),
+    ("tools", &["tools", "lifecycle_tools"]),
+    ("hooks", &["hooks"]),
+];
+
+/// Reports the top-level keys of `file` not in `known`.
+fn unknown_top_level_keys(file: &read::SourceFile, known: &[&str], report: &mut ImportReport) {
+    let Some(map) = file.value.as_mapping() else {
+        if !file.value.is_null() {
+            report.note(
+                &file.name,
+                "$",
+                "not a map of keys: nothing imported from it",
+            );
+        }
+        return;
+    };
+    for (key, value) in map {
+        let key = key.as_str().unwrap_or_default();
+        if !known.contains(&key) && !orchestrator::is_empty(value) {
+            report.note(
+                &file.name,
+                JsonPath::root().key(key),
+                "not a key MozaiksAI reads in this file: not imported",
+            );
+        }
+    }
 }
 
 /// Orders the notes by file (the sections in MozaiksAI's order, then

@@ -70,7 +70,9 @@ pub(crate) fn read(file: &SourceFile, agents: &[String], report: &mut ImportRepo
             registry.push((resolved, model.to_owned()));
         }
     }
-    for (key, value) in body.as_mapping().unwrap_or(&empty) {
+    // A flat file's other keys are reported with the file's top level.
+    let nested = root != crate::workflow::diagnostic::JsonPath::root();
+    for (key, value) in body.as_mapping().filter(|_| nested).unwrap_or(&empty) {
         let key = key.as_str().unwrap_or_default();
         if !["models", "registry"].contains(&key) && !super::orchestrator::is_empty(value) {
             report.note(
