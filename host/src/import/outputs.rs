@@ -137,6 +137,20 @@ pub(crate) fn auto_execute(
         }
     }
     for t in tools {
+        let all_auto = !t.agents.is_empty()
+            && t.agents
+                .iter()
+                .all(|n| agents.iter().any(|a| &a.name == n && a.auto_tool_mode()));
+        if all_auto
+            && !t.auto_invoke
+            && let Some(tf) = tools_file
+        {
+            report.note(
+                tf,
+                t.path.key("agent"),
+                "declared but used by no agent: its agents are in auto_tool_mode (MozaiksAI gave them no callable tools) and it has no auto_invoke",
+            );
+        }
         let auto_agent = t
             .agents
             .iter()
