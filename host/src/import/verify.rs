@@ -88,5 +88,5 @@ fn is_plugin_to_port(d: &Diagnostic, report: &ImportReport) -> bool {
     report
         .to_port
         .iter()
-        .any(|t| d.message == format!("unknown plugin \"{}\"", t.plugin))
+        .any(|t| d.message.contains(&format!("unknown plugin \"{}\"", t.plugin)))
 }
