@@ -25,6 +25,8 @@ mod verify;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod mutations;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -85,6 +87,11 @@ pub struct Imported {
 /// its folder).
 pub fn convert(src: &Path, name: &str) -> Result<Converted, ImportError> {
     let source = read::read_source(src).map_err(ImportError::Read)?;
+    convert_source(&source, name)
+}
+
+/// Converts a folder already read.
+fn convert_source(source: &read::Source, name: &str) -> Result<Converted, ImportError> {
     let mut report = ImportReport::default();
     let mut files = BTreeMap::new();
     let (Some(agents_file), Some(orchestrator_file)) =
@@ -157,7 +164,7 @@ pub fn convert(src: &Path, name: &str) -> Result<Converted, ImportError> {
     if let Some(ui) = source.file("ui_config") {
         ui_config(ui, &mut report);
     }
-    extras(&source, &tools_file_names(&source), &mut report);
+    extras(source, &tools_file_names(source), &mut report);
 
     files.insert(
         "orchestrator.json".to_owned(),
@@ -210,7 +217,7 @@ pub fn convert(src: &Path, name: &str) -> Result<Converted, ImportError> {
         );
     }
     files.extend(ctx.files);
-    sort_by_file(&mut report, &source);
+    sort_by_file(&mut report, source);
     Ok(Converted {
         name: name.to_owned(),
         files,

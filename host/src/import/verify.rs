@@ -85,8 +85,8 @@ pub(crate) fn verify(dir: &Path, report: &ImportReport) -> Verdict {
 
 /// Whether `d` says that a plugin still to be ported is unknown.
 fn is_plugin_to_port(d: &Diagnostic, report: &ImportReport) -> bool {
-    report
-        .to_port
-        .iter()
-        .any(|t| d.message.contains(&format!("unknown plugin \"{}\"", t.plugin)))
+    report.to_port.iter().any(|t| {
+        d.message
+            .contains(&format!("unknown plugin \"{}\"", t.plugin))
+    })
 }
