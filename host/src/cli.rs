@@ -97,14 +97,14 @@ pub(crate) enum ImportCommand {
     /// structured outputs as JSON Schema, context sources, triggers,
     /// lifecycle tools, hooks and auto-tool mode mapped, and a tools.json
     /// pointing each Python function at a plugin still to be written.
-    /// Prints, and writes beside the folder as <DIR>.import-report.txt,
+    /// Prints, and writes beside the folder as `<DIR>.import-report.txt`,
     /// every key it could not map with the reason, then loads the result.
     ///
     /// Exit code: 0 when the result validates except for the tools still
     /// to be ported, 2 when it was written but has other problems
     /// (listed), 1 when nothing was written.
     Mozaiksai {
-        /// The MozaiksAI workflow folder (workflows/<Name>).
+        /// The MozaiksAI workflow folder (`workflows/<Name>`).
         folder: PathBuf,
         /// The folder to write; it must not exist or be empty. Its name is
         /// the workflow's name [default: the source folder's name, in the
