@@ -63,6 +63,13 @@ fn summary(w: &Workflow) -> String {
         w.human_in_the_loop(),
         w.initial_agent()
     );
+    if w.undeclared_context_writes() != crate::workflow::model::UndeclaredContextWrites::Allow {
+        let _ = writeln!(
+            out,
+            "undeclared_context_writes {:?}",
+            w.undeclared_context_writes()
+        );
+    }
     for a in w.agents() {
         let _ = writeln!(
             out,
@@ -72,6 +79,14 @@ fn summary(w: &Workflow) -> String {
             a.structured_output,
             a.llm
         );
+        if !a.context_variables.is_empty() || a.system_message.contains("{{") {
+            let _ = writeln!(
+                out,
+                "  sees [{}], system_message {:?}",
+                a.context_variables.join(", "),
+                a.system_message
+            );
+        }
         for (text, t) in &a.handoffs.llm {
             let _ = writeln!(out, "  llm {text:?} -> {}", target(t));
         }
@@ -145,6 +160,8 @@ const CASES: &[&str] = &[
     "tool_function_missing",
     "invalid_output_schema",
     "many_errors",
+    "context_sources_and_triggers",
+    "context_errors",
 ];
 
 #[test]
