@@ -212,7 +212,9 @@ impl ChatUi {
     /// before the tool reads the answer (so a crash before this point asks
     /// again: the tool call has no result and is called again on resume).
     async fn fire_ui_triggers(&self, answer: &Value) -> Result<(), super::live::EmitError> {
-        for (key, value) in super::triggers::ui_response(&self.workflow, &self.tool, answer) {
+        for (key, value) in
+            super::triggers::ui_response(self.workflow.context_variables(), &self.tool, answer)
+        {
             if let Err(refused) = self.rules.check(&key, &value) {
                 tracing::warn!(tool = %self.tool, %refused, "ui_response trigger not applied");
                 continue;

@@ -10,8 +10,8 @@ use std::ops::Range;
 
 use serde_json::Value;
 
-use crate::workflow::Workflow;
-use crate::workflow::model::{Producer, TextMatch, Trigger, VariableSource};
+use crate::event::{Envelope, Event};
+use crate::workflow::model::{ContextVariable, Producer, TextMatch, Trigger, VariableSource};
 
 /// What an agent's message sets, and the message as it is kept.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,17 +25,17 @@ pub(crate) struct TextFirings {
 /// Whether some `agent_text` trigger on `agent` hides what it matched:
 /// such an agent's text is not streamed (a delta could show the token
 /// before the whole message is known).
-pub(crate) fn hides_text(workflow: &Workflow, agent: &str) -> bool {
-    static_triggers(workflow).any(|(_, trigger)| {
+pub(crate) fn hides_text(variables: &[ContextVariable], agent: &str) -> bool {
+    static_triggers(variables).any(|(_, trigger)| {
         matches!(trigger, Trigger::AgentText { agent: a, ui_hidden: true, .. } if a == agent)
     })
 }
 
 /// The `agent_text` triggers of `agent` that `text` fires.
-pub(crate) fn agent_text(workflow: &Workflow, agent: &str, text: &str) -> TextFirings {
+pub(crate) fn agent_text(variables: &[ContextVariable], agent: &str, text: &str) -> TextFirings {
     let mut set = Vec::new();
     let mut hidden: Vec<Range<usize>> = Vec::new();
-    for (variable, trigger) in static_triggers(workflow) {
+    for (variable, trigger) in static_triggers(variables) {
         let Trigger::AgentText {
             agent: watched,
             matcher,
@@ -106,8 +106,12 @@ fn without(text: &str, mut spans: Vec<Range<usize>>) -> String {
 /// What the answer to a request of UI tool `tool` sets: the value at each
 /// `ui_response` trigger's `response_key`. A key the answer does not have
 /// sets nothing.
-pub(crate) fn ui_response(workflow: &Workflow, tool: &str, answer: &Value) -> Vec<(String, Value)> {
-    static_triggers(workflow)
+pub(crate) fn ui_response(
+    variables: &[ContextVariable],
+    tool: &str,
+    answer: &Value,
+) -> Vec<(String, Value)> {
+    static_triggers(variables)
         .filter_map(|(variable, trigger)| match trigger {
             Trigger::UiResponse {
                 tool: watched,
@@ -132,12 +136,11 @@ pub(crate) fn ui_response(workflow: &Workflow, tool: &str, answer: &Value) -> Ve
 /// The variables derived from `tool` with a `field`, and their values in
 /// the tool's `result`.
 pub(crate) fn tool_result_fields(
-    workflow: &Workflow,
+    variables: &[ContextVariable],
     tool: &str,
     result: &Value,
 ) -> Vec<(String, Value)> {
-    workflow
-        .context_variables()
+    variables
         .iter()
         .filter_map(|v| match &v.source {
             VariableSource::Derived {
@@ -154,12 +157,11 @@ pub(crate) fn tool_result_fields(
 /// values: the value at `field`; without one, the field of the variable's
 /// name, else the whole output. A `field` the output lacks sets nothing.
 pub(crate) fn agent_output_fields(
-    workflow: &Workflow,
+    variables: &[ContextVariable],
     agent: &str,
     output: &Value,
 ) -> Vec<(String, Value)> {
-    workflow
-        .context_variables()
+    variables
         .iter()
         .filter_map(|v| match &v.source {
             VariableSource::Derived {
@@ -181,8 +183,8 @@ pub(crate) fn agent_output_fields(
         .collect()
 }
 
-fn static_triggers(workflow: &Workflow) -> impl Iterator<Item = (&str, &Trigger)> {
-    workflow.context_variables().iter().flat_map(|v| {
+fn static_triggers(variables: &[ContextVariable]) -> impl Iterator<Item = (&str, &Trigger)> {
+    variables.iter().flat_map(|v| {
         let triggers: &[Trigger] = match &v.source {
             VariableSource::Static { triggers, .. } => triggers,
             _ => &[],
@@ -191,9 +193,140 @@ fn static_triggers(workflow: &Workflow) -> impl Iterator<Item = (&str, &Trigger)
     })
 }
 
+/// The variables a trigger of `by` (`trigger:<agent>`) already set in the
+/// current LLM step: the `context_changed` events at the end of `events`
+/// since the last event that moved the run (only changes, usage, statuses,
+/// errors and retries may follow a step's start without ending it). After
+/// a restart between a trigger's event and its message, the LLM is asked
+/// again and these are not fired twice.
+pub(crate) fn already_fired<'a>(
+    events: impl DoubleEndedIterator<Item = &'a Envelope>,
+    by: &str,
+) -> Vec<String> {
+    events
+        .rev()
+        .take_while(|e| {
+            matches!(
+                e.event,
+                Event::ContextChanged { .. }
+                    | Event::Usage { .. }
+                    | Event::RunStatus { .. }
+                    | Event::Error { .. }
+                    | Event::LlmRetry { .. }
+            )
+        })
+        .filter_map(|e| match &e.event {
+            Event::ContextChanged { key, by: b, .. } if b == by => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::event::RunStatus;
+    use crate::workflow::model::{FieldPath, VariableType};
+
+    fn variable(name: &str, source: VariableSource) -> ContextVariable {
+        ContextVariable {
+            name: name.into(),
+            var_type: VariableType::Integer,
+            description: String::new(),
+            source,
+        }
+    }
+
+    fn derived(name: &str, by: Producer, field: Option<&str>) -> ContextVariable {
+        variable(
+            name,
+            VariableSource::Derived {
+                by,
+                field: field.and_then(FieldPath::parse),
+                default: Value::Null,
+            },
+        )
+    }
+
+    #[test]
+    fn derived_fields_read_nested_values_and_a_missing_field_sets_nothing() {
+        let vars = [
+            derived("score", Producer::Agent("R".into()), Some("review.score")),
+            derived("gone", Producer::Agent("R".into()), Some("review.missing")),
+            derived("review", Producer::Agent("R".into()), None),
+            derived("whole", Producer::Agent("R".into()), None),
+            derived("count", Producer::Tool("t".into()), Some("tasks")),
+            derived("other", Producer::Agent("X".into()), None),
+        ];
+        let output = json!({"review": {"score": 7}});
+        assert_eq!(
+            agent_output_fields(&vars, "R", &output),
+            [
+                ("score".to_owned(), json!(7)),
+                ("review".to_owned(), json!({"score": 7})),
+                ("whole".to_owned(), output.clone()),
+            ]
+        );
+        assert_eq!(
+            tool_result_fields(&vars, "t", &json!({"tasks": 2})),
+            [("count".to_owned(), json!(2))]
+        );
+        assert!(tool_result_fields(&vars, "t", &json!({"other": 2})).is_empty());
+    }
+
+    #[test]
+    fn a_ui_answer_without_the_response_key_sets_nothing() {
+        let vars = [variable(
+            "approved",
+            VariableSource::Static {
+                default: Value::Null,
+                triggers: vec![Trigger::UiResponse {
+                    tool: "ask".into(),
+                    response_key: FieldPath::parse("form.ok").unwrap(),
+                }],
+            },
+        )];
+        assert_eq!(
+            ui_response(&vars, "ask", &json!({"form": {"ok": true}})),
+            [("approved".to_owned(), json!(true))]
+        );
+        assert!(ui_response(&vars, "ask", &json!({"form": {}})).is_empty());
+        assert!(ui_response(&vars, "other", &json!({"form": {"ok": true}})).is_empty());
+    }
+
+    #[test]
+    fn a_trigger_recorded_in_this_step_counts_as_fired_and_one_of_an_earlier_step_does_not() {
+        let env = |event: Event| Envelope {
+            seq: Some(1),
+            chat_id: "c".into(),
+            ts: 0,
+            event,
+        };
+        let changed = |key: &str, by: &str| {
+            env(Event::ContextChanged {
+                key: key.into(),
+                value: Some(json!(true)),
+                by: by.into(),
+            })
+        };
+        let events = [
+            changed("old", "trigger:A"),
+            env(Event::Speaker {
+                agent: "A".into(),
+                turn: 2,
+            }),
+            changed("done", "trigger:A"),
+            changed("x", "tool:t"),
+            env(Event::RunStatus {
+                status: RunStatus::Running,
+                reason: Some("resumed".into()),
+            }),
+        ];
+        assert_eq!(already_fired(events.iter(), "trigger:A"), ["done"]);
+        assert!(already_fired(events.iter(), "trigger:B").is_empty());
+    }
 
     fn equals(s: &str) -> TextMatch {
         TextMatch::Equals(s.to_owned())

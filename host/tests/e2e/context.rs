@@ -201,6 +201,18 @@ async fn each_trigger_kind_sets_its_variable_and_fires_a_handoff(store: Store) {
         "the token reached a client: {}",
         summary(&ws.seen)
     );
+    assert!(
+        !ws.seen
+            .iter()
+            .any(|e| e["type"] == "text_delta" && e["agent"] == "Planner"),
+        "the hidden agent was streamed"
+    );
+    assert!(
+        ws.seen
+            .iter()
+            .any(|e| e["type"] == "text_delta" && e["agent"] == "Reviewer"),
+        "other agents still stream"
+    );
     // The trigger's event comes before the message it fired on.
     let seq_of = |pred: &dyn Fn(&Value) -> bool| {
         events.iter().find(|e| pred(e)).unwrap()["seq"]
@@ -411,4 +423,35 @@ async fn triggers_fired_before_a_restart_are_neither_fired_again_nor_lost() {
     let (_, context) = server.get(&format!("/api/chats/{chat}/context")).await;
     let text = context.to_string();
     assert!(text.contains("\"verdict\":\"rejected\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_ui_answer_whose_value_has_the_wrong_type_sets_nothing_and_fires_no_handoff() {
+    let scratch = Scratch::new("context-ui-wrong-type");
+    let llm = FakeLlm::start(triggers_llm).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("ContextTriggers").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let request = ws.until_type("ui_request").await;
+    ws.send(json!({
+        "type": "ui_response",
+        "request_id": request["request_id"],
+        "answer": {"approved": false, "decision": {"approved": "yes"}}
+    }))
+    .await;
+    // No handoff: the Closer's LLM is asked again, which this script
+    // answers with an error, so the run stops there.
+    ws.until_status("interrupted").await;
+    let events = server.events(&chat).await;
+    assert_eq!(
+        changes_of(&events, "closer_approved"),
+        [(Value::Null, "init".to_owned())]
+    );
+    assert!(
+        !of_type(&events, "handoff")
+            .iter()
+            .any(|h| h["from"] == "Closer"),
+        "{}",
+        summary(&events)
+    );
 }

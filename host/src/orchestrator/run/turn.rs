@@ -44,7 +44,7 @@ impl Run {
         let name = agent.name.clone();
         // An agent with a `ui_hidden` trigger is not streamed: a delta
         // would show the token before the whole message is known.
-        let stream = !triggers::hides_text(&self.workflow, &agent.name);
+        let stream = !triggers::hides_text(self.workflow.context_variables(), &agent.name);
         let mut on_delta = |delta: &str| {
             if stream {
                 live.send_ephemeral(Event::TextDelta {
@@ -340,7 +340,11 @@ impl Run {
         agent: &Agent,
         structured: &Value,
     ) -> Result<(), RunError> {
-        for (key, value) in triggers::agent_output_fields(&self.workflow, &agent.name, structured) {
+        for (key, value) in triggers::agent_output_fields(
+            self.workflow.context_variables(),
+            &agent.name,
+            structured,
+        ) {
             self.emit(Event::ContextChanged {
                 key,
                 value: Some(value),
@@ -360,7 +364,9 @@ impl Run {
             return Ok(());
         };
         let rules = crate::orchestrator::context_writes::WriteRules::of(&self.workflow);
-        for (key, value) in triggers::tool_result_fields(&self.workflow, tool, &result) {
+        for (key, value) in
+            triggers::tool_result_fields(self.workflow.context_variables(), tool, &result)
+        {
             if let Err(refused) = rules.check(&key, &value) {
                 tracing::warn!(tool, %refused, "derived variable not set from the tool's result");
                 continue;
@@ -381,27 +387,9 @@ impl Run {
     /// LLM step (the run crashed after it, before the reply was stored, and
     /// asked again) is not fired twice.
     async fn fire_text_triggers(&mut self, agent: &Agent, text: &str) -> Result<String, RunError> {
-        let firings = triggers::agent_text(&self.workflow, &agent.name, text);
+        let firings = triggers::agent_text(self.workflow.context_variables(), &agent.name, text);
         let by = format!("trigger:{}", agent.name);
-        let already: Vec<String> = self
-            .events
-            .iter()
-            .rev()
-            .take_while(|e| {
-                matches!(
-                    e.event,
-                    Event::ContextChanged { .. }
-                        | Event::Usage { .. }
-                        | Event::RunStatus { .. }
-                        | Event::Error { .. }
-                        | Event::LlmRetry { .. }
-                )
-            })
-            .filter_map(|e| match &e.event {
-                Event::ContextChanged { key, by: b, .. } if *b == by => Some(key.clone()),
-                _ => None,
-            })
-            .collect();
+        let already = triggers::already_fired(self.events.iter().map(|e| &**e), &by);
         for (key, value) in firings.set {
             if already.contains(&key) {
                 continue;
