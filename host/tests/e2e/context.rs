@@ -92,6 +92,11 @@ async fn the_next_llm_call_shows_what_a_tool_set_and_a_nested_field_hands_off(st
         prompts_of(&llm, "Closer")[0],
         "You are Closer. The review scored 7."
     );
+    // A result field of the wrong type is not written.
+    assert_eq!(
+        changes_of(&events, "ready_text"),
+        [(Value::Null, "init".to_owned())]
+    );
 }
 
 /// ContextTriggers' script: each agent says what fires its trigger; the
