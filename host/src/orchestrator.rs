@@ -21,16 +21,19 @@
 //! and the run reads its position back from those events
 //! ([`history::RunPosition`]), which is how a chat resumes after a restart.
 
+mod context_writes;
 mod drain;
 mod handoff;
 mod history;
 mod instrument;
 mod live;
 mod pattern;
+mod prompt;
 mod resume;
 mod run;
 mod structured;
 mod tools;
+mod triggers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

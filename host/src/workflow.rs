@@ -22,6 +22,7 @@ pub(crate) mod load;
 pub(crate) mod model;
 pub(crate) mod registry;
 pub(crate) mod spec;
+pub(crate) mod template;
 pub(crate) mod validate;
 
 #[cfg(test)]

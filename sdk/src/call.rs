@@ -83,20 +83,33 @@ pub struct Context<'a> {
     _call: &'a Call,
 }
 
+/// A context value's JSON text as a `T`: absent and `null` are `None`.
+fn decode<T: DeserializeOwned>(key: &str, text: Option<&str>) -> Result<Option<T>, ToolError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let value: Value = serde_json::from_str(text).map_err(|err| {
+        ToolError::Failed(format!("context variable `{key}` is not valid JSON: {err}"))
+    })?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    serde_json::from_value(value).map(Some).map_err(|err| {
+        ToolError::Failed(format!(
+            "context variable `{key}` has an unexpected shape: {err}"
+        ))
+    })
+}
+
 impl Context<'_> {
-    /// Returns the variable `key` as a `T`, or `None` if it is not set.
+    /// Returns the variable `key` as a `T`, or `None` if it is not set or
+    /// its value is `null` (a declared variable without a default holds
+    /// `null` until something sets it).
     ///
     /// Fails with [`ToolError::Failed`] if the value does not fit `T`; use
     /// [`serde_json::Value`] as `T` to take whatever is there.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ToolError> {
-        let Some(text) = wit::get(key) else {
-            return Ok(None);
-        };
-        serde_json::from_str(&text).map(Some).map_err(|err| {
-            ToolError::Failed(format!(
-                "context variable `{key}` has an unexpected shape: {err}"
-            ))
-        })
+        decode(key, wit::get(key).as_deref())
     }
 
     /// Sets the variable `key` to `value`.
@@ -135,5 +148,37 @@ impl Context<'_> {
                 ))),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod context_tests {
+    use super::decode;
+    use crate::ToolError;
+
+    #[test]
+    fn a_null_value_reads_as_absent() {
+        assert_eq!(decode::<String>("plan", Some("null")).unwrap(), None);
+        assert_eq!(
+            decode::<serde_json::Value>("plan", Some(" null ")).unwrap(),
+            None
+        );
+        assert_eq!(decode::<String>("plan", None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_value_reads_as_its_type_and_a_wrong_shape_fails_naming_the_variable() {
+        assert_eq!(
+            decode::<String>("plan", Some("\"ready\"")).unwrap(),
+            Some("ready".to_owned())
+        );
+        assert_eq!(
+            decode::<Vec<u32>>("ids", Some("[1,2]")).unwrap(),
+            Some(vec![1, 2])
+        );
+        match decode::<String>("count", Some("3")) {
+            Err(ToolError::Failed(message)) => assert!(message.contains("`count`"), "{message}"),
+            other => panic!("expected a failure, got {other:?}"),
+        }
     }
 }

@@ -20,6 +20,7 @@ mod turn;
 
 pub use request::chat_request;
 pub(crate) use request::initial_context;
+use request::{RequestDefaults, chat_request_with};
 
 use super::Shared;
 use super::handoff::{self, Decision, Scope};

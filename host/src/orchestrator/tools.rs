@@ -16,8 +16,10 @@ use mozaiks_plugin_host::{
 };
 use serde_json::Value;
 
+use super::context_writes::WriteRules;
 use super::live::LiveChat;
 use crate::event::{Event, ToolFailure, ToolFailureKind, UiOutcome};
+use crate::workflow::Workflow;
 use crate::workflow::model::{Tool, ToolKind};
 
 /// How a tool call ended, as the agent will read it.
@@ -42,7 +44,12 @@ impl ToolReport {
     }
 }
 
-/// Calls `function` of `plugin` for the chat behind `live`.
+/// Calls `function` of `plugin` for the chat behind `live`, under the
+/// context rules and UI triggers of `workflow`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call's parts, each from a different owner"
+)]
 pub(crate) async fn execute(
     plugin: &Plugin,
     function: &str,
@@ -50,15 +57,20 @@ pub(crate) async fn execute(
     info: CallInfo,
     live: &Arc<LiveChat>,
     tool: &Tool,
+    workflow: &Arc<Workflow>,
     secrets: Arc<dyn mozaiks_plugin_host::SecretStore>,
 ) -> ToolReport {
+    let rules = Arc::new(WriteRules::of(workflow));
     let ports = Ports {
         context: Arc::new(ChatContext {
             live: Arc::clone(live),
             writer: format!("tool:{}", tool.name),
+            rules: Arc::clone(&rules),
         }),
         ui: Arc::new(ChatUi {
             live: Arc::clone(live),
+            workflow: Arc::clone(workflow),
+            rules,
             tool: tool.name.clone(),
             declared: match &tool.kind {
                 ToolKind::Ui { component, .. } => Some(component.clone()),
@@ -101,6 +113,8 @@ fn describe_call_error(error: &CallError) -> String {
 struct ChatContext {
     live: Arc<LiveChat>,
     writer: String,
+    /// Declared types and the undeclared-writes policy.
+    rules: Arc<WriteRules>,
 }
 
 fn port_error(error: impl std::fmt::Display) -> PortError {
@@ -114,6 +128,9 @@ impl ContextStore for ChatContext {
     }
 
     async fn set(&self, key: &str, value: Value) -> Result<(), ContextSetError> {
+        self.rules
+            .check(key, &value)
+            .map_err(|refused| ContextSetError::Rejected(refused.to_string()))?;
         self.live
             .emit(Event::ContextChanged {
                 key: key.to_owned(),
@@ -163,6 +180,10 @@ impl ContextStore for ChatContext {
 #[derive(Debug)]
 struct ChatUi {
     live: Arc<LiveChat>,
+    /// The workflow whose `ui_response` triggers an answer fires.
+    workflow: Arc<Workflow>,
+    /// What a trigger may write.
+    rules: Arc<WriteRules>,
     tool: String,
     /// The component `tools.json` declares for this tool (UI tools).
     declared: Option<String>,
@@ -183,6 +204,30 @@ impl ChatUi {
                 "the plugin shows component `{asked}`, but tools.json declares `{declared}` for this tool; correct `ui.component` or the plugin"
             );
         }
+    }
+}
+
+impl ChatUi {
+    /// Sets the variables whose `ui_response` triggers watch this tool,
+    /// before the tool reads the answer (so a crash before this point asks
+    /// again: the tool call has no result and is called again on resume).
+    async fn fire_ui_triggers(&self, answer: &Value) -> Result<(), super::live::EmitError> {
+        for (key, value) in
+            super::triggers::ui_response(self.workflow.context_variables(), &self.tool, answer)
+        {
+            if let Err(refused) = self.rules.check(&key, &value) {
+                tracing::warn!(tool = %self.tool, %refused, "ui_response trigger not applied");
+                continue;
+            }
+            self.live
+                .emit(Event::ContextChanged {
+                    key,
+                    value: Some(value),
+                    by: format!("trigger:{}", self.tool),
+                })
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -225,6 +270,9 @@ impl UiBridge for ChatUi {
         match tokio::time::timeout(request.timeout, answer).await {
             Ok(Ok(value)) => {
                 guard.armed = false;
+                self.fire_ui_triggers(&value)
+                    .await
+                    .map_err(|e| UiError::Unavailable(e.to_string()))?;
                 Ok(value)
             }
             // The sender went away: the run ended and records the

@@ -63,6 +63,11 @@ pub(crate) fn classify(path: &Path, roots: &Roots) -> Option<ChangedFolder> {
         return match parts.as_slice() {
             [_] => Some(ChangedFolder::Workflow(folder)),
             [_, file] if is_ext(file, "json") => Some(ChangedFolder::Workflow(folder)),
+            // Files in subfolders may be read by `file` context sources
+            // (data/limits.json); a change that alters nothing the workflow
+            // reads leaves its version as it was, and the reload is a no-op.
+            // The front-end components are served as they are, never loaded.
+            [_, dir, _, ..] if *dir != "components" => Some(ChangedFolder::Workflow(folder)),
             _ => None,
         };
     }
@@ -181,6 +186,15 @@ mod tests {
             workflow
         );
         assert_eq!(classify(Path::new("/srv/workflows/Demo"), &r), workflow);
+        assert_eq!(
+            classify(Path::new("/srv/workflows/Demo/data/limits.json"), &r),
+            workflow,
+            "a file source's file"
+        );
+        assert_eq!(
+            classify(Path::new("/srv/workflows/Demo/data/deep/notes.txt"), &r),
+            workflow
+        );
     }
 
     #[test]

@@ -63,6 +63,13 @@ fn summary(w: &Workflow) -> String {
         w.human_in_the_loop(),
         w.initial_agent()
     );
+    if w.undeclared_context_writes() != crate::workflow::model::UndeclaredContextWrites::Allow {
+        let _ = writeln!(
+            out,
+            "undeclared_context_writes {:?}",
+            w.undeclared_context_writes()
+        );
+    }
     for a in w.agents() {
         let _ = writeln!(
             out,
@@ -72,6 +79,14 @@ fn summary(w: &Workflow) -> String {
             a.structured_output,
             a.llm
         );
+        if !a.context_variables.is_empty() || a.system_message.contains("{{") {
+            let _ = writeln!(
+                out,
+                "  sees [{}], system_message {:?}",
+                a.context_variables.join(", "),
+                a.system_message
+            );
+        }
         for (text, t) in &a.handoffs.llm {
             let _ = writeln!(out, "  llm {text:?} -> {}", target(t));
         }
@@ -145,6 +160,8 @@ const CASES: &[&str] = &[
     "tool_function_missing",
     "invalid_output_schema",
     "many_errors",
+    "context_sources_and_triggers",
+    "context_errors",
 ];
 
 #[test]
@@ -289,4 +306,71 @@ fn a_folder_that_breaks_keeps_serving_its_last_good_version_until_fixed() {
     assert!(fixed.changed);
     assert!(matches!(fixed.entry, Entry::Valid(_)));
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Copies the fixture `case` (with its subfolders) to a fresh temporary
+/// folder named after `tag`.
+fn copy_fixture(case: &str, tag: &str) -> std::path::PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("mozaiks-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy(&fixtures_dir().join(case), &dir);
+    dir
+}
+
+#[test]
+fn a_file_source_is_part_of_the_version_and_stays_inside_the_folder() {
+    let dir = copy_fixture("context_sources_and_triggers", "file-source");
+    let before = load_workflow(&dir, plugins()).unwrap();
+    std::fs::write(dir.join("data/limits.json"), r#"{"max_tasks": 6}"#).unwrap();
+    let after = load_workflow(&dir, plugins()).unwrap();
+    assert_ne!(before.version(), after.version(), "the data file counts");
+
+    // A link that leads outside the folder is refused, however it is named.
+    let outside = dir.with_extension("outside.json");
+    std::fs::write(&outside, r#"{"secret": 1}"#).unwrap();
+    std::fs::remove_file(dir.join("data/limits.json")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("data/limits.json")).unwrap();
+    let errors = load_workflow(&dir, plugins()).unwrap_err();
+    let text: Vec<String> = errors.iter().map(|d| d.display_relative_to(&dir)).collect();
+    assert_eq!(
+        text,
+        [
+            "context_variables.json: $.definitions[0].source.path: \"data/limits.json\" leads outside the workflow folder (help: copy the file into the folder instead of linking it)"
+        ]
+    );
+
+    // Invalid JSON names the data file's line and column.
+    std::fs::remove_file(dir.join("data/limits.json")).unwrap();
+    std::fs::write(dir.join("data/limits.json"), "{\n  \"max_tasks\": }").unwrap();
+    let errors = load_workflow(&dir, plugins()).unwrap_err();
+    assert_eq!(
+        errors[0].message, "data/limits.json:2:16: expected value",
+        "{errors:?}"
+    );
+
+    // More than 1 MiB is refused.
+    std::fs::remove_file(dir.join("data/limits.json")).unwrap();
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(1024 * 1024));
+    std::fs::write(dir.join("data/limits.json"), big).unwrap();
+    let errors = load_workflow(&dir, plugins()).unwrap_err();
+    assert!(
+        errors[0]
+            .message
+            .contains("a file source holds at most 1048576"),
+        "{errors:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&outside).unwrap();
 }

@@ -16,7 +16,9 @@ pub(crate) use super::spec::DisplayMode;
 pub(crate) use super::spec::HumanInputMode;
 pub(crate) use super::spec::OrchestrationPattern;
 pub(crate) use super::spec::StartupMode;
+pub(crate) use super::spec::UndeclaredContextWrites;
 pub(crate) use super::spec::VariableType;
+pub(crate) use super::template::FieldPath;
 
 /// A loaded, validated workflow.
 #[derive(Debug, Clone)]
@@ -35,6 +37,7 @@ pub struct Workflow {
     pub(super) tools: Vec<Tool>,
     pub(super) context: Vec<ContextVariable>,
     pub(super) outputs: Vec<OutputModel>,
+    pub(super) undeclared_context_writes: UndeclaredContextWrites,
     pub(super) version: String,
 }
 
@@ -99,6 +102,14 @@ impl Workflow {
     pub fn context_variables(&self) -> &[ContextVariable] {
         &self.context
     }
+    /// The declared context variable called `name`.
+    pub fn context_variable(&self, name: &str) -> Option<&ContextVariable> {
+        self.context.iter().find(|v| v.name == name)
+    }
+    /// What a tool's write to an undeclared context variable does.
+    pub fn undeclared_context_writes(&self) -> UndeclaredContextWrites {
+        self.undeclared_context_writes
+    }
     /// The structured-output models.
     pub fn output_models(&self) -> &[OutputModel] {
         &self.outputs
@@ -124,8 +135,13 @@ impl Workflow {
 pub struct Agent {
     /// Unique name.
     pub name: String,
-    /// The system message (prompt sections already joined).
+    /// The system message (prompt sections already joined), with its
+    /// `{{context.name}}` references still in it: they are filled in on
+    /// every LLM call.
     pub system_message: String,
+    /// Context variables shown with their current values in a section of
+    /// the system message on every LLM call (all declared).
+    pub context_variables: Vec<String>,
     /// LLM settings; `None` fields take the server's defaults.
     pub llm: LlmSettings,
     /// Names of the tools it may call (all exist in [`Workflow::tools`]).
@@ -229,6 +245,16 @@ pub enum VariableSource {
     Static {
         /// The initial value.
         default: Value,
+        /// What sets it without a tool.
+        triggers: Vec<Trigger>,
+    },
+    /// A file of the workflow folder, read when the workflow loaded (the
+    /// file's bytes are part of the workflow's version).
+    File {
+        /// The path as written, relative to the workflow folder.
+        path: String,
+        /// The value read (or the default when the file is absent).
+        value: Value,
     },
     /// The server's environment, read when a run starts.
     Environment {
@@ -243,9 +269,57 @@ pub enum VariableSource {
     Derived {
         /// Who sets it.
         by: Producer,
+        /// Where in the output or result the value is; `None`: the field
+        /// of the variable's name, else the whole output.
+        field: Option<FieldPath>,
         /// Value until then.
         default: Value,
     },
+}
+
+/// Sets a `static` variable without a tool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// An agent's message matches.
+    AgentText {
+        /// The agent.
+        agent: String,
+        /// How its messages are matched.
+        matcher: TextMatch,
+        /// The value set.
+        value: Value,
+        /// Whether the matched text is removed from the message clients
+        /// (and the log) keep.
+        ui_hidden: bool,
+    },
+    /// A UI tool's answer.
+    UiResponse {
+        /// The UI tool.
+        tool: String,
+        /// Where the value is in the answer.
+        response_key: FieldPath,
+    },
+}
+
+/// How an agent's message is matched.
+#[derive(Debug, Clone)]
+pub enum TextMatch {
+    /// The trimmed message, or its trimmed last non-empty line, equals this.
+    Equals(String),
+    /// The message contains this.
+    Contains(String),
+    /// This expression matches somewhere in the message.
+    Regex(regex::Regex),
+}
+
+impl PartialEq for TextMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Equals(a), Self::Equals(b)) | (Self::Contains(a), Self::Contains(b)) => a == b,
+            (Self::Regex(a), Self::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
 }
 
 /// Who sets a derived variable.

@@ -38,6 +38,21 @@ pub(crate) struct OrchestratorFile {
     /// The seed message, sent as a user message before the first turn.
     #[serde(default)]
     pub initial_message: Option<String>,
+    /// Whether tools may write context variables that context_variables.json
+    /// does not declare.
+    #[serde(default)]
+    pub undeclared_context_writes: UndeclaredContextWrites,
+}
+
+/// What a tool's write to an undeclared context variable does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UndeclaredContextWrites {
+    /// The write is stored like any other (MozaiksAI's behaviour).
+    #[default]
+    Allow,
+    /// The write is refused with a message naming the variable.
+    Refuse,
 }
 
 fn default_max_turns() -> i64 {
@@ -111,6 +126,10 @@ pub(crate) struct AgentSpec {
     /// AG2's human input mode for this agent.
     #[serde(default)]
     pub human_input_mode: Option<HumanInputMode>,
+    /// Context variables shown, with their current values, in a section of
+    /// this agent's system message on every LLM call.
+    #[serde(default)]
+    pub context_variables: Vec<String>,
 }
 
 /// One section of a system message.
@@ -281,6 +300,9 @@ pub(crate) enum VariableSourceSpec {
         /// The initial value (null if absent).
         #[serde(default)]
         default: Option<Value>,
+        /// What sets it without a tool.
+        #[serde(default)]
+        triggers: Vec<TriggerSpec>,
     },
     /// Read from the server's environment when a run starts (MozaiksAI's
     /// `config`).
@@ -305,7 +327,74 @@ pub(crate) enum VariableSourceSpec {
         /// Value before it is set (null if absent).
         #[serde(default)]
         default: Option<Value>,
+        /// Dotted path into the agent's structured output or the tool's
+        /// result (`review.score`); absent: the field of the variable's name.
+        #[serde(default)]
+        field: Option<String>,
     },
+    /// A file of the workflow folder, read when the workflow loads.
+    File {
+        /// Relative to the workflow folder, never outside it.
+        path: String,
+        /// How the file is read; from the extension when absent.
+        #[serde(default)]
+        format: Option<FileFormat>,
+        /// Used when the file does not exist (and is not required).
+        #[serde(default)]
+        default: Option<Value>,
+        /// A missing file is a load error.
+        #[serde(default)]
+        required: bool,
+    },
+}
+
+/// How a `file` source is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FileFormat {
+    /// Parsed as JSON.
+    Json,
+    /// The text as a string.
+    Text,
+}
+
+/// Something that sets a `static` variable without a tool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum TriggerSpec {
+    /// An agent's message matches.
+    AgentText {
+        /// The agent whose messages are matched.
+        agent: String,
+        /// How they are matched.
+        #[serde(rename = "match")]
+        matcher: TextMatchSpec,
+        /// The value set (true if absent).
+        #[serde(default)]
+        value: Option<Value>,
+        /// Whether the matched text is removed from the message clients see.
+        #[serde(default)]
+        ui_hidden: bool,
+    },
+    /// A UI tool's answer.
+    UiResponse {
+        /// The UI tool.
+        tool: String,
+        /// Dotted path of the value in the answer.
+        response_key: String,
+    },
+}
+
+/// How an agent's message is matched: exactly one key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum TextMatchSpec {
+    /// The trimmed message, or its last non-empty line, equals this.
+    Equals(String),
+    /// The message contains this.
+    Contains(String),
+    /// This regular expression matches somewhere in the message.
+    Regex(String),
 }
 
 /// `structured_outputs.json`.

@@ -15,10 +15,13 @@ use super::model::{Handoffs, Workflow};
 use super::spec::ToolSpec;
 
 mod agents;
-mod context;
+pub(crate) mod context;
+mod file_source;
 mod handoffs;
 mod outputs;
 mod tools;
+mod triggers;
+mod visibility;
 
 /// The name handoffs use for the human user.
 pub(crate) const USER: &str = "user";
@@ -43,6 +46,7 @@ pub(crate) fn validate(
     let mut v = Validator {
         files,
         diagnostics: Vec::new(),
+        data_files: Vec::new(),
     };
     let agent_names = unique(agents_file.agents.iter().map(|a| a.name.as_str()));
     let tool_specs = files.tools.as_ref().map_or(&[][..], |t| &t.tools[..]);
@@ -140,9 +144,28 @@ pub(crate) fn validate(
     }
 
     // context_variables.json
+    let ui_tools: Vec<String> = tool_specs
+        .iter()
+        .filter(|t| t.tool_type == crate::workflow::spec::ToolType::UiTool)
+        .map(tool_name)
+        .collect();
     let declared = files.context_variables.as_ref().map_or(Vec::new(), |cv| {
-        context::check(&mut v, cv, &agent_names, &tool_names)
+        context::check(&mut v, cv, &agent_names, &tool_names, &ui_tools)
     });
+    // agents.json `context_variables` and `{{context.name}}`, once the
+    // variables are known.
+    let variable_names: Vec<&str> = files
+        .context_variables
+        .iter()
+        .flat_map(|cv| cv.definitions.iter().map(|d| d.name.as_str()))
+        .collect();
+    for (i, spec) in agents_file.agents.iter().enumerate() {
+        let path = at("agents").index(i);
+        let visible = v.visibility(spec, &path, &variable_names);
+        if let Some(agent) = agents.iter_mut().find(|a| a.name == spec.name) {
+            agent.context_variables = visible;
+        }
+    }
 
     // handoffs.json
     let mut handoffs: BTreeMap<String, Handoffs> = BTreeMap::new();
@@ -161,6 +184,7 @@ pub(crate) fn validate(
         agent.handoffs = handoffs.remove(&agent.name).unwrap_or_default();
     }
 
+    let data_files = std::mem::take(&mut v.data_files);
     let mut diagnostics = v.diagnostics;
     // Report in file order (then check order), whatever order the checks ran in.
     let rank = |d: &Diagnostic| REPORT_ORDER.iter().position(|f| d.file.ends_with(f));
@@ -171,6 +195,7 @@ pub(crate) fn validate(
     let Some(first) = agents.first() else {
         return Err(diagnostics);
     };
+    let version = file_source::version_with_data_files(&files.version, &data_files);
     let initial_agent = orchestrator
         .initial_agent
         .clone()
@@ -190,7 +215,8 @@ pub(crate) fn validate(
         tools,
         context: declared,
         outputs,
-        version: files.version.clone(),
+        undeclared_context_writes: orchestrator.undeclared_context_writes,
+        version,
     })
 }
 
@@ -224,6 +250,9 @@ fn tool_name(spec: &ToolSpec) -> String {
 pub(super) struct Validator<'a> {
     files: &'a WorkflowFiles,
     diagnostics: Vec<Diagnostic>,
+    /// The files `file` sources read (path as written, bytes or `None` when
+    /// absent): part of the workflow's version.
+    data_files: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Validator<'_> {

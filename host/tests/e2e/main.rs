@@ -28,6 +28,7 @@ mod cli;
 mod compile_limits;
 mod configuration;
 mod console;
+mod context;
 mod doctor;
 mod import;
 mod languages;

@@ -12,6 +12,7 @@ use crate::workflow::Workflow;
 use crate::workflow::model::{Agent, VariableSource};
 
 /// The LLM request of `agent`'s turn after `events`: its system message
+/// (with the context the log holds after `events`: `orchestrator/prompt.rs`)
 /// and transcript, its tools (schemas from the plugins' `describe()`) plus
 /// one transfer tool per LLM handoff, its structured-output model as
 /// `response_format`, its model settings (or the server's defaults), and
@@ -24,6 +25,36 @@ pub fn chat_request<'a>(
     default_timeout: std::time::Duration,
     cache_seed: u32,
 ) -> ChatRequest {
+    let events: Vec<&Envelope> = events.into_iter().collect();
+    let context = crate::orchestrator::prompt::context_of(events.iter().copied());
+    let defaults = RequestDefaults {
+        model: default_model,
+        timeout: default_timeout,
+        cache_seed,
+    };
+    chat_request_with(workflow, agent, events, &context, &defaults)
+}
+
+/// The server's settings a request falls back to.
+pub(crate) struct RequestDefaults<'a> {
+    /// The model when the agent names none.
+    pub model: &'a str,
+    /// The timeout when the agent sets none.
+    pub timeout: std::time::Duration,
+    /// The chat's cache seed.
+    pub cache_seed: u32,
+}
+
+/// [`chat_request`] with the chat's current `context` (the run's own event
+/// list lacks the changes tools made through the context port).
+pub(crate) fn chat_request_with<'a>(
+    workflow: &Workflow,
+    agent: &Agent,
+    events: impl IntoIterator<Item = &'a Envelope>,
+    context: &Map<String, Value>,
+    defaults: &RequestDefaults<'_>,
+) -> ChatRequest {
+    let system_message = crate::orchestrator::prompt::system_message(agent, context);
     let mut tools: Vec<ToolDefinition> = agent
         .tools
         .iter()
@@ -48,14 +79,14 @@ pub fn chat_request<'a>(
             .llm
             .model
             .clone()
-            .unwrap_or_else(|| default_model.to_owned()),
-        messages: transcript(&agent.name, &agent.system_message, events),
+            .unwrap_or_else(|| defaults.model.to_owned()),
+        messages: transcript(&agent.name, &system_message, events),
         tools,
         response_format,
         temperature: agent.llm.temperature,
         max_tokens: agent.llm.max_tokens,
-        timeout: agent.llm.timeout.unwrap_or(default_timeout),
-        seed: Some(i64::from(cache_seed)),
+        timeout: agent.llm.timeout.unwrap_or(defaults.timeout),
+        seed: Some(i64::from(defaults.cache_seed)),
     }
 }
 
@@ -77,9 +108,10 @@ pub(crate) fn initial_context(
     }
     for variable in workflow.context_variables() {
         let value = match &variable.source {
-            VariableSource::Static { default } | VariableSource::Derived { default, .. } => {
+            VariableSource::Static { default, .. } | VariableSource::Derived { default, .. } => {
                 default.clone()
             }
+            VariableSource::File { value, .. } => value.clone(),
             VariableSource::Environment {
                 env_var,
                 default,

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{MAX_TOOL_ROUNDS_PER_TURN, Run, RunError, chat_request};
+use super::{MAX_TOOL_ROUNDS_PER_TURN, RequestDefaults, Run, RunError, chat_request_with};
 use crate::event::{ErrorCode, Event, HandoffReason, ToolCallRecord, ToolFailureKind};
 use crate::llm::ChatRequest;
 use crate::orchestrator::handoff::{self, Decision, Scope};
 use crate::orchestrator::history::{Position, TurnStep};
 use crate::orchestrator::structured::STRUCTURED_OUTPUT_RETRIES;
 use crate::orchestrator::tools::{self, ToolReport};
-use crate::workflow::model::{Agent, Producer, Target, VariableSource};
+use crate::orchestrator::triggers;
+use crate::workflow::model::{Agent, Target};
 
 /// What tells the chat's clients of each retry of an LLM call of `agent`
 /// (an ephemeral `llm_retry` event).
@@ -37,15 +38,20 @@ pub(super) fn retry_reporter(
 
 impl Run {
     pub(super) async fn call_llm(&mut self, agent: &Agent) -> Result<(), RunError> {
-        let request = self.request_for(agent);
+        let request = self.request_for(agent).await?;
         let model = request.model.clone();
         let live = Arc::clone(&self.live);
         let name = agent.name.clone();
+        // An agent with a `ui_hidden` trigger is not streamed: a delta
+        // would show the token before the whole message is known.
+        let stream = !triggers::hides_text(self.workflow.context_variables(), &agent.name);
         let mut on_delta = |delta: &str| {
-            live.send_ephemeral(Event::TextDelta {
-                agent: name.clone(),
-                delta: delta.to_owned(),
-            });
+            if stream {
+                live.send_ephemeral(Event::TextDelta {
+                    agent: name.clone(),
+                    delta: delta.to_owned(),
+                });
+            }
         };
         let mut on_retry = retry_reporter(&live, &agent.name);
         let llm = self.shared.llm.clone();
@@ -71,6 +77,8 @@ impl Run {
             })
             .await?;
         }
+        let mut response = response;
+        response.content = self.fire_text_triggers(agent, &response.content).await?;
         if !response.tool_calls.is_empty() {
             self.tool_rounds += 1;
             let tool_calls = response
@@ -154,15 +162,22 @@ impl Run {
         }
     }
 
-    pub(super) fn request_for(&self, agent: &Agent) -> ChatRequest {
-        chat_request(
+    /// The request of `agent`'s next LLM call, with the chat's context as
+    /// it is now (tools' changes included).
+    pub(super) async fn request_for(&self, agent: &Agent) -> Result<ChatRequest, RunError> {
+        let context = self.live.context().await?;
+        let defaults = RequestDefaults {
+            model: self.shared.llm.default_model(),
+            timeout: self.shared.llm_timeout,
+            cache_seed: self.chat.cache_seed,
+        };
+        Ok(chat_request_with(
             &self.workflow,
             agent,
             self.events.iter().map(|e| &**e),
-            self.shared.llm.default_model(),
-            self.shared.llm_timeout,
-            self.chat.cache_seed,
-        )
+            &context,
+            &defaults,
+        ))
     }
 
     pub(super) async fn run_tools(
@@ -191,6 +206,9 @@ impl Run {
                         .await?
                 }
             };
+            if report.ok {
+                self.set_tool_derived(&call.name, &report.content).await?;
+            }
             self.emit(Event::ToolResult {
                 call_id: call.id,
                 agent: agent.name.clone(),
@@ -251,6 +269,7 @@ impl Run {
             info,
             &live,
             &tool,
+            &self.workflow,
             crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
         );
         tokio::select! {
@@ -314,34 +333,75 @@ impl Run {
     }
 
     /// Context variables derived from this agent's structured output: the
-    /// field of the same name, else the whole output.
+    /// value at their `field`, else the field of the same name, else the
+    /// whole output (`orchestrator/triggers.rs`).
     pub(super) async fn set_agent_derived(
         &mut self,
         agent: &Agent,
         structured: &Value,
     ) -> Result<(), RunError> {
-        let derived: Vec<String> = self
-            .workflow
-            .context_variables()
-            .iter()
-            .filter(|v| {
-                matches!(&v.source, VariableSource::Derived { by: Producer::Agent(a), .. } if *a == agent.name)
-            })
-            .map(|v| v.name.clone())
-            .collect();
-        for name in derived {
-            let value = match structured {
-                Value::Object(fields) if fields.contains_key(&name) => fields[&name].clone(),
-                whole => whole.clone(),
-            };
+        for (key, value) in triggers::agent_output_fields(
+            self.workflow.context_variables(),
+            &agent.name,
+            structured,
+        ) {
             self.emit(Event::ContextChanged {
-                key: name,
+                key,
                 value: Some(value),
                 by: format!("agent:{}", agent.name),
             })
             .await?;
         }
         Ok(())
+    }
+
+    /// Context variables derived from a field of `tool`'s result, set
+    /// before the result is stored (a crash in between calls the tool
+    /// again, which sets them again). A value of the wrong type is not
+    /// written.
+    async fn set_tool_derived(&mut self, tool: &str, content: &str) -> Result<(), RunError> {
+        let Ok(result) = serde_json::from_str::<Value>(content) else {
+            return Ok(());
+        };
+        let rules = crate::orchestrator::context_writes::WriteRules::of(&self.workflow);
+        for (key, value) in
+            triggers::tool_result_fields(self.workflow.context_variables(), tool, &result)
+        {
+            if let Err(refused) = rules.check(&key, &value) {
+                tracing::warn!(tool, %refused, "derived variable not set from the tool's result");
+                continue;
+            }
+            self.emit(Event::ContextChanged {
+                key,
+                value: Some(value),
+                by: format!("tool:{tool}"),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Fires `agent`'s `agent_text` triggers on its reply `text`, before
+    /// the reply is stored, and returns the text to store (without what
+    /// `ui_hidden` triggers matched). A trigger already recorded for this
+    /// LLM step (the run crashed after it, before the reply was stored, and
+    /// asked again) is not fired twice.
+    async fn fire_text_triggers(&mut self, agent: &Agent, text: &str) -> Result<String, RunError> {
+        let firings = triggers::agent_text(self.workflow.context_variables(), &agent.name, text);
+        let by = format!("trigger:{}", agent.name);
+        let already = triggers::already_fired(self.events.iter().map(|e| &**e), &by);
+        for (key, value) in firings.set {
+            if already.contains(&key) {
+                continue;
+            }
+            self.emit(Event::ContextChanged {
+                key,
+                value: Some(value),
+                by: by.clone(),
+            })
+            .await?;
+        }
+        Ok(firings.shown)
     }
 
     /// Sends a structured output to the UI tools bound to its model, as part
@@ -381,6 +441,7 @@ impl Run {
                         info,
                         &live,
                         &tool,
+                        &self.workflow,
                         crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
                     );
                     tokio::select! {

@@ -93,6 +93,7 @@ impl Validator<'_> {
         (self.diagnostics.len() == before).then(|| Agent {
             name: spec.name.clone(),
             system_message,
+            context_variables: Vec::new(),
             llm,
             tools: spec.tools.clone(),
             structured_output,

@@ -5,10 +5,12 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use super::file_source::FileSourceSpec;
+use super::triggers::TriggerScope;
 use super::{CONTEXT_VARIABLES_FILE, Validator};
 use crate::workflow::condition::CompareOp;
 use crate::workflow::diagnostic::{JsonPath, list};
-use crate::workflow::model::{ContextVariable, Producer, VariableSource};
+use crate::workflow::model::{ContextVariable, FieldPath, Producer, VariableSource};
 use crate::workflow::spec::{ContextVariablesFile, VariableSourceSpec, VariableType};
 
 /// Checks every definition; returns those without problems.
@@ -17,6 +19,7 @@ pub(super) fn check(
     file: &ContextVariablesFile,
     agents: &[&str],
     tools: &[String],
+    ui_tools: &[String],
 ) -> Vec<ContextVariable> {
     let mut seen = BTreeSet::new();
     let mut declared = Vec::new();
@@ -63,10 +66,43 @@ pub(super) fn check(
             }
         };
         let source = match &spec.source {
-            VariableSourceSpec::Static { default } => {
+            VariableSourceSpec::Static { default, triggers } => {
                 check_default(v, default);
+                let scope = TriggerScope {
+                    agents,
+                    ui_tools,
+                    var_type: spec.var_type,
+                };
+                let triggers = triggers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(t, trigger)| {
+                        v.trigger(trigger, &source_path.key("triggers").index(t), &scope)
+                    })
+                    .collect();
                 VariableSource::Static {
                     default: default.clone().unwrap_or(Value::Null),
+                    triggers,
+                }
+            }
+            VariableSourceSpec::File {
+                path: file,
+                format,
+                default,
+                required,
+            } => {
+                check_default(v, default);
+                let file_spec = FileSourceSpec {
+                    path: file,
+                    format: *format,
+                    default,
+                    required: *required,
+                    var_type: spec.var_type,
+                };
+                let value = v.file_source(&file_spec, &source_path);
+                VariableSource::File {
+                    path: file.clone(),
+                    value,
                 }
             }
             VariableSourceSpec::Environment {
@@ -93,8 +129,21 @@ pub(super) fn check(
                 tool,
                 agent,
                 default,
+                field,
             } => {
                 check_default(v, default);
+                let field = field.as_ref().and_then(|text| {
+                    let parsed = FieldPath::parse(text);
+                    if parsed.is_none() {
+                        v.error(
+                            CONTEXT_VARIABLES_FILE,
+                            source_path.key("field"),
+                            format!("\"{text}\" is not a dotted path such as `review.score`"),
+                            None,
+                        );
+                    }
+                    parsed
+                });
                 let by = match (tool, agent) {
                     (Some(tool), None) => {
                         if !tools.contains(tool) {
@@ -130,6 +179,7 @@ pub(super) fn check(
                 };
                 VariableSource::Derived {
                     by,
+                    field,
                     default: default.clone().unwrap_or(Value::Null),
                 }
             }
@@ -146,7 +196,8 @@ pub(super) fn check(
     declared
 }
 
-fn has_type(value: &Value, var_type: VariableType) -> bool {
+/// Whether `value` is a value of `var_type` (null is not).
+pub(crate) fn has_type(value: &Value, var_type: VariableType) -> bool {
     match var_type {
         VariableType::String => value.is_string(),
         VariableType::Boolean => value.is_boolean(),
@@ -157,7 +208,8 @@ fn has_type(value: &Value, var_type: VariableType) -> bool {
     }
 }
 
-fn type_name(var_type: VariableType) -> &'static str {
+/// The name context_variables.json uses for `var_type`.
+pub(crate) fn type_name(var_type: VariableType) -> &'static str {
     match var_type {
         VariableType::String => "string",
         VariableType::Boolean => "boolean",
@@ -165,6 +217,19 @@ fn type_name(var_type: VariableType) -> &'static str {
         VariableType::Number => "number",
         VariableType::Object => "object",
         VariableType::Array => "array",
+    }
+}
+
+/// The JSON type of `value`, as a person says it.
+pub(crate) fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
