@@ -70,4 +70,4 @@ pub use llm::{ChatRequest, LlmClient, LlmConfig, LlmError, RetryPolicy, install_
 
 // Workflows: `mozaiks validate`. (Plugins: the public `plugin_dir`
 // module, every item of which `mozaiks tool` and `validate` use.)
-pub use workflow::{Diagnostic, load_workflow};
+pub use workflow::{Diagnostic, Severity, load_workflow};

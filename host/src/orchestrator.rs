@@ -21,6 +21,7 @@
 //! and the run reads its position back from those events
 //! ([`history::RunPosition`]), which is how a chat resumes after a restart.
 
+mod auto_reply;
 mod drain;
 mod handoff;
 mod history;
@@ -31,6 +32,7 @@ mod resume;
 mod run;
 mod structured;
 mod tools;
+mod user_conditions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

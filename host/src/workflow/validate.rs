@@ -14,10 +14,13 @@ use super::load::{
 use super::model::{Handoffs, Workflow};
 use super::spec::ToolSpec;
 
+mod ag2_knobs;
 mod agents;
 mod context;
 mod handoffs;
+mod output_schema;
 mod outputs;
+mod reachability;
 mod tools;
 
 /// The name handoffs use for the human user.
@@ -156,19 +159,30 @@ pub(crate) fn validate(
                 &mut handoffs,
             );
         }
+        v.unreachable_rules(&file.handoff_rules);
     }
     for agent in &mut agents {
         agent.handoffs = handoffs.remove(&agent.name).unwrap_or_default();
     }
 
-    let mut diagnostics = v.diagnostics;
+    let (mut diagnostics, mut own_warnings): (Vec<_>, Vec<_>) =
+        v.diagnostics.into_iter().partition(Diagnostic::is_error);
     // Report in file order (then check order), whatever order the checks ran in.
-    let rank = |d: &Diagnostic| REPORT_ORDER.iter().position(|f| d.file.ends_with(f));
+    let rank = |d: &Diagnostic| {
+        REPORT_ORDER
+            .iter()
+            .position(|f| d.file.file_stem() == std::path::Path::new(f).file_stem())
+    };
     diagnostics.sort_by_key(rank);
+    own_warnings.sort_by_key(rank);
+    // The folder's warnings (files nothing reads) first, as they were found first.
+    let warnings: Vec<Diagnostic> = files.warnings.iter().cloned().chain(own_warnings).collect();
     let Some(max_turns) = max_turns.filter(|_| diagnostics.is_empty()) else {
+        diagnostics.extend(warnings);
         return Err(diagnostics);
     };
     let Some(first) = agents.first() else {
+        diagnostics.extend(warnings);
         return Err(diagnostics);
     };
     let initial_agent = orchestrator
@@ -191,6 +205,7 @@ pub(crate) fn validate(
         context: declared,
         outputs,
         version: files.version.clone(),
+        warnings,
     })
 }
 
@@ -235,6 +250,19 @@ impl Validator<'_> {
         help: Option<String>,
     ) {
         let mut d = Diagnostic::new(self.files.path(file), path, message);
+        d.help = help;
+        self.diagnostics.push(d);
+    }
+
+    /// Reports something that does not stop the workflow from loading.
+    pub(super) fn warn(
+        &mut self,
+        file: &str,
+        path: JsonPath,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
+        let mut d = Diagnostic::warning(self.files.path(file), path, message);
         d.help = help;
         self.diagnostics.push(d);
     }
