@@ -135,13 +135,43 @@ async fn a_yaml_workflow_is_hot_reloaded_and_its_errors_name_the_yaml_file() {
         &dir.join("agents.yml"),
         &agents("You are Helper. Version one."),
     );
-    let setup = Setup {
+    let mut setup = Setup {
         workflows,
         ..Setup::new(&scratch, &llm)
     };
+    setup.extra_env.push(("LOG_LEVEL".into(), "warn".into()));
+    // A leftover of a MozaiksAI folder: a warning, the workflow still loads.
+    write(
+        &dir.join("ui_config.yaml"),
+        "visual_agents: [user, Helper]\n",
+    );
     let server = Server::start(&setup).await;
     let (_, listed) = server.get("/api/workflows").await;
     assert_eq!(listed["workflows"][0]["valid"], true, "{listed}");
+    assert_eq!(listed["workflows"][0]["errors"], json!([]), "{listed}");
+    let warnings = listed["workflows"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("ui_config.yaml: nothing reads this file"),
+        "{warnings}"
+    );
+    // The server logs it too, at `warn` (the file is written in the
+    // background: wait for the line).
+    let log_file = setup.logs_dir().join("mozaiks.log");
+    let logged = |text: &str| {
+        text.lines().any(|l| {
+            l.contains("ui_config.yaml: nothing reads this file")
+                && l.to_lowercase().contains("warn")
+        })
+    };
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        if logged(&log) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(logged(&log), "no warning in {}:\n{log}", log_file.display());
     let first = listed["workflows"][0]["version"]
         .as_str()
         .unwrap()
