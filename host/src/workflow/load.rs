@@ -284,4 +284,29 @@ mod tests {
         let paths: Vec<&str> = err.iter().map(|d| d.json_path.as_str()).collect();
         assert_eq!(paths, ["$.agents[0].auto_tool_mode", "$.metadata"]);
     }
+
+    #[test]
+    fn the_version_changes_when_a_file_changes_its_spelling() {
+        let dir =
+            std::env::temp_dir().join(format!("mozaiks-load-spelling-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = "{\"workflow_name\": \"W\"}";
+        std::fs::write(dir.join("orchestrator.json"), text).unwrap();
+        let (json, _) = read_folder(&dir);
+        std::fs::rename(dir.join("orchestrator.json"), dir.join("orchestrator.yaml")).unwrap();
+        let (yaml, problems) = read_folder(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            yaml.orchestrator.as_ref().map(|o| o.workflow_name.as_str()),
+            Some("W")
+        );
+        assert_ne!(json.version, yaml.version);
+        assert_eq!(
+            yaml.path(ORCHESTRATOR_FILE)
+                .file_name()
+                .and_then(|n| n.to_str()),
+            Some("orchestrator.yaml")
+        );
+        assert_eq!(problems.len(), 1, "agents.json is missing: {problems:?}");
+    }
 }

@@ -189,3 +189,50 @@ async fn an_agent_stops_at_its_max_consecutive_auto_reply_until_the_user_speaks(
     }
     assert_eq!(llm.calls().len(), 4);
 }
+
+#[tokio::test]
+async fn without_the_user_an_agent_at_its_limit_ends_the_run() {
+    let scratch = Scratch::new("auto-reply-alone");
+    let llm = FakeLlm::start(|call| Reply::text(format!("{} draft", agent_of(call)))).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("AutoReplyAlone").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let done = ws.until_status("completed").await;
+    assert_eq!(done["reason"], "terminated by a handoff");
+    let last = of_type(&ws.seen, "handoff")
+        .last()
+        .copied()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (
+            last["to"].as_str(),
+            last["reason"]["kind"].as_str(),
+            last["reason"]["limit"].as_u64()
+        ),
+        (
+            Some("terminate"),
+            Some("max_consecutive_auto_reply"),
+            Some(3)
+        )
+    );
+    // The initial message counts as the user's: three turns after it.
+    assert_eq!(speakers(&ws.seen), ["Writer", "Writer", "Writer"]);
+}
+
+#[tokio::test]
+async fn the_users_expressions_are_checked_before_its_llm_conditions() {
+    let scratch = Scratch::new("user-expression-first");
+    let llm = FakeLlm::start(|_| Reply::text(r#"{"holds": 1}"#)).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let chat = server.start_chat("UserExpressionFirst").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("waiting_for_user").await;
+    ws.send(json!({"type": "user_message", "text": "Plan my week"}))
+        .await;
+    ws.until_status("completed").await;
+    let handoff = of_type(&ws.seen, "handoff")[0].clone();
+    assert_eq!(handoff["reason"]["kind"], "context", "{handoff}");
+    assert!(of_type(&ws.seen, "user_conditions_checked").is_empty());
+    assert!(llm.calls().is_empty(), "no classification call");
+}

@@ -93,8 +93,13 @@ impl Validator<'_> {
                     constant,
                 });
         }
+        let before = self.diagnostics.len();
         for (source, seen) in by_source {
             self.check_source(source, &seen);
+        }
+        // Report in file order, not source by source.
+        if let Some(found) = self.diagnostics.get_mut(before..) {
+            found.sort_by_key(|d| rule_index(&d.json_path));
         }
     }
 
@@ -155,6 +160,16 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// `N` of a path `$.handoff_rules[N]`.
+fn rule_index(json_path: &str) -> Option<usize> {
+    json_path
+        .strip_prefix("$.handoff_rules[")?
+        .split(']')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The value of a condition that reads no context variable; `None` when it
