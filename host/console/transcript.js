@@ -28,8 +28,6 @@ function reasonText(reason) {
     case 'pattern': return reason.pattern;
     case 'user': return 'picked by the user';
     case 'max_turns': return 'max turns reached';
-    case 'user_condition': return `the user's condition held: ${reason.condition}`;
-    case 'max_consecutive_auto_reply': return `${reason.limit} replies in a row (max_consecutive_auto_reply)`;
     default: return reason ? compact(reason) : '';
   }
 }
@@ -211,10 +209,6 @@ export class Transcript {
         break;
       case 'speaker_request':
         this.line('speaker', event.ts, h('span', { text: `Who speaks next? ${event.candidates.join(', ')}` }));
-        break;
-      case 'user_conditions_checked':
-        this.line('speaker', event.ts, h('span', { class: 'muted',
-          text: event.holds ? `The user's message satisfies: ${event.holds}` : 'The user\'s message satisfies none of the user\'s conditions' }));
         break;
       default:
         break; // context_changed and usage go to the panels; unknown types are ignored
