@@ -32,7 +32,6 @@ fn validate_reports_every_unknown_key_and_warns_about_files_nothing_reads() {
         "agents.json: $.agents[1].llm_config.cache_seed: unknown field",
         "agents.json: $.agents[1].auto_tool_mode: unknown field",
         "tools.json: $.tools[0].auto_invoke: unknown field",
-        "tools.json: $.lifecycle_tools: unknown field",
         "handoffs.json: $.handoff_rules[0].transition_target: unknown field",
         "warning: tests/fixtures/workflows/every_unknown_key/ui_config.yaml: nothing reads this file",
         "warning: tests/fixtures/workflows/every_unknown_key/tools: nothing reads this folder",
@@ -41,7 +40,7 @@ fn validate_reports_every_unknown_key_and_warns_about_files_nothing_reads() {
     }
     // expected_error.txt is a third file nothing reads.
     assert!(
-        text.contains("invalid, 12 problem(s), 3 warning(s)"),
+        text.contains("invalid, 11 problem(s), 3 warning(s)"),
         "{text}"
     );
 
@@ -62,7 +61,7 @@ fn validate_reports_every_unknown_key_and_warns_about_files_nothing_reads() {
     // expected_error.txt is a third file nothing reads.
     assert_eq!(
         (count("error"), count("warning")),
-        (12, 3),
+        (11, 3),
         "{diagnostics:#?}"
     );
 }
