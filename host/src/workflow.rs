@@ -1,4 +1,4 @@
-//! Workflows: folders of JSON files (`workflows/<Name>/`) that declare the
+//! Workflows: folders of JSON or YAML files (`workflows/<Name>/`) that declare the
 //! agents of a multi-agent chat, their tools, handoffs, context variables
 //! and structured outputs.
 //!
