@@ -41,7 +41,7 @@ pub(crate) use model::Workflow;
 pub(crate) use registry::WorkflowRegistry;
 
 /// Loads and validates the workflow folder `dir`, resolving its tools in
-/// `catalog`. Returns the workflow (its [`Workflow::warnings`] beside it),
+/// `catalog`. Returns the workflow (its `warnings()` beside it),
 /// or every problem found: the errors, then the warnings.
 pub fn load_workflow(dir: &Path, catalog: &dyn ToolCatalog) -> Result<Workflow, Vec<Diagnostic>> {
     let (files, mut diagnostics) = load::read_folder(dir);
