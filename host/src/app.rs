@@ -344,10 +344,17 @@ fn log_workflows(workflows: &WorkflowRegistry) {
                     agents = workflow.agents().len(),
                     "workflow loaded"
                 );
+                for warning in workflow.warnings() {
+                    tracing::warn!(workflow = name, "{warning}");
+                }
             }
             Entry::Invalid { diagnostics, .. } => {
                 for diagnostic in diagnostics.iter() {
-                    tracing::error!(workflow = name, "{diagnostic}");
+                    if diagnostic.is_error() {
+                        tracing::error!(workflow = name, "{diagnostic}");
+                    } else {
+                        tracing::warn!(workflow = name, "{diagnostic}");
+                    }
                 }
             }
         }

@@ -194,6 +194,18 @@ pub enum Event {
         /// Why.
         reason: HandoffReason,
     },
+    /// After a user message, one LLM call classified the message against
+    /// the `llm` conditions of the user's handoff rules. Persisted so that a
+    /// resumed run takes the same decision without asking again.
+    UserConditionsChecked {
+        /// The conditions asked about, in file order.
+        conditions: Vec<String>,
+        /// The first condition that holds, or `null` when none does (or the
+        /// answer could not be read: then `answer` says what came back).
+        holds: Option<String>,
+        /// The classifier's raw answer.
+        answer: String,
+    },
     /// The agent's structured output did not validate; it is asked once more.
     StructuredOutputRetry {
         /// The agent.
@@ -343,6 +355,18 @@ pub enum HandoffReason {
     User,
     /// The turn limit was reached.
     MaxTurns,
+    /// An `llm` condition of the user's handoff rules held (after a user
+    /// message; see [`Event::UserConditionsChecked`]).
+    UserCondition {
+        /// The condition's text.
+        condition: String,
+    },
+    /// The agent reached its `max_consecutive_auto_reply`: it has had that
+    /// many turns since the user last spoke, so it does not start another.
+    MaxConsecutiveAutoReply {
+        /// The agent's limit.
+        limit: u32,
+    },
 }
 
 /// Milliseconds since the Unix epoch, now.

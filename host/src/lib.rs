@@ -77,4 +77,4 @@ pub use import::{
 
 // Workflows: `mozaiks validate`. (Plugins: the public `plugin_dir`
 // module, every item of which `mozaiks tool` and `validate` use.)
-pub use workflow::{Diagnostic, load_workflow};
+pub use workflow::{Diagnostic, Severity, load_workflow};

@@ -22,6 +22,7 @@
 //! ([`history::RunPosition`]), which is how a chat resumes after a restart.
 
 mod context_writes;
+mod auto_reply;
 mod drain;
 mod handoff;
 mod history;
@@ -34,6 +35,7 @@ mod run;
 mod structured;
 mod tools;
 mod triggers;
+mod user_conditions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

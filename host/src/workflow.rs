@@ -1,4 +1,4 @@
-//! Workflows: folders of JSON files (`workflows/<Name>/`) that declare the
+//! Workflows: folders of JSON or YAML files (`workflows/<Name>/`) that declare the
 //! agents of a multi-agent chat, their tools, handoffs, context variables
 //! and structured outputs.
 //!
@@ -17,12 +17,15 @@
 
 pub(crate) mod catalog;
 pub(crate) mod condition;
+pub(crate) mod deserialize;
 pub(crate) mod diagnostic;
+pub(crate) mod format;
 pub(crate) mod load;
 pub(crate) mod model;
 pub(crate) mod registry;
 pub(crate) mod spec;
 pub(crate) mod template;
+pub(crate) mod unread;
 pub(crate) mod validate;
 
 #[cfg(test)]
@@ -34,15 +37,17 @@ use std::path::Path;
 pub(crate) use catalog::InMemoryCatalog;
 pub(crate) use catalog::LookupError;
 pub(crate) use catalog::ToolCatalog;
-pub use diagnostic::Diagnostic;
+pub use diagnostic::{Diagnostic, Severity};
 pub(crate) use model::Workflow;
 pub(crate) use registry::WorkflowRegistry;
 
 /// Loads and validates the workflow folder `dir`, resolving its tools in
-/// `catalog`. Returns the workflow, or every problem found.
+/// `catalog`. Returns the workflow (its `warnings()` beside it),
+/// or every problem found: the errors, then the warnings.
 pub fn load_workflow(dir: &Path, catalog: &dyn ToolCatalog) -> Result<Workflow, Vec<Diagnostic>> {
-    let (files, diagnostics) = load::read_folder(dir);
+    let (files, mut diagnostics) = load::read_folder(dir);
     if !diagnostics.is_empty() {
+        diagnostics.extend(files.warnings);
         return Err(diagnostics);
     }
     validate::validate(&files, catalog)

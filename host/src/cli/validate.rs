@@ -41,7 +41,8 @@ pub(crate) async fn run(
             reports.push(match &result {
                 Ok(w) => json!({
                     "dir": dir, "valid": true, "name": w.name(), "version": w.version(),
-                    "cache_seed": w.cache_seed(), "diagnostics": [],
+                    "cache_seed": w.cache_seed(),
+                    "diagnostics": w.warnings().iter().map(diagnostic_json).collect::<Vec<_>>(),
                 }),
                 Err(diagnostics) => json!({
                     "dir": dir, "valid": false,
@@ -51,22 +52,29 @@ pub(crate) async fn run(
             continue;
         }
         match result {
-            Ok(w) => println!(
-                "{}: valid ({}: {} agents, {} tools, version {})",
-                dir.display(),
-                w.name(),
-                w.agents().len(),
-                w.tools().len(),
-                w.version().get(..12).unwrap_or_default()
-            ),
+            Ok(w) => {
+                for d in w.warnings() {
+                    println!("{d}");
+                }
+                println!(
+                    "{}: valid ({}: {} agents, {} tools, version {}){}",
+                    dir.display(),
+                    w.name(),
+                    w.agents().len(),
+                    w.tools().len(),
+                    w.version().get(..12).unwrap_or_default(),
+                    warning_count(w.warnings())
+                );
+            }
             Err(diagnostics) => {
                 for d in &diagnostics {
                     println!("{d}");
                 }
+                let errors = diagnostics.iter().filter(|d| d.is_error()).count();
                 println!(
-                    "{}: invalid, {} problem(s)",
+                    "{}: invalid, {errors} problem(s){}",
                     dir.display(),
-                    diagnostics.len()
+                    warning_count(&diagnostics)
                 );
             }
         }
@@ -81,8 +89,17 @@ pub(crate) async fn run(
     })
 }
 
+/// `, 2 warning(s)`, or nothing when there are none.
+fn warning_count(diagnostics: &[Diagnostic]) -> String {
+    match diagnostics.iter().filter(|d| !d.is_error()).count() {
+        0 => String::new(),
+        n => format!(", {n} warning(s)"),
+    }
+}
+
 fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
     json!({
+        "severity": d.severity.as_str(),
         "file": d.file,
         "line": d.position.map(|(line, _)| line),
         "column": d.position.map(|(_, column)| column),

@@ -384,7 +384,7 @@ pub(super) fn workflows(
     let mut dirs: Vec<PathBuf> = match std::fs::read_dir(root) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("orchestrator.json").is_file())
+            .filter(|p| crate::workflow::format::holds(p, "orchestrator.json"))
             .collect(),
         Err(error) => {
             let finding = Finding::fail(

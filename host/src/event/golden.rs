@@ -331,6 +331,55 @@ pub(crate) fn examples() -> Vec<(&'static str, Envelope)> {
             ),
         ),
         (
+            "handoff_user_condition",
+            stored(
+                28,
+                Event::Handoff {
+                    from: "user".into(),
+                    to: "terminate".into(),
+                    reason: HandoffReason::UserCondition {
+                        condition: "The user is satisfied with the plan.".into(),
+                    },
+                },
+            ),
+        ),
+        (
+            "handoff_max_consecutive_auto_reply",
+            stored(
+                28,
+                Event::Handoff {
+                    from: "Writer".into(),
+                    to: "user".into(),
+                    reason: HandoffReason::MaxConsecutiveAutoReply { limit: 2 },
+                },
+            ),
+        ),
+        (
+            "user_conditions_checked",
+            stored(
+                28,
+                Event::UserConditionsChecked {
+                    conditions: vec![
+                        "The user asks for changes.".into(),
+                        "The user is satisfied with the plan.".into(),
+                    ],
+                    holds: Some("The user is satisfied with the plan.".into()),
+                    answer: "{\"holds\": 2}".into(),
+                },
+            ),
+        ),
+        (
+            "user_conditions_checked_none",
+            stored(
+                28,
+                Event::UserConditionsChecked {
+                    conditions: vec!["The user is satisfied with the plan.".into()],
+                    holds: None,
+                    answer: "{\"holds\": 0}".into(),
+                },
+            ),
+        ),
+        (
             "structured_output_retry",
             stored(
                 29,

@@ -234,8 +234,8 @@ fn fuzz_plugin_manifest() {
 
 /// The workflow loader and validator report any folder as a workflow or
 /// diagnostics, never a panic. An input is the name of the file to
-/// replace (first line) and its new text; the other files are those of
-/// `valid_all_features`.
+/// replace (first line) and its new text, written as JSON; the other files
+/// are those of `valid_all_features` (several of them YAML).
 #[test]
 fn fuzz_workflow_loader() {
     let base = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -280,11 +280,17 @@ fn fuzz_workflow_loader() {
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).unwrap();
         for name in crate::workflow::load::WORKFLOW_FILES {
-            let from = base.join(name);
             if name == file {
                 std::fs::write(scratch.join(name), content).unwrap();
-            } else if from.is_file() {
-                std::fs::copy(from, scratch.join(name)).unwrap();
+                continue;
+            }
+            // The base folder writes some files as YAML: copy whichever
+            // spelling it has.
+            for (spelled, _) in crate::workflow::format::spellings(name) {
+                let from = base.join(&spelled);
+                if from.is_file() {
+                    std::fs::copy(from, scratch.join(&spelled)).unwrap();
+                }
             }
         }
         let _ = load_workflow(&scratch, &catalog);

@@ -60,6 +60,9 @@ pub(crate) struct RunPosition {
     /// Who handed over to the last speaker pick (ManualPattern): `user`
     /// or the agent that had the turn.
     pub pick_from: String,
+    /// The classification of the user's `llm` conditions after the last
+    /// user message, once made: `Some(None)` when none held.
+    pub user_conditions: Option<Option<String>>,
 }
 
 impl RunPosition {
@@ -73,6 +76,7 @@ impl RunPosition {
             open_ui_requests: Vec::new(),
             interrupted: false,
             pick_from: "user".to_owned(),
+            user_conditions: None,
         };
         for envelope in events {
             state.apply(&envelope.event);
@@ -94,7 +98,13 @@ impl RunPosition {
                     RunStatus::Running | RunStatus::Interrupted => {}
                 }
             }
-            Event::UserMessage { .. } => self.position = Position::UserSpoke,
+            Event::UserMessage { .. } => {
+                self.position = Position::UserSpoke;
+                self.user_conditions = None;
+            }
+            Event::UserConditionsChecked { holds, .. } => {
+                self.user_conditions = Some(holds.clone());
+            }
             Event::Speaker { agent, turn } => {
                 self.turns = *turn;
                 self.retries = 0;
@@ -321,5 +331,31 @@ mod tests {
         let messages = transcript("A", "sys", &events);
         assert_eq!(messages.len(), 3);
         assert!(matches!(&messages[2], ChatMessage::User { name: Some(n), .. } if n == "B"));
+    }
+
+    #[test]
+    fn a_user_conditions_outcome_holds_until_the_next_user_message() {
+        let mut events = vec![
+            env(1, Event::UserMessage { text: "ok".into() }),
+            env(
+                2,
+                Event::UserConditionsChecked {
+                    conditions: vec!["satisfied".into()],
+                    holds: Some("satisfied".into()),
+                    answer: "{\"holds\": 1}".into(),
+                },
+            ),
+        ];
+        // A run resumed here takes the stored outcome, with no new call.
+        let state = RunPosition::of(&events);
+        assert_eq!(state.position, Position::UserSpoke);
+        assert_eq!(state.user_conditions, Some(Some("satisfied".into())));
+        events.push(env(
+            3,
+            Event::UserMessage {
+                text: "again".into(),
+            },
+        ));
+        assert_eq!(RunPosition::of(&events).user_conditions, None);
     }
 }

@@ -17,12 +17,14 @@ use tokio::sync::{mpsc, watch};
 
 mod request;
 mod turn;
+mod user_route;
 
 pub use request::chat_request;
 pub(crate) use request::initial_context;
 use request::{RequestDefaults, chat_request_with};
 
 use super::Shared;
+use super::auto_reply;
 use super::handoff::{self, Decision, Scope};
 use super::history::{Position, RunPosition, TurnStep};
 use super::live::{EmitError, LiveChat, RunInput};
@@ -522,6 +524,18 @@ impl Run {
         if let Some(decision) = handoff::by_context(&agent.handoffs, Scope::Pre, &context) {
             return self.handoff(name, decision).await;
         }
+        let history = self.events.iter().map(|e| &e.event);
+        if let Some(limit) =
+            auto_reply::limit_reached(history, name, agent.max_consecutive_auto_reply)
+        {
+            let target = if self.workflow.human_in_the_loop() {
+                Target::User
+            } else {
+                Target::Terminate
+            };
+            let reason = HandoffReason::MaxConsecutiveAutoReply { limit };
+            return self.handoff(name, Decision { target, reason }).await;
+        }
         self.set_status(RunStatus::Running, None).await?;
         self.tool_rounds = 0;
         self.handoffs_in_a_row = 0;
@@ -609,12 +623,17 @@ impl Run {
         Ok(input)
     }
 
+    /// After a user message: the user's `post` expressions, then its `llm`
+    /// conditions (one classification call), then its `after_work`, then
+    /// the pattern.
     async fn route_from_user(&mut self) -> Result<(), RunError> {
         let user = self.workflow.user_handoffs().clone();
         let context = self.live.context().await?;
-        if let Some(decision) =
-            handoff::by_context(&user, Scope::Post, &context).or_else(|| handoff::after_work(&user))
-        {
+        let mut decision = handoff::by_context(&user, Scope::Post, &context);
+        if decision.is_none() {
+            decision = self.by_user_llm_condition(&user).await?;
+        }
+        if let Some(decision) = decision.or_else(|| handoff::after_work(&user)) {
             return self.handoff("user", decision).await;
         }
         let last = self.state.last_agent.clone();

@@ -70,6 +70,7 @@ fn workflow_json(workflow: &Workflow) -> Value {
         "tools": tools,
         "ui_components": components,
         "errors": [],
+        "warnings": workflow.warnings().iter().map(diagnostic_json).collect::<Vec<_>>(),
     })
 }
 
@@ -86,7 +87,8 @@ pub(crate) async fn list_workflows(State(web): State<WebState>) -> Json<Value> {
                 last_good,
             } => json!({
                 "name": name, "dir": dir, "valid": false,
-                "errors": diagnostics.iter().map(diagnostic_json).collect::<Vec<_>>(),
+                "errors": diagnostics.iter().filter(|d| d.is_error()).map(diagnostic_json).collect::<Vec<_>>(),
+                "warnings": diagnostics.iter().filter(|d| !d.is_error()).map(diagnostic_json).collect::<Vec<_>>(),
                 // A folder that broke after it loaded keeps serving this version.
                 "serving": last_good.as_deref().map(workflow_json),
             }),

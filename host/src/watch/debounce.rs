@@ -15,6 +15,8 @@ use tokio::time::Instant;
 
 use mozaiks_plugin_host::MANIFEST_FILE;
 
+use crate::workflow::format::format_of;
+
 /// A folder to act on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum ChangedFolder {
@@ -62,12 +64,15 @@ pub(crate) fn classify(path: &Path, roots: &Roots) -> Option<ChangedFolder> {
         let folder = roots.workflows.join(parts.first()?);
         return match parts.as_slice() {
             [_] => Some(ChangedFolder::Workflow(folder)),
-            [_, file] if is_ext(file, "json") => Some(ChangedFolder::Workflow(folder)),
             // Files in subfolders may be read by `file` context sources
             // (data/limits.json); a change that alters nothing the workflow
             // reads leaves its version as it was, and the reload is a no-op.
             // The front-end components are served as they are, never loaded.
             [_, dir, _, ..] if *dir != "components" => Some(ChangedFolder::Workflow(folder)),
+            // A workflow file in any spelling (JSON or YAML).
+            [_, file] if format_of(&file.to_string_lossy()).is_some() => {
+                Some(ChangedFolder::Workflow(folder))
+            }
             _ => None,
         };
     }
@@ -181,10 +186,10 @@ mod tests {
         let workflow = Some(ChangedFolder::Workflow(PathBuf::from(
             "/srv/workflows/Demo",
         )));
-        assert_eq!(
-            classify(Path::new("/srv/workflows/Demo/agents.json"), &r),
-            workflow
-        );
+        for file in ["agents.json", "agents.yaml", "handoffs.yml"] {
+            let path = PathBuf::from("/srv/workflows/Demo").join(file);
+            assert_eq!(classify(&path, &r), workflow, "{file}");
+        }
         assert_eq!(classify(Path::new("/srv/workflows/Demo"), &r), workflow);
         assert_eq!(
             classify(Path::new("/srv/workflows/Demo/data/limits.json"), &r),

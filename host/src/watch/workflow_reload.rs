@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::hub::{ReloadEvent, ReloadKind, ReloadOutcome};
 use super::plugin_reload::short;
 use super::{Reloader, Step};
+use crate::workflow::format;
 use crate::workflow::load::ORCHESTRATOR_FILE;
 use crate::workflow::registry::Entry;
 
@@ -18,7 +19,7 @@ impl Reloader {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if !dir.join(ORCHESTRATOR_FILE).is_file() {
+        if !format::holds(dir, ORCHESTRATOR_FILE) {
             let previous = self.workflows.get(&name);
             if self.workflows.remove(&name) {
                 self.hub.publish(
@@ -47,6 +48,11 @@ impl Reloader {
             return;
         }
         let before = previous.as_ref().map(|w| w.version().to_owned());
+        if let Entry::Valid(workflow) = &reloaded.entry {
+            for warning in workflow.warnings() {
+                tracing::warn!(workflow = name, "{warning}");
+            }
+        }
         let event = match &reloaded.entry {
             Entry::Valid(workflow) => {
                 ReloadEvent::new(ReloadKind::Workflow, name, ReloadOutcome::Loaded)
@@ -74,9 +80,13 @@ impl Reloader {
                     .message(
                         format!(
                             "`{name}` has {} problem(s); {keeping}",
-                            diagnostics.len()
+                            diagnostics.iter().filter(|d| d.is_error()).count()
                         ),
-                        diagnostics.iter().map(ToString::to_string).collect(),
+                        diagnostics
+                            .iter()
+                            .filter(|d| d.is_error())
+                            .map(ToString::to_string)
+                            .collect(),
                     )
             }
         };

@@ -13,9 +13,13 @@ use std::path::{Path, PathBuf};
 /// workflows/Demo/agents.json:4:7: expected `,` or `}`
 /// ```
 ///
-/// (syntax errors carry a line and column instead of a JSON path).
+/// (syntax errors carry a line and column instead of a JSON path). A
+/// [`Severity::Warning`] is displayed with a `warning: ` prefix; it never
+/// stops a workflow from loading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// An error (the workflow does not load) or a warning (it does).
+    pub severity: Severity,
     /// The file, as the workflow folder path joined with the file name.
     pub file: PathBuf,
     /// 1-based line and column, for errors found while reading the JSON.
@@ -37,12 +41,31 @@ impl Diagnostic {
         message: impl Into<String>,
     ) -> Self {
         Self {
+            severity: Severity::Error,
             file: file.into(),
             position: None,
             json_path: json_path.into(),
             message: message.into(),
             help: None,
         }
+    }
+
+    /// A warning at `json_path` in `file`: something a porter should look
+    /// at that does not stop the workflow from loading.
+    pub fn warning(
+        file: impl Into<PathBuf>,
+        json_path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::new(file, json_path, message)
+        }
+    }
+
+    /// True for an error, false for a warning.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     /// Adds a help line.
@@ -71,8 +94,31 @@ impl Diagnostic {
     }
 }
 
+/// How serious a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The workflow does not load.
+    Error,
+    /// The workflow loads; the author should still look (a file nothing
+    /// reads, a handoff rule that can never fire).
+    Warning,
+}
+
+impl Severity {
+    /// `error` or `warning`, as `mozaiks validate --json` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.severity == Severity::Warning {
+            f.write_str("warning: ")?;
+        }
         write!(f, "{}", self.file.display())?;
         if let Some((line, column)) = self.position {
             write!(f, ":{line}:{column}")?;
@@ -174,6 +220,16 @@ mod tests {
     fn displays_line_and_column_for_syntax_errors() {
         let d = Diagnostic::new("w/agents.json", "", "expected `,` or `}`").at(4, 7);
         assert_eq!(d.to_string(), "w/agents.json:4:7: expected `,` or `}`");
+    }
+
+    #[test]
+    fn displays_warnings_with_a_prefix() {
+        let d = Diagnostic::warning("w/hooks.json", "", "nothing reads this file");
+        assert!(!d.is_error());
+        assert_eq!(
+            d.to_string(),
+            "warning: w/hooks.json: nothing reads this file"
+        );
     }
 
     #[test]

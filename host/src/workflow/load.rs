@@ -1,16 +1,21 @@
 //! Reading a workflow folder into its [`spec`](super::spec) types.
 //!
-//! Every file is read and parsed even when an earlier one failed, so one
-//! pass reports every syntax and type error. A syntax error names the line
-//! and column; a type error names the JSON path of the field.
+//! Each file may be written as JSON (`agents.json`) or YAML (`agents.yaml`,
+//! `agents.yml`) with the same keys ([`format`](super::format)). Every file
+//! is read and parsed even when an earlier one failed, so one pass reports
+//! every syntax and type error. A syntax error names the line and column; a
+//! type error names the JSON path of the field (and, in YAML, its line and
+//! column); every unknown key of a file is reported, not only the first.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde_path_to_error::Segment;
 use sha2::{Digest, Sha256};
 
-use super::diagnostic::{Diagnostic, JsonPath};
+use super::deserialize::{deserialize_reporting_every_unknown_key, to_json_path};
+use super::diagnostic::Diagnostic;
+use super::format::{self, Format};
 use super::spec::{
     AgentsFile, ContextVariablesFile, HandoffsFile, OrchestratorFile, StructuredOutputsFile,
     ToolsFile,
@@ -29,8 +34,10 @@ pub(crate) const STRUCTURED_OUTPUTS_FILE: &str = "structured_outputs.json";
 /// `tools.json` (optional: no tools).
 pub(crate) const TOOLS_FILE: &str = "tools.json";
 
-/// Every file of a workflow folder (the fuzz targets mutate each).
-#[cfg(test)]
+/// Every file of a workflow folder the loader reads, by its JSON name (each
+/// may also be `.yaml`/`.yml`). The one list: the fuzz targets mutate each,
+/// and [`unread`](super::unread) warns about any other file in the folder.
+/// A new workflow file is added here and read in [`read_folder`].
 pub(crate) const WORKFLOW_FILES: [&str; 6] = [
     ORCHESTRATOR_FILE,
     AGENTS_FILE,
@@ -61,13 +68,33 @@ pub(crate) struct WorkflowFiles {
     pub tools: Option<ToolsFile>,
     /// Hex SHA-256 over the names and bytes of the files present.
     pub version: String,
+    /// JSON name → the name of the file present, when it is written as
+    /// YAML (`agents.json` → `agents.yaml`), so diagnostics name the file
+    /// the author edits.
+    pub spelled: BTreeMap<&'static str, String>,
+    /// Problems that do not stop the workflow from loading (files nothing
+    /// reads).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl WorkflowFiles {
-    /// The path of `file` in this folder.
+    /// The path of `file` (a JSON name such as [`AGENTS_FILE`]) in this
+    /// folder, as the author wrote it (`agents.yaml` for a YAML file).
     pub(crate) fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
+        match self.spelled.get(file) {
+            Some(name) => self.dir.join(name),
+            None => self.dir.join(file),
+        }
     }
+}
+
+/// One file found in the folder.
+#[derive(Debug)]
+struct Source {
+    /// Its name (`agents.yaml`).
+    name: String,
+    format: Format,
+    bytes: Vec<u8>,
 }
 
 /// Reads and parses every file of the folder `dir`. Returns the files and
@@ -75,31 +102,50 @@ impl WorkflowFiles {
 pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut hasher = Sha256::new();
+    let mut spelled = BTreeMap::new();
     if !dir.is_dir() {
         diagnostics.push(
             Diagnostic::new(dir, "", "not a directory")
                 .with_help("give the path of a workflow folder such as workflows/PlanReview"),
         );
     }
-    let mut read = |name: &str, required: bool| -> Option<Vec<u8>> {
-        let path = dir.join(name);
-        hasher.update(name.as_bytes());
+    let mut read = |name: &'static str, required: bool| -> Option<Source> {
+        let located = match format::locate(dir, name) {
+            Ok(located) => located,
+            Err(both) => {
+                diagnostics.push(*both);
+                return None;
+            }
+        };
+        let Some(located) = located else {
+            hasher.update(name.as_bytes());
+            hasher.update(u64::MAX.to_le_bytes());
+            if required && dir.is_dir() {
+                diagnostics.push(
+                    Diagnostic::new(dir.join(name), "", "required file is missing").with_help(
+                        format!(
+                            "every workflow folder needs {ORCHESTRATOR_FILE} and {AGENTS_FILE} (or their .yaml spellings)"
+                        ),
+                    ),
+                );
+            }
+            return None;
+        };
+        let path = dir.join(&located.name);
+        // The name as found: renaming agents.json to agents.yaml is a change.
+        hasher.update(located.name.as_bytes());
+        if located.format == Format::Yaml {
+            spelled.insert(name, located.name.clone());
+        }
         match std::fs::read(&path) {
             Ok(bytes) => {
                 hasher.update((bytes.len() as u64).to_le_bytes());
                 hasher.update(&bytes);
-                Some(bytes)
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                hasher.update(u64::MAX.to_le_bytes());
-                if required && dir.is_dir() {
-                    diagnostics.push(
-                        Diagnostic::new(path, "", "required file is missing").with_help(format!(
-                            "every workflow folder needs {ORCHESTRATOR_FILE} and {AGENTS_FILE}"
-                        )),
-                    );
-                }
-                None
+                Some(Source {
+                    name: located.name,
+                    format: located.format,
+                    bytes,
+                })
             }
             Err(err) => {
                 diagnostics.push(Diagnostic::new(path, "", format!("cannot read: {err}")));
@@ -115,7 +161,7 @@ pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
     let tools = read(TOOLS_FILE, false);
 
     let d = &mut diagnostics;
-    let files = WorkflowFiles {
+    let mut files = WorkflowFiles {
         dir: dir.to_owned(),
         orchestrator: parse_present(dir, ORCHESTRATOR_FILE, orchestrator, d),
         agents: parse_present(dir, AGENTS_FILE, agents, d),
@@ -124,50 +170,56 @@ pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
         structured_outputs: parse_present(dir, STRUCTURED_OUTPUTS_FILE, structured_outputs, d),
         tools: parse_present(dir, TOOLS_FILE, tools, d),
         version: hex(&hasher.finalize()),
+        spelled,
+        warnings: Vec::new(),
     };
+    if dir.is_dir() {
+        files.warnings = super::unread::unread_files(&files);
+    }
     (files, diagnostics)
 }
 
 fn parse_present<T: DeserializeOwned>(
     dir: &Path,
-    name: &str,
-    bytes: Option<Vec<u8>>,
+    _name: &str,
+    source: Option<Source>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<T> {
-    parse(&dir.join(name), &bytes?)
-        .map_err(|d| diagnostics.push(d))
+    let source = source?;
+    parse(&dir.join(&source.name), source.format, &source.bytes)
+        .map_err(|d| diagnostics.extend(d))
         .ok()
 }
 
 /// Parses one file: syntax first (line and column), then the types (JSON
-/// path of the field).
-fn parse<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, Diagnostic> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|err| Diagnostic::new(path, "", message_of(&err)).at(err.line(), err.column()))?;
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let json_path = to_json_path(err.path());
-        Diagnostic::new(path, json_path, message_of(err.inner()))
-    })
-}
-
-/// serde_json's message without the ` at line L column C` it appends.
-fn message_of(err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    let suffix = format!(" at line {} column {}", err.line(), err.column());
-    text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
-}
-
-fn to_json_path(path: &serde_path_to_error::Path) -> String {
-    let mut out = JsonPath::root();
-    for segment in path.iter() {
-        out = match segment {
-            Segment::Seq { index } => out.index(*index),
-            Segment::Map { key } => out.key(key),
-            Segment::Enum { variant } => out.key(variant),
-            Segment::Unknown => out.key("?"),
+/// path of the field, every unknown key).
+fn parse<T: DeserializeOwned>(
+    path: &Path,
+    format: Format,
+    bytes: &[u8],
+) -> Result<T, Vec<Diagnostic>> {
+    let value = format::to_value(path, format, bytes).map_err(|d| vec![*d])?;
+    deserialize_reporting_every_unknown_key::<T>(value).map_err(|problems| {
+        // YAML: the position of a type error, from reading the YAML text
+        // straight into the type (the JSON value has no positions).
+        let yaml_position = match format {
+            Format::Yaml => format::yaml_type_error_position::<T>(bytes)
+                .map(|(serde_path, at)| (to_json_path(&serde_path), at)),
+            Format::Json => None,
         };
-    }
-    out.into()
+        problems
+            .into_iter()
+            .map(|problem| {
+                let d = Diagnostic::new(path, problem.json_path.clone(), problem.message);
+                match &yaml_position {
+                    Some((json_path, (line, column))) if *json_path == problem.json_path => {
+                        d.at(*line, *column)
+                    }
+                    _ => d,
+                }
+            })
+            .collect()
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -186,22 +238,75 @@ mod tests {
     fn reports_syntax_errors_with_line_and_column() {
         let err = parse::<AgentsFile>(
             Path::new("a.json"),
+            Format::Json,
             b"{\n  \"agents\": [\n    {\"name\": }\n",
         )
         .unwrap_err();
-        assert_eq!(err.to_string(), "a.json:3:14: expected value");
+        assert_eq!(err[0].to_string(), "a.json:3:14: expected value");
     }
 
     #[test]
     fn reports_type_errors_with_the_json_path() {
         let err = parse::<AgentsFile>(
             Path::new("a.json"),
+            Format::Json,
             br#"{"agents": [{"name": "A", "system_message": "x"}, {"name": 7}]}"#,
         )
         .unwrap_err();
         assert_eq!(
-            err.to_string(),
+            err[0].to_string(),
             "a.json: $.agents[1].name: invalid type: integer `7`, expected a string"
         );
+    }
+
+    #[test]
+    fn reports_yaml_type_errors_with_the_path_and_the_line_and_column() {
+        let err = parse::<AgentsFile>(
+            Path::new("a.yaml"),
+            Format::Yaml,
+            b"agents:\n  - name: A\n    system_message: x\n  - name: [7]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err[0].to_string(),
+            "a.yaml:4:11: $.agents[1].name: invalid type: sequence, expected a string"
+        );
+    }
+
+    #[test]
+    fn reports_every_unknown_key_of_a_yaml_file() {
+        let err = parse::<AgentsFile>(
+            Path::new("a.yml"),
+            Format::Yaml,
+            b"agents:\n  - name: A\n    system_message: x\n    auto_tool_mode: true\nmetadata: {}\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = err.iter().map(|d| d.json_path.as_str()).collect();
+        assert_eq!(paths, ["$.agents[0].auto_tool_mode", "$.metadata"]);
+    }
+
+    #[test]
+    fn the_version_changes_when_a_file_changes_its_spelling() {
+        let dir =
+            std::env::temp_dir().join(format!("mozaiks-load-spelling-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = "{\"workflow_name\": \"W\"}";
+        std::fs::write(dir.join("orchestrator.json"), text).unwrap();
+        let (json, _) = read_folder(&dir);
+        std::fs::rename(dir.join("orchestrator.json"), dir.join("orchestrator.yaml")).unwrap();
+        let (yaml, problems) = read_folder(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            yaml.orchestrator.as_ref().map(|o| o.workflow_name.as_str()),
+            Some("W")
+        );
+        assert_ne!(json.version, yaml.version);
+        assert_eq!(
+            yaml.path(ORCHESTRATOR_FILE)
+                .file_name()
+                .and_then(|n| n.to_str()),
+            Some("orchestrator.yaml")
+        );
+        assert_eq!(problems.len(), 1, "agents.json is missing: {problems:?}");
     }
 }

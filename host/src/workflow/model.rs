@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::condition::Condition;
 
+use super::diagnostic::Diagnostic;
 pub(crate) use super::spec::DisplayMode;
 pub(crate) use super::spec::HumanInputMode;
 pub(crate) use super::spec::OrchestrationPattern;
@@ -39,6 +40,7 @@ pub struct Workflow {
     pub(super) outputs: Vec<OutputModel>,
     pub(super) undeclared_context_writes: UndeclaredContextWrites,
     pub(super) version: String,
+    pub(super) warnings: Vec<Diagnostic>,
 }
 
 impl Workflow {
@@ -122,6 +124,11 @@ impl Workflow {
     /// changes.
     pub fn version(&self) -> &str {
         &self.version
+    }
+    /// What validation warned about (files nothing reads, handoff rules
+    /// that can never fire): the workflow loaded anyway.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
     /// A number derived from [`version`](Self::version) that front ends and
     /// LLM caches use to notice a changed workflow.

@@ -79,7 +79,8 @@ pub(crate) struct WorkflowRegistry {
 }
 
 impl WorkflowRegistry {
-    /// Loads every folder of `root` that holds an `orchestrator.json`.
+    /// Loads every folder of `root` that holds an `orchestrator.json` (or
+    /// `.yaml`/`.yml`).
     #[cfg(test)]
     pub(crate) fn load_dir(root: &Path, catalog: &dyn ToolCatalog) -> std::io::Result<Self> {
         let registry = Self::default();
@@ -87,13 +88,13 @@ impl WorkflowRegistry {
         Ok(registry)
     }
 
-    /// Loads every folder of `root` that holds an `orchestrator.json` into
+    /// Loads every folder of `root` that holds an `orchestrator` file into
     /// this registry (the server's start fills an empty one once its
     /// plugins have loaded).
     pub(crate) fn load_all(&self, root: &Path, catalog: &dyn ToolCatalog) -> std::io::Result<()> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.join(ORCHESTRATOR_FILE).is_file())
+            .filter(|path| super::format::holds(path, ORCHESTRATOR_FILE))
             .collect();
         dirs.sort();
         for dir in dirs {
@@ -129,7 +130,7 @@ impl WorkflowRegistry {
             Ok(workflow) if workflow.name() == name => Entry::Valid(Arc::new(workflow)),
             Ok(workflow) => {
                 let diagnostic = Diagnostic::new(
-                    dir.join(ORCHESTRATOR_FILE),
+                    super::format::present_or_json(dir, ORCHESTRATOR_FILE),
                     "$.workflow_name",
                     format!(
                         "workflow_name \"{}\" differs from the folder name \"{name}\"",

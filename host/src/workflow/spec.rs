@@ -1,5 +1,6 @@
-//! The workflow *file format*: serde types for the JSON files of
-//! `workflows/<Name>/`, read strictly (`deny_unknown_fields`).
+//! The workflow *file format*: serde types for the files of
+//! `workflows/<Name>/` (JSON or YAML, the same keys), read strictly
+//! (`deny_unknown_fields`; [`super::deserialize`] reports every unknown key).
 //!
 //! These types mirror the files and nothing more; the runtime works on
 //! [`super::model`], which validation builds from them. Field names follow

@@ -13,12 +13,16 @@ use super::load::{
 };
 use super::model::{Handoffs, Workflow};
 use super::spec::ToolSpec;
+use super::unread;
 
+mod ag2_knobs;
 mod agents;
 pub(crate) mod context;
 mod file_source;
 mod handoffs;
+mod output_schema;
 mod outputs;
+mod reachability;
 mod tools;
 mod triggers;
 mod visibility;
@@ -179,20 +183,38 @@ pub(crate) fn validate(
                 &mut handoffs,
             );
         }
+        v.unreachable_rules(&file.handoff_rules);
     }
     for agent in &mut agents {
         agent.handoffs = handoffs.remove(&agent.name).unwrap_or_default();
     }
 
     let data_files = std::mem::take(&mut v.data_files);
-    let mut diagnostics = v.diagnostics;
+    let (mut diagnostics, mut own_warnings): (Vec<_>, Vec<_>) =
+        v.diagnostics.into_iter().partition(Diagnostic::is_error);
     // Report in file order (then check order), whatever order the checks ran in.
-    let rank = |d: &Diagnostic| REPORT_ORDER.iter().position(|f| d.file.ends_with(f));
+    let rank = |d: &Diagnostic| {
+        REPORT_ORDER
+            .iter()
+            .position(|f| d.file.file_stem() == std::path::Path::new(f).file_stem())
+    };
     diagnostics.sort_by_key(rank);
+    own_warnings.sort_by_key(rank);
+    // The folder's warnings (files nothing reads) first, as they were found
+    // first; an entry a `file` context source reads is read after all.
+    let warnings: Vec<Diagnostic> = files
+        .warnings
+        .iter()
+        .filter(|w| !unread::read_by_file_sources(w, &files.dir, &data_files))
+        .cloned()
+        .chain(own_warnings)
+        .collect();
     let Some(max_turns) = max_turns.filter(|_| diagnostics.is_empty()) else {
+        diagnostics.extend(warnings);
         return Err(diagnostics);
     };
     let Some(first) = agents.first() else {
+        diagnostics.extend(warnings);
         return Err(diagnostics);
     };
     let version = file_source::version_with_data_files(&files.version, &data_files);
@@ -217,6 +239,7 @@ pub(crate) fn validate(
         outputs,
         undeclared_context_writes: orchestrator.undeclared_context_writes,
         version,
+        warnings,
     })
 }
 
@@ -264,6 +287,19 @@ impl Validator<'_> {
         help: Option<String>,
     ) {
         let mut d = Diagnostic::new(self.files.path(file), path, message);
+        d.help = help;
+        self.diagnostics.push(d);
+    }
+
+    /// Reports something that does not stop the workflow from loading.
+    pub(super) fn warn(
+        &mut self,
+        file: &str,
+        path: JsonPath,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
+        let mut d = Diagnostic::warning(self.files.path(file), path, message);
         d.help = help;
         self.diagnostics.push(d);
     }

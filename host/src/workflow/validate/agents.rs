@@ -56,6 +56,7 @@ impl Validator<'_> {
             }
         };
         let llm = self.llm(spec, path);
+        self.ag2_knobs(spec, path);
         for (i, tool) in spec.tools.iter().enumerate() {
             if !tool_names.contains(tool) {
                 let help = format!("tools.json declares {}", list(tool_names));

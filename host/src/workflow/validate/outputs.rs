@@ -1,11 +1,12 @@
 //! Checks of `structured_outputs.json`: schemas are valid JSON Schema for
-//! an object, and the agents and UI tools they name exist.
+//! an object that some answer can satisfy ([`output_schema`]), and the
+//! agents and UI tools they name exist.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{STRUCTURED_OUTPUTS_FILE, Validator, tool_name};
+use super::{STRUCTURED_OUTPUTS_FILE, Validator, output_schema, tool_name};
 use crate::workflow::diagnostic::{JsonPath, list};
 use crate::workflow::model::OutputModel;
 use crate::workflow::spec::{StructuredOutputsFile, ToolSpec, ToolType};
@@ -29,6 +30,25 @@ pub(super) fn check(
                 format!("invalid JSON Schema for \"{name}\": {problem}"),
                 None,
             );
+            continue;
+        }
+        let mut satisfiable = true;
+        for finding in output_schema::check(schema, &path) {
+            if finding.unsatisfiable {
+                satisfiable = false;
+                let help =
+                    "fix the schema: every answer would fail validation, after two LLM calls";
+                v.error(
+                    STRUCTURED_OUTPUTS_FILE,
+                    finding.path,
+                    finding.message,
+                    Some(help.to_owned()),
+                );
+            } else {
+                v.warn(STRUCTURED_OUTPUTS_FILE, finding.path, finding.message, None);
+            }
+        }
+        if !satisfiable {
             continue;
         }
         let auto_execute = file
