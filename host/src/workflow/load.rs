@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::diagnostic::{Diagnostic, JsonPath};
 use super::spec::{
-    AgentsFile, ContextVariablesFile, HandoffsFile, OrchestratorFile, StructuredOutputsFile,
-    ToolsFile,
+    AgentsFile, ContextVariablesFile, HandoffsFile, HooksFile, OrchestratorFile,
+    StructuredOutputsFile, ToolsFile,
 };
 
 /// `orchestrator.json` (required).
@@ -28,16 +28,19 @@ pub(crate) const CONTEXT_VARIABLES_FILE: &str = "context_variables.json";
 pub(crate) const STRUCTURED_OUTPUTS_FILE: &str = "structured_outputs.json";
 /// `tools.json` (optional: no tools).
 pub(crate) const TOOLS_FILE: &str = "tools.json";
+/// `hooks.json` (optional: no hooks).
+pub(crate) const HOOKS_FILE: &str = "hooks.json";
 
 /// Every file of a workflow folder (the fuzz targets mutate each).
 #[cfg(test)]
-pub(crate) const WORKFLOW_FILES: [&str; 6] = [
+pub(crate) const WORKFLOW_FILES: [&str; 7] = [
     ORCHESTRATOR_FILE,
     AGENTS_FILE,
     HANDOFFS_FILE,
     CONTEXT_VARIABLES_FILE,
     STRUCTURED_OUTPUTS_FILE,
     TOOLS_FILE,
+    HOOKS_FILE,
 ];
 
 /// The parsed files of one workflow folder. A file that is absent (and
@@ -59,6 +62,8 @@ pub(crate) struct WorkflowFiles {
     pub structured_outputs: Option<StructuredOutputsFile>,
     /// `tools.json`.
     pub tools: Option<ToolsFile>,
+    /// `hooks.json`.
+    pub hooks: Option<HooksFile>,
     /// Hex SHA-256 over the names and bytes of the files present.
     pub version: String,
 }
@@ -113,6 +118,13 @@ pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
     let context_variables = read(CONTEXT_VARIABLES_FILE, false);
     let structured_outputs = read(STRUCTURED_OUTPUTS_FILE, false);
     let tools = read(TOOLS_FILE, false);
+    // Hashed only when present, so that adding this optional file to the
+    // format did not change the version of every existing workflow.
+    let hooks = if dir.join(HOOKS_FILE).exists() {
+        read(HOOKS_FILE, false)
+    } else {
+        None
+    };
 
     let d = &mut diagnostics;
     let files = WorkflowFiles {
@@ -123,6 +135,7 @@ pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
         context_variables: parse_present(dir, CONTEXT_VARIABLES_FILE, context_variables, d),
         structured_outputs: parse_present(dir, STRUCTURED_OUTPUTS_FILE, structured_outputs, d),
         tools: parse_present(dir, TOOLS_FILE, tools, d),
+        hooks: parse_present(dir, HOOKS_FILE, hooks, d),
         version: hex(&hasher.finalize()),
     };
     (files, diagnostics)
