@@ -24,6 +24,7 @@
 mod drain;
 mod handoff;
 mod history;
+mod hooks;
 mod instrument;
 mod live;
 mod pattern;

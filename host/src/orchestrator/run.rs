@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::{mpsc, watch};
 
+mod lifecycle;
 mod request;
 mod turn;
 
@@ -31,7 +32,7 @@ use crate::event::{Envelope, ErrorCode, Event, HandoffReason, RunStatus};
 use crate::llm::{ChatMessage, ChatRequest, LlmError};
 use crate::store::{ChatRecord, ChatStatus, StoreError};
 use crate::workflow::Workflow;
-use crate::workflow::model::{Agent, StartupMode, Target};
+use crate::workflow::model::{Agent, LifecycleTrigger, StartupMode, Target};
 
 /// Most LLM rounds with tool calls in one agent turn. A model that keeps
 /// calling tools without ever answering would otherwise loop until
@@ -269,10 +270,17 @@ impl Run {
             return self.fail(ErrorCode::AgentGone, reason).await;
         };
         match step {
-            TurnStep::CallLlm => self.call_llm(&agent).await,
+            TurnStep::CallLlm => {
+                self.run_lifecycle(LifecycleTrigger::BeforeAgent, Some(&agent.name))
+                    .await?;
+                self.call_llm(&agent).await
+            }
             TurnStep::RunTools(calls) if calls.is_empty() => self.after_tools(&agent).await,
             TurnStep::RunTools(calls) => self.run_tools(&agent, calls).await,
-            TurnStep::Replied => self.after_reply(&agent).await,
+            TurnStep::Replied => {
+                self.auto_execute(&agent).await?;
+                self.after_reply(&agent).await
+            }
         }
     }
 
@@ -421,6 +429,8 @@ impl Run {
         match self.workflow.startup_mode() {
             StartupMode::AgentDriven => {
                 self.set_status(RunStatus::Running, None).await?;
+                self.run_lifecycle(LifecycleTrigger::BeforeChat, None)
+                    .await?;
                 if let Some(text) = self.workflow.initial_message() {
                     self.emit(Event::UserMessage {
                         text: text.to_owned(),
@@ -439,7 +449,11 @@ impl Run {
                 )
                 .await
             }
-            _ => self.set_status(RunStatus::WaitingForUser, None).await,
+            _ => {
+                self.run_lifecycle(LifecycleTrigger::BeforeChat, None)
+                    .await?;
+                self.set_status(RunStatus::WaitingForUser, None).await
+            }
         }
     }
 
@@ -468,6 +482,8 @@ impl Run {
     async fn go_to(&mut self, target: Target) -> Result<(), RunError> {
         match target {
             Target::Terminate => {
+                self.run_lifecycle(LifecycleTrigger::AfterChat, None)
+                    .await?;
                 self.finish(RunStatus::Completed, "terminated by a handoff".to_owned())
                     .await?;
                 Ok(())
@@ -497,6 +513,8 @@ impl Run {
             reason: HandoffReason::MaxTurns,
         })
         .await?;
+        self.run_lifecycle(LifecycleTrigger::AfterChat, None)
+            .await?;
         self.finish(
             RunStatus::Completed,
             format!("max_turns ({max_turns}) reached"),
@@ -639,6 +657,8 @@ impl Run {
     }
 
     async fn after_reply(&mut self, agent: &Agent) -> Result<(), RunError> {
+        self.run_lifecycle(LifecycleTrigger::AfterAgent, Some(&agent.name))
+            .await?;
         self.turn.end(self.workflow.name());
         let context = self.live.context().await?;
         let decision = handoff::by_context(&agent.handoffs, Scope::Post, &context)

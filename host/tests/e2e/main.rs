@@ -30,6 +30,7 @@ mod configuration;
 mod console;
 mod doctor;
 mod languages;
+mod lifecycle;
 mod limits;
 mod mongo;
 mod operations;

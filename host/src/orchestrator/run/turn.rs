@@ -6,13 +6,14 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{MAX_TOOL_ROUNDS_PER_TURN, Run, RunError, chat_request};
-use crate::event::{ErrorCode, Event, HandoffReason, ToolCallRecord, ToolFailureKind};
-use crate::llm::ChatRequest;
+use crate::event::{CallOrigin, ErrorCode, Event, HandoffReason, ToolCallRecord, ToolFailureKind};
+use crate::llm::{ChatMessage, ChatRequest};
 use crate::orchestrator::handoff::{self, Decision, Scope};
 use crate::orchestrator::history::{Position, TurnStep};
+use crate::orchestrator::hooks;
 use crate::orchestrator::structured::STRUCTURED_OUTPUT_RETRIES;
 use crate::orchestrator::tools::{self, ToolReport};
-use crate::workflow::model::{Agent, Producer, Target, VariableSource};
+use crate::workflow::model::{Agent, LifecycleTrigger, Producer, Target, VariableSource};
 
 /// What tells the chat's clients of each retry of an LLM call of `agent`
 /// (an ephemeral `llm_retry` event).
@@ -37,15 +38,21 @@ pub(super) fn retry_reporter(
 
 impl Run {
     pub(super) async fn call_llm(&mut self, agent: &Agent) -> Result<(), RunError> {
-        let request = self.request_for(agent);
+        let mut request = self.request_for(agent);
+        self.add_agent_state(agent, &mut request).await?;
         let model = request.model.clone();
         let live = Arc::clone(&self.live);
         let name = agent.name.clone();
+        // A reply a hook may rewrite is not streamed: the deltas would
+        // show what the hook removes.
+        let streamed = !hooks::rewrites_messages(&self.workflow, &agent.name);
         let mut on_delta = |delta: &str| {
-            live.send_ephemeral(Event::TextDelta {
-                agent: name.clone(),
-                delta: delta.to_owned(),
-            });
+            if streamed {
+                live.send_ephemeral(Event::TextDelta {
+                    agent: name.clone(),
+                    delta: delta.to_owned(),
+                });
+            }
         };
         let mut on_retry = retry_reporter(&live, &agent.name);
         let llm = self.shared.llm.clone();
@@ -71,6 +78,10 @@ impl Run {
             })
             .await?;
         }
+        let mut response = response;
+        response.content = self
+            .process_before_send(agent, std::mem::take(&mut response.content))
+            .await?;
         if !response.tool_calls.is_empty() {
             self.tool_rounds += 1;
             let tool_calls = response
@@ -118,8 +129,9 @@ impl Run {
                     model: Some(model.name.clone()),
                 })
                 .await?;
-                self.set_agent_derived(agent, &value).await?;
-                self.auto_execute(agent, &model.auto_execute, &value).await
+                // The `auto_execute` tools run next, in the `Replied` step
+                // (`Run::auto_execute`), so that a resumed run runs them too.
+                self.set_agent_derived(agent, &value).await
             }
             Err(errors) => {
                 let retries = self.state.retries;
@@ -178,6 +190,7 @@ impl Run {
                 agent: agent.name.clone(),
                 tool: call.name.clone(),
                 arguments,
+                origin: None,
             })
             .await?;
             let report = match handoff::transfer_target(&agent.handoffs, &call.name) {
@@ -263,6 +276,8 @@ impl Run {
     pub(super) async fn after_tools(&mut self, agent: &Agent) -> Result<(), RunError> {
         let transfer = self.last_transfer(agent);
         if let Some(target) = transfer {
+            self.run_lifecycle(LifecycleTrigger::AfterAgent, Some(&agent.name))
+                .await?;
             let tool = handoff::transfer_tool_name(&target);
             return self
                 .handoff(
@@ -279,6 +294,8 @@ impl Run {
         // context hands off without another LLM call.
         let context = self.live.context().await?;
         if let Some(decision) = handoff::by_context(&agent.handoffs, Scope::Pre, &context) {
+            self.run_lifecycle(LifecycleTrigger::AfterAgent, Some(&agent.name))
+                .await?;
             return self.handoff(&agent.name, decision).await;
         }
         if self.tool_rounds >= MAX_TOOL_ROUNDS_PER_TURN {
@@ -344,24 +361,45 @@ impl Run {
         Ok(())
     }
 
-    /// Sends a structured output to the UI tools bound to its model, as part
-    /// of the agent's turn (not in the background, unlike MozaiksAI).
-    pub(super) async fn auto_execute(
-        &mut self,
-        agent: &Agent,
-        tools: &[String],
-        value: &Value,
-    ) -> Result<(), RunError> {
+    /// Sends the structured output of this turn's reply to the tools its
+    /// model's `auto_execute` names (UI or agent tools), in order, as part
+    /// of the turn (not in the background, unlike MozaiksAI): the output
+    /// object is the arguments object. Each call's id is made of the
+    /// reply's `seq` and the tool, so a resumed run runs only the calls
+    /// that have no result. Their results are in the transcript the next
+    /// LLM call sees (`history::transcript`).
+    pub(super) async fn auto_execute(&mut self, agent: &Agent) -> Result<(), RunError> {
+        let Some((seq, model, value)) = self.events.iter().rev().find_map(|e| match &e.event {
+            Event::AgentMessage {
+                agent: speaker,
+                structured: Some(value),
+                model: Some(model),
+                ..
+            } if *speaker == agent.name => Some((e.seq.unwrap_or(0), model.clone(), value.clone())),
+            Event::Speaker { .. } => Some((0, String::new(), Value::Null)),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        let tools = self
+            .workflow
+            .output_model(&model)
+            .map(|m| m.auto_execute.clone())
+            .unwrap_or_default();
         for tool_name in tools {
-            let Some(tool) = self.workflow.tool(tool_name).cloned() else {
+            let Some(tool) = self.workflow.tool(&tool_name).cloned() else {
                 continue;
             };
-            let call_id = format!("auto-{}", uuid::Uuid::new_v4());
+            let call_id = format!("auto-{seq}-{}", tool.name);
+            if self.has_result(&call_id) {
+                continue;
+            }
             self.emit(Event::ToolCall {
                 call_id: call_id.clone(),
                 agent: agent.name.clone(),
                 tool: tool.name.clone(),
                 arguments: value.clone(),
+                origin: Some(CallOrigin::AutoExecute),
             })
             .await?;
             let report = match self.shared.plugin(&tool.plugin) {
@@ -374,6 +412,7 @@ impl Run {
                     };
                     let live = Arc::clone(&self.live);
                     let arguments = value.to_string();
+                    let mut cancel = self.cancel.clone();
                     let call = tools::execute(
                         &plugin,
                         &tool.function,
@@ -385,6 +424,7 @@ impl Run {
                     );
                     tokio::select! {
                         report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => report,
+                        _ = cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
                         _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => {
                             return Err(RunError::ShuttingDown);
                         }
@@ -401,6 +441,65 @@ impl Run {
                 ok: report.ok,
                 content: report.content,
                 error: report.error,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The seam where hooks meet the system message: the text of `agent`'s
+    /// `update_agent_state` hooks is appended, after a blank line, to the
+    /// system message of this one request (it is not stored).
+    async fn add_agent_state(
+        &mut self,
+        agent: &Agent,
+        request: &mut ChatRequest,
+    ) -> Result<(), RunError> {
+        let Some(ChatMessage::System { content }) = request.messages.first_mut() else {
+            return Ok(());
+        };
+        let site = self.hook_site();
+        let (added, failures) = hooks::agent_state(site, &agent.name, content).await;
+        if let Some(added) = added {
+            content.push_str("\n\n");
+            content.push_str(&added);
+        }
+        self.warn_hook_failures(failures).await
+    }
+
+    /// `agent`'s reply after its `process_message_before_send` hooks.
+    async fn process_before_send(
+        &mut self,
+        agent: &Agent,
+        text: String,
+    ) -> Result<String, RunError> {
+        if text.is_empty() {
+            return Ok(text);
+        }
+        let site = self.hook_site();
+        let (text, failures) = hooks::process_message(site, &agent.name, text).await;
+        self.warn_hook_failures(failures).await?;
+        Ok(text)
+    }
+
+    fn hook_site(&self) -> hooks::HookSite<'_> {
+        hooks::HookSite {
+            shared: &self.shared,
+            live: &self.live,
+            workflow: &self.workflow,
+            chat_id: &self.chat.chat_id,
+        }
+    }
+
+    /// One `warning` event per hook that left its text unchanged.
+    async fn warn_hook_failures(
+        &mut self,
+        failures: Vec<hooks::HookFailure>,
+    ) -> Result<(), RunError> {
+        for hooks::HookFailure(message) in failures {
+            self.emit(Event::Warning {
+                code: ErrorCode::HookFailed,
+                message,
             })
             .await?;
         }
