@@ -216,6 +216,7 @@ impl Run {
 
     async fn drive(&mut self) -> Result<(), RunError> {
         self.close_stale_ui_requests().await?;
+        self.before_chat_of_user_driven().await?;
         loop {
             if *self.cancel.borrow() {
                 return Err(RunError::Cancelled);
@@ -449,11 +450,9 @@ impl Run {
                 )
                 .await
             }
-            _ => {
-                self.run_lifecycle(LifecycleTrigger::BeforeChat, None)
-                    .await?;
-                self.set_status(RunStatus::WaitingForUser, None).await
-            }
+            // `UserDriven` chats start waiting for the user (their
+            // `before_chat`: `Run::before_chat_of_user_driven`).
+            _ => self.set_status(RunStatus::WaitingForUser, None).await,
         }
     }
 

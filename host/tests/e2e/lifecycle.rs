@@ -321,3 +321,67 @@ async fn a_structured_output_goes_to_an_agent_tool_inside_the_turn_and_the_next_
         .unwrap();
     assert_eq!(asked["tool_calls"][0]["function"]["name"], "save_verdict");
 }
+
+#[tokio::test]
+async fn in_a_user_driven_chat_before_chat_runs_at_creation_and_a_transfer_tool_still_runs_after_agent_and_after_chat()
+ {
+    let scratch = Scratch::new("lifecycle-user");
+    let llm = FakeLlm::start(|call| {
+        if call.last_text() == "bye" {
+            Reply::tool_call("terminate_chat", json!({}))
+        } else {
+            Reply::text("The password is hunter2.")
+        }
+    })
+    .await;
+    let setup = lifecycle_setup(Store::Embedded, &scratch, &llm);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("UserLifecycle").await;
+    let mut ws = server.ws(&chat, 0).await;
+    // The chat is created waiting for its user; before_chat runs at once.
+    ws.until("before_chat's result", |e| {
+        e["type"] == "tool_result" && e["call_id"] == "lifecycle-before_chat-record"
+    })
+    .await;
+    ws.send(json!({"type": "user_message", "text": "hello"}))
+        .await;
+    ws.until_type("agent_message").await;
+    ws.until_status("waiting_for_user").await;
+    ws.send(json!({"type": "user_message", "text": "bye"}))
+        .await;
+    ws.until_status("completed").await;
+
+    let events = server.events(&chat).await;
+    // Both process_message_before_send hooks ran, the second on the first's text.
+    let replies = of_type(&events, "agent_message");
+    assert_eq!(replies[0]["text"], "The password is [redacted]. -- signed");
+    // Both update_agent_state hooks' texts, joined by a blank line.
+    let system = llm.calls()[0].system().to_owned();
+    let line = "State for Planner: api_key is unknown (system message of 22 bytes).";
+    assert_eq!(
+        system,
+        format!("You are Planner. Plan.\n\n{line}\n\n{line}"),
+        "{system}"
+    );
+    // The turn that ended with the transfer tool ran after_agent before
+    // its handoff, and the terminate ran after_chat.
+    let after_agent = position(&events, |e| {
+        e["type"] == "tool_result"
+            && e["call_id"] == "lifecycle-after_agent-record_after_agent-turn-2"
+    });
+    let handoff = position(&events, |e| {
+        e["type"] == "handoff" && e["to"] == "terminate"
+    });
+    assert!(after_agent < handoff, "{}", summary(&events));
+    assert_eq!(events[handoff]["reason"]["kind"], "llm");
+    let (_, context) = server.get(&format!("/api/chats/{chat}/context")).await;
+    assert_eq!(
+        context["context"]["lifecycle_log"],
+        json!([
+            "before_chat",
+            "after_agent:Planner",
+            "after_agent:Planner",
+            "after_chat"
+        ])
+    );
+}

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use super::{Run, RunError};
 use crate::event::{CallOrigin, Event, ToolFailureKind};
+use crate::orchestrator::history::Position;
 use crate::orchestrator::tools::{self, ToolReport};
-use crate::workflow::model::{LifecycleTrigger, lifecycle_arguments};
+use crate::workflow::model::{LifecycleTrigger, StartupMode, lifecycle_arguments};
 
 /// The `agent` of the events of a chat trigger's calls.
 const CHAT_CALLER: &str = "chat";
@@ -99,6 +100,25 @@ impl Run {
                 error: report.error,
             })
             .await?;
+        }
+        Ok(())
+    }
+
+    /// A `UserDriven` chat is created waiting for its user, so its run never
+    /// passes `Start`: its `before_chat` tools run when its run first
+    /// starts (at creation, or with the first message after a restart),
+    /// before the first message is taken (one sent meanwhile waits in the
+    /// inbox).
+    pub(super) async fn before_chat_of_user_driven(&mut self) -> Result<(), RunError> {
+        let first_wait = self.workflow.startup_mode() == StartupMode::UserDriven
+            && self.state.position == Position::WaitingForUser
+            && !self
+                .events
+                .iter()
+                .any(|e| matches!(e.event, Event::UserMessage { .. }));
+        if first_wait {
+            self.run_lifecycle(LifecycleTrigger::BeforeChat, None)
+                .await?;
         }
         Ok(())
     }

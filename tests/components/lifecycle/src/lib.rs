@@ -89,6 +89,12 @@ fn redact(args: HookArgs, _call: &Call) -> Result<Value, ToolError> {
     Ok(Value::String(message.replace("hunter2", "[redacted]")))
 }
 
+/// `process_message_before_send`: appends ` -- signed` (chained after
+/// `redact`, it shows that each hook gets the text the one before returned).
+fn sign(args: HookArgs, _call: &Call) -> Result<Value, ToolError> {
+    Ok(Value::String(format!("{} -- signed", args.message.unwrap_or_default())))
+}
+
 /// A hook that always fails.
 fn broken_hook(_args: HookArgs, _call: &Call) -> Result<Value, ToolError> {
     Err(ToolError::Failed("hook broke on purpose".to_owned()))
@@ -143,6 +149,7 @@ fn toolbox() -> Toolbox {
         .function("explode", "Always fails.", occasion, explode)
         .function("inject_state", "update_agent_state hook.", hook.clone(), inject_state)
         .function("redact", "process_message_before_send hook.", hook.clone(), redact)
+        .function("sign", "process_message_before_send hook.", hook.clone(), sign)
         .function("broken_hook", "A hook that fails.", hook.clone(), broken_hook)
         .function("slow_hook", "A hook that never returns.", hook.clone(), slow_hook)
         .function("wrong_shape", "A hook that returns an object.", hook, wrong_shape)
