@@ -385,3 +385,81 @@ async fn in_a_user_driven_chat_before_chat_runs_at_creation_and_a_transfer_tool_
         ])
     );
 }
+
+async fn auto_executed_tools_resume_after_a_kill_and_only_the_call_without_a_result_runs_again(
+    store: Store,
+) {
+    let scratch = Scratch::new("auto-execute-resume");
+    let llm = FakeLlm::start(by_agent(&[
+        ("Judge", r#"{"score": 4, "reason": "thin"}"#),
+        ("Clerk", "Both noted."),
+    ]))
+    .await;
+    let setup = lifecycle_setup(store, &scratch, &llm);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("AutoExecuteUi").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let first_request = ws.until_type("ui_request").await;
+    assert_eq!(first_request["component"], "ConfirmVerdict");
+    assert_eq!(
+        first_request["payload"],
+        json!({"score": 4, "reason": "thin"})
+    );
+    let before = server.events(&chat).await;
+    server.kill().await;
+
+    let server = Server::start(&setup).await;
+    let last_seq = before.last().unwrap()["seq"].as_u64().unwrap();
+    let mut ws = server.ws(&chat, last_seq).await;
+    assert_eq!(ws.until_type("ui_response").await["status"], "cancelled");
+    let second_request = ws.until_type("ui_request").await;
+    ws.send(
+        json!({"type": "ui_response", "request_id": second_request["request_id"],
+                   "answer": {"ok": true}}),
+    )
+    .await;
+    ws.until_status("completed").await;
+
+    let events = server.events(&chat).await;
+    let count = |kind: &str, tool: &str| {
+        of_type(&events, kind)
+            .iter()
+            .filter(|e| e["tool"] == tool)
+            .count()
+    };
+    // The agent tool ran once; the UI tool was asked again and answered once.
+    assert_eq!(
+        count("tool_call", "save_verdict"),
+        1,
+        "{}",
+        summary(&events)
+    );
+    assert_eq!(count("tool_result", "save_verdict"), 1);
+    assert_eq!(count("tool_call", "confirm_verdict"), 2);
+    assert_eq!(count("tool_result", "confirm_verdict"), 1);
+    let confirmed = of_type(&events, "tool_result")
+        .into_iter()
+        .find(|e| e["tool"] == "confirm_verdict")
+        .unwrap();
+    assert_eq!(confirmed["ok"], true, "{confirmed}");
+    assert_eq!(speakers(&events), ["Judge", "Clerk"]);
+    // The Clerk sees each call once, each followed by its result.
+    let clerk = llm
+        .calls()
+        .into_iter()
+        .find(|c| agent_of(c) == "Clerk")
+        .unwrap();
+    let asked: Vec<&Value> = clerk
+        .messages()
+        .iter()
+        .filter(|m| m["role"] == "assistant" && m.get("tool_calls").is_some())
+        .collect();
+    assert_eq!(asked.len(), 2, "{:?}", clerk.messages());
+    let results = clerk.tool_results();
+    assert_eq!(results.len(), 2, "{:?}", clerk.messages());
+    assert!(results[1].1.contains("confirmed"), "{results:?}");
+}
+
+on_both_stores!(
+    auto_executed_tools_resume_after_a_kill_and_only_the_call_without_a_result_runs_again
+);

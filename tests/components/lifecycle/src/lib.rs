@@ -120,6 +120,21 @@ fn save_verdict(args: Verdict, call: &Call) -> Result<Value, ToolError> {
     Ok(json!({ "receipt": format!("R-{}", args.score), "reason_length": args.reason.len() }))
 }
 
+/// A UI tool for `auto_execute`: asks the user to confirm the verdict
+/// (component `ConfirmVerdict`) and returns the answer.
+fn confirm_verdict(args: Verdict, call: &Call) -> Result<Value, ToolError> {
+    let answer = call
+        .ui()
+        .ask(
+            "ConfirmVerdict",
+            &json!({ "score": args.score, "reason": args.reason }),
+            Display::Inline,
+            ASK_TIMEOUT,
+        )
+        .map_err(|err| ToolError::Cancelled(format!("{err:?}")))?;
+    Ok(json!({ "confirmed": answer }))
+}
+
 fn toolbox() -> Toolbox {
     let occasion = json!({
         "type": "object",
@@ -153,7 +168,8 @@ fn toolbox() -> Toolbox {
         .function("broken_hook", "A hook that fails.", hook.clone(), broken_hook)
         .function("slow_hook", "A hook that never returns.", hook.clone(), slow_hook)
         .function("wrong_shape", "A hook that returns an object.", hook, wrong_shape)
-        .function("save_verdict", "Saves a verdict.", verdict, save_verdict)
+        .function("save_verdict", "Saves a verdict.", verdict.clone(), save_verdict)
+        .function("confirm_verdict", "Asks the user to confirm a verdict.", verdict, confirm_verdict)
 }
 
 mozaiks_sdk::export_toolbox!(toolbox);
