@@ -463,3 +463,72 @@ async fn auto_executed_tools_resume_after_a_kill_and_only_the_call_without_a_res
 on_both_stores!(
     auto_executed_tools_resume_after_a_kill_and_only_the_call_without_a_result_runs_again
 );
+
+#[tokio::test]
+async fn after_chat_runs_when_max_turns_ends_the_run_but_not_when_the_user_ends_the_chat() {
+    let scratch = Scratch::new("lifecycle-end");
+    let llm = FakeLlm::start(|_| Reply::text("Done.")).await;
+    let setup = lifecycle_setup(Store::Embedded, &scratch, &llm);
+    let server = Server::start(&setup).await;
+
+    // max_turns: the handoff to terminate, then after_chat, then completed.
+    let chat = server.start_chat("MaxTurns").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let completed = ws.until_status("completed").await;
+    assert_eq!(completed["reason"], "max_turns (1) reached");
+    let events = server.events(&chat).await;
+    let handoff = position(&events, |e| {
+        e["type"] == "handoff" && e["reason"]["kind"] == "max_turns"
+    });
+    let after_chat = position(&events, |e| {
+        e["type"] == "tool_result" && e["call_id"] == "lifecycle-after_chat-record"
+    });
+    assert!(
+        handoff < after_chat && after_chat < events.len() - 1,
+        "{}",
+        summary(&events)
+    );
+    let (_, context) = server.get(&format!("/api/chats/{chat}/context")).await;
+    assert_eq!(context["context"]["lifecycle_log"], json!(["after_chat"]));
+
+    // Ended by the user: no after_chat.
+    let chat = server.start_chat("UserLifecycle").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until("before_chat's result", |e| e["type"] == "tool_result")
+        .await;
+    let (status, _) = server
+        .post(&format!("/api/chats/{chat}/end"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let completed = ws.until_status("completed").await;
+    assert_eq!(completed["reason"], "ended by the user");
+    let events = server.events(&chat).await;
+    assert!(
+        !of_type(&events, "tool_call")
+            .iter()
+            .any(|e| e["origin"] == "after_chat"),
+        "{}",
+        summary(&events)
+    );
+}
+
+#[tokio::test]
+async fn a_structured_reply_is_rewritten_by_its_hook_before_it_is_validated_and_stored() {
+    let scratch = Scratch::new("structured-hook");
+    let llm = FakeLlm::start(|_| Reply::text(r#"{"score": 3, "reason": "hunter2 leaked"}"#)).await;
+    let setup = lifecycle_setup(Store::Embedded, &scratch, &llm);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("StructuredHook").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until_status("completed").await;
+    let events = server.events(&chat).await;
+    let reply = of_type(&events, "agent_message")[0];
+    assert_eq!(
+        reply["text"],
+        r#"{"score": 3, "reason": "[redacted] leaked"}"#
+    );
+    assert_eq!(
+        reply["structured"],
+        json!({"score": 3, "reason": "[redacted] leaked"})
+    );
+}
