@@ -363,6 +363,9 @@ async fn in_a_user_driven_chat_before_chat_runs_at_creation_and_a_transfer_tool_
         format!("You are Planner. Plan.\n\n{line}\n\n{line}"),
         "{system}"
     );
+    // They run for every LLM call, not once per chat or turn.
+    assert_eq!(llm.calls().len(), 2);
+    assert_eq!(llm.calls()[1].system(), system);
     // The turn that ended with the transfer tool ran after_agent before
     // its handoff, and the terminate ran after_chat.
     let after_agent = position(&events, |e| {
