@@ -126,6 +126,15 @@ impl Workflow {
             .iter()
             .filter(move |t| t.runs_at(trigger, agent))
     }
+    /// Every plugin function the workflow calls, as a tool: its tools,
+    /// its lifecycle tools and its hooks (what a plugin reload must keep).
+    pub fn plugin_functions(&self) -> impl Iterator<Item = Tool> + '_ {
+        self.tools
+            .iter()
+            .cloned()
+            .chain(self.lifecycle_tools.iter().map(|l| l.tool.clone()))
+            .chain(self.hooks.iter().map(Hook::as_tool))
+    }
     /// The hooks of type `hook_type` that apply to `agent`, in file order.
     pub fn hooks(&self, hook_type: HookType, agent: &str) -> impl Iterator<Item = &Hook> {
         self.hooks

@@ -40,6 +40,8 @@ pub struct Hook {
     pub plugin: String,
     /// The plugin function.
     pub function: String,
+    /// Its parameter schema, as validated (from the plugin's `describe()`).
+    pub parameters: Value,
 }
 
 impl Hook {
@@ -56,7 +58,7 @@ impl Hook {
             plugin: self.plugin.clone(),
             function: self.function.clone(),
             description: format!("{} hook", self.hook_type.as_str()),
-            parameters: serde_json::json!({"type": "object"}),
+            parameters: self.parameters.clone(),
             kind: ToolKind::Agent,
         }
     }

@@ -117,8 +117,10 @@ pub(super) fn hooks(
             }
             Some(spec.hook_agent.clone())
         };
+        let mut parameters = Value::Null;
         match catalog.function(&spec.plugin, &spec.function) {
             Ok(function) => {
+                parameters = function.parameters.clone();
                 let sample_agent = agent
                     .as_deref()
                     .or(agents.first().copied())
@@ -153,6 +155,7 @@ pub(super) fn hooks(
                 agent,
                 plugin: spec.plugin.clone(),
                 function: spec.function.clone(),
+                parameters,
             });
         }
     }
