@@ -11,12 +11,9 @@
 //! exactly once when it completes. A failing lifecycle tool never stops
 //! the run: its result says it failed, and the run goes on.
 
-use std::sync::Arc;
-
 use super::{Run, RunError};
-use crate::event::{CallOrigin, Event, ToolFailureKind};
+use crate::event::{CallOrigin, Event};
 use crate::orchestrator::history::Position;
-use crate::orchestrator::tools::{self, ToolReport};
 use crate::workflow::model::{LifecycleTrigger, StartupMode, lifecycle_arguments};
 
 /// The `agent` of the events of a chat trigger's calls.
@@ -50,38 +47,9 @@ impl Run {
                 origin: Some(origin(trigger)),
             })
             .await?;
-            let report = match self.shared.plugin(&tool.plugin) {
-                Ok(plugin) => {
-                    let info = mozaiks_plugin_host::CallInfo {
-                        chat_id: self.chat.chat_id.clone(),
-                        workflow: self.workflow.name().to_owned(),
-                        agent: caller.clone(),
-                        tool_call_id: call_id.clone(),
-                    };
-                    let live = Arc::clone(&self.live);
-                    let mut cancel = self.cancel.clone();
-                    let arguments = arguments.to_string();
-                    let call = tools::execute(
-                        &plugin,
-                        &tool.function,
-                        &arguments,
-                        info,
-                        &live,
-                        &tool,
-                        crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
-                    );
-                    tokio::select! {
-                        report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => report,
-                        _ = cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
-                        _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => {
-                            return Err(RunError::ShuttingDown);
-                        }
-                    }
-                }
-                Err(unavailable) => {
-                    ToolReport::failed(ToolFailureKind::PluginUnavailable, unavailable.to_string())
-                }
-            };
+            let report = self
+                .call_tool(&tool, &arguments.to_string(), &caller, &call_id)
+                .await?;
             if !report.ok {
                 tracing::warn!(
                     chat_id = %self.chat.chat_id,

@@ -13,7 +13,7 @@ use crate::orchestrator::history::{Position, TurnStep};
 use crate::orchestrator::hooks;
 use crate::orchestrator::structured::STRUCTURED_OUTPUT_RETRIES;
 use crate::orchestrator::tools::{self, ToolReport};
-use crate::workflow::model::{Agent, LifecycleTrigger, Producer, Target, VariableSource};
+use crate::workflow::model::{Agent, LifecycleTrigger, Producer, Target, Tool, VariableSource};
 
 /// What tells the chat's clients of each retry of an LLM call of `agent`
 /// (an ephemeral `llm_retry` event).
@@ -240,6 +240,19 @@ impl Run {
                 format!("no tool `{tool_name}` in this workflow"),
             ));
         };
+        self.call_tool(&tool, arguments, &agent.name, call_id).await
+    }
+
+    /// Calls `tool`'s plugin function with `arguments` for `caller`, with
+    /// the chat's context and UI; stops at the user's end of the chat and
+    /// at a shutdown that finds the call waiting for the user.
+    pub(super) async fn call_tool(
+        &self,
+        tool: &Tool,
+        arguments: &str,
+        caller: &str,
+        call_id: &str,
+    ) -> Result<ToolReport, RunError> {
         let plugin = match self.shared.plugin(&tool.plugin) {
             Ok(plugin) => plugin,
             Err(unavailable) => {
@@ -252,7 +265,7 @@ impl Run {
         let info = mozaiks_plugin_host::CallInfo {
             chat_id: self.chat.chat_id.clone(),
             workflow: self.workflow.name().to_owned(),
-            agent: agent.name.clone(),
+            agent: caller.to_owned(),
             tool_call_id: call_id.to_owned(),
         };
         let live = Arc::clone(&self.live);
@@ -263,7 +276,7 @@ impl Run {
             arguments,
             info,
             &live,
-            &tool,
+            tool,
             crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
         );
         tokio::select! {
@@ -369,16 +382,7 @@ impl Run {
     /// that have no result. Their results are in the transcript the next
     /// LLM call sees (`history::transcript`).
     pub(super) async fn auto_execute(&mut self, agent: &Agent) -> Result<(), RunError> {
-        let Some((seq, model, value)) = self.events.iter().rev().find_map(|e| match &e.event {
-            Event::AgentMessage {
-                agent: speaker,
-                structured: Some(value),
-                model: Some(model),
-                ..
-            } if *speaker == agent.name => Some((e.seq.unwrap_or(0), model.clone(), value.clone())),
-            Event::Speaker { .. } => Some((0, String::new(), Value::Null)),
-            _ => None,
-        }) else {
+        let Some((seq, model, value)) = self.structured_reply_of_this_turn(agent) else {
             return Ok(());
         };
         let tools = self
@@ -402,38 +406,9 @@ impl Run {
                 origin: Some(CallOrigin::AutoExecute),
             })
             .await?;
-            let report = match self.shared.plugin(&tool.plugin) {
-                Ok(plugin) => {
-                    let info = mozaiks_plugin_host::CallInfo {
-                        chat_id: self.chat.chat_id.clone(),
-                        workflow: self.workflow.name().to_owned(),
-                        agent: agent.name.clone(),
-                        tool_call_id: call_id.clone(),
-                    };
-                    let live = Arc::clone(&self.live);
-                    let arguments = value.to_string();
-                    let mut cancel = self.cancel.clone();
-                    let call = tools::execute(
-                        &plugin,
-                        &tool.function,
-                        &arguments,
-                        info,
-                        &live,
-                        &tool,
-                        crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
-                    );
-                    tokio::select! {
-                        report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => report,
-                        _ = cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
-                        _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => {
-                            return Err(RunError::ShuttingDown);
-                        }
-                    }
-                }
-                Err(unavailable) => {
-                    ToolReport::failed(ToolFailureKind::PluginUnavailable, unavailable.to_string())
-                }
-            };
+            let report = self
+                .call_tool(&tool, &value.to_string(), &agent.name, &call_id)
+                .await?;
             self.emit(Event::ToolResult {
                 call_id,
                 agent: agent.name.clone(),
@@ -445,6 +420,26 @@ impl Run {
             .await?;
         }
         Ok(())
+    }
+
+    /// The `seq`, model and value of `agent`'s valid structured output in
+    /// the current turn (the events since its `speaker`), if it has one.
+    fn structured_reply_of_this_turn(&self, agent: &Agent) -> Option<(u64, String, Value)> {
+        for envelope in self.events.iter().rev() {
+            match &envelope.event {
+                Event::AgentMessage {
+                    agent: speaker,
+                    structured: Some(value),
+                    model: Some(model),
+                    ..
+                } if *speaker == agent.name => {
+                    return Some((envelope.seq.unwrap_or(0), model.clone(), value.clone()));
+                }
+                Event::Speaker { .. } => return None,
+                _ => {}
+            }
+        }
+        None
     }
 
     /// The seam where hooks meet the system message: the text of `agent`'s
