@@ -68,7 +68,9 @@ fn collect_keys(args: Occasion, call: &Call) -> Result<Value, ToolError> {
 
 /// Always fails.
 fn explode(_args: Occasion, _call: &Call) -> Result<Value, ToolError> {
-    Err(ToolError::Failed("lifecycle tool failed on purpose".to_owned()))
+    Err(ToolError::Failed(
+        "lifecycle tool failed on purpose".to_owned(),
+    ))
 }
 
 /// `update_agent_state`: a line with the context's `api_key`.
@@ -92,7 +94,10 @@ fn redact(args: HookArgs, _call: &Call) -> Result<Value, ToolError> {
 /// `process_message_before_send`: appends ` -- signed` (chained after
 /// `redact`, it shows that each hook gets the text the one before returned).
 fn sign(args: HookArgs, _call: &Call) -> Result<Value, ToolError> {
-    Ok(Value::String(format!("{} -- signed", args.message.unwrap_or_default())))
+    Ok(Value::String(format!(
+        "{} -- signed",
+        args.message.unwrap_or_default()
+    )))
 }
 
 /// A hook that always fails.
@@ -159,17 +164,67 @@ fn toolbox() -> Toolbox {
         "additionalProperties": false
     });
     Toolbox::new()
-        .function("record", "Records the occasion in `lifecycle_log`.", occasion.clone(), record)
-        .function("collect_keys", "Asks the user for an API key.", occasion.clone(), collect_keys)
+        .function(
+            "record",
+            "Records the occasion in `lifecycle_log`.",
+            occasion.clone(),
+            record,
+        )
+        .function(
+            "collect_keys",
+            "Asks the user for an API key.",
+            occasion.clone(),
+            collect_keys,
+        )
         .function("explode", "Always fails.", occasion, explode)
-        .function("inject_state", "update_agent_state hook.", hook.clone(), inject_state)
-        .function("redact", "process_message_before_send hook.", hook.clone(), redact)
-        .function("sign", "process_message_before_send hook.", hook.clone(), sign)
-        .function("broken_hook", "A hook that fails.", hook.clone(), broken_hook)
-        .function("slow_hook", "A hook that never returns.", hook.clone(), slow_hook)
-        .function("wrong_shape", "A hook that returns an object.", hook, wrong_shape)
-        .function("save_verdict", "Saves a verdict.", verdict.clone(), save_verdict)
-        .function("confirm_verdict", "Asks the user to confirm a verdict.", verdict, confirm_verdict)
+        .function(
+            "inject_state",
+            "update_agent_state hook.",
+            hook.clone(),
+            inject_state,
+        )
+        .function(
+            "redact",
+            "process_message_before_send hook.",
+            hook.clone(),
+            redact,
+        )
+        .function(
+            "sign",
+            "process_message_before_send hook.",
+            hook.clone(),
+            sign,
+        )
+        .function(
+            "broken_hook",
+            "A hook that fails.",
+            hook.clone(),
+            broken_hook,
+        )
+        .function(
+            "slow_hook",
+            "A hook that never returns.",
+            hook.clone(),
+            slow_hook,
+        )
+        .function(
+            "wrong_shape",
+            "A hook that returns an object.",
+            hook,
+            wrong_shape,
+        )
+        .function(
+            "save_verdict",
+            "Saves a verdict.",
+            verdict.clone(),
+            save_verdict,
+        )
+        .function(
+            "confirm_verdict",
+            "Asks the user to confirm a verdict.",
+            verdict,
+            confirm_verdict,
+        )
 }
 
 mozaiks_sdk::export_toolbox!(toolbox);
