@@ -203,6 +203,9 @@ export class Transcript {
           h('time', { class: 'ts', text: clock(event.ts) }),
           h('strong', { class: 'error-code', text: event.code }), ' ', h('span', { text: event.message })));
         break;
+      case 'warning':
+        this.line('warning', event.ts, h('strong', { class: 'error-code', text: event.code }), ' ', h('span', { text: event.message }));
+        break;
       case 'structured_output_retry':
         this.line('warning', event.ts, h('strong', { text: `${event.agent}: ${event.model} did not validate; asked again` }),
           h('ul', { class: 'errors' }, (event.errors || []).map((e) => h('li', { text: e }))));

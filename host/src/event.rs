@@ -110,14 +110,20 @@ pub enum Event {
     },
     /// A tool call starts.
     ToolCall {
-        /// The LLM's id of the call.
+        /// The LLM's id of the call; for calls the runtime makes by itself
+        /// (`origin` present), an id derived from the occasion.
         call_id: String,
-        /// The calling agent.
+        /// The calling agent (`chat` for the chat's lifecycle tools).
         agent: String,
         /// The tool.
         tool: String,
         /// The arguments (the LLM's JSON text, parsed when it parses).
         arguments: Value,
+        /// Who made the call when the agent's LLM did not: a structured
+        /// output (`auto_execute`) or a lifecycle trigger. Absent: the LLM
+        /// asked for it in the `agent_message` before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<CallOrigin>,
     },
     /// A tool call ended.
     ToolResult {
@@ -241,6 +247,14 @@ pub enum Event {
         /// Agents to choose from.
         candidates: Vec<String>,
     },
+    /// Something failed that the run goes on after unchanged (a hook that
+    /// failed or timed out); `code` is stable, `message` is for humans.
+    Warning {
+        /// A stable code, e.g. `HOOK_FAILED`.
+        code: ErrorCode,
+        /// What happened and what was done instead.
+        message: String,
+    },
     /// Something went wrong; `code` is stable, `message` is for humans.
     Error {
         /// A stable code, e.g. `LLM_HTTP_ERROR`.
@@ -283,6 +297,23 @@ pub enum RunStatus {
     /// retries the step that failed. (A server that stops while a run is
     /// active leaves it `running`; it resumes on start.)
     Interrupted,
+}
+
+/// Who made a tool call the agent's LLM did not ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOrigin {
+    /// A structured output sent to a tool of structured_outputs.json
+    /// `auto_execute`.
+    AutoExecute,
+    /// A `before_chat` lifecycle tool.
+    BeforeChat,
+    /// An `after_chat` lifecycle tool.
+    AfterChat,
+    /// A `before_agent` lifecycle tool.
+    BeforeAgent,
+    /// An `after_agent` lifecycle tool.
+    AfterAgent,
 }
 
 /// One tool call an agent asked for.

@@ -26,6 +26,7 @@ mod auto_reply;
 mod drain;
 mod handoff;
 mod history;
+mod hooks;
 mod instrument;
 mod live;
 mod pattern;

@@ -439,11 +439,11 @@ pub(super) fn workflows(
 pub(super) fn components(workflows: &[(PathBuf, Workflow)]) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (dir, workflow) in workflows {
-        let wanted: Vec<(&str, &str)> = workflow
-            .tools()
-            .iter()
-            .filter_map(|t| match &t.kind {
-                ToolKind::Ui { component, .. } => Some((t.name.as_str(), component.as_str())),
+        // Tools and lifecycle tools alike may show a component.
+        let wanted: Vec<(String, String)> = workflow
+            .plugin_functions()
+            .filter_map(|t| match t.kind {
+                ToolKind::Ui { component, .. } => Some((t.name, component)),
                 ToolKind::Agent => None,
             })
             .collect();

@@ -145,6 +145,8 @@ stable_words! {
         ToolRoundLimit = "TOOL_ROUND_LIMIT",
         /// `select_speaker` named a non-candidate.
         UnknownSpeaker = "UNKNOWN_SPEAKER",
+        /// A hook failed or timed out; the message went on unchanged.
+        HookFailed = "HOOK_FAILED",
     }
 }
 

@@ -129,6 +129,33 @@ pub(crate) fn examples() -> Vec<(&'static str, Envelope)> {
                     agent: "Planner".into(),
                     tool: "echo".into(),
                     arguments: json!({"text": "hi"}),
+                    origin: None,
+                },
+            ),
+        ),
+        (
+            "tool_call_auto_execute",
+            stored(
+                14,
+                Event::ToolCall {
+                    call_id: "auto-13-save_verdict".into(),
+                    agent: "Judge".into(),
+                    tool: "save_verdict".into(),
+                    arguments: json!({"score": 7, "reason": "clear"}),
+                    origin: Some(CallOrigin::AutoExecute),
+                },
+            ),
+        ),
+        (
+            "tool_call_lifecycle",
+            stored(
+                3,
+                Event::ToolCall {
+                    call_id: "lifecycle-before_agent-collect_keys-turn-1".into(),
+                    agent: "Planner".into(),
+                    tool: "collect_keys".into(),
+                    arguments: json!({"trigger": "before_agent", "agent": "Planner"}),
+                    origin: Some(CallOrigin::BeforeAgent),
                 },
             ),
         ),
@@ -419,6 +446,16 @@ pub(crate) fn examples() -> Vec<(&'static str, Envelope)> {
                 32,
                 Event::SpeakerRequest {
                     candidates: vec!["Alice".into(), "Bob".into()],
+                },
+            ),
+        ),
+        (
+            "warning",
+            stored(
+                21,
+                Event::Warning {
+                    code: ErrorCode::HookFailed,
+                    message: "process_message_before_send hook hooks.redact for agent `Planner` failed (deadline_exceeded: the call ran out of CPU time); the message is unchanged".into(),
                 },
             ),
         ),

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::event::{Envelope, Event, RunStatus, ToolCallRecord};
+use crate::event::{CallOrigin, Envelope, Event, RunStatus, ToolCallRecord};
 use crate::llm::{ChatMessage, ToolCallRequest};
 
 /// Where a run stands after the events so far.
@@ -161,6 +161,7 @@ impl RunPosition {
             | Event::ContextChanged { .. }
             | Event::Usage { .. }
             | Event::WorkflowUpdated { .. }
+            | Event::Warning { .. }
             | Event::Error { .. } => {}
         }
     }
@@ -178,8 +179,8 @@ pub(crate) fn transcript<'a>(
         content: system_message.to_owned(),
     }];
     // Tool results are only valid right after the assistant message that
-    // asked for them; results of calls nobody asked for (auto-executed UI
-    // tools) stay out of the LLM's view.
+    // asked for them; results of calls nobody asked for (lifecycle tools)
+    // stay out of the LLM's view.
     let mut asked: HashSet<String> = HashSet::new();
     for envelope in events {
         match &envelope.event {
@@ -212,6 +213,28 @@ pub(crate) fn transcript<'a>(
                             arguments: c.arguments.clone(),
                         })
                         .collect(),
+                });
+            }
+            // A structured output sent to a tool (`auto_execute`) reads as
+            // the agent's own call of that tool, so that the next speaker
+            // sees its result. (A call run again after a restart has its
+            // `tool_call` twice: it is shown once.)
+            Event::ToolCall {
+                call_id,
+                agent: caller,
+                tool,
+                arguments,
+                origin: Some(CallOrigin::AutoExecute),
+            } if !asked.contains(call_id) => {
+                asked.insert(call_id.clone());
+                messages.push(ChatMessage::Assistant {
+                    name: Some(caller.clone()),
+                    content: None,
+                    tool_calls: vec![ToolCallRequest {
+                        id: call_id.clone(),
+                        name: tool.clone(),
+                        arguments: arguments.to_string(),
+                    }],
                 });
             }
             Event::ToolResult {

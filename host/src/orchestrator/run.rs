@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::{mpsc, watch};
 
+mod lifecycle;
 mod request;
 mod turn;
 mod user_route;
@@ -34,7 +35,7 @@ use crate::event::{Envelope, ErrorCode, Event, HandoffReason, RunStatus};
 use crate::llm::{ChatMessage, ChatRequest, LlmError};
 use crate::store::{ChatRecord, ChatStatus, StoreError};
 use crate::workflow::Workflow;
-use crate::workflow::model::{Agent, StartupMode, Target};
+use crate::workflow::model::{Agent, LifecycleTrigger, StartupMode, Target};
 
 /// Most LLM rounds with tool calls in one agent turn. A model that keeps
 /// calling tools without ever answering would otherwise loop until
@@ -218,6 +219,7 @@ impl Run {
 
     async fn drive(&mut self) -> Result<(), RunError> {
         self.close_stale_ui_requests().await?;
+        self.before_chat_of_user_driven().await?;
         loop {
             if *self.cancel.borrow() {
                 return Err(RunError::Cancelled);
@@ -272,10 +274,17 @@ impl Run {
             return self.fail(ErrorCode::AgentGone, reason).await;
         };
         match step {
-            TurnStep::CallLlm => self.call_llm(&agent).await,
+            TurnStep::CallLlm => {
+                self.run_lifecycle(LifecycleTrigger::BeforeAgent, Some(&agent.name))
+                    .await?;
+                self.call_llm(&agent).await
+            }
             TurnStep::RunTools(calls) if calls.is_empty() => self.after_tools(&agent).await,
             TurnStep::RunTools(calls) => self.run_tools(&agent, calls).await,
-            TurnStep::Replied => self.after_reply(&agent).await,
+            TurnStep::Replied => {
+                self.auto_execute(&agent).await?;
+                self.after_reply(&agent).await
+            }
         }
     }
 
@@ -424,6 +433,8 @@ impl Run {
         match self.workflow.startup_mode() {
             StartupMode::AgentDriven => {
                 self.set_status(RunStatus::Running, None).await?;
+                self.run_lifecycle(LifecycleTrigger::BeforeChat, None)
+                    .await?;
                 if let Some(text) = self.workflow.initial_message() {
                     self.emit(Event::UserMessage {
                         text: text.to_owned(),
@@ -442,6 +453,8 @@ impl Run {
                 )
                 .await
             }
+            // `UserDriven` chats start waiting for the user (their
+            // `before_chat`: `Run::before_chat_of_user_driven`).
             _ => self.set_status(RunStatus::WaitingForUser, None).await,
         }
     }
@@ -471,6 +484,8 @@ impl Run {
     async fn go_to(&mut self, target: Target) -> Result<(), RunError> {
         match target {
             Target::Terminate => {
+                self.run_lifecycle(LifecycleTrigger::AfterChat, None)
+                    .await?;
                 self.finish(RunStatus::Completed, "terminated by a handoff".to_owned())
                     .await?;
                 Ok(())
@@ -500,6 +515,8 @@ impl Run {
             reason: HandoffReason::MaxTurns,
         })
         .await?;
+        self.run_lifecycle(LifecycleTrigger::AfterChat, None)
+            .await?;
         self.finish(
             RunStatus::Completed,
             format!("max_turns ({max_turns}) reached"),
@@ -659,6 +676,8 @@ impl Run {
     }
 
     async fn after_reply(&mut self, agent: &Agent) -> Result<(), RunError> {
+        self.run_lifecycle(LifecycleTrigger::AfterAgent, Some(&agent.name))
+            .await?;
         self.turn.end(self.workflow.name());
         let context = self.live.context().await?;
         let decision = handoff::by_context(&agent.handoffs, Scope::Post, &context)

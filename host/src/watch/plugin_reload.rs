@@ -217,12 +217,16 @@ impl Reloader {
         problems
     }
 
-    /// The functions of plugin `id` that the served workflows use.
+    /// The functions of plugin `id` that the served workflows use (as
+    /// tools, lifecycle tools or hooks).
     fn needed(&self, id: &str) -> Vec<Needed> {
         let snapshot = self.workflows.snapshot();
         let mut needed = Vec::new();
         for workflow in snapshot.values().filter_map(|entry| entry.serving()) {
-            for tool in workflow.tools().iter().filter(|t: &&Tool| t.plugin == id) {
+            for tool in workflow
+                .plugin_functions()
+                .filter(|t: &Tool| t.plugin == id)
+            {
                 needed.push(Needed {
                     workflow: workflow.name().to_owned(),
                     tool: tool.name.clone(),

@@ -102,7 +102,7 @@ impl Reloader {
             let affected = match (id, entry) {
                 (None, _) | (_, Entry::Invalid { .. }) => true,
                 (Some(id), Entry::Valid(workflow)) => {
-                    workflow.tools().iter().any(|tool| tool.plugin == id)
+                    workflow.plugin_functions().any(|tool| tool.plugin == id)
                 }
             };
             if affected {

@@ -107,6 +107,28 @@ fn summary(w: &Workflow) -> String {
             t.name, t.plugin, t.function, t.kind
         );
     }
+    for l in &w.lifecycle_tools {
+        let _ = writeln!(
+            out,
+            "lifecycle {} {}: {}/{} {:?} agents [{}]",
+            l.trigger.as_str(),
+            l.tool.name,
+            l.tool.plugin,
+            l.tool.function,
+            l.tool.kind,
+            l.agents.join(", ")
+        );
+    }
+    for h in &w.hooks {
+        let _ = writeln!(
+            out,
+            "hook {} {}: {}/{}",
+            h.hook_type.as_str(),
+            h.agent.as_deref().unwrap_or("all"),
+            h.plugin,
+            h.function
+        );
+    }
     for v in w.context_variables() {
         let _ = writeln!(out, "variable {}: {:?} {:?}", v.name, v.var_type, v.source);
     }
@@ -176,6 +198,9 @@ const CASES: &[&str] = &[
     "unsatisfiable_output_schema",
     "unreachable_rules",
     "ag2_knobs_refused",
+    "lifecycle_errors",
+    "hooks_unknown_type",
+    "valid_lifecycle_and_hooks",
 ];
 
 #[test]
@@ -195,6 +220,28 @@ fn every_fixture_folder_is_checked() {
     let mut cases: Vec<String> = CASES.iter().map(|c| (*c).to_owned()).collect();
     cases.sort();
     assert_eq!(folders, cases, "add new fixture folders to CASES");
+}
+
+/// A plugin reload must keep the functions of lifecycle tools and hooks
+/// too (`watch/plugin_reload.rs` asks `plugin_functions`).
+#[test]
+fn plugin_functions_lists_tools_lifecycle_tools_and_hooks() {
+    let dir = fixtures_dir().join("valid_lifecycle_and_hooks");
+    let workflow = load_workflow(&dir, plugins()).unwrap();
+    let used: Vec<(String, String)> = workflow
+        .plugin_functions()
+        .map(|t| (t.name, t.function))
+        .collect();
+    assert_eq!(
+        used,
+        [
+            ("add_task".to_owned(), "add_task".to_owned()),
+            ("note_turn".to_owned(), "echo".to_owned()),
+            ("echo".to_owned(), "echo".to_owned()),
+        ]
+    );
+    let hook = workflow.plugin_functions().last().unwrap();
+    assert_eq!(hook.parameters, serde_json::json!({"type": "object"}));
 }
 
 #[test]

@@ -17,8 +17,8 @@ use super::deserialize::{deserialize_reporting_every_unknown_key, to_json_path};
 use super::diagnostic::Diagnostic;
 use super::format::{self, Format};
 use super::spec::{
-    AgentsFile, ContextVariablesFile, HandoffsFile, OrchestratorFile, StructuredOutputsFile,
-    ToolsFile,
+    AgentsFile, ContextVariablesFile, HandoffsFile, HooksFile, OrchestratorFile,
+    StructuredOutputsFile, ToolsFile,
 };
 
 /// `orchestrator.json` (required).
@@ -33,18 +33,21 @@ pub(crate) const CONTEXT_VARIABLES_FILE: &str = "context_variables.json";
 pub(crate) const STRUCTURED_OUTPUTS_FILE: &str = "structured_outputs.json";
 /// `tools.json` (optional: no tools).
 pub(crate) const TOOLS_FILE: &str = "tools.json";
+/// `hooks.json` (optional: no hooks).
+pub(crate) const HOOKS_FILE: &str = "hooks.json";
 
 /// Every file of a workflow folder the loader reads, by its JSON name (each
 /// may also be `.yaml`/`.yml`). The one list: the fuzz targets mutate each,
 /// and [`unread`](super::unread) warns about any other file in the folder.
 /// A new workflow file is added here and read in [`read_folder`].
-pub(crate) const WORKFLOW_FILES: [&str; 6] = [
+pub(crate) const WORKFLOW_FILES: [&str; 7] = [
     ORCHESTRATOR_FILE,
     AGENTS_FILE,
     HANDOFFS_FILE,
     CONTEXT_VARIABLES_FILE,
     STRUCTURED_OUTPUTS_FILE,
     TOOLS_FILE,
+    HOOKS_FILE,
 ];
 
 /// The parsed files of one workflow folder. A file that is absent (and
@@ -66,6 +69,8 @@ pub(crate) struct WorkflowFiles {
     pub structured_outputs: Option<StructuredOutputsFile>,
     /// `tools.json`.
     pub tools: Option<ToolsFile>,
+    /// `hooks.json`.
+    pub hooks: Option<HooksFile>,
     /// Hex SHA-256 over the names and bytes of the files present.
     pub version: String,
     /// JSON name → the name of the file present, when it is written as
@@ -159,6 +164,13 @@ pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
     let context_variables = read(CONTEXT_VARIABLES_FILE, false);
     let structured_outputs = read(STRUCTURED_OUTPUTS_FILE, false);
     let tools = read(TOOLS_FILE, false);
+    // Hashed only when present, so that adding this optional file to the
+    // format did not change the version of every existing workflow.
+    let hooks = if !matches!(format::locate(dir, HOOKS_FILE), Ok(None)) {
+        read(HOOKS_FILE, false)
+    } else {
+        None
+    };
 
     let d = &mut diagnostics;
     let mut files = WorkflowFiles {
@@ -169,6 +181,7 @@ pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
         context_variables: parse_present(dir, CONTEXT_VARIABLES_FILE, context_variables, d),
         structured_outputs: parse_present(dir, STRUCTURED_OUTPUTS_FILE, structured_outputs, d),
         tools: parse_present(dir, TOOLS_FILE, tools, d),
+        hooks: parse_present(dir, HOOKS_FILE, hooks, d),
         version: hex(&hasher.finalize()),
         spelled,
         warnings: Vec::new(),

@@ -13,6 +13,12 @@ use serde_json::Value;
 use super::condition::Condition;
 
 use super::diagnostic::Diagnostic;
+mod lifecycle;
+
+pub(crate) use lifecycle::{
+    Hook, HookType, LifecycleTool, LifecycleTrigger, hook_arguments, lifecycle_arguments,
+};
+
 pub(crate) use super::spec::DisplayMode;
 pub(crate) use super::spec::HumanInputMode;
 pub(crate) use super::spec::OrchestrationPattern;
@@ -39,6 +45,8 @@ pub struct Workflow {
     pub(super) context: Vec<ContextVariable>,
     pub(super) outputs: Vec<OutputModel>,
     pub(super) undeclared_context_writes: UndeclaredContextWrites,
+    pub(super) lifecycle_tools: Vec<LifecycleTool>,
+    pub(super) hooks: Vec<Hook>,
     pub(super) version: String,
     pub(super) warnings: Vec<Diagnostic>,
 }
@@ -119,6 +127,32 @@ impl Workflow {
     /// The structured-output model called `name`.
     pub fn output_model(&self, name: &str) -> Option<&OutputModel> {
         self.outputs.iter().find(|m| m.name == name)
+    }
+    /// The lifecycle tools that run at `trigger` for `agent` (`None` for
+    /// the chat triggers), in file order.
+    pub fn lifecycle_tools(
+        &self,
+        trigger: LifecycleTrigger,
+        agent: Option<&str>,
+    ) -> impl Iterator<Item = &LifecycleTool> {
+        self.lifecycle_tools
+            .iter()
+            .filter(move |t| t.runs_at(trigger, agent))
+    }
+    /// Every plugin function the workflow calls, as a tool: its tools,
+    /// its lifecycle tools and its hooks (what a plugin reload must keep).
+    pub fn plugin_functions(&self) -> impl Iterator<Item = Tool> + '_ {
+        self.tools
+            .iter()
+            .cloned()
+            .chain(self.lifecycle_tools.iter().map(|l| l.tool.clone()))
+            .chain(self.hooks.iter().map(Hook::as_tool))
+    }
+    /// The hooks of type `hook_type` that apply to `agent`, in file order.
+    pub fn hooks(&self, hook_type: HookType, agent: &str) -> impl Iterator<Item = &Hook> {
+        self.hooks
+            .iter()
+            .filter(move |h| h.applies(hook_type, agent))
     }
     /// Hex SHA-256 of the files' names and bytes: changes whenever any file
     /// changes.
@@ -345,6 +379,7 @@ pub struct OutputModel {
     pub name: String,
     /// Its JSON Schema (checked against the JSON Schema meta-schema).
     pub schema: Value,
-    /// UI tools its instances are sent to as soon as they are produced.
+    /// Tools (UI or agent tools) its instances are sent to, inside the
+    /// turn, as soon as they are produced.
     pub auto_execute: Vec<String>,
 }

@@ -12,6 +12,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+mod lifecycle;
+
+pub(crate) use lifecycle::{HookType, LifecycleTrigger};
+pub(crate) use lifecycle::{HooksFile, LifecycleToolSpec};
+
 /// `orchestrator.json`: how a run starts and who speaks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -412,13 +417,13 @@ pub(crate) struct StructuredOutputsFile {
     pub auto_execute: Vec<AutoExecuteSpec>,
 }
 
-/// Sends a structured output to a UI tool.
+/// Sends a structured output to a tool (UI or agent tool) inside the turn.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AutoExecuteSpec {
     /// The model whose instances are sent.
     pub model: String,
-    /// The UI tool that receives them as arguments.
+    /// The tool that receives them as arguments.
     pub tool: String,
 }
 
@@ -427,7 +432,11 @@ pub(crate) struct AutoExecuteSpec {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ToolsFile {
     /// The tools.
+    #[serde(default)]
     pub tools: Vec<ToolSpec>,
+    /// Plugin functions the runtime calls at fixed points of a run.
+    #[serde(default)]
+    pub lifecycle_tools: Vec<LifecycleToolSpec>,
 }
 
 /// One tool: a plugin function offered to agents.

@@ -8,8 +8,8 @@ use std::num::NonZeroU32;
 use super::catalog::ToolCatalog;
 use super::diagnostic::{Diagnostic, JsonPath, list};
 use super::load::{
-    AGENTS_FILE, CONTEXT_VARIABLES_FILE, HANDOFFS_FILE, ORCHESTRATOR_FILE, STRUCTURED_OUTPUTS_FILE,
-    TOOLS_FILE, WorkflowFiles,
+    AGENTS_FILE, CONTEXT_VARIABLES_FILE, HANDOFFS_FILE, HOOKS_FILE, ORCHESTRATOR_FILE,
+    STRUCTURED_OUTPUTS_FILE, TOOLS_FILE, WorkflowFiles,
 };
 use super::model::{Handoffs, Workflow};
 use super::spec::ToolSpec;
@@ -17,9 +17,11 @@ use super::unread;
 
 mod ag2_knobs;
 mod agents;
+mod auto_execute;
 pub(crate) mod context;
 mod file_source;
 mod handoffs;
+mod lifecycle;
 mod output_schema;
 mod outputs;
 mod reachability;
@@ -94,7 +96,7 @@ pub(crate) fn validate(
     // structured_outputs.json, before agents.json: agents name its models.
     let tool_names: Vec<String> = unique(tool_specs.iter().map(tool_name));
     let (outputs, registry) = match &files.structured_outputs {
-        Some(file) => outputs::check(&mut v, file, &agent_names, tool_specs),
+        Some(file) => outputs::check(&mut v, file, &agent_names, tool_specs, catalog),
         None => (Vec::new(), BTreeMap::new()),
     };
     let model_names: Vec<&str> = files
@@ -146,6 +148,17 @@ pub(crate) fn validate(
             }
         }
     }
+
+    // tools.json `lifecycle_tools`, hooks.json
+    let lifecycle_specs = files
+        .tools
+        .as_ref()
+        .map_or(&[][..], |t| &t.lifecycle_tools[..]);
+    let lifecycle_tools =
+        lifecycle::lifecycle_tools(&mut v, lifecycle_specs, &agent_names, catalog);
+    let hooks = files.hooks.as_ref().map_or(Vec::new(), |file| {
+        lifecycle::hooks(&mut v, file, &agent_names, catalog)
+    });
 
     // context_variables.json
     let ui_tools: Vec<String> = tool_specs
@@ -238,6 +251,8 @@ pub(crate) fn validate(
         context: declared,
         outputs,
         undeclared_context_writes: orchestrator.undeclared_context_writes,
+        lifecycle_tools,
+        hooks,
         version,
         warnings,
     })
@@ -245,13 +260,14 @@ pub(crate) fn validate(
 
 /// The order in which files' diagnostics are reported: the order an author
 /// reads the folder in.
-const REPORT_ORDER: [&str; 6] = [
+const REPORT_ORDER: [&str; 7] = [
     ORCHESTRATOR_FILE,
     AGENTS_FILE,
     TOOLS_FILE,
     CONTEXT_VARIABLES_FILE,
     HANDOFFS_FILE,
     STRUCTURED_OUTPUTS_FILE,
+    HOOKS_FILE,
 ];
 
 /// The distinct items, in first-seen order.

@@ -444,3 +444,24 @@ async fn doctor_finds_a_required_plugin_secret_without_a_value() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn doctor_finds_the_missing_component_of_a_ui_lifecycle_tool() {
+    let site = Site::new("doctor-lifecycle-component").await;
+    std::fs::write(
+        site.workflows.join("UiTimeout/tools.json"),
+        r#"{ "tools": [ { "plugin": "adversary", "function": "ask", "tool_type": "UI_Tool", "agent": "Asker",
+              "ui": { "component": "Confirm", "mode": "artifact" } } ],
+            "lifecycle_tools": [ { "trigger": "before_chat", "plugin": "adversary", "function": "counter",
+              "tool_type": "UI_Tool", "ui": { "component": "Keys" } } ] }"#,
+    )
+    .unwrap();
+    site.fails_only_at(&[], &[], "components", "Keys").await;
+    std::fs::write(
+        site.workflows.join("UiTimeout/components/Keys.js"),
+        "export default 1;\n",
+    )
+    .unwrap();
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(code, 0, "{report:#}");
+}

@@ -32,6 +32,7 @@ mod context;
 mod doctor;
 mod import;
 mod languages;
+mod lifecycle;
 mod limits;
 mod mongo;
 mod operations;

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{MAX_TOOL_ROUNDS_PER_TURN, RequestDefaults, Run, RunError, chat_request_with};
-use crate::event::{ErrorCode, Event, HandoffReason, ToolCallRecord, ToolFailureKind};
-use crate::llm::ChatRequest;
+use crate::event::{CallOrigin, ErrorCode, Event, HandoffReason, ToolCallRecord, ToolFailureKind};
+use crate::llm::{ChatMessage, ChatRequest};
 use crate::orchestrator::handoff::{self, Decision, Scope};
 use crate::orchestrator::history::{Position, TurnStep};
+use crate::orchestrator::hooks;
 use crate::orchestrator::structured::STRUCTURED_OUTPUT_RETRIES;
 use crate::orchestrator::tools::{self, ToolReport};
 use crate::orchestrator::triggers;
-use crate::workflow::model::{Agent, Target};
+use crate::workflow::model::{Agent, LifecycleTrigger, Producer, Target, Tool, VariableSource};
 
 /// What tells the chat's clients of each retry of an LLM call of `agent`
 /// (an ephemeral `llm_retry` event).
@@ -38,15 +39,18 @@ pub(super) fn retry_reporter(
 
 impl Run {
     pub(super) async fn call_llm(&mut self, agent: &Agent) -> Result<(), RunError> {
-        let request = self.request_for(agent).await?;
+        let mut request = self.request_for(agent).await?;
+        self.add_agent_state(agent, &mut request).await?;
         let model = request.model.clone();
         let live = Arc::clone(&self.live);
         let name = agent.name.clone();
-        // An agent with a `ui_hidden` trigger is not streamed: a delta
-        // would show the token before the whole message is known.
-        let stream = !triggers::hides_text(self.workflow.context_variables(), &agent.name);
+        // Not streamed: a reply a hook may rewrite (the deltas would show
+        // what the hook removes), and an agent with a `ui_hidden` trigger (a
+        // delta would show the token before the whole message is known).
+        let streamed = !hooks::rewrites_messages(&self.workflow, &agent.name)
+            && !triggers::hides_text(self.workflow.context_variables(), &agent.name);
         let mut on_delta = |delta: &str| {
-            if stream {
+            if streamed {
                 live.send_ephemeral(Event::TextDelta {
                     agent: name.clone(),
                     delta: delta.to_owned(),
@@ -78,7 +82,12 @@ impl Run {
             .await?;
         }
         let mut response = response;
-        response.content = self.fire_text_triggers(agent, &response.content).await?;
+        // The hooks rewrite the message first; the triggers then read (and
+        // may hide a token of) what would be stored and sent.
+        let processed = self
+            .process_before_send(agent, std::mem::take(&mut response.content))
+            .await?;
+        response.content = self.fire_text_triggers(agent, &processed).await?;
         if !response.tool_calls.is_empty() {
             self.tool_rounds += 1;
             let tool_calls = response
@@ -126,8 +135,9 @@ impl Run {
                     model: Some(model.name.clone()),
                 })
                 .await?;
-                self.set_agent_derived(agent, &value).await?;
-                self.auto_execute(agent, &model.auto_execute, &value).await
+                // The `auto_execute` tools run next, in the `Replied` step
+                // (`Run::auto_execute`), so that a resumed run runs them too.
+                self.set_agent_derived(agent, &value).await
             }
             Err(errors) => {
                 let retries = self.state.retries;
@@ -193,6 +203,7 @@ impl Run {
                 agent: agent.name.clone(),
                 tool: call.name.clone(),
                 arguments,
+                origin: None,
             })
             .await?;
             let report = match handoff::transfer_target(&agent.handoffs, &call.name) {
@@ -245,6 +256,19 @@ impl Run {
                 format!("no tool `{tool_name}` in this workflow"),
             ));
         };
+        self.call_tool(&tool, arguments, &agent.name, call_id).await
+    }
+
+    /// Calls `tool`'s plugin function with `arguments` for `caller`, with
+    /// the chat's context and UI; stops at the user's end of the chat and
+    /// at a shutdown that finds the call waiting for the user.
+    pub(super) async fn call_tool(
+        &self,
+        tool: &Tool,
+        arguments: &str,
+        caller: &str,
+        call_id: &str,
+    ) -> Result<ToolReport, RunError> {
         let plugin = match self.shared.plugin(&tool.plugin) {
             Ok(plugin) => plugin,
             Err(unavailable) => {
@@ -257,7 +281,7 @@ impl Run {
         let info = mozaiks_plugin_host::CallInfo {
             chat_id: self.chat.chat_id.clone(),
             workflow: self.workflow.name().to_owned(),
-            agent: agent.name.clone(),
+            agent: caller.to_owned(),
             tool_call_id: call_id.to_owned(),
         };
         let live = Arc::clone(&self.live);
@@ -268,7 +292,7 @@ impl Run {
             arguments,
             info,
             &live,
-            &tool,
+            tool,
             &self.workflow,
             crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
         );
@@ -282,6 +306,8 @@ impl Run {
     pub(super) async fn after_tools(&mut self, agent: &Agent) -> Result<(), RunError> {
         let transfer = self.last_transfer(agent);
         if let Some(target) = transfer {
+            self.run_lifecycle(LifecycleTrigger::AfterAgent, Some(&agent.name))
+                .await?;
             let tool = handoff::transfer_tool_name(&target);
             return self
                 .handoff(
@@ -298,6 +324,8 @@ impl Run {
         // context hands off without another LLM call.
         let context = self.live.context().await?;
         if let Some(decision) = handoff::by_context(&agent.handoffs, Scope::Pre, &context) {
+            self.run_lifecycle(LifecycleTrigger::AfterAgent, Some(&agent.name))
+                .await?;
             return self.handoff(&agent.name, decision).await;
         }
         if self.tool_rounds >= MAX_TOOL_ROUNDS_PER_TURN {
@@ -404,57 +432,44 @@ impl Run {
         Ok(firings.shown)
     }
 
-    /// Sends a structured output to the UI tools bound to its model, as part
-    /// of the agent's turn (not in the background, unlike MozaiksAI).
-    pub(super) async fn auto_execute(
-        &mut self,
-        agent: &Agent,
-        tools: &[String],
-        value: &Value,
-    ) -> Result<(), RunError> {
+    /// Sends the structured output of this turn's reply to the tools its
+    /// model's `auto_execute` names (UI or agent tools), in order, as part
+    /// of the turn (not in the background, unlike MozaiksAI): the output
+    /// object is the arguments object. Each call's id is made of the
+    /// reply's `seq` and the tool, so a resumed run runs only the calls
+    /// that have no result. Their results are in the transcript the next
+    /// LLM call sees (`history::transcript`).
+    pub(super) async fn auto_execute(&mut self, agent: &Agent) -> Result<(), RunError> {
+        let Some((seq, model, value)) = self.structured_reply_of_this_turn(agent) else {
+            return Ok(());
+        };
+        let tools = self
+            .workflow
+            .output_model(&model)
+            .map(|m| m.auto_execute.clone())
+            .unwrap_or_default();
         for tool_name in tools {
-            let Some(tool) = self.workflow.tool(tool_name).cloned() else {
+            let Some(tool) = self.workflow.tool(&tool_name).cloned() else {
                 continue;
             };
-            let call_id = format!("auto-{}", uuid::Uuid::new_v4());
+            let call_id = format!("auto-{seq}-{}", tool.name);
+            if self.has_result(&call_id) {
+                continue;
+            }
             self.emit(Event::ToolCall {
                 call_id: call_id.clone(),
                 agent: agent.name.clone(),
                 tool: tool.name.clone(),
                 arguments: value.clone(),
+                origin: Some(CallOrigin::AutoExecute),
             })
             .await?;
-            let report = match self.shared.plugin(&tool.plugin) {
-                Ok(plugin) => {
-                    let info = mozaiks_plugin_host::CallInfo {
-                        chat_id: self.chat.chat_id.clone(),
-                        workflow: self.workflow.name().to_owned(),
-                        agent: agent.name.clone(),
-                        tool_call_id: call_id.clone(),
-                    };
-                    let live = Arc::clone(&self.live);
-                    let arguments = value.to_string();
-                    let call = tools::execute(
-                        &plugin,
-                        &tool.function,
-                        &arguments,
-                        info,
-                        &live,
-                        &tool,
-                        &self.workflow,
-                        crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
-                    );
-                    tokio::select! {
-                        report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => report,
-                        _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => {
-                            return Err(RunError::ShuttingDown);
-                        }
-                    }
-                }
-                Err(unavailable) => {
-                    ToolReport::failed(ToolFailureKind::PluginUnavailable, unavailable.to_string())
-                }
-            };
+            let report = self
+                .call_tool(&tool, &value.to_string(), &agent.name, &call_id)
+                .await?;
+            if report.ok {
+                self.set_tool_derived(&tool.name, &report.content).await?;
+            }
             self.emit(Event::ToolResult {
                 call_id,
                 agent: agent.name.clone(),
@@ -462,6 +477,85 @@ impl Run {
                 ok: report.ok,
                 content: report.content,
                 error: report.error,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The `seq`, model and value of `agent`'s valid structured output in
+    /// the current turn (the events since its `speaker`), if it has one.
+    fn structured_reply_of_this_turn(&self, agent: &Agent) -> Option<(u64, String, Value)> {
+        for envelope in self.events.iter().rev() {
+            match &envelope.event {
+                Event::AgentMessage {
+                    agent: speaker,
+                    structured: Some(value),
+                    model: Some(model),
+                    ..
+                } if *speaker == agent.name => {
+                    return Some((envelope.seq.unwrap_or(0), model.clone(), value.clone()));
+                }
+                Event::Speaker { .. } => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The seam where hooks meet the system message: the text of `agent`'s
+    /// `update_agent_state` hooks is appended, after a blank line, to the
+    /// system message of this one request (it is not stored).
+    async fn add_agent_state(
+        &mut self,
+        agent: &Agent,
+        request: &mut ChatRequest,
+    ) -> Result<(), RunError> {
+        let Some(ChatMessage::System { content }) = request.messages.first_mut() else {
+            return Ok(());
+        };
+        let site = self.hook_site();
+        let (added, failures) = hooks::agent_state(site, &agent.name, content).await;
+        if let Some(added) = added {
+            content.push_str("\n\n");
+            content.push_str(&added);
+        }
+        self.warn_hook_failures(failures).await
+    }
+
+    /// `agent`'s reply after its `process_message_before_send` hooks.
+    async fn process_before_send(
+        &mut self,
+        agent: &Agent,
+        text: String,
+    ) -> Result<String, RunError> {
+        if text.is_empty() {
+            return Ok(text);
+        }
+        let site = self.hook_site();
+        let (text, failures) = hooks::process_message(site, &agent.name, text).await;
+        self.warn_hook_failures(failures).await?;
+        Ok(text)
+    }
+
+    fn hook_site(&self) -> hooks::HookSite<'_> {
+        hooks::HookSite {
+            shared: &self.shared,
+            live: &self.live,
+            workflow: &self.workflow,
+            chat_id: &self.chat.chat_id,
+        }
+    }
+
+    /// One `warning` event per hook that left its text unchanged.
+    async fn warn_hook_failures(
+        &mut self,
+        failures: Vec<hooks::HookFailure>,
+    ) -> Result<(), RunError> {
+        for hooks::HookFailure(message) in failures {
+            self.emit(Event::Warning {
+                code: ErrorCode::HookFailed,
+                message,
             })
             .await?;
         }

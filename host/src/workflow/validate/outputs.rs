@@ -1,15 +1,17 @@
 //! Checks of `structured_outputs.json`: schemas are valid JSON Schema for
-//! an object that some answer can satisfy ([`output_schema`]), and the
-//! agents and UI tools they name exist.
+//! an object that some answer can satisfy ([`output_schema`]), the agents
+//! and tools they name exist, and each `auto_execute` tool accepts its
+//! model's outputs as arguments.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{STRUCTURED_OUTPUTS_FILE, Validator, output_schema, tool_name};
+use super::{STRUCTURED_OUTPUTS_FILE, Validator, auto_execute, output_schema, tool_name};
+use crate::workflow::catalog::ToolCatalog;
 use crate::workflow::diagnostic::{JsonPath, list};
 use crate::workflow::model::OutputModel;
-use crate::workflow::spec::{StructuredOutputsFile, ToolSpec, ToolType};
+use crate::workflow::spec::{StructuredOutputsFile, ToolSpec};
 
 /// Checks the file; returns the valid models and the agent → model
 /// registry.
@@ -18,6 +20,7 @@ pub(super) fn check(
     file: &StructuredOutputsFile,
     agents: &[&str],
     tools: &[ToolSpec],
+    catalog: &dyn ToolCatalog,
 ) -> (Vec<OutputModel>, BTreeMap<String, String>) {
     let root = JsonPath::root();
     let mut models = Vec::new();
@@ -86,30 +89,37 @@ pub(super) fn check(
                 Some(model_help()),
             );
         }
-        match tools.iter().find(|t| tool_name(t) == binding.tool) {
-            Some(tool) if tool.tool_type == ToolType::UiTool => {}
-            Some(_) => v.error(
+        let Some(tool) = tools.iter().find(|t| tool_name(t) == binding.tool) else {
+            let help = format!("tools are {}", list(tools.iter().map(tool_name)));
+            v.error(
+                STRUCTURED_OUTPUTS_FILE,
+                path.key("tool"),
+                format!("unknown tool \"{}\"", binding.tool),
+                Some(help),
+            );
+            continue;
+        };
+        // An unknown function is reported at the tool in tools.json.
+        let (Some(schema), Ok(function)) = (
+            file.models.get(&binding.model),
+            catalog.function(&tool.plugin, &tool.function),
+        ) else {
+            continue;
+        };
+        for problem in auto_execute::mapping_problems(schema, &function.parameters) {
+            v.error(
                 STRUCTURED_OUTPUTS_FILE,
                 path.key("tool"),
                 format!(
-                    "\"{}\" is an Agent_Tool; auto_execute sends outputs to a UI_Tool",
-                    binding.tool
+                    "outputs of \"{}\" cannot be the arguments of \"{}\" ({}.{}): {problem}",
+                    binding.model, binding.tool, tool.plugin, tool.function
                 ),
-                None,
-            ),
-            None => {
-                let ui_tools = tools
-                    .iter()
-                    .filter(|t| t.tool_type == ToolType::UiTool)
-                    .map(tool_name);
-                let help = format!("UI tools are {}", list(ui_tools));
-                v.error(
-                    STRUCTURED_OUTPUTS_FILE,
-                    path.key("tool"),
-                    format!("unknown tool \"{}\"", binding.tool),
-                    Some(help),
-                );
-            }
+                Some(
+                    "each top-level field of the output is the parameter of the same name; \
+                     change the model or the function so they match"
+                        .to_owned(),
+                ),
+            );
         }
     }
     let registry = file
