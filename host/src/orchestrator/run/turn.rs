@@ -14,7 +14,7 @@ use crate::orchestrator::hooks;
 use crate::orchestrator::structured::STRUCTURED_OUTPUT_RETRIES;
 use crate::orchestrator::tools::{self, ToolReport};
 use crate::orchestrator::triggers;
-use crate::workflow::model::{Agent, LifecycleTrigger, Producer, Target, Tool, VariableSource};
+use crate::workflow::model::{Agent, LifecycleTrigger, Target, Tool};
 
 /// What tells the chat's clients of each retry of an LLM call of `agent`
 /// (an ephemeral `llm_retry` event).
