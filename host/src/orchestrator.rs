@@ -21,8 +21,8 @@
 //! and the run reads its position back from those events
 //! ([`history::RunPosition`]), which is how a chat resumes after a restart.
 
-mod context_writes;
 mod auto_reply;
+mod context_writes;
 mod drain;
 mod handoff;
 mod history;
