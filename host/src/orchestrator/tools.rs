@@ -42,6 +42,17 @@ impl ToolReport {
     }
 }
 
+/// The imports of a tool call that come from the server rather than the
+/// run: the plugin's secrets, the app's data, the chat's log.
+pub(crate) struct ChatPorts {
+    /// The plugin's secrets.
+    pub(crate) secrets: Arc<dyn mozaiks_plugin_host::SecretStore>,
+    /// The chat's app's documents.
+    pub(crate) data: Arc<dyn mozaiks_plugin_host::AppData>,
+    /// The chat's messages and outputs.
+    pub(crate) chat: Arc<dyn mozaiks_plugin_host::ChatReader>,
+}
+
 /// Calls `function` of `plugin` for the chat behind `live`.
 pub(crate) async fn execute(
     plugin: &Plugin,
@@ -50,7 +61,7 @@ pub(crate) async fn execute(
     info: CallInfo,
     live: &Arc<LiveChat>,
     tool: &Tool,
-    secrets: Arc<dyn mozaiks_plugin_host::SecretStore>,
+    chat_ports: ChatPorts,
 ) -> ToolReport {
     let ports = Ports {
         context: Arc::new(ChatContext {
@@ -66,7 +77,9 @@ pub(crate) async fn execute(
             },
         }),
         log: Arc::new(TracingLogSink),
-        secrets,
+        secrets: chat_ports.secrets,
+        data: chat_ports.data,
+        chat: chat_ports.chat,
     };
     match plugin.call(function, arguments, info, ports).await {
         Ok(Ok(value)) => ToolReport {

@@ -16,6 +16,7 @@ use super::spec::ToolSpec;
 
 mod agents;
 mod context;
+mod database_source;
 mod handoffs;
 mod outputs;
 mod tools;

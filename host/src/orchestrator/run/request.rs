@@ -80,6 +80,9 @@ pub(crate) fn initial_context(
             VariableSource::Static { default } | VariableSource::Derived { default, .. } => {
                 default.clone()
             }
+            // Read from the store by `database_context::read`; the default
+            // until then.
+            VariableSource::Database(source) => source.default.clone(),
             VariableSource::Environment {
                 env_var,
                 default,

@@ -251,7 +251,7 @@ impl Run {
             info,
             &live,
             &tool,
-            crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
+            crate::orchestrator::Orchestrator::chat_ports(&self.shared, &self.chat),
         );
         tokio::select! {
             report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
@@ -381,7 +381,7 @@ impl Run {
                         info,
                         &live,
                         &tool,
-                        crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
+                        crate::orchestrator::Orchestrator::chat_ports(&self.shared, &self.chat),
                     );
                     tokio::select! {
                         report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => report,
