@@ -145,6 +145,8 @@ const CASES: &[&str] = &[
     "tool_function_missing",
     "invalid_output_schema",
     "many_errors",
+    "database_source",
+    "database_source_errors",
 ];
 
 #[test]
