@@ -255,7 +255,7 @@ pub trait ChatStore: Send + Sync + Debug {
     }
 
     /// The per-app documents this store keeps beside the chats
-    /// ([`data`]); `None` for a store that keeps none.
+    /// (`store::data`); `None` for a store that keeps none.
     fn app_data(&self) -> Option<Arc<dyn data::AppDataStore>> {
         None
     }

@@ -46,8 +46,7 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             ca_files,
             secrets,
             secrets_file,
-            data_file,
-            transcript_file,
+            files,
             plugins_dir,
             cache,
         } => {
@@ -55,8 +54,8 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
                 args: &args,
                 context: &context,
                 answers: &answers,
-                data_file: data_file.as_deref(),
-                transcript_file: transcript_file.as_deref(),
+                data_file: files.data_file.as_deref(),
+                transcript_file: files.transcript_file.as_deref(),
             };
             let grants = Grants {
                 allow_hosts,

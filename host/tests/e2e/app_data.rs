@@ -276,8 +276,14 @@ async fn a_tool_reads_an_earlier_agents_structured_output_and_the_recent_message
     assert_eq!(results[0], json!({"output": {"city": "Oslo"}}));
     let messages = results[1]["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2, "{messages:?}");
-    assert_eq!((&messages[0]["role"], &messages[0]["content"]), (&json!("user"), &json!("Plan a trip.")));
-    assert_eq!((&messages[1]["role"], &messages[1]["agent"]), (&json!("agent"), &json!("Planner")));
+    assert_eq!(
+        (&messages[0]["role"], &messages[0]["content"]),
+        (&json!("user"), &json!("Plan a trip."))
+    );
+    assert_eq!(
+        (&messages[1]["role"], &messages[1]["agent"]),
+        (&json!("agent"), &json!("Planner"))
+    );
     let plan: Value = serde_json::from_str(messages[1]["content"].as_str().unwrap()).unwrap();
     assert_eq!(plan, json!({"city": "Oslo"}));
     server.kill().await;
@@ -357,4 +363,30 @@ fn tool_call_seeds_app_data_and_a_transcript_from_files_and_prints_the_documents
         stderr.contains("app.orders.o-1: a document is a JSON object"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn the_servers_quota_of_documents_per_app_is_a_typed_error_the_tool_reads() {
+    let scratch = Scratch::new("app-data-quota");
+    let llm = FakeLlm::start(script).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.workflows = workflows(&scratch);
+    setup.plugins = records_plugins(&scratch);
+    setup.extra_env.push((
+        "MOZAIKS_DATA_MAX_DOCUMENTS_PER_APP".to_owned(),
+        "1".to_owned(),
+    ));
+    let server = Server::start(&setup).await;
+    // Notes writes `notes/n1`, then alice's profile: one document too many.
+    let a = chat_in(&server, "app-a", "Notes").await;
+    let results = results_of(&server, &a).await;
+    assert_eq!(results[0], json!({"version": 1}), "{results:?}");
+    assert_eq!(results[3]["error"], "quota_exceeded", "{results:?}");
+    let message = results[3]["message"].as_str().unwrap();
+    assert!(
+        message.contains("app `app-a` already holds 1 documents")
+            && message.contains("MOZAIKS_DATA_MAX_DOCUMENTS_PER_APP"),
+        "{message}"
+    );
+    server.kill().await;
 }

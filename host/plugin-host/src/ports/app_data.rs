@@ -184,13 +184,16 @@ pub trait AppData: Send + Sync {
     ) -> Result<Vec<DataDocument>, DataError>;
 }
 
+/// (scope, collection, id) → (version, body).
+type Documents = BTreeMap<(DataScope, String, String), (u64, Value)>;
+
 /// Documents of one app kept in memory, with the same rules as the
 /// server's stores (versions, quotas, queries): the harness's and
 /// `mozaiks tool call`'s data.
 #[derive(Debug, Default)]
 pub struct MemoryAppData {
     limits: DataLimits,
-    documents: Mutex<BTreeMap<(DataScope, String, String), (u64, Value)>>,
+    documents: Mutex<Documents>,
 }
 
 impl MemoryAppData {
@@ -226,9 +229,7 @@ impl MemoryAppData {
             .collect()
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, BTreeMap<(DataScope, String, String), (u64, Value)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Documents> {
         self.documents
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -286,6 +286,10 @@ async fn a_call_makes_a_bounded_number_of_data_operations() {
     let plugin = records().await;
     let h = Harness::new();
     let out = call(&plugin, &h, "get_many", json!({ "count": 1_005 })).await;
-    assert_eq!(out["refused_after"], mozaiks_plugin_host::MAX_DATA_OPS_PER_CALL, "{out}");
+    assert_eq!(
+        out["refused_after"],
+        mozaiks_plugin_host::MAX_DATA_OPS_PER_CALL,
+        "{out}"
+    );
     assert!(out["message"].as_str().unwrap().contains("1000"), "{out}");
 }
