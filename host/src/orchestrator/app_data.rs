@@ -125,3 +125,80 @@ impl AppData for ChatAppData {
             .map_err(port_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::{ChatStore, EmbeddedStore};
+
+    fn chat(app: &str, user: &str) -> ChatRecord {
+        ChatRecord::new(
+            "c".into(),
+            app.into(),
+            user.into(),
+            "wf".into(),
+            "1".into(),
+            0,
+            0,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_chats_app_and_user_decide_whose_documents_a_scope_is() {
+        let dir = std::env::temp_dir().join(format!("mozaiks-chat-data-{}", uuid::Uuid::new_v4()));
+        let store = EmbeddedStore::open(&dir).unwrap();
+        let limits = DataLimits::default();
+        let alice = ChatAppData::new(store.app_data(), &chat("a", "alice"), limits);
+        let bob = ChatAppData::new(store.app_data(), &chat("a", "bob"), limits);
+        let other_app = ChatAppData::new(store.app_data(), &chat("b", "alice"), limits);
+        alice
+            .put(
+                DataScope::User,
+                "notes",
+                "n",
+                json!({ "by": "alice" }),
+                None,
+            )
+            .await
+            .unwrap();
+        alice
+            .put(DataScope::App, "notes", "n", json!({ "by": "app a" }), None)
+            .await
+            .unwrap();
+        let body = |doc: Option<DataDocument>| doc.map(|d| d.body);
+        assert_eq!(
+            body(alice.get(DataScope::User, "notes", "n").await.unwrap()),
+            Some(json!({ "by": "alice" }))
+        );
+        assert_eq!(bob.get(DataScope::User, "notes", "n").await.unwrap(), None);
+        assert_eq!(
+            body(bob.get(DataScope::App, "notes", "n").await.unwrap()),
+            Some(json!({ "by": "app a" }))
+        );
+        assert_eq!(
+            other_app.get(DataScope::App, "notes", "n").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            other_app.get(DataScope::User, "notes", "n").await.unwrap(),
+            None
+        );
+
+        let nobody = ChatAppData::new(store.app_data(), &chat("a", ""), limits);
+        let err = nobody.get(DataScope::User, "notes", "n").await.unwrap_err();
+        assert!(
+            matches!(&err, DataError::Invalid(m) if m.contains("no user")),
+            "{err:?}"
+        );
+        let none = ChatAppData::new(None, &chat("a", "alice"), limits);
+        let err = none.get(DataScope::App, "notes", "n").await.unwrap_err();
+        assert!(
+            matches!(&err, DataError::Invalid(m) if m.contains("no per-app data")),
+            "{err:?}"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
