@@ -110,7 +110,10 @@ fn workflows(scratch: &Scratch) -> PathBuf {
                         "default": "nobody"}},
                     {"name": "tier", "type": "string", "source": {"type": "database",
                         "collection": "profiles", "query": {"user": "{{runtime.user_id}}"},
-                        "field": "plan.tier", "default": "free"}}
+                        "field": "plan.tier", "default": "free"}},
+                    {"name": "wrong_type", "type": "integer", "source": {"type": "database",
+                        "collection": "notes", "query": {"_id": "n1"}, "field": "secret",
+                        "default": 0}}
                 ]}),
             ),
         ],
@@ -254,6 +257,8 @@ async fn a_tool_keeps_its_apps_data_and_another_app_sees_none(store: Store) {
     let profile_a = chat_in(&server, "app-a", "Profile").await;
     assert_eq!(initial(&server, &profile_a, "owner").await, "A");
     assert_eq!(initial(&server, &profile_a, "tier").await, "pro");
+    // A value of another type than declared: the default.
+    assert_eq!(initial(&server, &profile_a, "wrong_type").await, 0);
     let profile_b = chat_in(&server, "app-b", "Profile").await;
     assert_eq!(initial(&server, &profile_b, "owner").await, "nobody");
     assert_eq!(initial(&server, &profile_b, "tier").await, "free");

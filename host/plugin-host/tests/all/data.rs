@@ -293,3 +293,70 @@ async fn a_call_makes_a_bounded_number_of_data_operations() {
     );
     assert!(out["message"].as_str().unwrap().contains("1000"), "{out}");
 }
+
+#[tokio::test]
+async fn a_query_page_stops_past_its_bytes_and_refuses_too_many_filters_and_a_non_object_body() {
+    // Room for the page in the tool's result.
+    let dir = repo_root().join("tests/components/records");
+    let mut manifest = Manifest::new("records");
+    manifest.limits.max_output_kib = 8 * 1024;
+    let plugin = engine()
+        .load(manifest, dir.join("plugin.toml"), &dir.join("records.wasm"))
+        .await
+        .unwrap();
+    let data = Arc::new(MemoryAppData::default());
+    let mib = "x".repeat(1024 * 1024);
+    for id in ["a", "b", "c", "d", "e"] {
+        data.seed(DataScope::App, "big", id, json!({ "text": mib }));
+    }
+    let h = Harness::new().data(data);
+    let page = call(&plugin, &h, "query", json!({ "collection": "big" })).await;
+    // Each body is a little over 1 MiB: the fourth would pass 4 MiB.
+    assert_eq!(page["documents"].as_array().unwrap().len(), 3);
+    let filters: Vec<Value> = (0..17)
+        .map(|n| json!({ "path": format!("f{n}"), "value": n }))
+        .collect();
+    let many = call(
+        &plugin,
+        &h,
+        "query",
+        json!({ "collection": "big", "filters": filters }),
+    )
+    .await;
+    assert_eq!(many["error"], "invalid", "{many}");
+    assert!(many["message"].as_str().unwrap().contains("16"), "{many}");
+    let array = call(
+        &plugin,
+        &h,
+        "put",
+        json!({ "collection": "c", "id": "a", "body": [1] }),
+    )
+    .await;
+    assert_eq!(array["error"], "invalid", "{array}");
+    assert!(
+        array["message"].as_str().unwrap().contains("JSON object"),
+        "{array}"
+    );
+}
+
+#[tokio::test]
+async fn a_tool_gets_at_most_100_messages_a_read() {
+    let plugin = records().await;
+    let messages = (1..=150)
+        .map(|seq| ChatMessage {
+            seq,
+            role: MessageRole::User,
+            agent: None,
+            content: format!("m{seq}"),
+        })
+        .collect();
+    let h = Harness::new().chat(ScriptedChat {
+        messages,
+        structured_outputs: Default::default(),
+    });
+    let out = call(&plugin, &h, "recent_messages", json!({ "limit": 1000 })).await;
+    let got = out["messages"].as_array().unwrap();
+    assert_eq!(got.len(), mozaiks_plugin_host::MAX_CHAT_MESSAGES);
+    assert_eq!(got[0]["seq"], 51);
+    assert_eq!(got[99]["seq"], 150);
+}
