@@ -358,6 +358,22 @@ mod embedded {
     }
 
     #[tokio::test]
+    async fn retention_leaves_the_apps_documents() {
+        use crate::store::ChatStore as _;
+        let dir = TempDir::new();
+        let store = EmbeddedStore::open(&dir.0).unwrap();
+        let app = DataOwner::app("a1");
+        put(store.app_documents().as_ref(), &app, "o1", json!({})).await;
+        store.delete_ended_before(u64::MAX).await.unwrap();
+        let doc = store
+            .app_documents()
+            .get_document(&app, "orders", "o1")
+            .await
+            .unwrap();
+        assert!(doc.is_some());
+    }
+
+    #[tokio::test]
     async fn keeps_documents_across_a_restart() {
         let dir = TempDir::new();
         let app = DataOwner::app("a1");
