@@ -166,6 +166,12 @@ impl Server {
     pub fn set_idle_unload(&self, limit: Option<Duration>) {
         self.orchestrator.set_idle_unload(limit);
     }
+
+    /// The quotas of the per-app data tools keep (`MOZAIKS_DATA_*`); the
+    /// defaults of [`mozaiks_plugin_host::DataLimits`] until set.
+    pub fn set_data_limits(&self, limits: mozaiks_plugin_host::DataLimits) {
+        self.orchestrator.set_data_limits(limits);
+    }
 }
 
 /// Loads plugins and workflows, opens the store and returns the server's

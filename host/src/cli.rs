@@ -90,6 +90,20 @@ pub(crate) enum Command {
     },
 }
 
+/// `tool call`'s `--data-file` and `--transcript-file`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CallFiles {
+    /// The calling app's documents for the `data` import, kept in
+    /// memory: {"app": {COLLECTION: {ID: {...}}}, "user": {...}}, each at
+    /// version 1. The documents after the call are printed as `data`.
+    #[arg(long = "data-file", value_name = "FILE")]
+    data_file: Option<PathBuf>,
+    /// The chat the `chat` import reads: {"messages": [{"seq", "role",
+    /// "agent", "content"}], "structured_outputs": {AGENT: {...}}}.
+    #[arg(long = "transcript-file", value_name = "FILE")]
+    transcript_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum ImportCommand {
     /// Convert a MozaiksAI workflow folder (YAML, or the JSON of before
@@ -168,6 +182,9 @@ pub(crate) enum ToolCommand {
         /// ignored) giving the plugin's secrets values for this call.
         #[arg(long = "secrets-file", value_name = "FILE")]
         secrets_file: Option<PathBuf>,
+        /// The in-memory app data and scripted chat of the call.
+        #[command(flatten)]
+        files: Box<CallFiles>,
         /// Directory that holds plugin folders.
         #[arg(long, default_value = "plugins")]
         plugins_dir: PathBuf,

@@ -180,6 +180,9 @@ pub struct Config {
     pub maintenance: MaintenanceConfig,
     /// The secrets directory, if any.
     pub secrets_dir: Option<PathBuf>,
+    /// Quotas of the per-app data tools keep (`MOZAIKS_DATA_MAX_DOCUMENT_BYTES`,
+    /// `MOZAIKS_DATA_MAX_DOCUMENTS_PER_APP`).
+    pub data_limits: mozaiks_plugin_host::DataLimits,
     /// Things that are allowed but probably not meant (unknown `MOZAIKS_*`
     /// variables, auth switched off in production).
     pub warnings: Vec<String>,
@@ -209,6 +212,8 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_COMPILE_MEMORY_MIB",
     "MOZAIKS_COMPILE_TIMEOUT_SECS",
     "MOZAIKS_OUTBOUND_CA_FILES",
+    "MOZAIKS_DATA_MAX_DOCUMENT_BYTES",
+    "MOZAIKS_DATA_MAX_DOCUMENTS_PER_APP",
     "MOZAIKS_RETENTION_DAYS",
     "MOZAIKS_RETENTION_INTERVAL_SECS",
     "MOZAIKS_DEFAULT_MODEL",
@@ -449,6 +454,21 @@ impl Config {
         .unwrap_or(u32::MAX);
         let compile_limits = read_compile_limits(&mut r);
         let outbound = read_outbound(&mut r);
+        let data_limits = mozaiks_plugin_host::DataLimits {
+            max_document_bytes: usize::try_from(r.number(
+                "MOZAIKS_DATA_MAX_DOCUMENT_BYTES",
+                None,
+                mozaiks_plugin_host::DEFAULT_MAX_DOCUMENT_BYTES as u64,
+                "bytes",
+            ))
+            .unwrap_or(usize::MAX),
+            max_documents_per_app: r.number(
+                "MOZAIKS_DATA_MAX_DOCUMENTS_PER_APP",
+                None,
+                mozaiks_plugin_host::DEFAULT_MAX_DOCUMENTS_PER_APP,
+                "documents",
+            ),
+        };
         let retention_days = match (overrides.retention_days, r.raw("MOZAIKS_RETENTION_DAYS")) {
             (Some(days), _) => {
                 r.show("MOZAIKS_RETENTION_DAYS", days.to_string(), &Source::Flag);
@@ -518,6 +538,7 @@ impl Config {
                 retention_interval,
             },
             secrets_dir,
+            data_limits,
             warnings,
             settings: r.settings,
         })

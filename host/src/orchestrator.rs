@@ -23,6 +23,8 @@
 
 mod auto_reply;
 mod context_writes;
+mod app_data;
+mod database_context;
 mod drain;
 mod handoff;
 mod history;
@@ -37,6 +39,7 @@ mod structured;
 mod tools;
 mod triggers;
 mod user_conditions;
+mod transcript;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,6 +74,8 @@ pub(crate) struct Shared {
     /// Where tool calls get their plugin's secrets
     /// ([`Orchestrator::set_plugin_secrets`]); none until set.
     pub(crate) plugin_secrets: std::sync::RwLock<Arc<dyn mozaiks_plugin_host::SecretStore>>,
+    /// The quotas of per-app data ([`Orchestrator::set_data_limits`]).
+    pub(crate) data_limits: std::sync::RwLock<mozaiks_plugin_host::DataLimits>,
     live: Mutex<HashMap<String, Arc<LiveChat>>>,
     /// Serving, draining or closed ([`drain`]).
     pub(crate) lifecycle: tokio::sync::watch::Sender<drain::Lifecycle>,
@@ -248,6 +253,7 @@ impl Orchestrator {
                 workflows,
                 plugins,
                 plugin_secrets: std::sync::RwLock::new(Arc::new(mozaiks_plugin_host::NoChat)),
+                data_limits: std::sync::RwLock::new(mozaiks_plugin_host::DataLimits::default()),
                 live: Mutex::new(HashMap::new()),
                 lifecycle: tokio::sync::watch::Sender::new(drain::Lifecycle::Serving),
                 runs: tokio::sync::watch::Sender::new(0),
@@ -264,6 +270,36 @@ impl Orchestrator {
             .plugin_secrets
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = secrets;
+    }
+
+    /// The quotas of per-app data from now on (docs/operations.md).
+    pub(crate) fn set_data_limits(&self, limits: mozaiks_plugin_host::DataLimits) {
+        *self
+            .shared
+            .data_limits
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
+    }
+
+    /// The `data` and `chat` imports of a tool call in `chat`: its app's
+    /// documents under the current quotas, and its log.
+    pub(crate) fn chat_ports(shared: &Shared, chat: &ChatRecord) -> tools::ChatPorts {
+        let limits = *shared
+            .data_limits
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tools::ChatPorts {
+            secrets: Self::plugin_secrets(shared),
+            data: Arc::new(app_data::ChatAppData::new(
+                shared.store.app_data(),
+                chat,
+                limits,
+            )),
+            chat: Arc::new(transcript::ChatTranscript::new(
+                Arc::clone(&shared.store),
+                &chat.chat_id,
+            )),
+        }
     }
 
     /// The plugin secrets tool calls read now.
@@ -341,8 +377,10 @@ impl Orchestrator {
             workflow.cache_seed(),
             now_ms(),
         );
-        let context = run::initial_context(&workflow, &chat)
+        let mut context = run::initial_context(&workflow, &chat)
             .map_err(|(variable, env_var)| ChatError::MissingEnvironment { variable, env_var })?;
+        database_context::read(&workflow, &chat, self.shared.store.app_data(), &mut context)
+            .await?;
         self.shared.store.create_chat(&chat).await?;
         let live = self.live(&chat.chat_id);
         for (key, value) in context {

@@ -12,6 +12,7 @@
 //! The orchestrator appends an event and only then emits it, so whatever a
 //! client has seen survives a crash.
 
+pub(crate) mod data;
 pub(crate) mod embedded;
 pub(crate) mod format;
 pub(crate) mod metered;
@@ -19,6 +20,8 @@ pub(crate) mod mongo;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod data_conformance;
 #[cfg(test)]
 pub(crate) mod golden;
 
@@ -249,5 +252,11 @@ pub trait ChatStore: Send + Sync + Debug {
     /// successful [`ping`](Self::ping).
     async fn prepare(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// The per-app documents this store keeps beside the chats
+    /// (`store::data`); `None` for a store that keeps none.
+    fn app_data(&self) -> Option<Arc<dyn data::AppDataStore>> {
+        None
     }
 }

@@ -10,8 +10,12 @@
 //! - [`log`]: structured logs into the host's logs.
 //! - [`http`]: outbound HTTP requests to the hosts the manifest allows.
 //! - [`secrets`]: the plugin's declared secrets.
+//! - [`data`]: documents of the calling chat's app (get, put, remove, query).
+//! - [`chat`]: the calling chat's recent messages and agents' structured outputs.
 
 mod call;
+pub mod chat;
+pub mod data;
 mod error;
 mod export;
 pub mod http;
@@ -28,7 +32,7 @@ pub use ui::{Display, Ui, UiError};
 
 /// The version of the WIT package (`mozaiks:plugin`) this SDK implements,
 /// stamped into every tool's `mozaiks:sdk-version` custom section.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
 
 /// Used by `export_toolbox!`; not part of the API.
 #[doc(hidden)]

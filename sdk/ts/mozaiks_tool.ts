@@ -14,10 +14,10 @@
 // Every call runs in a fresh instance: module-level state does not survive
 // from one call to the next. Keep state in the context.
 
-import * as context from 'mozaiks:plugin/context@0.1.0';
-import * as wlog from 'mozaiks:plugin/log@0.1.0';
-import type { CallInfo, FunctionSpec } from 'mozaiks:plugin/types@0.1.0';
-import * as ui from 'mozaiks:plugin/ui@0.1.0';
+import * as context from 'mozaiks:plugin/context@0.1.1';
+import * as wlog from 'mozaiks:plugin/log@0.1.1';
+import type { CallInfo, FunctionSpec } from 'mozaiks:plugin/types@0.1.1';
+import * as ui from 'mozaiks:plugin/ui@0.1.1';
 
 /** Any JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

@@ -119,6 +119,7 @@ impl Invocation<'_> {
             network,
             declared_secrets: Arc::clone(self.policy.secrets()),
             redactor: Redactor::default(),
+            data_ops: 0,
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);

@@ -249,6 +249,8 @@ pub struct Harness {
     ui: Arc<ScriptedUi>,
     log: Arc<RecordingLog>,
     secrets: Arc<MemorySecrets>,
+    data: Arc<crate::ports::MemoryAppData>,
+    chat: Arc<crate::ports::ScriptedChat>,
     info: CallInfo,
 }
 
@@ -308,7 +310,22 @@ impl Harness {
             ui: self.ui.clone(),
             log: self.log.clone(),
             secrets: self.secrets.clone(),
+            data: self.data.clone(),
+            chat: self.chat.clone(),
         }
+    }
+
+    /// Uses `data` as the calling app's documents (shared: the caller can
+    /// read what the call wrote).
+    pub fn data(mut self, data: Arc<crate::ports::MemoryAppData>) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// Uses `chat` as the calling chat's messages and structured outputs.
+    pub fn chat(mut self, chat: crate::ports::ScriptedChat) -> Self {
+        self.chat = Arc::new(chat);
+        self
     }
 
     /// Gives the called plugin's secret `name` the value `value` (whatever

@@ -1,7 +1,9 @@
 //! The host side of the WIT imports: one file per interface, each forwarding
 //! to a port (see [`crate::ports`]) with the call's scope attached.
 
+mod chat;
 mod context;
+mod data;
 mod log;
 mod secrets;
 mod ui;

@@ -94,6 +94,26 @@ pub const MAX_CONTEXT_CHANGES_PER_CALL: usize = 100;
 /// Most bytes of values one call may set, all sets together (the same key
 /// set again counts again: each set is stored).
 pub const MAX_CONTEXT_WRITE_BYTES_PER_CALL: usize = 8 * 1024 * 1024;
+
+/// Longest collection name of the `data` import: a name, not data.
+pub const MAX_DATA_COLLECTION_BYTES: usize = 128;
+/// Longest document id of the `data` import.
+pub const MAX_DATA_ID_BYTES: usize = 256;
+/// Most filters in one `data.query`: each is checked against every
+/// document of the collection.
+pub const MAX_DATA_FILTERS: usize = 16;
+/// Most documents one `data.query` returns, whatever `limit` asks.
+pub const MAX_DATA_QUERY_LIMIT: usize = 100;
+/// A `data.query` stops adding documents once their bodies pass this
+/// total, so a page of large documents cannot fill the guest's memory;
+/// the tool pages on with `after-id`.
+pub const MAX_DATA_QUERY_BYTES: usize = 4 * 1024 * 1024;
+/// Most `data` operations in one call: a loop that never ends still ends.
+pub const MAX_DATA_OPS_PER_CALL: usize = 1_000;
+/// Most messages one `chat.recent-messages` returns.
+pub const MAX_CHAT_MESSAGES: usize = 100;
+/// A message text passed to a tool is cut at this size, with a note.
+pub const MAX_CHAT_MESSAGE_BYTES: usize = 64 * 1024;
 /// CPU time for loading a plugin: instantiating it and running its
 /// `describe()`, whatever deadline its manifest asks for calls. Describing
 /// is building a list; a component that takes longer does not load (and

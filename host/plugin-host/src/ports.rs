@@ -16,6 +16,15 @@ use serde_json::Value;
 
 use crate::error::PortError;
 
+mod app_data;
+mod chat_reader;
+
+pub use app_data::{
+    AppData, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_DOCUMENTS_PER_APP, DataDocument, DataError,
+    DataFilter, DataLimits, DataQuery, DataScope, MemoryAppData, field,
+};
+pub use chat_reader::{ChatMessage, ChatReader, MessageRole, ScriptedChat};
+
 /// Who is calling a tool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallInfo {
@@ -274,6 +283,10 @@ pub struct Ports {
     pub log: Arc<dyn LogSink>,
     /// The values of the plugin's declared secrets.
     pub secrets: Arc<dyn SecretStore>,
+    /// The documents of the calling chat's app (the `data` import).
+    pub data: Arc<dyn AppData>,
+    /// The calling chat's messages and outputs (the `chat` import).
+    pub chat: Arc<dyn ChatReader>,
 }
 
 /// The values of plugins' secrets, kept by the embedder (the server reads
@@ -337,6 +350,8 @@ impl Ports {
             ui: Arc::new(NoChat),
             log: Arc::new(TracingLogSink),
             secrets: Arc::new(NoChat),
+            data: Arc::new(NoChat),
+            chat: Arc::new(NoChat),
         }
     }
 }

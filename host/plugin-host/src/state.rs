@@ -51,6 +51,8 @@ pub(crate) struct CallState {
     pub(crate) declared_secrets: Arc<BTreeMap<String, SecretDecl>>,
     /// Secrets handed to this call, redacted from what it sends out.
     pub(crate) redactor: Redactor,
+    /// `data` operations made so far (bounded by `MAX_DATA_OPS_PER_CALL`).
+    pub(crate) data_ops: usize,
 }
 
 /// What a call has changed in the context, against

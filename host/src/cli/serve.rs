@@ -77,6 +77,7 @@ pub(crate) async fn run(
     // from listening (`/health/ready` says `loading` meanwhile).
     let (server, first_load) = mozaiks_host::start(&config).await?;
     server.set_idle_unload(settings.idle_run);
+    server.set_data_limits(settings.data_limits);
     let listener = TcpListener::bind(&settings.addr).await.with_context(|| {
         format!(
             "binding {} (another process uses the port? `mozaiks doctor` says which)",

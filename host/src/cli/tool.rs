@@ -2,6 +2,7 @@
 
 mod build;
 mod cache;
+mod call_data;
 mod check;
 mod js;
 mod language;
@@ -14,6 +15,7 @@ pub(crate) use language::Language;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use mozaiks_host::plugin_dir;
@@ -44,6 +46,7 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             ca_files,
             secrets,
             secrets_file,
+            files,
             plugins_dir,
             cache,
         } => {
@@ -51,6 +54,8 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
                 args: &args,
                 context: &context,
                 answers: &answers,
+                data_file: files.data_file.as_deref(),
+                transcript_file: files.transcript_file.as_deref(),
             };
             let grants = Grants {
                 allow_hosts,
@@ -236,6 +241,8 @@ struct CallInputs<'a> {
     args: &'a str,
     context: &'a str,
     answers: &'a str,
+    data_file: Option<&'a Path>,
+    transcript_file: Option<&'a Path>,
 }
 
 async fn call(
@@ -252,6 +259,8 @@ async fn call(
     if !context.is_object() {
         bail!("--context must be a JSON object of variable names to values");
     }
+    let data = call_data::app_data(inputs.data_file)?;
+    let transcript = call_data::transcript(inputs.transcript_file)?;
     let plugin = load_with(spec, plugins_dir, cache_args, grants).await?;
     let harness = grants
         .secrets
@@ -260,9 +269,15 @@ async fn call(
     let report = harness
         .context(context)
         .answers(&answers)
+        .data(Arc::clone(&data))
+        .chat(transcript)
         .call(&plugin, function, &args)
         .await;
-    println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    let mut printed = report.to_json();
+    if let (Some(documents), Some(out)) = (call_data::documents(&data), printed.as_object_mut()) {
+        out.insert("data".to_owned(), documents);
+    }
+    println!("{}", serde_json::to_string_pretty(&printed)?);
     Ok(match report.result {
         Ok(Ok(_)) => ExitCode::SUCCESS,
         Ok(Err(_)) => ExitCode::from(3),

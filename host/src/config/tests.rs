@@ -244,3 +244,41 @@ fn outbound_ca_files_must_exist() {
         found[0]
     );
 }
+
+#[test]
+fn data_quotas_default_and_are_read_from_their_variables() {
+    let config = load(&[("ENVIRONMENT", "development")]).unwrap();
+    assert_eq!(
+        config.data_limits,
+        mozaiks_plugin_host::DataLimits::default()
+    );
+    assert_eq!(
+        (
+            config.data_limits.max_document_bytes,
+            config.data_limits.max_documents_per_app
+        ),
+        (262_144, 10_000)
+    );
+    let config = load(&[
+        ("ENVIRONMENT", "development"),
+        ("MOZAIKS_DATA_MAX_DOCUMENT_BYTES", "1024"),
+        ("MOZAIKS_DATA_MAX_DOCUMENTS_PER_APP", "5"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.data_limits,
+        mozaiks_plugin_host::DataLimits {
+            max_document_bytes: 1024,
+            max_documents_per_app: 5,
+        }
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    for name in [
+        "MOZAIKS_DATA_MAX_DOCUMENT_BYTES",
+        "MOZAIKS_DATA_MAX_DOCUMENTS_PER_APP",
+    ] {
+        let found = problems(&[("ENVIRONMENT", "development"), (name, "lots")]);
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        assert!(found[0].starts_with(name), "{found:?}");
+    }
+}

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::Shared;
 use super::live::LiveChat;
 use super::tools;
+use crate::store::ChatRecord;
 use crate::workflow::Workflow;
 use crate::workflow::model::{Hook, HookType, hook_arguments};
 
@@ -26,8 +27,9 @@ pub(crate) struct HookSite<'a> {
     pub live: &'a Arc<LiveChat>,
     /// The workflow the hooks come from.
     pub workflow: &'a Arc<Workflow>,
-    /// The chat's id, for the call's log fields.
-    pub chat_id: &'a str,
+    /// The chat: its id for the call's log fields, its app for the
+    /// hook's data import.
+    pub chat: &'a ChatRecord,
 }
 
 /// A hook that did not change the text, and why (the `warning` event's
@@ -108,7 +110,7 @@ async fn call(
             }
         );
         tracing::warn!(
-            chat_id = site.chat_id,
+            chat_id = %site.chat.chat_id,
             plugin = %hook.plugin,
             function = %hook.function,
             agent,
@@ -121,7 +123,7 @@ async fn call(
         .plugin(&hook.plugin)
         .map_err(|e| failed(e.to_string()))?;
     let info = mozaiks_plugin_host::CallInfo {
-        chat_id: site.chat_id.to_owned(),
+        chat_id: site.chat.chat_id.clone(),
         workflow: site.workflow.name().to_owned(),
         agent: agent.to_owned(),
         tool_call_id: format!("hook-{}-{}", hook.hook_type.as_str(), uuid::Uuid::new_v4()),
@@ -136,7 +138,7 @@ async fn call(
         site.live,
         &tool,
         site.workflow,
-        super::Orchestrator::plugin_secrets(site.shared),
+        super::Orchestrator::chat_ports(site.shared, site.chat),
     );
     let report = super::instrument::tool_call(&hook.plugin, &hook.function, call).await;
     if !report.ok {

@@ -44,6 +44,17 @@ impl ToolReport {
     }
 }
 
+/// The imports of a tool call that come from the server rather than the
+/// run: the plugin's secrets, the app's data, the chat's log.
+pub(crate) struct ChatPorts {
+    /// The plugin's secrets.
+    pub(crate) secrets: Arc<dyn mozaiks_plugin_host::SecretStore>,
+    /// The chat's app's documents.
+    pub(crate) data: Arc<dyn mozaiks_plugin_host::AppData>,
+    /// The chat's messages and outputs.
+    pub(crate) chat: Arc<dyn mozaiks_plugin_host::ChatReader>,
+}
+
 /// Calls `function` of `plugin` for the chat behind `live`, under the
 /// context rules and UI triggers of `workflow`.
 #[expect(
@@ -58,7 +69,7 @@ pub(crate) async fn execute(
     live: &Arc<LiveChat>,
     tool: &Tool,
     workflow: &Arc<Workflow>,
-    secrets: Arc<dyn mozaiks_plugin_host::SecretStore>,
+    chat_ports: ChatPorts,
 ) -> ToolReport {
     let rules = Arc::new(WriteRules::of(workflow));
     let ports = Ports {
@@ -78,7 +89,9 @@ pub(crate) async fn execute(
             },
         }),
         log: Arc::new(TracingLogSink),
-        secrets,
+        secrets: chat_ports.secrets,
+        data: chat_ports.data,
+        chat: chat_ports.chat,
     };
     match plugin.call(function, arguments, info, ports).await {
         Ok(Ok(value)) => ToolReport {

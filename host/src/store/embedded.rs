@@ -46,6 +46,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::{ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
+
+mod app_data;
 use crate::event::{Envelope, Event};
 
 /// The database file's name inside the data directory.
@@ -468,6 +470,10 @@ fn now_ms() -> u64 {
 
 #[async_trait]
 impl ChatStore for EmbeddedStore {
+    fn app_data(&self) -> Option<Arc<dyn super::data::AppDataStore>> {
+        Some(self.app_documents())
+    }
+
     async fn create_chat(&self, chat: &ChatRecord) -> Result<(), StoreError> {
         let chat = chat.clone();
         self.run("creating a chat", move |db| db.create_chat(&chat))

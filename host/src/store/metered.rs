@@ -83,4 +83,8 @@ impl ChatStore for Metered {
     async fn prepare(&self) -> Result<(), StoreError> {
         timed("prepare", self.0.prepare()).await
     }
+
+    fn app_data(&self) -> Option<Arc<dyn super::data::AppDataStore>> {
+        self.0.app_data()
+    }
 }

@@ -72,6 +72,7 @@ use tokio::sync::OnceCell;
 use super::{ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
 use crate::event::{Envelope, Event};
 
+mod app_data;
 mod config;
 mod documents;
 #[cfg(test)]
@@ -377,6 +378,10 @@ impl MongoStore {
 
 #[async_trait]
 impl ChatStore for MongoStore {
+    fn app_data(&self) -> Option<Arc<dyn super::data::AppDataStore>> {
+        Some(self.app_documents())
+    }
+
     async fn create_chat(&self, chat: &ChatRecord) -> Result<(), StoreError> {
         let op = "creating a chat";
         self.ensure_indexes().await?;

@@ -201,6 +201,8 @@ const CASES: &[&str] = &[
     "lifecycle_errors",
     "hooks_unknown_type",
     "valid_lifecycle_and_hooks",
+    "database_source",
+    "database_source_errors",
 ];
 
 #[test]

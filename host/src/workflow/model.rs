@@ -316,6 +316,24 @@ pub enum VariableSource {
         /// Value until then.
         default: Value,
     },
+    /// Read from the chat's app's data when a run starts.
+    Database(DatabaseSource),
+}
+
+/// Where a `database` variable's value is, in the chat's app's documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseSource {
+    /// The collection.
+    pub collection: String,
+    /// The document id (`_id` of the query), a template.
+    pub id: Option<String>,
+    /// Dotted path → the value it must equal; string values are templates
+    /// (`{{runtime.app_id}}`, `{{runtime.user_id}}`, `{{runtime.chat_id}}`).
+    pub filters: Vec<(String, Value)>,
+    /// The field taken (the whole document if `None`).
+    pub field: Option<String>,
+    /// Used when nothing is found.
+    pub default: Value,
 }
 
 /// Sets a `static` variable without a tool.

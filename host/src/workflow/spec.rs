@@ -338,6 +338,24 @@ pub(crate) enum VariableSourceSpec {
         #[serde(default)]
         field: Option<String>,
     },
+    /// One document, or one field of it, of the chat's app's data (the
+    /// documents tools keep through the `data` import), read when a run
+    /// starts (MozaiksAI's `data_reference`).
+    Database {
+        /// The collection.
+        collection: String,
+        /// Field → value the document must have (`_id`: its id); string
+        /// values may hold `{{runtime.app_id}}`, `{{runtime.user_id}}`,
+        /// `{{runtime.chat_id}}`.
+        #[serde(default)]
+        query: serde_json::Map<String, Value>,
+        /// Dotted path of the field to take (the whole document if absent).
+        #[serde(default)]
+        field: Option<String>,
+        /// Used when no document (or no such field) is found.
+        #[serde(default)]
+        default: Option<Value>,
+    },
     /// A file of the workflow folder, read when the workflow loads.
     File {
         /// Relative to the workflow folder, never outside it.

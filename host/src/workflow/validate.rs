@@ -19,6 +19,7 @@ mod ag2_knobs;
 mod agents;
 mod auto_execute;
 pub(crate) mod context;
+mod database_source;
 mod file_source;
 mod handoffs;
 mod lifecycle;

@@ -132,7 +132,7 @@ fn builds_into_a_stamped_component_of_our_world(sample: &Sample, broken_source: 
     let described = stdout_json(&described);
     assert_eq!(described["id"], sample.id);
     assert_eq!(
-        described["sdk_version"], "0.1.0",
+        described["sdk_version"], "0.1.1",
         "the build stamped the WIT version"
     );
     assert_eq!(

@@ -24,6 +24,7 @@ macro_rules! on_both_stores {
 }
 
 mod access;
+mod app_data;
 mod cli;
 mod compile_limits;
 mod configuration;

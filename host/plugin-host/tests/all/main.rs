@@ -9,6 +9,7 @@ mod adversary;
 mod boundary;
 mod compile_bombs;
 mod context_quota;
+mod data;
 mod docs;
 mod grants;
 mod loading;

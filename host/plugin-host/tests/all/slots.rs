@@ -78,6 +78,8 @@ async fn a_plugin_parked_in_ui_asks_leaves_slots_for_the_others() {
         ui: gate.clone(),
         log: Arc::new(RecordingLog::default()),
         secrets: Arc::new(mozaiks_plugin_host::NoChat),
+        data: Arc::new(mozaiks_plugin_host::NoChat),
+        chat: Arc::new(mozaiks_plugin_host::NoChat),
     };
 
     // The hog asks as many times as there are slots, and nobody answers.

@@ -48,6 +48,8 @@ async fn the_hosts_own_work_on_a_ui_request_counts_against_the_deadline() {
         }),
         log: Arc::new(RecordingLog::default()),
         secrets: Arc::new(mozaiks_plugin_host::NoChat),
+        data: Arc::new(mozaiks_plugin_host::NoChat),
+        chat: Arc::new(mozaiks_plugin_host::NoChat),
     };
     // 15 requests take at least 150 ms of the host's time, none of it waiting
     // for a person: more than the 100 ms deadline.

@@ -17,6 +17,8 @@ pub(crate) const WIT_FILES: &[(&str, &str)] = &[
     ("ui.wit", include_str!("../../../../wit/ui.wit")),
     ("log.wit", include_str!("../../../../wit/log.wit")),
     ("secrets.wit", include_str!("../../../../wit/secrets.wit")),
+    ("data.wit", include_str!("../../../../wit/data.wit")),
+    ("chat.wit", include_str!("../../../../wit/chat.wit")),
 ];
 
 /// The Python template (`sdk/python/`), with `template` where the id goes.

@@ -112,6 +112,9 @@ pub(crate) fn initial_context(
                 default.clone()
             }
             VariableSource::File { value, .. } => value.clone(),
+            // Read from the store by `database_context::read`; the default
+            // until then.
+            VariableSource::Database(source) => source.default.clone(),
             VariableSource::Environment {
                 env_var,
                 default,

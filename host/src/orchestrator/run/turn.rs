@@ -294,7 +294,7 @@ impl Run {
             &live,
             tool,
             &self.workflow,
-            crate::orchestrator::Orchestrator::plugin_secrets(&self.shared),
+            crate::orchestrator::Orchestrator::chat_ports(&self.shared, &self.chat),
         );
         tokio::select! {
             report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
@@ -543,7 +543,7 @@ impl Run {
             shared: &self.shared,
             live: &self.live,
             workflow: &self.workflow,
-            chat_id: &self.chat.chat_id,
+            chat: &self.chat,
         }
     }
 

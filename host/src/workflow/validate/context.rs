@@ -183,6 +183,21 @@ pub(super) fn check(
                     default: default.clone().unwrap_or(Value::Null),
                 }
             }
+            VariableSourceSpec::Database {
+                collection,
+                query,
+                field,
+                default,
+            } => {
+                check_default(v, default);
+                let spec = super::database_source::DatabaseSpec {
+                    collection,
+                    query,
+                    field: field.as_deref(),
+                    default,
+                };
+                VariableSource::Database(super::database_source::check(v, &source_path, spec))
+            }
         };
         if v.diagnostics.len() == before {
             declared.push(ContextVariable {
