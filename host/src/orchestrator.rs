@@ -21,9 +21,9 @@
 //! and the run reads its position back from those events
 //! ([`history::RunPosition`]), which is how a chat resumes after a restart.
 
+mod app_data;
 mod auto_reply;
 mod context_writes;
-mod app_data;
 mod database_context;
 mod drain;
 mod handoff;
@@ -37,9 +37,9 @@ mod resume;
 mod run;
 mod structured;
 mod tools;
+mod transcript;
 mod triggers;
 mod user_conditions;
-mod transcript;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

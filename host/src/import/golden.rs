@@ -193,13 +193,11 @@ fn subscription_advisor_validates_as_it_is() {
 }
 
 #[test]
-#[ignore = "needs wt-ctx15/wt-data15 (context_variables.json: triggers, database and file sources, derived `field`, agents' context_variables) and wt-life16 (tools.json lifecycle_tools, hooks.json, auto_execute to an Agent_Tool)"]
 fn agent_generator_validates_except_for_the_tools_to_port() {
     imports_and_validates("AgentGenerator");
 }
 
 #[test]
-#[ignore = "needs wt-ctx15/wt-data15 (context_variables.json: agent_text triggers, database source, agents' context_variables) and wt-life16 (hooks.json)"]
 fn value_engine_validates_except_for_the_tools_to_port() {
     imports_and_validates("ValueEngine");
 }
