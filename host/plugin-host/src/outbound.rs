@@ -68,7 +68,8 @@ impl TlsRoots {
             .map_err(|e| TlsRootsError(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 when the server offers it, HTTP/1.1 otherwise.
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
         })

@@ -233,9 +233,10 @@ impl WasiHttpHooks for OutboundCall {
 }
 
 /// Resolves (if need be), checks every address, connects to the first
-/// checked one that answers, and sends the request over HTTP/1.1.
+/// checked one that answers, and sends the request: over HTTP/2 when TLS
+/// negotiated `h2` by ALPN, over HTTP/1.1 otherwise.
 async fn connect_and_send(
-    mut request: http::Request<WasiBody>,
+    request: http::Request<WasiBody>,
     target: &Target,
     policy: &OutboundPolicy,
     tls: &TlsRoots,
@@ -282,18 +283,8 @@ async fn connect_and_send(
             std::io::Error::other("no address to connect to")
         })));
     };
-    // The origin form goes on the wire: scheme and authority only name a proxy.
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    *request.uri_mut() = http::Uri::builder()
-        .path_and_query(path)
-        .build()
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
     match target.scheme {
-        Scheme::Http => send_over(stream, request).await,
+        Scheme::Http => send_http1(stream, request).await,
         Scheme::Https => {
             let name = match &target.host {
                 Host::Name(name) => rustls::pki_types::ServerName::try_from(name.clone())
@@ -305,18 +296,36 @@ async fn connect_and_send(
                 .connect(name, stream)
                 .await
                 .map_err(HttpError::Tls)?;
-            send_over(stream, request).await
+            // ALPN picks the version: HTTP/2 when the server offers it,
+            // HTTP/1.1 otherwise (a server without ALPN speaks HTTP/1.1).
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
+                send_http2(stream, request).await
+            } else {
+                send_http1(stream, request).await
+            }
         }
     }
 }
 
-async fn send_over<S>(
+/// Sends `request` over HTTP/1.1 on `stream`, in origin form.
+async fn send_http1<S>(
     stream: S,
-    request: http::Request<WasiBody>,
+    mut request: http::Request<WasiBody>,
 ) -> Result<http::Response<hyper::body::Incoming>, HttpError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
+    // The origin form goes on the wire: scheme and authority only name a proxy.
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    *request.version_mut() = http::Version::HTTP_11;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(HttpError::from)?;
@@ -328,6 +337,47 @@ where
         }
     });
     sender.send_request(request).await.map_err(HttpError::from)
+}
+
+/// Sends `request` over HTTP/2 on a TLS `stream` whose ALPN chose `h2`.
+/// The absolute URI stays: its scheme and authority become the
+/// `:scheme` and `:authority` pseudo-headers. One request per connection,
+/// like HTTP/1.1, so the per-call limits count the same way.
+async fn send_http2<S>(
+    stream: S,
+    mut request: http::Request<WasiBody>,
+) -> Result<http::Response<hyper::body::Incoming>, HttpError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    *request.version_mut() = http::Version::HTTP_2;
+    // HTTP/2 carries the host in `:authority`; a `host` header next to it
+    // is redundant and some servers refuse the pair.
+    request.headers_mut().remove(http::header::HOST);
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioSpawner, TokioIo::new(stream))
+            .await
+            .map_err(HttpError::from)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("outbound HTTP/2 connection ended: {e}");
+        }
+    });
+    sender.send_request(request).await.map_err(HttpError::from)
+}
+
+/// Runs hyper's HTTP/2 background tasks on the current tokio runtime.
+#[derive(Clone, Copy)]
+struct TokioSpawner;
+
+impl<F> hyper::rt::Executor<F> for TokioSpawner
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(future);
+    }
 }
 
 /// A response body under the request's limits: at most `limit` bytes,

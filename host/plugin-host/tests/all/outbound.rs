@@ -449,3 +449,158 @@ async fn a_call_has_at_most_its_limit_of_requests_in_flight() {
         assert_eq!(outcomes, json!(expected), "limit {limit}");
     }
 }
+
+/// An HTTPS server on 127.0.0.1 built on hyper's server, offering `alpn`
+/// (`h2`, `http/1.1`, or both): `/ok` answers "hello", `/big` 2 MiB.
+/// Records the HTTP version of every request it served.
+struct VersionedServer {
+    port: u16,
+    versions: Arc<std::sync::Mutex<Vec<http::Version>>>,
+}
+
+impl VersionedServer {
+    async fn start(acceptor_config: rustls::ServerConfig, alpn: &[&[u8]]) -> Self {
+        use http_body_util::Full;
+        use hyper::service::service_fn;
+        use wasmtime_wasi_http::io::TokioIo;
+
+        let mut config = acceptor_config;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let versions = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&versions);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    let service = service_fn(move |request: http::Request<_>| {
+                        seen.lock().unwrap().push(request.version());
+                        let body = match request.uri().path() {
+                            "/ok" => bytes::Bytes::from_static(b"hello"),
+                            "/big" => bytes::Bytes::from(vec![b'x'; 2 * 1024 * 1024]),
+                            _ => bytes::Bytes::new(),
+                        };
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(body)))
+                        }
+                    });
+                    let io = TokioIo::new(stream);
+                    if h2 {
+                        let _ = hyper::server::conn::http2::Builder::new(TokioSpawner)
+                            .serve_connection(io, service)
+                            .await;
+                    } else {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .await;
+                    }
+                });
+            }
+        });
+        Self { port, versions }
+    }
+
+    fn versions(&self) -> Vec<http::Version> {
+        self.versions.lock().unwrap().clone()
+    }
+}
+
+/// Runs the test server's HTTP/2 tasks on tokio.
+#[derive(Clone, Copy)]
+struct TokioSpawner;
+
+impl<F> hyper::rt::Executor<F> for TokioSpawner
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(future);
+    }
+}
+
+/// The test's CA as a trusting engine, and the server's TLS config.
+fn trusting_engine(dir: &Path) -> (PluginEngine, rustls::ServerConfig) {
+    let (cert, _acceptor) = test_certificate(dir);
+    let config = server_config(dir);
+    let engine = PluginEngine::new(EngineConfig {
+        outbound: OutboundConfig {
+            extra_ca_files: vec![cert],
+        },
+        max_concurrent_calls: 4,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    (engine, config)
+}
+
+/// The server config for the certificate `test_certificate` wrote in `dir`.
+fn server_config(dir: &Path) -> rustls::ServerConfig {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("cert.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn https_negotiates_http2_by_alpn_and_falls_back_to_http1() {
+    let dir = std::env::temp_dir().join(format!("mozaiks-outbound-h2-{}", std::process::id()));
+    let (engine, config) = trusting_engine(&dir);
+
+    // A server offering h2 is spoken to over HTTP/2.
+    let h2 = VersionedServer::start(config.clone(), &[b"h2", b"http/1.1"]).await;
+    let hosts = [format!("https://127.0.0.1:{}", h2.port)];
+    let plugin = fetcher_on(&engine, &hosts, |m| m.limits.max_response_kib = 64).await;
+    let report = fetch(&plugin, &format!("https://127.0.0.1:{}/ok", h2.port)).await;
+    let value = ok(&report.result);
+    assert_eq!(value["status"], 200);
+    assert_eq!(value["body"], "hello");
+    assert_eq!(h2.versions(), vec![http::Version::HTTP_2]);
+
+    // The response size limit holds over HTTP/2 too.
+    let report = fetch(&plugin, &format!("https://127.0.0.1:{}/big", h2.port)).await;
+    assert!(matches!(report.result, Ok(Err(_))), "{:?}", report.result);
+    assert!(
+        report
+            .logs
+            .iter()
+            .any(|r| r.message.contains("limits.max_response_kib")),
+        "{:?}",
+        report.logs
+    );
+
+    // A server that offers only HTTP/1.1 is spoken to over HTTP/1.1.
+    let h1 = VersionedServer::start(config, &[b"http/1.1"]).await;
+    let hosts = [format!("https://127.0.0.1:{}", h1.port)];
+    let plugin = fetcher_on(&engine, &hosts, |_| {}).await;
+    let report = fetch(&plugin, &format!("https://127.0.0.1:{}/ok", h1.port)).await;
+    assert_eq!(ok(&report.result)["body"], "hello");
+    assert_eq!(h1.versions(), vec![http::Version::HTTP_11]);
+
+    // An unlisted host is still refused before any connection, over TLS too.
+    let report = fetch(&plugin, &format!("https://127.0.0.1:{}/ok", h2.port)).await;
+    denied(&report.result);
+    assert_eq!(
+        h2.versions().len(),
+        2,
+        "no third request reached the h2 server"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
