@@ -31,6 +31,7 @@ mod configuration;
 mod console;
 mod context;
 mod doctor;
+mod example_plugin;
 mod import;
 mod languages;
 mod lifecycle;
