@@ -345,6 +345,12 @@ fn grants(folder: &Path, plugin: &Plugin) -> Vec<Finding> {
     if !caps.net.is_empty() {
         granted.push(format!("net {}", caps.net.join(", ")));
     }
+    if !caps.allowed_outbound_hosts.is_empty() {
+        granted.push(format!(
+            "outbound HTTP {}",
+            caps.allowed_outbound_hosts.join(", ")
+        ));
+    }
     for grant in &caps.fs {
         let mode = if grant.mode == DirMode::ReadWrite {
             "rw"

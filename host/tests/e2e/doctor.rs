@@ -297,7 +297,7 @@ async fn doctor_checks_plugin_grants_against_this_machine() {
     std::fs::write(
         &manifest,
         format!(
-            "{text}\n[capabilities]\nenv = [\"MOZAIKS_DOCTOR_TEST_UNSET\"]\nfs = [{{ host = \"shared\", guest = \"/shared\" }}]\n"
+            "{text}\n[capabilities]\nenv = [\"MOZAIKS_DOCTOR_TEST_UNSET\"]\nfs = [{{ host = \"shared\", guest = \"/shared\" }}]\nallowed_outbound_hosts = [\"https://api.example.org\"]\n"
         ),
     )
     .unwrap();
@@ -328,6 +328,14 @@ async fn doctor_checks_plugin_grants_against_this_machine() {
                 .as_str()
                 .unwrap()
                 .contains("fs shared as /shared (ro)")
+    }));
+    // Outbound hosts are grants too, listed with the others.
+    assert!(findings.iter().any(|f| {
+        f["status"] == "ok"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("outbound HTTP https://api.example.org")
     }));
 }
 
