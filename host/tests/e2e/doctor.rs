@@ -43,10 +43,9 @@ impl Site {
         }
         // The demo, with the components/ folder the console uses: the
         // healthy report covers what `scripts/run` serves.
-        copy_dir(
-            &demo_workflows().join("PlanReview"),
-            &workflows.join("PlanReview"),
-        );
+        for demo in ["PlanReview", "TicketDesk"] {
+            copy_dir(&demo_workflows().join(demo), &workflows.join(demo));
+        }
         // UiTimeout ships its UI component.
         let components = workflows.join("UiTimeout/components");
         std::fs::create_dir_all(&components).unwrap();
@@ -62,7 +61,10 @@ impl Site {
             &root.join("tests/components/adversary"),
             &plugins.join("adversary"),
         );
-        std::os::unix::fs::symlink(root.join("plugins/planner"), plugins.join("planner")).unwrap();
+        for demo in ["planner", "tickets"] {
+            std::os::unix::fs::symlink(root.join("plugins").join(demo), plugins.join(demo))
+                .unwrap();
+        }
         let llm = FakeLlm::start(|_| Reply::text("unused")).await;
         Self {
             scratch,
@@ -190,6 +192,23 @@ async fn doctor_passes_on_a_healthy_setup_and_says_what_it_checked() {
         "logs",
     ] {
         assert!(checks.contains(&check), "{check} missing from {checks:?}");
+    }
+    // The example plugin's secrets are optional: without them the demo
+    // TicketDesk is valid and nothing fails, as under `scripts/run`.
+    let messages: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    for line in [
+        "workflow `TicketDesk` is valid",
+        "outbound HTTP https://tickets.example.com",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(line)),
+            "no `{line}` in {messages:#?}"
+        );
     }
 }
 
