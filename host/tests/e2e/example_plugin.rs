@@ -337,6 +337,30 @@ fn tool_call_runs_the_example_plugin_against_a_local_service() {
     assert_exit(&get, 0);
     assert_eq!(stdout_json(&get)["result"]["ok"]["status"], "open");
 
+    // A status outside 2xx is a tool error naming it.
+    let missing = mozaiks(&[
+        "tool",
+        "call",
+        "plugins/tickets",
+        "get_ticket",
+        "--args",
+        r#"{"id":"T-99"}"#,
+        "--allow-host",
+        &allow,
+        "--secret",
+        &token,
+        "--secret",
+        &base,
+    ]);
+    let report = stdout_json(&missing);
+    let message = report["result"]["tool_error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        message.contains("the ticket service answered 404"),
+        "{message}"
+    );
+
     // No token: a tool error the agent can relay, and no request made.
     let bare = mozaiks(&[
         "tool",
@@ -358,5 +382,5 @@ fn tool_call_runs_the_example_plugin_against_a_local_service() {
         message.contains("the operator sets the secret TICKETS_TOKEN"),
         "{message}"
     );
-    assert_eq!(service.requests().len(), 2, "no request without a token");
+    assert_eq!(service.requests().len(), 3, "no request without a token");
 }
