@@ -451,7 +451,8 @@ async fn a_call_has_at_most_its_limit_of_requests_in_flight() {
 }
 
 /// An HTTPS server on 127.0.0.1 built on hyper's server, offering `alpn`
-/// (`h2`, `http/1.1`, or both): `/ok` answers "hello", `/big` 2 MiB.
+/// (`h2`, `http/1.1`, or both): `/ok` answers "hello", `/big` 2 MiB,
+/// `/slow` an empty body after 10 s.
 /// Records the HTTP version of every request it served.
 struct VersionedServer {
     port: u16,
@@ -487,7 +488,11 @@ impl VersionedServer {
                             "/big" => bytes::Bytes::from(vec![b'x'; 2 * 1024 * 1024]),
                             _ => bytes::Bytes::new(),
                         };
+                        let slow = request.uri().path() == "/slow";
                         async move {
+                            if slow {
+                                tokio::time::sleep(Duration::from_secs(10)).await;
+                            }
                             Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(body)))
                         }
                     });
@@ -586,6 +591,20 @@ async fn https_negotiates_http2_by_alpn_and_falls_back_to_http1() {
         report.logs
     );
 
+    // So does the request deadline.
+    let hurried = fetcher_on(&engine, &hosts, |m| m.limits.http_deadline_ms = 1000).await;
+    let started = Instant::now();
+    let report = fetch(&hurried, &format!("https://127.0.0.1:{}/slow", h2.port)).await;
+    match &report.result {
+        Ok(Err(e)) => assert!(e.to_string().contains("http_deadline_ms"), "{e}"),
+        other => panic!("expected the tool's error, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
     // A server that offers only HTTP/1.1 is spoken to over HTTP/1.1.
     let h1 = VersionedServer::start(config, &[b"http/1.1"]).await;
     let hosts = [format!("https://127.0.0.1:{}", h1.port)];
@@ -599,8 +618,8 @@ async fn https_negotiates_http2_by_alpn_and_falls_back_to_http1() {
     denied(&report.result);
     assert_eq!(
         h2.versions().len(),
-        2,
-        "no third request reached the h2 server"
+        3,
+        "no fourth request reached the h2 server"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
