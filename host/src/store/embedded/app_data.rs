@@ -50,6 +50,56 @@ fn to_document(id: &str, stored: StoredDocument) -> Result<DataDocument, StoreEr
     })
 }
 
+/// The table, opened in a write transaction.
+type DocumentsMut<'txn> =
+    redb::Table<'txn, (&'static str, &'static str, &'static str, &'static str), &'static str>;
+
+/// The key of one document: its app, owner partition, collection and id.
+#[derive(Debug)]
+struct DocumentKey {
+    app: String,
+    part: String,
+    collection: String,
+    id: String,
+}
+
+impl DocumentKey {
+    fn new(owner: &DataOwner, collection: &str, id: &str) -> Self {
+        Self {
+            app: owner.app_id.clone(),
+            part: owner.partition(),
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+        }
+    }
+
+    fn parts(&self) -> (&str, &str, &str, &str) {
+        (&self.app, &self.part, &self.collection, &self.id)
+    }
+}
+
+/// How many documents `app` holds, every owner and collection: the range
+/// of its keys (bounded by the per-app quota).
+fn count_app_documents(
+    inner: &Inner,
+    op: &str,
+    table: &DocumentsMut<'_>,
+    app: &str,
+) -> Result<u64, StoreError> {
+    let mut held = 0u64;
+    for entry in table
+        .range((app, "", "", "")..)
+        .map_err(|e| inner.backend(op, e))?
+    {
+        let (k, _) = entry.map_err(|e| inner.backend(op, e))?;
+        if k.value().0 != app {
+            break;
+        }
+        held += 1;
+    }
+    Ok(held)
+}
+
 impl Inner {
     /// Reads in a snapshot; a file that never had a document has no table.
     fn read_documents<T>(
@@ -64,6 +114,34 @@ impl Inner {
             Err(TableError::TableDoesNotExist(_)) => Ok(empty),
             Err(e) => Err(self.backend(op, e)),
         }
+    }
+
+    /// One write transaction on the document at `key`: its stored version
+    /// is read; a conditional write whose `expected` version (0: absent)
+    /// differs is a conflict; otherwise `work` gets the table and the
+    /// version found. Both writes (put and remove) go through here, so the
+    /// check and the change are one transaction.
+    fn write_document<T>(
+        &self,
+        op: &str,
+        key: &DocumentKey,
+        expected: Option<u64>,
+        work: impl FnOnce(
+            &mut DocumentsMut<'_>,
+            Option<u64>,
+        ) -> Result<Result<T, DataStoreError>, StoreError>,
+    ) -> Result<Result<T, DataStoreError>, StoreError> {
+        self.write(op, |txn| {
+            let mut table = txn.open_table(DOCUMENTS).map_err(|e| self.backend(op, e))?;
+            let found = match table.get(key.parts()).map_err(|e| self.backend(op, e))? {
+                Some(json) => Some(decode(self, json.value(), &key.id)?.version),
+                None => None,
+            };
+            if expected.is_some_and(|e| e != found.unwrap_or(0)) {
+                return Ok(Err(DataStoreError::Conflict { found }));
+            }
+            work(&mut table, found)
+        })
     }
 }
 
@@ -108,59 +186,29 @@ impl AppDataStore for EmbeddedAppData {
         limits: &DataLimits,
     ) -> Result<u64, DataStoreError> {
         check_size(body, limits)?;
-        let (app, part) = (owner.app_id.clone(), owner.partition());
-        let (collection, id, limits) = (collection.to_owned(), id.to_owned(), *limits);
-        let body = body.clone();
+        let key = DocumentKey::new(owner, collection, id);
+        let (body, limits) = (body.clone(), *limits);
         let op = "writing an app document";
         self.0
             .run(op, move |inner| {
-                let mut outcome = Ok(0);
-                inner.write(op, |txn| {
-                    let mut table = txn
-                        .open_table(DOCUMENTS)
-                        .map_err(|e| inner.backend(op, e))?;
-                    let key = (
-                        app.as_str(),
-                        part.as_str(),
-                        collection.as_str(),
-                        id.as_str(),
-                    );
-                    let found = match table.get(key).map_err(|e| inner.backend(op, e))? {
-                        Some(json) => Some(decode(inner, json.value(), &id)?.version),
-                        None => None,
-                    };
-                    if expected.is_some_and(|e| e != found.unwrap_or(0)) {
-                        outcome = Err(DataStoreError::Conflict { found });
-                        return Ok(());
-                    }
+                inner.write_document(op, &key, expected, |table, found| {
                     if found.is_none() {
-                        let mut held = 0u64;
-                        let start = (app.as_str(), "", "", "");
-                        for entry in table.range(start..).map_err(|e| inner.backend(op, e))? {
-                            let (k, _) = entry.map_err(|e| inner.backend(op, e))?;
-                            if k.value().0 != app {
-                                break;
-                            }
-                            held += 1;
-                        }
+                        let held = count_app_documents(inner, op, table, &key.app)?;
                         if held >= limits.max_documents_per_app {
-                            outcome = Err(DataStoreError::QuotaExceeded {
-                                app: app.clone(),
+                            return Ok(Err(DataStoreError::QuotaExceeded {
+                                app: key.app.clone(),
                                 max: limits.max_documents_per_app,
-                            });
-                            return Ok(());
+                            }));
                         }
                     }
                     let version = found.unwrap_or(0) + 1;
                     let stored =
                         serde_json::json!({ "version": version, "body": body }).to_string();
                     table
-                        .insert(key, stored.as_str())
+                        .insert(key.parts(), stored.as_str())
                         .map_err(|e| inner.backend(op, e))?;
-                    outcome = Ok(version);
-                    Ok(())
-                })?;
-                Ok(outcome)
+                    Ok(Ok(version))
+                })
             })
             .await?
     }
@@ -172,38 +220,17 @@ impl AppDataStore for EmbeddedAppData {
         id: &str,
         expected: Option<u64>,
     ) -> Result<bool, DataStoreError> {
-        let (app, part) = (owner.app_id.clone(), owner.partition());
-        let (collection, id) = (collection.to_owned(), id.to_owned());
+        let key = DocumentKey::new(owner, collection, id);
         let op = "removing an app document";
         self.0
             .run(op, move |inner| {
-                let mut outcome = Ok(false);
-                inner.write(op, |txn| {
-                    let mut table = txn
-                        .open_table(DOCUMENTS)
-                        .map_err(|e| inner.backend(op, e))?;
-                    let key = (
-                        app.as_str(),
-                        part.as_str(),
-                        collection.as_str(),
-                        id.as_str(),
-                    );
-                    let found = match table.get(key).map_err(|e| inner.backend(op, e))? {
-                        Some(json) => Some(decode(inner, json.value(), &id)?.version),
-                        None => None,
-                    };
-                    if expected.is_some_and(|e| e != found.unwrap_or(0)) {
-                        outcome = Err(DataStoreError::Conflict { found });
-                        return Ok(());
-                    }
+                inner.write_document(op, &key, expected, |table, _found| {
                     let removed = table
-                        .remove(key)
+                        .remove(key.parts())
                         .map_err(|e| inner.backend(op, e))?
                         .is_some();
-                    outcome = Ok(removed);
-                    Ok(())
-                })?;
-                Ok(outcome)
+                    Ok(Ok(removed))
+                })
             })
             .await?
     }
