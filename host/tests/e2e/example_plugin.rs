@@ -5,7 +5,7 @@
 //! The token reaches the service and nothing the server stores or logs.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -172,20 +172,6 @@ fn ticket_desk(scratch: &Scratch) -> PathBuf {
         std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
     }
     workflows
-}
-
-/// Everything readable under `dir`, concatenated (the server's log files).
-fn all_files(dir: &Path) -> String {
-    let mut text = String::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            text.push_str(&all_files(&path));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            text.push_str(&String::from_utf8_lossy(&bytes));
-        }
-    }
-    text
 }
 
 /// The Dispatcher files a ticket, then tells the user its id.

@@ -77,20 +77,6 @@ fn leaker(call: &ChatCall) -> Reply {
     }
 }
 
-/// Everything readable under `dir`, concatenated (the server's log files).
-fn all_files(dir: &std::path::Path) -> String {
-    let mut text = String::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            text.push_str(&all_files(&path));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            text.push_str(&String::from_utf8_lossy(&bytes));
-        }
-    }
-    text
-}
-
 #[tokio::test]
 async fn a_served_tool_gets_its_secret_from_the_secrets_dir_and_it_is_masked_everywhere() {
     let scratch = Scratch::new("plugin-secrets");

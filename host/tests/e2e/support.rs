@@ -427,6 +427,21 @@ impl Ws {
     }
 }
 
+/// Everything readable under `dir`, concatenated: the server's log files,
+/// searched for what must not leak.
+pub fn all_files(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            text.push_str(&all_files(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    text
+}
+
 /// One line per event: `seq type detail`.
 pub fn summary(events: &[Value]) -> String {
     events
