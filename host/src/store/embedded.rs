@@ -15,17 +15,20 @@
 //!
 //! # Durability and concurrency
 //!
-//! Every write is one redb write transaction committed with redb's default
+//! Every write is committed in a redb write transaction with redb's default
 //! (immediate) durability: when a call returns, its write is on disk and
-//! survives a crash. redb admits one write transaction at a time, which
-//! serialises appends: the chat's `last_seq` is read and advanced inside
-//! that transaction, so concurrent appends to one chat get consecutive
-//! sequence numbers with neither gaps nor duplicates. Reads run on
-//! snapshots and never wait for writes.
+//! survives a crash. redb admits one write transaction at a time. Appends
+//! are grouped ([`group_commit`]): one thread writes the appends of every
+//! chat that arrived while the previous commit was in flight in one
+//! transaction, with one `fdatasync`. The chat's `last_seq` is read and
+//! advanced inside that transaction, in the order the appends arrived, so
+//! concurrent appends to one chat get consecutive sequence numbers with
+//! neither gaps nor duplicates. Reads run on snapshots and never wait for
+//! writes.
 //!
-//! redb blocks, so every call runs on tokio's blocking pool. A call whose
-//! future is dropped still completes (or fails) as a whole: a write is
-//! never half-applied.
+//! redb blocks, so every other call runs on tokio's blocking pool. A call
+//! whose future is dropped still completes (or fails) as a whole: a write
+//! is never half-applied.
 //!
 //! The file is locked while open: a second process (or a second store in
 //! this one) opening the same data directory is refused with
@@ -48,7 +51,9 @@ use serde_json::{Map, Value};
 use super::{ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
 
 mod app_data;
+mod group_commit;
 use crate::event::{Envelope, Event};
+use group_commit::Committer;
 
 /// The database file's name inside the data directory.
 pub(crate) const FILE_NAME: &str = "mozaiks.redb";
@@ -62,11 +67,16 @@ const CONTEXT: TableDefinition<'_, (&str, &str), &str> = TableDefinition::new("c
 #[derive(Clone)]
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
+    committer: Arc<Committer>,
 }
 
 struct Inner {
     db: Database,
     path: PathBuf,
+    /// Makes the next group commit fail before it commits (tests of the
+    /// failure path).
+    #[cfg(test)]
+    fail_next_commit: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for EmbeddedStore {
@@ -101,11 +111,16 @@ impl EmbeddedStore {
             )),
             other => StoreError::Backend(format!("cannot open {}: {other}", path.display())),
         })?;
-        let inner = Inner { db, path };
+        let inner = Inner {
+            db,
+            path,
+            #[cfg(test)]
+            fail_next_commit: std::sync::atomic::AtomicBool::new(false),
+        };
         inner.create_tables()?;
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        let committer = Arc::new(Committer::start(Arc::clone(&inner))?);
+        Ok(Self { inner, committer })
     }
 
     /// The database file.
@@ -280,70 +295,6 @@ impl Inner {
                 .insert(chat_id, json.as_str())
                 .map_err(|e| self.backend(op, e))?;
             Ok(())
-        })
-    }
-
-    fn append(&self, chat_id: &str, ts: u64, event: Event) -> Result<Envelope, StoreError> {
-        let op = "appending an event";
-        self.write(op, |txn| {
-            let mut chats = txn.open_table(CHATS).map_err(|e| self.backend(op, e))?;
-            let mut events = txn.open_table(EVENTS).map_err(|e| self.backend(op, e))?;
-            let mut context = txn.open_table(CONTEXT).map_err(|e| self.backend(op, e))?;
-
-            let mut chat = self.load_chat(&chats, op, chat_id)?;
-            let seq = chat
-                .last_seq
-                .checked_add(1)
-                .ok_or_else(|| self.backend(op, format!("chat `{chat_id}`'s log is full")))?;
-            let envelope = Envelope {
-                seq: Some(seq),
-                chat_id: chat_id.to_owned(),
-                ts,
-                event,
-            };
-            let json = super::format::encode_event(&envelope)
-                .map_err(|e| self.backend(op, format!("encoding: {e}")))?;
-            events
-                .insert((chat_id, seq), json.as_str())
-                .map_err(|e| self.backend(op, e))?;
-
-            match &envelope.event {
-                Event::ContextChanged {
-                    key,
-                    value: Some(value),
-                    ..
-                } => {
-                    let json = self.encode(op, value)?;
-                    context
-                        .insert((chat_id, key.as_str()), json.as_str())
-                        .map_err(|e| self.backend(op, e))?;
-                }
-                Event::ContextChanged {
-                    key, value: None, ..
-                } => {
-                    context
-                        .remove((chat_id, key.as_str()))
-                        .map_err(|e| self.backend(op, e))?;
-                }
-                Event::Usage {
-                    prompt_tokens,
-                    completion_tokens,
-                    ..
-                } => {
-                    chat.prompt_tokens = chat.prompt_tokens.saturating_add(*prompt_tokens);
-                    chat.completion_tokens =
-                        chat.completion_tokens.saturating_add(*completion_tokens);
-                }
-                _ => {}
-            }
-
-            chat.last_seq = seq;
-            chat.updated_at = ts;
-            let json = self.encode(op, &chat)?;
-            chats
-                .insert(chat_id, json.as_str())
-                .map_err(|e| self.backend(op, e))?;
-            Ok(envelope)
         })
     }
 
@@ -524,11 +475,7 @@ impl ChatStore for EmbeddedStore {
         if !event.is_persisted() {
             return Err(StoreError::Ephemeral(ephemeral_type(&event)));
         }
-        let chat_id = chat_id.to_owned();
-        self.run("appending an event", move |db| {
-            db.append(&chat_id, ts, event)
-        })
-        .await
+        self.committer.append(chat_id.to_owned(), ts, event).await
     }
 
     async fn events(

@@ -31,6 +31,12 @@ const STORE_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Bounds for the number of appends one group commit writes: 1 on an idle
+/// server, up to the embedded store's cap of 1024 under a burst.
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
 /// Every metric of the server.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -49,6 +55,8 @@ pub(crate) struct Metrics {
     reloads: Family<u64>,
     websockets: Family<i64>,
     store_duration: Family<HistogramSeries>,
+    commit_batch: Family<HistogramSeries>,
+    commit_duration: Family<HistogramSeries>,
     http_requests: Family<u64>,
     build_info: Family<i64>,
 }
@@ -155,6 +163,18 @@ impl Metrics {
                 &["operation", "outcome"],
                 STORE_BUCKETS,
             ),
+            commit_batch: Family::histogram(
+                "mozaiks_store_commit_batch_size",
+                "Appends written by one group commit of the chat store (one transaction and one fdatasync on the embedded store, one bulk write on MongoDB), by store.",
+                &["store"],
+                BATCH_BUCKETS,
+            ),
+            commit_duration: Family::histogram(
+                "mozaiks_store_commit_duration_seconds",
+                "Time of one group commit of the chat store: writing its appends and making them durable, by store.",
+                &["store"],
+                STORE_BUCKETS,
+            ),
             http_requests: Family::counter(
                 "mozaiks_http_requests_total",
                 "HTTP requests by method, route template and status.",
@@ -250,6 +270,18 @@ impl Metrics {
             .observe_duration(&[operation, outcome], duration);
     }
 
+    /// One group commit of `store` wrote `appends` appends in `duration`.
+    pub(crate) fn store_commit(&self, store: &str, appends: usize, duration: Duration) {
+        // Exact: a batch is capped far below f64's integer range.
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "batches are at most a few thousand"
+        )]
+        let appends = appends as f64;
+        self.commit_batch.observe(&[store], appends);
+        self.commit_duration.observe_duration(&[store], duration);
+    }
+
     /// An HTTP request was answered.
     pub(crate) fn http_request(&self, method: &str, route: &str, status: u16) {
         self.http_requests
@@ -259,7 +291,7 @@ impl Metrics {
     /// Everything in the Prometheus text format.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();
-        let families: [&dyn Render; 17] = [
+        let families: [&dyn Render; 19] = [
             &self.build_info,
             &self.chats_started,
             &self.active_runs,
@@ -276,6 +308,8 @@ impl Metrics {
             &self.reloads,
             &self.websockets,
             &self.store_duration,
+            &self.commit_batch,
+            &self.commit_duration,
             &self.http_requests,
         ];
         for family in families {
@@ -294,6 +328,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.tool_call("planner", "add_task", "ok", Duration::from_millis(3));
         metrics.llm_tokens("m", 10, 5);
+        metrics.store_commit("embedded", 3, Duration::from_micros(300));
         let text = metrics.render();
         for family in [
             "mozaiks_chats_started_total counter",
@@ -305,6 +340,8 @@ mod tests {
             "mozaiks_reloads_total counter",
             "mozaiks_websocket_connections gauge",
             "mozaiks_store_operation_duration_seconds histogram",
+            "mozaiks_store_commit_batch_size histogram",
+            "mozaiks_store_commit_duration_seconds histogram",
         ] {
             assert!(text.contains(&format!("# TYPE {family}\n")), "{family}");
         }
@@ -313,5 +350,16 @@ mod tests {
         ));
         assert!(text.contains("mozaiks_llm_tokens_total{model=\"m\",kind=\"prompt\"} 10\n"));
         assert!(text.contains("mozaiks_active_runs 0\n"));
+        assert!(
+            text.contains(
+                "mozaiks_store_commit_batch_size_bucket{store=\"embedded\",le=\"2\"} 0\n"
+            )
+        );
+        assert!(
+            text.contains(
+                "mozaiks_store_commit_batch_size_bucket{store=\"embedded\",le=\"4\"} 1\n"
+            )
+        );
+        assert!(text.contains("mozaiks_store_commit_batch_size_sum{store=\"embedded\"} 3\n"));
     }
 }

@@ -90,6 +90,15 @@ async fn metrics_move_after_a_chat() {
             r#"mozaiks_store_operation_duration_seconds_count{operation="append",outcome="ok"}"#,
             5.0,
         ),
+        // Group commit: every append was in some commit's batch.
+        (
+            r#"mozaiks_store_commit_batch_size_sum{store="embedded"}"#,
+            5.0,
+        ),
+        (
+            r#"mozaiks_store_commit_duration_seconds_count{store="embedded"}"#,
+            1.0,
+        ),
         (
             r#"mozaiks_http_requests_total{method="POST",route="/api/chats",status="201"}"#,
             1.0,
