@@ -16,6 +16,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::event::{Envelope, Event, RunStatus, UiOutcome, now_ms};
 use crate::store::{ChatStore, StoreError};
 
+mod context_copy;
+use context_copy::ContextCopy;
+
 /// Why an event was not stored and sent.
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
@@ -64,6 +67,8 @@ pub struct LiveChat {
     parked: std::sync::atomic::AtomicBool,
     /// Woken whenever a UI request opens.
     ui_opened: tokio::sync::Notify,
+    /// The context variables as stored, kept by `emit` ([`context_copy`]).
+    context: ContextCopy,
 }
 
 impl LiveChat {
@@ -83,6 +88,7 @@ impl LiveChat {
             input_claimed: std::sync::atomic::AtomicBool::new(false),
             parked: std::sync::atomic::AtomicBool::new(false),
             ui_opened: tokio::sync::Notify::new(),
+            context: ContextCopy::default(),
         }
     }
 
@@ -110,12 +116,15 @@ impl LiveChat {
             if let Event::RunStatus { status, .. } = &event {
                 *live.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(*status);
             }
-            let envelope = Arc::new(
-                live.store
-                    .append(&live.chat_id, now_ms(), event)
-                    .await
-                    .map_err(EmitError::Store)?,
-            );
+            let envelope = match live.store.append(&live.chat_id, now_ms(), event).await {
+                Ok(envelope) => Arc::new(envelope),
+                Err(error) => {
+                    // Whether it was stored is unknown (MongoDB): read again.
+                    live.context.forget();
+                    return Err(EmitError::Store(error));
+                }
+            };
+            live.context.fold(&envelope.event);
             // No receiver is fine: nobody is watching this chat right now.
             let _ = live.events.send(Arc::clone(&envelope));
             Ok(envelope)
@@ -140,8 +149,22 @@ impl LiveChat {
     }
 
     /// The chat's context variables as stored now.
+    ///
+    /// Read from the store once; after that from this chat's own copy,
+    /// which [`emit`](Self::emit) keeps equal to the store.
     pub async fn context(&self) -> Result<serde_json::Map<String, Value>, StoreError> {
-        self.store.context(&self.chat_id).await
+        if let Some(context) = self.context.get() {
+            return Ok(context);
+        }
+        // Under the ordering lock, so no append lands between the read and
+        // the copy.
+        let _order = self.append.lock().await;
+        if let Some(context) = self.context.get() {
+            return Ok(context);
+        }
+        let context = self.store.context(&self.chat_id).await?;
+        self.context.fill(&context);
+        Ok(context)
     }
 
     /// A receiver of every event emitted from now on. Subscribe *before*
