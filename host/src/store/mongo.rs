@@ -52,10 +52,15 @@
 //! and the fold is repaired by the next call. [`ChatStore::chats`] lists the
 //! records as last folded.
 //!
+//! Appends are grouped ([`group_commit`]): the events of all chats that
+//! arrive while a bulk write is in flight are inserted by the next one, an
+//! ordered `insert_many`; what it does not confirm goes the single way
+//! above, with the same `_id`.
+//!
 //! Writes use the configured write concern (`majority` by default). Only
-//! simple operations are used (`insert_one`, `find`, `update_one` with
-//! `$set`/`$inc`/`$max`, `delete_*`): no change streams, no aggregation,
-//! no arrays growing inside documents.
+//! simple operations are used (`insert_one`, `insert_many`, `find`,
+//! `update_one` with `$set`/`$inc`/`$max`, `delete_*`): no change streams,
+//! no aggregation, no arrays growing inside documents.
 
 use std::fmt;
 use std::sync::Arc;
@@ -77,6 +82,7 @@ mod config;
 mod documents;
 #[cfg(test)]
 mod golden;
+mod group_commit;
 
 pub use config::MongoConfig;
 use documents::*;
@@ -113,6 +119,9 @@ pub struct MongoStore {
     /// The redacted URI, for messages.
     target: Arc<str>,
     indexes: Arc<OnceCell<()>>,
+    /// Groups concurrent appends into one bulk insert ([`group_commit`]);
+    /// `None` in the batcher's own handle.
+    batcher: Option<Arc<group_commit::Batcher>>,
 }
 
 impl fmt::Debug for MongoStore {
@@ -172,7 +181,9 @@ impl MongoStore {
             db,
             target: target.into(),
             indexes: Arc::new(OnceCell::new()),
-        })
+            batcher: None,
+        }
+        .with_batcher())
     }
 
     /// The database's name.
@@ -348,6 +359,57 @@ impl MongoStore {
         Ok(result.matched_count == 1)
     }
 
+    /// Appends one event with the insert's `_id` `id`, alone: catches up,
+    /// takes the next number, inserts (the commit point) and folds. One id
+    /// for every try, so a try that landed (in this call or in a bulk write
+    /// before it) is recognised.
+    async fn append_one(
+        &self,
+        chat_id: &str,
+        ts: u64,
+        event: Event,
+        id: String,
+    ) -> Result<Envelope, StoreError> {
+        let op = "appending an event";
+        self.ensure_indexes().await?;
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            let stored = self.catch_up(op, chat_id).await?;
+            let seq = stored.applied_seq.checked_add(1).ok_or_else(|| {
+                StoreError::Backend(format!("{op}: chat `{chat_id}`'s log is full"))
+            })?;
+            let envelope = Envelope {
+                seq: Some(seq),
+                chat_id: chat_id.to_owned(),
+                ts,
+                event: event.clone(),
+            };
+            let document = event_document(op, &id, &envelope)?;
+            let own = doc! { "_id": &id };
+            match self.insert_once(op, &self.events, &document, own).await? {
+                Inserted::New => {
+                    // Nobody else can fold past `seq` − 1 without this
+                    // event, so a `false` means another caller folded it.
+                    if let Err(error) = self.fold(op, stored.applied_seq, &envelope).await {
+                        tracing::warn!(%error, chat_id, seq, "event stored; its fold waits for the next call");
+                    }
+                    return Ok(envelope);
+                }
+                Inserted::AlreadyThere(existing) => {
+                    let envelope = decode_event(&existing, chat_id)?;
+                    if let Err(error) = self.catch_up(op, chat_id).await {
+                        tracing::warn!(%error, chat_id, "event stored; its fold waits for the next call");
+                    }
+                    return Ok(envelope);
+                }
+                Inserted::Taken => {}
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "{op}: gave up on chat `{chat_id}` after {MAX_APPEND_ATTEMPTS} tries: \
+             other writers took every sequence number tried"
+        )))
+    }
+
     /// The chat's events after `after_seq`, without catching up.
     async fn read_events(
         &self,
@@ -470,46 +532,13 @@ impl ChatStore for MongoStore {
         if !event.is_persisted() {
             return Err(StoreError::Ephemeral(ephemeral_type(&event)));
         }
-        let op = "appending an event";
-        self.ensure_indexes().await?;
-        // One id for every try, so a try that landed is recognised.
-        let id = uuid::Uuid::new_v4().to_string();
-        for _ in 0..MAX_APPEND_ATTEMPTS {
-            let stored = self.catch_up(op, chat_id).await?;
-            let seq = stored.applied_seq.checked_add(1).ok_or_else(|| {
-                StoreError::Backend(format!("{op}: chat `{chat_id}`'s log is full"))
-            })?;
-            let envelope = Envelope {
-                seq: Some(seq),
-                chat_id: chat_id.to_owned(),
-                ts,
-                event: event.clone(),
-            };
-            let document = event_document(op, &id, &envelope)?;
-            let own = doc! { "_id": &id };
-            match self.insert_once(op, &self.events, &document, own).await? {
-                Inserted::New => {
-                    // Nobody else can fold past `seq` − 1 without this
-                    // event, so a `false` means another caller folded it.
-                    if let Err(error) = self.fold(op, stored.applied_seq, &envelope).await {
-                        tracing::warn!(%error, chat_id, seq, "event stored; its fold waits for the next call");
-                    }
-                    return Ok(envelope);
-                }
-                Inserted::AlreadyThere(existing) => {
-                    let envelope = decode_event(&existing, chat_id)?;
-                    if let Err(error) = self.catch_up(op, chat_id).await {
-                        tracing::warn!(%error, chat_id, "event stored; its fold waits for the next call");
-                    }
-                    return Ok(envelope);
-                }
-                Inserted::Taken => {}
+        match &self.batcher {
+            Some(batcher) => batcher.append(chat_id.to_owned(), ts, event).await,
+            None => {
+                self.append_one(chat_id, ts, event, uuid::Uuid::new_v4().to_string())
+                    .await
             }
         }
-        Err(StoreError::Backend(format!(
-            "{op}: gave up on chat `{chat_id}` after {MAX_APPEND_ATTEMPTS} tries: \
-             other writers took every sequence number tried"
-        )))
     }
 
     async fn events(
