@@ -28,10 +28,12 @@
 //! result, so each turn makes two LLM calls, and L replays both.
 //!
 //! What the overhead holds: persisting every event to the embedded store
-//! (one redb write transaction with one fdatasync each, on tokio's blocking
-//! pool, from a task of its own), broadcasting it (the benchmark is the one
-//! subscriber, as a client would be), reading context variables for the
-//! handoff checks, building the transcript and the request, turn-position
+//! (through its group commit: one redb write transaction and one fdatasync
+//! for all the appends waiting at that moment, which for one chat alone is
+//! one per event; from a task of its own), broadcasting it (the benchmark
+//! is the one subscriber, as a client would be), the chat's context
+//! variables for the handoff checks (read once, then the run's own copy),
+//! building the transcript and the request, turn-position
 //! bookkeeping and handoff evaluation, text deltas, and for the tool
 //! workflow the plugin call (schema check, fresh instance, guest run). The
 //! fixed cost of a chat (creating it, its initial context variables, the
