@@ -12,9 +12,10 @@
 //! server calls them:
 //!
 //! - the embedded store (`EmbeddedStore`, one redb file in a scratch
-//!   directory under the system temp dir). Every append is one redb write
-//!   transaction with a durable commit, so each one waits for an fsync of
-//!   the disk holding the temp dir;
+//!   directory under the system temp dir). Appends are group-committed: the
+//!   appends waiting at a moment share one redb write transaction and one
+//!   fsync of the disk holding the temp dir, so one chat alone waits for an
+//!   fsync per append and concurrent chats share them;
 //! - the MongoDB store (`MongoStore`, write concern `majority`, indexes
 //!   created by `prepare`). By default it runs against nx-27017, a MongoDB
 //!   wire-protocol server written in Python over SQLite, started here on a
@@ -287,7 +288,7 @@ async fn embedded(config: &Config) -> anyhow::Result<()> {
     let scratch = Scratch::new("embedded")?;
     let dir = scratch.0.clone();
     println!(
-        "embedded store (redb file in {}, {}; every append is a durable commit: one fdatasync each); {}",
+        "embedded store (redb file in {}, {}; appends are group-committed: one fdatasync per batch of waiting appends); {}",
         dir.display(),
         file_system(&dir),
         load_average()
