@@ -1,0 +1,824 @@
+//! A MozaiksAI front end against mozaiks: a test client that speaks only
+//! MozaiksAI's protocol (its start route, socket path, `chat.*` envelopes,
+//! `user.input.submit`, `ui_tool_response`, `client.resume`, the UI tool
+//! and input routes) runs the `ChatUi` test workflow through the
+//! compatibility layer at `/mozaiksai`: one test per ChatUI flow.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const BASE: &str = "/mozaiksai";
+
+/// The fake LLM: Scribe notes (with a secret in its text, for the trace's
+/// redaction); Reviewer shows the plan in an artifact, asks for approval
+/// inline, shows a notice, then answers.
+fn chatui_llm(call: &ChatCall) -> Reply {
+    match agent_of(call).as_str() {
+        "Scribe" => Reply::text("Noted with key sk-abcdefghijklmnop1234."),
+        _ => match call.tool_results().len() {
+            0 => Reply::tool_call(
+                "ask",
+                json!({"component": "PlanPanel", "payload": {"plan": "ship v2"}, "timeout_ms": 60_000}),
+            ),
+            1 => Reply::tool_call("request_approval", json!({"question": "Ship it?"})),
+            2 => Reply::tool_call("notify", json!({"message": "Approved."})),
+            _ => Reply::text("All done, shipping now."),
+        },
+    }
+}
+
+/// A client of MozaiksAI's protocol only (written from its reference):
+/// HTTP at MozaiksAI's paths, the socket at `/ws/{workflow}/{app}/{chat}/{user}`,
+/// and the last `seq` it saw.
+struct ChatUiClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl ChatUiClient {
+    fn new(server: &Server, token: Option<&str>) -> Self {
+        Self {
+            base: format!("{}{BASE}", server.base),
+            token: token.map(str::to_owned),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn request(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut request = match method {
+            "POST" => self
+                .http
+                .post(&url)
+                .json(&body.unwrap_or_else(|| json!({}))),
+            _ => self.http.get(&url),
+        };
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.request("GET", path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.request("POST", path, Some(body)).await
+    }
+
+    /// `POST /api/chats/{app}/{workflow}/start`, as ChatUI boots.
+    async fn start(&self, app: &str, workflow: &str, user: &str) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/api/chats/{app}/{workflow}/start"),
+                json!({"user_id": user}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["success"], true, "{body}");
+        body
+    }
+
+    /// The socket at the start answer's `websocket_url` (relative to the
+    /// WS base URL, as ChatUI joins them), the token in `?access_token=`.
+    async fn connect(&self, server: &Server, started: &Value) -> Ws {
+        let mut path = format!("{BASE}{}", started["websocket_url"].as_str().unwrap());
+        if let Some(token) = &self.token {
+            path = format!("{path}?access_token={token}");
+        }
+        server.ws_path(&path).await
+    }
+}
+
+/// The highest top-level `seq` a client saw (its `lastClientIndex`).
+fn last_seq(ws: &Ws) -> i64 {
+    ws.seen
+        .iter()
+        .filter_map(|f| f["seq"].as_i64())
+        .max()
+        .unwrap_or(-1)
+}
+
+/// Every frame is an envelope: `type`, `data.kind`, a `timestamp`; events
+/// of the chat's log carry `seq` at the top, never going down (one event
+/// may become two envelopes with its `seq`).
+fn assert_envelopes(frames: &[Value]) {
+    let mut last = 0;
+    for frame in frames {
+        assert!(frame["type"].is_string(), "{frame}");
+        assert!(frame["data"]["kind"].is_string(), "{frame}");
+        assert!(
+            frame["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("+00:00")),
+            "{frame}"
+        );
+        if let (Some(seq), false) = (frame["seq"].as_u64(), frame["data"]["replay"] == true) {
+            assert!(seq >= last, "seq goes up: {frame}");
+            last = seq;
+        }
+    }
+}
+
+async fn until(ws: &mut Ws, kind: &str) -> Value {
+    ws.until_type(kind).await
+}
+
+#[tokio::test]
+async fn a_chatui_client_starts_a_chat_streams_text_and_sees_usage_and_completion() {
+    let scratch = Scratch::new("chatui-run");
+    let llm = FakeLlm::start(chatui_llm).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let client = ChatUiClient::new(&server, None);
+    let started = client.start("app", "ChatUi", "alice").await;
+    let chat = started["chat_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        started["websocket_url"],
+        format!("/ws/ChatUi/app/{chat}/alice")
+    );
+    assert_eq!(started["reused"], false);
+
+    let mut ws = client.connect(&server, &started).await;
+    let meta = ws.next().await.unwrap();
+    assert_eq!(meta["type"], "chat_meta", "the first frame: {meta}");
+    assert_eq!(meta["data"]["chat_id"], chat);
+    assert_eq!(meta["data"]["workflow_name"], "ChatUi");
+    assert_eq!(meta["data"]["chat_exists"], true);
+    assert_eq!(meta["data"]["status"], 0);
+    // A UserDriven chat waits for the user: an input request.
+    let request = until(&mut ws, "chat.input_request").await;
+    let request_id = request["data"]["request_id"].as_str().unwrap().to_owned();
+    until(&mut ws, "chat.resume_boundary").await;
+    ws.send(
+        json!({"type": "user.input.submit", "chat_id": chat, "text": "Plan the release",
+                   "input_request_id": request_id}),
+    )
+    .await;
+    let ack = until(&mut ws, "ack.input").await;
+    assert_eq!(ack["data"]["status"], "accepted", "{ack}");
+    assert_eq!(
+        until(&mut ws, "chat.input_ack").await["data"]["request_id"],
+        request_id
+    );
+    let echo = until(&mut ws, "chat.text").await;
+    assert_eq!(
+        (
+            echo["data"]["agent"].as_str(),
+            echo["data"]["content"].as_str()
+        ),
+        (Some("user"), Some("Plan the release"))
+    );
+    // Scribe is not a visual agent: its text is a trace, its secret hidden.
+    let note = ws
+        .until("Scribe's note", |f| {
+            f["type"] == "chat.text" && f["data"]["agent"] == "Scribe"
+        })
+        .await;
+    assert_eq!(note["data"]["ui_visibility"], "trace", "{note}");
+    assert_eq!(note["data"]["is_visual"], false);
+    assert_eq!(note["data"]["content"], "Noted with key [REDACTED].");
+    assert_eq!(note["data"]["trace_redacted"], true);
+
+    // The artifact, answered over HTTP as ChatUI's onResponse does.
+    let artifact = ws
+        .until("the artifact", |f| {
+            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
+        })
+        .await;
+    assert_eq!(artifact["data"]["display"], "artifact", "{artifact}");
+    assert_eq!(artifact["data"]["component_type"], "PlanPanel");
+    assert_eq!(artifact["data"]["payload"]["workflow_name"], "ChatUi");
+    assert_eq!(artifact["data"]["payload"]["plan"], "ship v2");
+    assert_eq!(artifact["agent"], "Reviewer");
+    let event_id = artifact["data"]["corr"].as_str().unwrap().to_owned();
+    let (status, body) = client
+        .post(
+            "/api/ui-tool/submit",
+            json!({"event_id": event_id, "response_data": {"status": "success"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let dismissed = until(&mut ws, "chat.ui_tool_dismiss").await;
+    assert_eq!(dismissed["data"]["event_id"], event_id);
+    // A second answer to it is refused.
+    let (status, again) = client
+        .post(
+            "/api/ui-tool/submit",
+            json!({"event_id": event_id, "response_data": {}}),
+        )
+        .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (404, Some("UI_REQUEST_NOT_OPEN"))
+    );
+
+    // The inline tool, answered over the socket.
+    let inline = ws
+        .until("the inline tool", |f| {
+            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
+        })
+        .await;
+    assert_eq!(inline["data"]["display"], "inline", "{inline}");
+    assert_eq!(inline["data"]["component_type"], "ApprovalForm");
+    let inline_id = inline["data"]["eventId"].as_str().unwrap().to_owned();
+    ws.send(
+        json!({"type": "ui_tool_response", "eventId": inline_id, "response": {"approved": true}}),
+    )
+    .await;
+    let ack = until(&mut ws, "ack.ui_tool_response").await;
+    assert_eq!(ack["data"]["status"], "accepted", "{ack}");
+    let complete = until(&mut ws, "chat.ui_tool_complete").await;
+    assert_eq!(
+        (
+            complete["data"]["eventId"].as_str(),
+            complete["data"]["status"].as_str()
+        ),
+        (Some(inline_id.as_str()), Some("completed"))
+    );
+    let context = until(&mut ws, "context_update").await;
+    assert_eq!(
+        (
+            context["data"]["variable"].as_str(),
+            &context["data"]["value"]
+        ),
+        (Some("approved"), &json!(true))
+    );
+
+    // The display-only notice (ui_notify).
+    let notice = ws
+        .until("the notice", |f| {
+            f["type"] == "chat.tool_call" && f["data"]["component_type"] == "Toast"
+        })
+        .await;
+    assert_eq!(notice["data"]["awaiting_response"], false, "{notice}");
+    assert_eq!(notice["data"]["payload"]["message"], "Approved.");
+
+    // Streamed text, then the whole message, usage and the end.
+    let streamed = until(&mut ws, "chat.print").await;
+    assert_eq!(streamed["data"]["agent"], "Reviewer");
+    let text = ws
+        .until("Reviewer's answer", |f| {
+            f["type"] == "chat.text" && f["data"]["agent"] == "Reviewer"
+        })
+        .await;
+    assert_eq!(text["data"]["content"], "All done, shipping now.");
+    assert_eq!(text["data"]["is_visual"], true);
+    assert_eq!(text["data"]["is_tool_agent"], true);
+    let summary = until(&mut ws, "chat.usage_summary").await;
+    let done = until(&mut ws, "chat.run_complete").await;
+    assert_eq!(done["data"]["status"], 1, "{done}");
+    let deltas: u64 = ws
+        .seen
+        .iter()
+        .filter(|f| f["type"] == "chat.usage_delta")
+        .map(|f| f["data"]["total_tokens"].as_u64().unwrap())
+        .sum();
+    assert!(deltas > 0);
+    assert_eq!(summary["data"]["total_tokens"], deltas, "{summary}");
+    let printed: String = ws
+        .seen
+        .iter()
+        .filter(|f| f["type"] == "chat.print" && f["data"]["agent"] == "Reviewer")
+        .map(|f| f["data"]["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(printed, "All done, shipping now.");
+    assert!(
+        !ws.seen
+            .iter()
+            .any(|f| f["type"] == "chat.print" && f["data"]["agent"] == "Scribe"),
+        "a trace agent's text is not streamed"
+    );
+    assert_envelopes(&ws.seen);
+    let of = |kind: &str| {
+        ws.seen
+            .iter()
+            .filter(|f| f["type"] == kind)
+            .collect::<Vec<_>>()
+    };
+    assert!(!of("chat.run_start").is_empty());
+    let speakers: Vec<&str> = of("chat.select_speaker")
+        .iter()
+        .map(|f| f["data"]["selected_speaker"].as_str().unwrap())
+        .collect();
+    assert_eq!(speakers, ["Scribe", "Reviewer"]);
+    let results = of("chat.tool_response");
+    assert!(
+        results
+            .iter()
+            .any(|f| f["data"]["name"] == "notify" && f["data"]["success"] == true),
+        "{results:?}"
+    );
+    // Events without a MozaiksAI counterpart pass through unprefixed.
+    let handoffs = of("handoff");
+    assert!(
+        handoffs
+            .iter()
+            .any(|f| f["data"]["from"] == "Reviewer" && f["data"]["to"] == "terminate"),
+        "{handoffs:?}"
+    );
+    // The chat's meta now says completed.
+    let (_, meta) = client
+        .get(&format!("/api/chats/meta/app/ChatUi/{chat}"))
+        .await;
+    assert_eq!(
+        (meta["exists"].as_bool(), meta["status"].as_u64()),
+        (Some(true), Some(1)),
+        "{meta}"
+    );
+    assert_eq!(meta["last_artifact"]["ui_tool_id"], "PlanPanel", "{meta}");
+}
+
+#[tokio::test]
+async fn a_chatui_client_reconnects_and_resumes_with_client_resume_and_its_last_seq() {
+    let scratch = Scratch::new("chatui-resume");
+    let llm = FakeLlm::start(chatui_llm).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let client = ChatUiClient::new(&server, None);
+    let started = client.start("app", "ChatUi", "alice").await;
+    let chat = started["chat_id"].as_str().unwrap().to_owned();
+    let mut ws = client.connect(&server, &started).await;
+    let request = until(&mut ws, "chat.input_request").await;
+    ws.send(
+        json!({"type": "user.input.submit", "chat_id": chat, "text": "Plan it",
+                   "input_request_id": request["data"]["request_id"]}),
+    )
+    .await;
+    let artifact = ws
+        .until("the artifact", |f| {
+            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
+        })
+        .await;
+    let event_id = artifact["data"]["corr"].as_str().unwrap().to_owned();
+    let seen_up_to = last_seq(&ws);
+    ws.close().await;
+
+    // While nobody is connected, the artifact is answered (another tab) and
+    // the run moves on to the inline request.
+    let (status, _) = client
+        .post(
+            "/api/ui-tool/submit",
+            json!({"event_id": event_id, "response_data": {"ok": true}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    server
+        .eventually(&format!("/api/chats/{chat}/events"), |_, body| {
+            body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["type"] == "ui_request" && e["component"] == "ApprovalForm")
+        })
+        .await;
+
+    let mut ws = client.connect(&server, &started).await;
+    assert_eq!(ws.next().await.unwrap()["type"], "chat_meta");
+    let auto = until(&mut ws, "chat.resume_boundary").await;
+    assert_eq!(auto["data"]["resume_mode"], "auto");
+    ws.send(json!({"type": "client.resume", "chat_id": chat, "lastClientIndex": seen_up_to}))
+        .await;
+    let boundary = ws
+        .until("the client boundary", |f| {
+            f["type"] == "chat.resume_boundary" && f["data"]["resume_mode"] == "client"
+        })
+        .await;
+    assert_eq!(
+        boundary["data"]["resume_context"]["last_client_index"],
+        seen_up_to
+    );
+    // Exactly what it missed, each once, in order, marked as replay.
+    let start = ws
+        .seen
+        .iter()
+        .position(|f| f["type"] == "chat.resume_boundary" && f["data"]["resume_mode"] == "auto")
+        .unwrap();
+    let replayed: Vec<&Value> = ws.seen[start + 1..]
+        .iter()
+        .filter(|f| f["data"]["replay"] == true && f["seq"].is_u64())
+        .collect();
+    let seqs: Vec<i64> = replayed
+        .iter()
+        .map(|f| f["seq"].as_i64().unwrap())
+        .collect();
+    assert!(
+        !seqs.is_empty() && seqs.iter().all(|s| *s > seen_up_to),
+        "{seqs:?}"
+    );
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(
+        replayed.iter().any(|f| f["type"] == "chat.ui_tool_dismiss"),
+        "the missed dismiss"
+    );
+    let inline = replayed
+        .iter()
+        .find(|f| {
+            f["type"] == "chat.tool_call"
+                && f["data"]["display"] == "inline"
+                && f["data"]["awaiting_response"] == true
+        })
+        .expect("the inline request it missed");
+    ws.send(json!({"type": "ui_tool_response", "eventId": inline["data"]["eventId"], "response": {"approved": true}}))
+        .await;
+    let done = until(&mut ws, "chat.run_complete").await;
+    assert_eq!(done["data"]["status"], 1);
+
+    // A resume from the very start replays the whole log, the first
+    // user message included.
+    ws.send(json!({"type": "client.resume", "chat_id": chat, "lastClientIndex": -1}))
+        .await;
+    let boundary = ws
+        .until("the full replay", |f| {
+            f["type"] == "chat.resume_boundary"
+                && f["data"]["resume_context"]["last_client_index"] == -1
+        })
+        .await;
+    assert!(boundary["data"]["replayed_messages"].as_u64().unwrap() > seqs.len() as u64);
+}
+
+#[tokio::test]
+async fn a_chatui_client_authenticates_with_a_token() {
+    const KEY_A: &str = "key-of-app-a-0000001";
+    const KEY_ALICE: &str = "key-of-alice-in-a-01";
+    const KEY_B: &str = "key-of-app-b-0000001";
+    let scratch = Scratch::new("chatui-auth");
+    let llm = FakeLlm::start(chatui_llm).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.extra_env.extend([
+        ("ENVIRONMENT".into(), "production".into()),
+        (
+            "MOZAIKS_API_KEYS".into(),
+            format!("{KEY_A}=app-a, {KEY_ALICE}=app-a:alice, {KEY_B}=app-b"),
+        ),
+    ]);
+    let server = Server::start(&setup).await;
+    // ChatUI fetches the workflow list without the header: refused.
+    let anonymous = ChatUiClient::new(&server, None);
+    let (status, body) = anonymous.get("/api/workflows").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+    let (status, _) = anonymous
+        .post("/api/chats/app-a/ChatUi/start", json!({"user_id": "alice"}))
+        .await;
+    assert_eq!(status, 401);
+
+    let alice = ChatUiClient::new(&server, Some(KEY_ALICE));
+    let (status, workflows) = alice.get("/api/workflows").await;
+    assert_eq!(status, 200, "{workflows}");
+    assert!(workflows["ChatUi"].is_object());
+    // A user's key starts chats for that user only.
+    let (status, body) = alice
+        .post(
+            "/api/chats/app-a/ChatUi/start",
+            json!({"user_id": "mallory"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{body}"
+    );
+    let started = alice.start("app-a", "ChatUi", "alice").await;
+    let chat = started["chat_id"].as_str().unwrap().to_owned();
+    let mut ws = alice.connect(&server, &started).await;
+    assert_eq!(ws.next().await.unwrap()["type"], "chat_meta");
+    let request = until(&mut ws, "chat.input_request").await;
+    // The input request answered over HTTP, with the token.
+    let input_id = request["data"]["request_id"].clone();
+    let (status, body) = alice
+        .post(
+            "/api/user-input/submit",
+            json!({"input_request_id": input_id, "user_input": "go"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = alice
+        .post(
+            "/api/user-input/submit",
+            json!({"input_request_id": input_id, "user_input": "again"}),
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "an answered request is no longer pending: {body}"
+    );
+    ws.until("the echo", |f| {
+        f["type"] == "chat.text" && f["data"]["content"] == "go"
+    })
+    .await;
+
+    // Another app's token: the chat does not exist for it.
+    let other = ChatUiClient::new(&server, Some(KEY_B));
+    let (_, exists) = other
+        .get(&format!("/api/chats/exists/app-a/ChatUi/{chat}"))
+        .await;
+    assert_eq!(exists["exists"], false);
+    let (_, exists) = alice
+        .get(&format!("/api/chats/exists/app-a/ChatUi/{chat}"))
+        .await;
+    assert_eq!(exists["exists"], true);
+    let mut refused = other.connect(&server, &started).await;
+    let error = refused.next().await.unwrap();
+    assert_eq!(error["type"], "chat.error", "{error}");
+    assert_eq!(error["data"]["error_code"], "CHAT_NOT_FOUND");
+    assert!(refused.next().await.is_none());
+    assert_eq!(refused.close_code, Some(1008));
+    // Without a token the socket is refused before the upgrade (401).
+    let url = format!(
+        "{}{BASE}{}",
+        server.base.replacen("http", "ws", 1),
+        started["websocket_url"].as_str().unwrap()
+    );
+    assert!(tokio_tungstenite::connect_async(&url).await.is_err());
+}
+
+#[tokio::test]
+async fn mozaiksai_routes_answer_in_mozaiksai_shapes() {
+    let scratch = Scratch::new("chatui-routes");
+    let llm = FakeLlm::start(chatui_llm).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let client = ChatUiClient::new(&server, None);
+
+    // The workflow list: name → config, visual_agents included; the native
+    // route keeps its own shape.
+    let (status, workflows) = client.get("/api/workflows").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        workflows["ChatUi"]["visual_agents"],
+        json!(["Reviewer", "user"])
+    );
+    assert_eq!(workflows["ChatUi"]["startup_mode"], "UserDriven");
+    assert_eq!(workflows["ChatUi"]["agents"]["agents"][0]["name"], "Scribe");
+    let (_, config) = client.get("/api/workflows/config").await;
+    assert_eq!(config, workflows);
+    let (_, native) = server.get("/api/workflows").await;
+    assert!(native["workflows"].is_array());
+
+    let (_, transport) = client.get("/api/workflows/ChatUi/transport").await;
+    assert_eq!(transport["transport"], "websocket");
+    assert_eq!(
+        transport["endpoints"]["websocket"],
+        "/ws/ChatUi/{app_id}/{chat_id}/{user_id}"
+    );
+    let (status, unknown) = client.get("/api/workflows/Nope/transport").await;
+    assert_eq!(
+        (status, unknown["error"]["code"].as_str()),
+        (404, Some("UNKNOWN_WORKFLOW"))
+    );
+    let (_, ui_tools) = client.get("/api/workflows/ChatUi/ui-tools").await;
+    assert_eq!(ui_tools["ui_tools_count"], 3);
+    assert!(
+        ui_tools["ui_tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["component"] == "PlanPanel" && t["mode"] == "artifact")
+    );
+    let (_, available) = client
+        .get("/api/workflows/app/available?user_id=alice")
+        .await;
+    assert!(
+        available["workflows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["workflow_name"] == "ChatUi" && w["available"] == true)
+    );
+
+    // Start twice within 15 s: the same chat; force_new: another.
+    let first = client.start("app", "ChatUi", "alice").await;
+    let again = client.start("app", "ChatUi", "alice").await;
+    assert_eq!(
+        (again["chat_id"].clone(), again["reused"].clone()),
+        (first["chat_id"].clone(), json!(true))
+    );
+    let (_, forced) = client
+        .post(
+            "/api/chats/app/ChatUi/start",
+            json!({"user_id": "alice", "force_new": true}),
+        )
+        .await;
+    assert_ne!(forced["chat_id"], first["chat_id"]);
+    let (status, body) = client
+        .post(
+            "/api/chats/app/ChatUi/start",
+            json!({"user_id": "alice", "colour": "red"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("BAD_REQUEST_BODY")),
+        "{body}"
+    );
+    let (status, body) = client
+        .post("/api/chats/app/Nope/start", json!({"user_id": "alice"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("UNKNOWN_WORKFLOW"))
+    );
+    let chat = first["chat_id"].as_str().unwrap();
+
+    let (_, ids) = client.get("/api/chats/app/ChatUi").await;
+    assert_eq!(ids["chat_ids"].as_array().unwrap().len(), 2, "{ids}");
+    let (_, exists) = client
+        .get(&format!("/api/chats/exists/app/ChatUi/{chat}"))
+        .await;
+    assert_eq!(exists, json!({"exists": true}));
+    let (_, exists) = client
+        .get(&format!("/api/chats/exists/app/Other/{chat}"))
+        .await;
+    assert_eq!(exists, json!({"exists": false}));
+    let (_, meta) = client
+        .get(&format!("/api/chats/meta/app/ChatUi/{chat}"))
+        .await;
+    assert_eq!(
+        (
+            meta["exists"].as_bool(),
+            meta["status"].as_u64(),
+            &meta["last_artifact"]
+        ),
+        (Some(true), Some(0), &Value::Null),
+        "{meta}"
+    );
+    assert!(meta["last_sequence"].as_u64().unwrap() > 0);
+    let (_, sessions) = client.get("/api/sessions/list/app/alice").await;
+    assert_eq!(sessions["count"], 2, "{sessions}");
+    let (_, recent) = client.get("/api/sessions/recent/app/alice").await;
+    assert_eq!(recent["found"], true);
+    let (_, recent) = client.get("/api/sessions/recent/app/nobody").await;
+    assert_eq!(recent["found"], false);
+    let (status, general) = client
+        .get("/api/general_chats/list/app/alice?limit=50")
+        .await;
+    assert_eq!((status, general["count"].as_u64()), (200, Some(0)));
+
+    // The plain input route: the user's text for a run that waits.
+    let (status, body) = client
+        .post(
+            &format!("/chat/app/{chat}/alice/input"),
+            json!({"message": "hello", "workflow_name": "ChatUi"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["transport"].as_str()),
+        (202, Some("websocket")),
+        "{body}"
+    );
+    let (status, body) = client
+        .post(
+            &format!("/chat/app/{chat}/bob/input"),
+            json!({"message": "hello"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("CHAT_NOT_FOUND"))
+    );
+    // Unknown ids for the answer routes: 404, JSON.
+    let (status, body) = client
+        .post(
+            "/api/ui-tool/submit",
+            json!({"event_id": "PlanPanel_1234abcd", "response_data": {}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("UI_REQUEST_NOT_OPEN"))
+    );
+    let (status, _) = client
+        .post(
+            "/api/user-input/submit",
+            json!({"input_request_id": "nope", "user_input": "x"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, health) = client.get("/api/health").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("healthy")));
+
+    // MozaiksAI routes without a counterpart: 501, saying why.
+    for (method, path) in [
+        ("POST", format!("/chat/app/{chat}/component_action")),
+        ("POST", "/api/chat/upload".to_owned()),
+        ("GET", "/api/themes/app".to_owned()),
+        ("GET", "/metrics/perf/aggregate".to_owned()),
+        ("GET", "/api/general_chats/transcript/app/g1".to_owned()),
+        ("POST", "/api/realtime/oauth/completed".to_owned()),
+    ] {
+        let (status, body) = client.request(method, &path, Some(json!({}))).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (501, Some("NOT_SUPPORTED")),
+            "{method} {path}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not supported"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mozaiksai_client_messages_without_a_counterpart_get_a_chat_error() {
+    let scratch = Scratch::new("chatui-messages");
+    let llm = FakeLlm::start(chatui_llm).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let client = ChatUiClient::new(&server, None);
+    let started = client.start("app", "ChatUi", "alice").await;
+    let chat = started["chat_id"].as_str().unwrap().to_owned();
+    let mut ws = client.connect(&server, &started).await;
+    until(&mut ws, "chat.resume_boundary").await;
+    for (message, code) in [
+        (
+            json!({"type": "chat.start_workflow", "workflow_name": "ChatUi"}),
+            "START_WORKFLOW_FAILED",
+        ),
+        (
+            json!({"type": "chat.enter_general_mode"}),
+            "GENERAL_MODE_FAILED",
+        ),
+        (
+            json!({"type": "chat.switch_workflow", "chat_id": "x"}),
+            "SWITCH_WORKFLOW_FAILED",
+        ),
+        (json!({"type": "what.is.this"}), "SCHEMA_VALIDATION_FAILED"),
+        (
+            json!({"type": "user.input.submit", "chat_id": chat}),
+            "SCHEMA_VALIDATION_FAILED",
+        ),
+    ] {
+        ws.send(message.clone()).await;
+        let error = until(&mut ws, "chat.error").await;
+        assert_eq!(error["data"]["error_code"], code, "{message}: {error}");
+    }
+    // An answer to a request that is not pending is rejected, not dropped.
+    ws.send(json!({"type": "user.input.submit", "chat_id": chat, "text": "hi", "input_request_id": "input-x"}))
+        .await;
+    let ack = until(&mut ws, "ack.input").await;
+    assert_eq!(ack["data"]["status"], "rejected", "{ack}");
+    ws.send(json!({"type": "ui_tool_response", "eventId": "nope", "response": {}}))
+        .await;
+    let ack = until(&mut ws, "ack.ui_tool_response").await;
+    assert_eq!(ack["data"]["status"], "rejected", "{ack}");
+    // Free text while the run waits for the user goes to the run.
+    ws.send(json!({"type": "user.input.submit", "chat_id": chat, "text": "free text"}))
+        .await;
+    let ack = until(&mut ws, "chat.input_ack").await;
+    assert_eq!(ack["data"]["status"], "accepted", "{ack}");
+    ws.until("the echo", |f| {
+        f["type"] == "chat.text" && f["data"]["content"] == "free text"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_a_json_error_native_and_compat() {
+    let scratch = Scratch::new("chatui-unknown");
+    let llm = FakeLlm::start(chatui_llm).await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let http = reqwest::Client::new();
+    for (method, path, status, code) in [
+        ("GET", "/api/nope", 404, "NOT_FOUND"),
+        ("GET", "/mozaiksai/api/nope", 404, "NOT_FOUND"),
+        ("POST", "/api/workflows", 405, "METHOD_NOT_ALLOWED"),
+        (
+            "DELETE",
+            "/mozaiksai/api/workflows",
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
+    ] {
+        let url = format!("{}{path}", server.base);
+        let response = http
+            .request(method.parse().unwrap(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(content_type, "application/json", "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(path.split('?').next().unwrap()),
+            "{body}"
+        );
+    }
+}
