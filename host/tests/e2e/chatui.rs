@@ -558,7 +558,13 @@ async fn mozaiksai_routes_answer_in_mozaiksai_shapes() {
     let (_, config) = client.get("/api/workflows/config").await;
     assert_eq!(config, workflows);
     let (_, native) = server.get("/api/workflows").await;
-    assert!(native["workflows"].is_array());
+    let chatui = native["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "ChatUi")
+        .unwrap();
+    assert_eq!(chatui["visual_agents"], json!(["Reviewer", "user"]));
 
     let (_, transport) = client.get("/api/workflows/ChatUi/transport").await;
     assert_eq!(transport["transport"], "websocket");
