@@ -577,7 +577,9 @@ async fn mozaiksai_routes_answer_in_mozaiksai_shapes() {
         (status, unknown["error"]["code"].as_str()),
         (404, Some("UNKNOWN_WORKFLOW"))
     );
+    let (_, tools) = client.get("/api/workflows/ChatUi/tools").await;
     let (_, ui_tools) = client.get("/api/workflows/ChatUi/ui-tools").await;
+    assert_eq!(tools, ui_tools);
     assert_eq!(ui_tools["ui_tools_count"], 3);
     assert!(
         ui_tools["ui_tools"]
@@ -611,6 +613,38 @@ async fn mozaiksai_routes_answer_in_mozaiksai_shapes() {
         )
         .await;
     assert_ne!(forced["chat_id"], first["chat_id"]);
+    // A repeated start with a client_request_id gets the chat that id
+    // started, even when a newer one exists.
+    let (_, tagged) = client
+        .post(
+            "/api/chats/app/ChatUi/start",
+            json!({"user_id": "bob", "client_request_id": "tab-1"}),
+        )
+        .await;
+    let (_, newer) = client
+        .post(
+            "/api/chats/app/ChatUi/start",
+            json!({"user_id": "bob", "client_request_id": "tab-2", "force_new": true}),
+        )
+        .await;
+    assert_ne!(newer["chat_id"], tagged["chat_id"]);
+    let (_, again) = client
+        .post(
+            "/api/chats/app/ChatUi/start",
+            json!({"user_id": "bob", "client_request_id": "tab-1"}),
+        )
+        .await;
+    assert_eq!(
+        (&again["chat_id"], &again["reused"]),
+        (&tagged["chat_id"], &json!(true))
+    );
+    let (_, latest) = client
+        .post("/api/chats/app/ChatUi/start", json!({"user_id": "bob"}))
+        .await;
+    assert_eq!(
+        latest["chat_id"], newer["chat_id"],
+        "without an id: the newest"
+    );
     let (status, body) = client
         .post(
             "/api/chats/app/ChatUi/start",
@@ -632,7 +666,8 @@ async fn mozaiksai_routes_answer_in_mozaiksai_shapes() {
     let chat = first["chat_id"].as_str().unwrap();
 
     let (_, ids) = client.get("/api/chats/app/ChatUi").await;
-    assert_eq!(ids["chat_ids"].as_array().unwrap().len(), 2, "{ids}");
+    // alice's two chats and bob's two: no key, so the whole app's.
+    assert_eq!(ids["chat_ids"].as_array().unwrap().len(), 4, "{ids}");
     let (_, exists) = client
         .get(&format!("/api/chats/exists/app/ChatUi/{chat}"))
         .await;
@@ -827,4 +862,86 @@ async fn unknown_routes_answer_a_json_error_native_and_compat() {
             "{body}"
         );
     }
+}
+
+/// The demo workflow (PlanReview) through the MozaiksAI protocol only: the
+/// Planner plans with tools, the Reviewer asks for approval in its inline
+/// form, answered as ChatUI answers it, and gives a structured verdict.
+#[tokio::test]
+async fn a_chatui_client_runs_the_demo_workflow() {
+    let scratch = Scratch::new("chatui-demo");
+    let llm =
+        FakeLlm::start(|call| {
+            let after_tools = call.last_message()["role"] == "tool";
+            match agent_of(call).as_str() {
+            "Planner" if after_tools => Reply::text("The plan is ready for review."),
+            "Planner" => Reply::ToolCalls(vec![
+                ("add_task".into(), json!({"title": "Book venue", "priority": "high"})),
+                ("complete_plan".into(), json!({"summary": "Venue first."})),
+            ]),
+            "Reviewer" if after_tools => Reply::text(
+                json!({"verdict": "approved", "concerns": [], "message": "Approved, go ahead."})
+                    .to_string(),
+            ),
+            _ => Reply::tool_call("request_approval", json!({"question": "Approve this plan?"})),
+        }
+        })
+        .await;
+    let mut setup = Setup::new(&scratch, &llm);
+    let workflows = scratch.0.join("demo-workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::os::unix::fs::symlink(
+        demo_workflows().join("PlanReview"),
+        workflows.join("PlanReview"),
+    )
+    .unwrap();
+    setup.workflows = workflows;
+    let server = Server::start(&setup).await;
+    let client = ChatUiClient::new(&server, None);
+    let (_, listed) = client.get("/api/workflows").await;
+    assert_eq!(listed["PlanReview"]["initial_agent"], "Planner", "{listed}");
+    let started = client.start("app", "PlanReview", "alice").await;
+    let chat = started["chat_id"].as_str().unwrap().to_owned();
+    let mut ws = client.connect(&server, &started).await;
+    let request = until(&mut ws, "chat.input_request").await;
+    ws.send(
+        json!({"type": "user.input.submit", "chat_id": chat, "text": "Plan a party",
+                   "input_request_id": request["data"]["request_id"]}),
+    )
+    .await;
+    let planned = ws
+        .until("the Planner's text", |f| {
+            f["type"] == "chat.text" && f["data"]["agent"] == "Planner"
+        })
+        .await;
+    assert_eq!(planned["data"]["content"], "The plan is ready for review.");
+    let form = ws
+        .until("the approval form", |f| {
+            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
+        })
+        .await;
+    assert_eq!(form["data"]["component_type"], "ApprovalForm");
+    assert_eq!(form["data"]["payload"]["workflow_name"], "PlanReview");
+    assert_eq!(form["data"]["payload"]["tasks"][0]["title"], "Book venue");
+    let (status, _) = client
+        .post(
+            "/api/ui-tool/submit",
+            json!({"event_id": form["data"]["corr"], "response_data": {"approved": true}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    until(&mut ws, "chat.ui_tool_complete").await;
+    let verdict = ws
+        .until("the verdict", |f| {
+            f["type"] == "chat.text" && f["data"]["agent"] == "Reviewer"
+        })
+        .await;
+    assert_eq!(
+        verdict["data"]["structured_output"]["verdict"], "approved",
+        "{verdict}"
+    );
+    assert_eq!(verdict["data"]["is_structured_capable"], true);
+    let done = until(&mut ws, "chat.run_complete").await;
+    assert_eq!(done["data"]["status"], 1);
+    assert_envelopes(&ws.seen);
 }
