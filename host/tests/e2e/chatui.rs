@@ -945,3 +945,65 @@ async fn a_chatui_client_runs_the_demo_workflow() {
     assert_eq!(done["data"]["status"], 1);
     assert_envelopes(&ws.seen);
 }
+
+/// A server that stops tells the MozaiksAI socket (a `chat.error`
+/// `SHUTTING_DOWN` with the last `seq` sent, then close 1012); on the next
+/// server `client.resume` with that `seq` brings what happened since: the
+/// old artifact dismissed as cancelled and the tool asking again.
+#[tokio::test]
+async fn a_chatui_client_is_told_of_a_restart_and_resumes_on_the_next_server() {
+    let scratch = Scratch::new("chatui-restart");
+    let llm = FakeLlm::start(chatui_llm).await;
+    let setup = Setup::new(&scratch, &llm);
+    let server = Server::start(&setup).await;
+    let client = ChatUiClient::new(&server, None);
+    let started = client.start("app", "ChatUi", "alice").await;
+    let chat = started["chat_id"].as_str().unwrap().to_owned();
+    let mut ws = client.connect(&server, &started).await;
+    let request = until(&mut ws, "chat.input_request").await;
+    ws.send(
+        json!({"type": "user.input.submit", "chat_id": chat, "text": "Plan it",
+                   "input_request_id": request["data"]["request_id"]}),
+    )
+    .await;
+    let first = ws
+        .until("the artifact", |f| {
+            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
+        })
+        .await;
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let goodbye = until(&mut ws, "chat.error").await;
+    assert_eq!(goodbye["data"]["error_code"], "SHUTTING_DOWN", "{goodbye}");
+    let seen = last_seq(&ws);
+    assert_eq!(goodbye["data"]["last_sequence"], seen);
+    assert!(ws.next().await.is_none());
+    assert_eq!(ws.close_code, Some(1012));
+    assert_eq!(server.exit_code().await, Some(0));
+
+    let server = Server::start(&setup).await;
+    let client = ChatUiClient::new(&server, None);
+    let mut ws = client.connect(&server, &started).await;
+    until(&mut ws, "chat.resume_boundary").await;
+    ws.send(json!({"type": "client.resume", "chat_id": chat, "lastClientIndex": seen}))
+        .await;
+    let again = ws
+        .until("the tool asking again", |f| {
+            f["type"] == "chat.tool_call"
+                && f["data"]["awaiting_response"] == true
+                && f["data"]["corr"] != first["data"]["corr"]
+        })
+        .await;
+    assert_eq!(again["data"]["display"], "artifact");
+    let dismissed = ws
+        .seen
+        .iter()
+        .find(|f| f["type"] == "chat.ui_tool_dismiss")
+        .expect("the old artifact dismissed");
+    assert_eq!(dismissed["data"]["event_id"], first["data"]["corr"]);
+    assert_eq!(dismissed["data"]["status"], "cancelled");
+}
