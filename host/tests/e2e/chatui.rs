@@ -468,6 +468,12 @@ async fn a_chatui_client_authenticates_with_a_token() {
         .await;
     assert_eq!(status, 401);
 
+    // An unknown route without a key: the 401 comes first.
+    let (status, body) = anonymous.get("/api/nope").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
     let alice = ChatUiClient::new(&server, Some(KEY_ALICE));
     let (status, workflows) = alice.get("/api/workflows").await;
     assert_eq!(status, 200, "{workflows}");
