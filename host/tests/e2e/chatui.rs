@@ -129,208 +129,312 @@ async fn until(ws: &mut Ws, kind: &str) -> Value {
     ws.until_type(kind).await
 }
 
-#[tokio::test]
-async fn a_chatui_client_starts_a_chat_streams_text_and_sees_usage_and_completion() {
-    let scratch = Scratch::new("chatui-run");
+/// What a ChatUI client saw of one whole chat of the `ChatUi` workflow:
+/// started, the input request answered, the artifact answered over HTTP
+/// (and answered again), the inline tool over the socket, to the end.
+struct ChatUiRun {
+    started: Value,
+    chat: String,
+    /// Every frame, in order.
+    seen: Vec<Value>,
+    /// `POST /api/ui-tool/submit` for the artifact, then once more.
+    artifact_answers: [(u16, Value); 2],
+    /// `GET /api/chats/meta/…` after the run completed.
+    meta_after: Value,
+}
+
+impl ChatUiRun {
+    fn of(&self, kind: &str) -> Vec<&Value> {
+        self.seen.iter().filter(|f| f["type"] == kind).collect()
+    }
+
+    fn first(&self, what: &str, matches: impl Fn(&Value) -> bool) -> &Value {
+        self.seen
+            .iter()
+            .find(|f| matches(f))
+            .unwrap_or_else(|| panic!("no {what} in {}", summary(&self.seen)))
+    }
+
+    /// The position of the first frame that matches.
+    fn at(&self, matches: impl Fn(&Value) -> bool) -> usize {
+        self.seen.iter().position(matches).unwrap()
+    }
+}
+
+fn awaiting(f: &Value) -> bool {
+    f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
+}
+
+async fn chatui_run(name: &str) -> ChatUiRun {
+    let scratch = Scratch::new(name);
     let llm = FakeLlm::start(chatui_llm).await;
     let server = Server::start(&Setup::new(&scratch, &llm)).await;
     let client = ChatUiClient::new(&server, None);
     let started = client.start("app", "ChatUi", "alice").await;
     let chat = started["chat_id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        started["websocket_url"],
-        format!("/ws/ChatUi/app/{chat}/alice")
-    );
-    assert_eq!(started["reused"], false);
-
     let mut ws = client.connect(&server, &started).await;
-    let meta = ws.next().await.unwrap();
-    assert_eq!(meta["type"], "chat_meta", "the first frame: {meta}");
-    assert_eq!(meta["data"]["chat_id"], chat);
-    assert_eq!(meta["data"]["workflow_name"], "ChatUi");
-    assert_eq!(meta["data"]["chat_exists"], true);
-    assert_eq!(meta["data"]["status"], 0);
-    // A UserDriven chat waits for the user: an input request.
     let request = until(&mut ws, "chat.input_request").await;
-    let request_id = request["data"]["request_id"].as_str().unwrap().to_owned();
     until(&mut ws, "chat.resume_boundary").await;
     ws.send(
         json!({"type": "user.input.submit", "chat_id": chat, "text": "Plan the release",
-                   "input_request_id": request_id}),
+                   "input_request_id": request["data"]["request_id"]}),
     )
     .await;
-    let ack = until(&mut ws, "ack.input").await;
-    assert_eq!(ack["data"]["status"], "accepted", "{ack}");
-    assert_eq!(
-        until(&mut ws, "chat.input_ack").await["data"]["request_id"],
-        request_id
-    );
-    let echo = until(&mut ws, "chat.text").await;
-    assert_eq!(
-        (
-            echo["data"]["agent"].as_str(),
-            echo["data"]["content"].as_str()
-        ),
-        (Some("user"), Some("Plan the release"))
-    );
-    // Scribe is not a visual agent: its text is a trace, its secret hidden.
-    let note = ws
-        .until("Scribe's note", |f| {
-            f["type"] == "chat.text" && f["data"]["agent"] == "Scribe"
-        })
-        .await;
-    assert_eq!(note["data"]["ui_visibility"], "trace", "{note}");
-    assert_eq!(note["data"]["is_visual"], false);
-    assert_eq!(note["data"]["content"], "Noted with key [REDACTED].");
-    assert_eq!(note["data"]["trace_redacted"], true);
-
     // The artifact, answered over HTTP as ChatUI's onResponse does.
-    let artifact = ws
-        .until("the artifact", |f| {
-            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
-        })
-        .await;
-    assert_eq!(artifact["data"]["display"], "artifact", "{artifact}");
-    assert_eq!(artifact["data"]["component_type"], "PlanPanel");
-    assert_eq!(artifact["data"]["payload"]["workflow_name"], "ChatUi");
-    assert_eq!(artifact["data"]["payload"]["plan"], "ship v2");
-    assert_eq!(artifact["agent"], "Reviewer");
-    let event_id = artifact["data"]["corr"].as_str().unwrap().to_owned();
-    let (status, body) = client
+    let artifact = ws.until("the artifact", awaiting).await;
+    let event_id = artifact["data"]["corr"].clone();
+    let first = client
         .post(
             "/api/ui-tool/submit",
             json!({"event_id": event_id, "response_data": {"status": "success"}}),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
-    let dismissed = until(&mut ws, "chat.ui_tool_dismiss").await;
-    assert_eq!(dismissed["data"]["event_id"], event_id);
-    // A second answer to it is refused.
-    let (status, again) = client
+    until(&mut ws, "chat.ui_tool_dismiss").await;
+    let second = client
         .post(
             "/api/ui-tool/submit",
             json!({"event_id": event_id, "response_data": {}}),
         )
         .await;
-    assert_eq!(
-        (status, again["error"]["code"].as_str()),
-        (404, Some("UI_REQUEST_NOT_OPEN"))
-    );
-
     // The inline tool, answered over the socket.
-    let inline = ws
-        .until("the inline tool", |f| {
-            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
-        })
-        .await;
-    assert_eq!(inline["data"]["display"], "inline", "{inline}");
-    assert_eq!(inline["data"]["component_type"], "ApprovalForm");
-    let inline_id = inline["data"]["eventId"].as_str().unwrap().to_owned();
+    let inline = ws.until("the inline tool", awaiting).await;
     ws.send(
-        json!({"type": "ui_tool_response", "eventId": inline_id, "response": {"approved": true}}),
+        json!({"type": "ui_tool_response", "eventId": inline["data"]["eventId"],
+                   "response": {"approved": true}}),
     )
     .await;
-    let ack = until(&mut ws, "ack.ui_tool_response").await;
-    assert_eq!(ack["data"]["status"], "accepted", "{ack}");
-    let complete = until(&mut ws, "chat.ui_tool_complete").await;
+    until(&mut ws, "chat.run_complete").await;
+    let (_, meta_after) = client
+        .get(&format!("/api/chats/meta/app/ChatUi/{chat}"))
+        .await;
+    ChatUiRun {
+        started,
+        chat,
+        seen: ws.seen.clone(),
+        artifact_answers: [first, second],
+        meta_after,
+    }
+}
+
+#[tokio::test]
+async fn chatui_flow_start_a_chat() {
+    let run = chatui_run("chatui-start").await;
+    let chat = &run.chat;
+    assert_eq!(
+        run.started["websocket_url"],
+        format!("/ws/ChatUi/app/{chat}/alice")
+    );
+    assert_eq!(run.started["reused"], false);
+    assert_eq!(run.started["workflow_name"], "ChatUi");
+    assert!(run.started["cache_seed"].is_u64());
+    let meta = &run.seen[0];
+    assert_eq!(meta["type"], "chat_meta", "the first frame: {meta}");
+    assert_eq!(meta["data"]["chat_id"], *chat);
+    assert_eq!(meta["data"]["workflow_name"], "ChatUi");
     assert_eq!(
         (
-            complete["data"]["eventId"].as_str(),
-            complete["data"]["status"].as_str()
+            meta["data"]["chat_exists"].as_bool(),
+            meta["data"]["status"].as_u64()
         ),
-        (Some(inline_id.as_str()), Some("completed"))
+        (Some(true), Some(0))
     );
-    let context = until(&mut ws, "context_update").await;
-    assert_eq!(
-        (
-            context["data"]["variable"].as_str(),
-            &context["data"]["value"]
-        ),
-        (Some("approved"), &json!(true))
-    );
-
-    // The display-only notice (ui_notify).
-    let notice = ws
-        .until("the notice", |f| {
-            f["type"] == "chat.tool_call" && f["data"]["component_type"] == "Toast"
-        })
-        .await;
-    assert_eq!(notice["data"]["awaiting_response"], false, "{notice}");
-    assert_eq!(notice["data"]["payload"]["message"], "Approved.");
-
-    // Streamed text, then the whole message, usage and the end.
-    let streamed = until(&mut ws, "chat.print").await;
-    assert_eq!(streamed["data"]["agent"], "Reviewer");
-    let text = ws
-        .until("Reviewer's answer", |f| {
-            f["type"] == "chat.text" && f["data"]["agent"] == "Reviewer"
-        })
-        .await;
-    assert_eq!(text["data"]["content"], "All done, shipping now.");
-    assert_eq!(text["data"]["is_visual"], true);
-    assert_eq!(text["data"]["is_tool_agent"], true);
-    let summary = until(&mut ws, "chat.usage_summary").await;
-    let done = until(&mut ws, "chat.run_complete").await;
-    assert_eq!(done["data"]["status"], 1, "{done}");
-    let deltas: u64 = ws
-        .seen
-        .iter()
-        .filter(|f| f["type"] == "chat.usage_delta")
-        .map(|f| f["data"]["total_tokens"].as_u64().unwrap())
-        .sum();
-    assert!(deltas > 0);
-    assert_eq!(summary["data"]["total_tokens"], deltas, "{summary}");
-    let printed: String = ws
-        .seen
-        .iter()
-        .filter(|f| f["type"] == "chat.print" && f["data"]["agent"] == "Reviewer")
-        .map(|f| f["data"]["content"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(printed, "All done, shipping now.");
-    assert!(
-        !ws.seen
-            .iter()
-            .any(|f| f["type"] == "chat.print" && f["data"]["agent"] == "Scribe"),
-        "a trace agent's text is not streamed"
-    );
-    assert_envelopes(&ws.seen);
-    let of = |kind: &str| {
-        ws.seen
-            .iter()
-            .filter(|f| f["type"] == kind)
-            .collect::<Vec<_>>()
-    };
-    assert!(!of("chat.run_start").is_empty());
-    let speakers: Vec<&str> = of("chat.select_speaker")
+    assert_eq!(meta["data"]["last_artifact"], Value::Null);
+    let boundary = run.first("the boundary", |f| f["type"] == "chat.resume_boundary");
+    assert_eq!(boundary["data"]["resume_mode"], "auto");
+    assert!(!run.of("chat.run_start").is_empty());
+    let speakers: Vec<&str> = run
+        .of("chat.select_speaker")
         .iter()
         .map(|f| f["data"]["selected_speaker"].as_str().unwrap())
         .collect();
     assert_eq!(speakers, ["Scribe", "Reviewer"]);
-    let results = of("chat.tool_response");
-    assert!(
-        results
-            .iter()
-            .any(|f| f["data"]["name"] == "notify" && f["data"]["success"] == true),
-        "{results:?}"
-    );
     // Events without a MozaiksAI counterpart pass through unprefixed.
-    let handoffs = of("handoff");
     assert!(
-        handoffs
+        run.of("handoff")
             .iter()
             .any(|f| f["data"]["from"] == "Reviewer" && f["data"]["to"] == "terminate"),
-        "{handoffs:?}"
+        "{}",
+        summary(&run.seen)
     );
-    // The chat's meta now says completed.
-    let (_, meta) = client
-        .get(&format!("/api/chats/meta/app/ChatUi/{chat}"))
-        .await;
+    assert_envelopes(&run.seen);
+}
+
+#[tokio::test]
+async fn chatui_flow_stream_text() {
+    let run = chatui_run("chatui-stream").await;
+    let first_print = run.at(|f| f["type"] == "chat.print");
+    let text_at = run.at(|f| f["type"] == "chat.text" && f["data"]["agent"] == "Reviewer");
+    assert!(
+        first_print < text_at,
+        "the pieces stream before the message"
+    );
+    let printed: String = run
+        .of("chat.print")
+        .iter()
+        .map(|f| {
+            assert_eq!(f["data"]["agent"], "Reviewer", "{f}");
+            assert!(f["seq"].is_null(), "streamed pieces have no seq: {f}");
+            f["data"]["content"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(printed, "All done, shipping now.");
+    let text = &run.seen[text_at];
+    assert_eq!(text["data"]["content"], "All done, shipping now.");
     assert_eq!(
-        (meta["exists"].as_bool(), meta["status"].as_u64()),
-        (Some(true), Some(1)),
-        "{meta}"
+        (
+            text["data"]["is_visual"].as_bool(),
+            text["data"]["is_tool_agent"].as_bool()
+        ),
+        (Some(true), Some(true))
     );
-    assert_eq!(meta["last_artifact"]["ui_tool_id"], "PlanPanel", "{meta}");
+    assert!(text["seq"].is_u64());
+    assert_eq!(text["data"]["index"], text["seq"]);
+    assert_eq!(text["agent"], "Reviewer");
+}
+
+#[tokio::test]
+async fn chatui_flow_visual_agents_make_other_agents_a_trace() {
+    let run = chatui_run("chatui-visual").await;
+    // Scribe is not a visual agent: its text is a trace with its secret
+    // hidden, and it is not streamed.
+    let note = run.first("Scribe's note", |f| {
+        f["type"] == "chat.text" && f["data"]["agent"] == "Scribe"
+    });
+    assert_eq!(note["data"]["ui_visibility"], "trace", "{note}");
+    assert_eq!(note["data"]["is_visual"], false);
+    assert_eq!(note["data"]["content"], "Noted with key [REDACTED].");
+    assert_eq!(note["data"]["trace_redacted"], true);
+    assert_eq!(note["data"]["trace_agent"], "Scribe");
+    assert!(
+        !run.of("chat.print")
+            .iter()
+            .any(|f| f["data"]["agent"] == "Scribe")
+    );
+    let echo = run.first("the echo", |f| {
+        f["type"] == "chat.text" && f["data"]["agent"] == "user"
+    });
+    assert_eq!(echo["data"]["is_visual"], true, "user is listed: {echo}");
+}
+
+#[tokio::test]
+async fn chatui_flow_answer_an_input_request() {
+    let run = chatui_run("chatui-input").await;
+    let request = run.first("the input request", |f| f["type"] == "chat.input_request");
+    let request_id = request["data"]["request_id"].as_str().unwrap();
+    assert_eq!(request["data"]["password"], false);
+    let ack = run.first("ack.input", |f| f["type"] == "ack.input");
+    assert_eq!(
+        (
+            ack["data"]["status"].as_str(),
+            ack["data"]["input_request_id"].as_str()
+        ),
+        (Some("accepted"), Some(request_id))
+    );
+    let input_ack = run.first("chat.input_ack", |f| f["type"] == "chat.input_ack");
+    assert_eq!(input_ack["data"]["request_id"], request_id);
+    let echo = run.first("the echo", |f| {
+        f["type"] == "chat.text" && f["data"]["agent"] == "user"
+    });
+    assert_eq!(echo["data"]["content"], "Plan the release");
+}
+
+#[tokio::test]
+async fn chatui_flow_answer_an_inline_and_an_artifact_ui_tool() {
+    let run = chatui_run("chatui-uitools").await;
+    let asked: Vec<&Value> = run.seen.iter().filter(|f| awaiting(f)).collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    let (artifact, inline) = (asked[0], asked[1]);
+    assert_eq!(artifact["data"]["display"], "artifact", "{artifact}");
+    assert_eq!(artifact["data"]["component_type"], "PlanPanel");
+    assert_eq!(artifact["data"]["payload"]["workflow_name"], "ChatUi");
+    assert_eq!(artifact["data"]["payload"]["plan"], "ship v2");
+    assert_eq!(artifact["agent"], "Reviewer");
+    assert_eq!(inline["data"]["display"], "inline", "{inline}");
+    assert_eq!(inline["data"]["component_type"], "ApprovalForm");
+    // The artifact, answered over HTTP: dismissed; a second answer refused.
+    assert_eq!(
+        run.artifact_answers[0].0, 200,
+        "{}",
+        run.artifact_answers[0].1
+    );
+    let (status, again) = &run.artifact_answers[1];
+    assert_eq!(
+        (*status, again["error"]["code"].as_str()),
+        (404, Some("UI_REQUEST_NOT_OPEN"))
+    );
+    let dismissed = run.first("the dismiss", |f| f["type"] == "chat.ui_tool_dismiss");
+    assert_eq!(dismissed["data"]["event_id"], artifact["data"]["corr"]);
+    // The inline tool, answered over the socket: acknowledged, completed,
+    // and its answer set the workflow's context variable.
+    let ack = run.first("the ack", |f| f["type"] == "ack.ui_tool_response");
+    assert_eq!(
+        (ack["data"]["status"].as_str(), &ack["data"]["eventId"]),
+        (Some("accepted"), &inline["data"]["eventId"])
+    );
+    let complete = run.first("the completion", |f| f["type"] == "chat.ui_tool_complete");
+    assert_eq!(
+        (
+            &complete["data"]["eventId"],
+            complete["data"]["status"].as_str()
+        ),
+        (&inline["data"]["eventId"], Some("completed"))
+    );
+    let context = run.first("the context update", |f| {
+        f["type"] == "context_update" && f["data"]["variable"] == "approved"
+    });
+    assert_eq!(context["data"]["value"], true);
+    // The display-only notice (ui_notify).
+    let notice = run.first("the notice", |f| {
+        f["type"] == "chat.tool_call" && f["data"]["component_type"] == "Toast"
+    });
+    assert_eq!(notice["data"]["awaiting_response"], false, "{notice}");
+    assert_eq!(notice["data"]["payload"]["message"], "Approved.");
+    assert!(
+        run.of("chat.tool_response")
+            .iter()
+            .any(|f| f["data"]["name"] == "notify" && f["data"]["success"] == true),
+        "{}",
+        summary(&run.seen)
+    );
+    // The chat remembers its artifact.
+    assert_eq!(
+        run.meta_after["last_artifact"]["ui_tool_id"], "PlanPanel",
+        "{}",
+        run.meta_after
+    );
+}
+
+#[tokio::test]
+async fn chatui_flow_usage_and_run_completion() {
+    let run = chatui_run("chatui-usage").await;
+    let deltas: u64 = run
+        .of("chat.usage_delta")
+        .iter()
+        .map(|f| f["data"]["total_tokens"].as_u64().unwrap())
+        .sum();
+    assert!(deltas > 0);
+    let summary_at = run.at(|f| f["type"] == "chat.usage_summary");
+    let done_at = run.at(|f| f["type"] == "chat.run_complete");
+    assert!(summary_at < done_at);
+    assert_eq!(run.seen[summary_at]["data"]["total_tokens"], deltas);
+    let done = &run.seen[done_at];
+    assert_eq!(
+        (
+            done["data"]["status"].as_u64(),
+            done["data"]["total_tokens"].as_u64()
+        ),
+        (Some(1), Some(deltas)),
+        "{done}"
+    );
+    assert_eq!(
+        (
+            run.meta_after["exists"].as_bool(),
+            run.meta_after["status"].as_u64()
+        ),
+        (Some(true), Some(1)),
+        "{}",
+        run.meta_after
+    );
 }
 
 #[tokio::test]
@@ -915,6 +1019,14 @@ async fn a_chatui_client_runs_the_demo_workflow() {
                    "input_request_id": request["data"]["request_id"]}),
     )
     .await;
+    let tool = ws
+        .until("the Planner's tool call", |f| {
+            f["type"] == "chat.tool_call" && f["data"]["name"] == "add_task"
+        })
+        .await;
+    assert_eq!(tool["data"]["awaiting_response"], false, "{tool}");
+    assert_eq!(tool["data"]["arguments"]["title"], "Book venue");
+    assert_eq!(tool["agent"], "Planner");
     let planned = ws
         .until("the Planner's text", |f| {
             f["type"] == "chat.text" && f["data"]["agent"] == "Planner"

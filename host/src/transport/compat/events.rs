@@ -586,6 +586,83 @@ mod tests {
     }
 
     #[test]
+    fn tool_calls_say_who_made_them_and_removed_variables_say_so() {
+        let mut translator = Translator::new(&"c".repeat(32), WorkflowFacts::default());
+        let call = |origin| Event::ToolCall {
+            call_id: "x".into(),
+            agent: "A".into(),
+            tool: "t".into(),
+            arguments: json!({}),
+            origin,
+        };
+        let kinds: Vec<Value> = [
+            None,
+            Some(CallOrigin::AutoExecute),
+            Some(CallOrigin::BeforeAgent),
+        ]
+        .into_iter()
+        .map(|origin| translator.translate(&envelope(Some(1), call(origin)), false)[0]["data"]["interaction_type"].clone())
+        .collect();
+        assert_eq!(kinds, [Value::Null, json!("auto_tool"), json!("lifecycle")]);
+        let removed = translator.translate(
+            &envelope(
+                Some(2),
+                Event::ContextChanged {
+                    key: "k".into(),
+                    value: None,
+                    by: "tool:t".into(),
+                },
+            ),
+            false,
+        );
+        assert_eq!(removed[0]["type"], "context_update");
+        assert_eq!(removed[0]["data"]["removed"], true);
+    }
+
+    #[test]
+    fn an_inline_request_that_timed_out_or_was_cancelled_completes_with_that_status() {
+        let mut translator = Translator::new(&"c".repeat(32), WorkflowFacts::default());
+        for (id, outcome, status) in [
+            ("r1", UiOutcome::Timeout, "timeout"),
+            (
+                "r2",
+                UiOutcome::Cancelled {
+                    reason: "ended".into(),
+                },
+                "cancelled",
+            ),
+        ] {
+            translator.translate(
+                &envelope(
+                    Some(1),
+                    Event::UiRequest {
+                        request_id: id.into(),
+                        call_id: "call".into(),
+                        tool: "t".into(),
+                        component: "Form".into(),
+                        payload: json!({}),
+                        display: "inline".into(),
+                        timeout_ms: 1,
+                    },
+                ),
+                false,
+            );
+            let done = translator.translate(
+                &envelope(
+                    Some(2),
+                    Event::UiResponse {
+                        request_id: id.into(),
+                        outcome,
+                    },
+                ),
+                false,
+            );
+            assert_eq!(done[0]["type"], "chat.ui_tool_complete");
+            assert_eq!(done[0]["data"]["status"], status);
+        }
+    }
+
+    #[test]
     fn an_answered_ui_request_completes_inline_and_dismisses_artifacts() {
         let chat = "c".repeat(32);
         let mut translator = Translator::new(&chat, WorkflowFacts::default());
