@@ -929,6 +929,13 @@ async fn mozaiksai_client_messages_without_a_counterpart_get_a_chat_error() {
         f["type"] == "chat.text" && f["data"]["content"] == "free text"
     })
     .await;
+    // While the run works (its tool waits for the artifact's answer), free
+    // text is refused with the native code, not queued.
+    ws.until("the artifact", awaiting).await;
+    ws.send(json!({"type": "user.input.submit", "chat_id": chat, "text": "too early"}))
+        .await;
+    let refused = until(&mut ws, "chat.error").await;
+    assert_eq!(refused["data"]["error_code"], "NOT_YOUR_TURN", "{refused}");
 }
 
 #[tokio::test]

@@ -101,3 +101,15 @@ pub(crate) fn chat_meta(chat: &ChatRecord, events: &[Envelope]) -> Value {
         "created_at": rfc3339(chat.created_at),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_mozaiksai_numbers_and_failed_is_2() {
+        assert_eq!(status_number(&ChatStatus::InProgress), 0);
+        assert_eq!(status_number(&ChatStatus::Completed), 1);
+        assert_eq!(status_number(&ChatStatus::Failed), 2);
+    }
+}
