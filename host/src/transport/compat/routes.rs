@@ -67,6 +67,7 @@ impl RecentStarts {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        starts.retain(|s| s.at.elapsed() < START_REUSE_WINDOW);
         starts.push(start);
     }
 }
