@@ -981,29 +981,47 @@ async fn unknown_routes_answer_a_json_error_native_and_compat() {
     }
 }
 
+/// PlanReview's model: the Planner plans with tools, then says so; the
+/// Reviewer shows the plan, asks for approval, then gives its verdict.
+fn demo_llm(call: &ChatCall) -> Reply {
+    let after_tools = call.last_message()["role"] == "tool";
+    let answered = |key: &str| {
+        call.tool_results()
+            .iter()
+            .any(|(_, content)| content.contains(&format!("\"{key}\"")))
+    };
+    match agent_of(call).as_str() {
+        "Planner" if after_tools => Reply::text("The plan is ready for review."),
+        "Planner" => Reply::ToolCalls(vec![
+            (
+                "add_task".into(),
+                json!({"title": "Book venue", "priority": "high"}),
+            ),
+            ("complete_plan".into(), json!({"summary": "Venue first."})),
+        ]),
+        "Reviewer" if !answered("seen") => {
+            Reply::tool_call("show_plan", json!({"title": "The party plan"}))
+        }
+        "Reviewer" if !answered("approved") => Reply::tool_call(
+            "request_approval",
+            json!({"question": "Approve this plan?"}),
+        ),
+        _ => Reply::text(
+            json!({"verdict": "approved", "concerns": [], "message": "Approved, go ahead."})
+                .to_string(),
+        ),
+    }
+}
+
 /// The demo workflow (PlanReview) through the MozaiksAI protocol only: the
-/// Planner plans with tools, the Reviewer asks for approval in its inline
-/// form, answered as ChatUI answers it, and gives a structured verdict.
+/// Planner plans with tools, the Reviewer shows the plan in the side panel
+/// (an artifact UI tool, answered over HTTP as ChatUI's onResponse does)
+/// and asks for approval in its inline form (answered over the socket),
+/// then gives a structured verdict.
 #[tokio::test]
 async fn a_chatui_client_runs_the_demo_workflow() {
     let scratch = Scratch::new("chatui-demo");
-    let llm =
-        FakeLlm::start(|call| {
-            let after_tools = call.last_message()["role"] == "tool";
-            match agent_of(call).as_str() {
-            "Planner" if after_tools => Reply::text("The plan is ready for review."),
-            "Planner" => Reply::ToolCalls(vec![
-                ("add_task".into(), json!({"title": "Book venue", "priority": "high"})),
-                ("complete_plan".into(), json!({"summary": "Venue first."})),
-            ]),
-            "Reviewer" if after_tools => Reply::text(
-                json!({"verdict": "approved", "concerns": [], "message": "Approved, go ahead."})
-                    .to_string(),
-            ),
-            _ => Reply::tool_call("request_approval", json!({"question": "Approve this plan?"})),
-        }
-        })
-        .await;
+    let llm = FakeLlm::start(demo_llm).await;
     let mut setup = Setup::new(&scratch, &llm);
     let workflows = scratch.0.join("demo-workflows");
     std::fs::create_dir_all(&workflows).unwrap();
@@ -1040,21 +1058,26 @@ async fn a_chatui_client_runs_the_demo_workflow() {
         })
         .await;
     assert_eq!(planned["data"]["content"], "The plan is ready for review.");
-    let form = ws
-        .until("the approval form", |f| {
-            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
-        })
-        .await;
-    assert_eq!(form["data"]["component_type"], "ApprovalForm");
-    assert_eq!(form["data"]["payload"]["workflow_name"], "PlanReview");
-    assert_eq!(form["data"]["payload"]["tasks"][0]["title"], "Book venue");
+    let board = ws.until("the plan board", awaiting).await;
+    assert_eq!(board["data"]["display"], "artifact", "{board}");
+    assert_eq!(board["data"]["component_type"], "PlanBoard");
+    assert_eq!(board["data"]["payload"]["workflow_name"], "PlanReview");
+    assert_eq!(board["data"]["payload"]["tasks"][0]["title"], "Book venue");
     let (status, _) = client
         .post(
             "/api/ui-tool/submit",
-            json!({"event_id": form["data"]["corr"], "response_data": {"approved": true}}),
+            json!({"event_id": board["data"]["corr"], "response_data": {"seen": true}}),
         )
         .await;
     assert_eq!(status, 200);
+    until(&mut ws, "chat.ui_tool_dismiss").await;
+    let form = ws.until("the approval form", awaiting).await;
+    assert_eq!(form["data"]["display"], "inline", "{form}");
+    assert_eq!(form["data"]["component_type"], "ApprovalForm");
+    ws.send(json!({"type": "ui_tool_response", "eventId": form["data"]["eventId"], "response": {"approved": true}}))
+        .await;
+    let ack = until(&mut ws, "ack.ui_tool_response").await;
+    assert_eq!(ack["data"]["status"], "accepted", "{ack}");
     until(&mut ws, "chat.ui_tool_complete").await;
     let verdict = ws
         .until("the verdict", |f| {
