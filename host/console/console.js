@@ -249,6 +249,7 @@ async function openChat(chatId) {
     chat.workflow = record.workflow;
     el.chatTitle.textContent = record.workflow;
     ui.setWorkflow(record.workflow);
+    transcript.setVisualAgents((workflows.get(record.workflow) || {}).visual_agents);
     showUsage();
   } catch (err) {
     if (err.code === 'CHAT_NOT_FOUND') {
@@ -268,6 +269,7 @@ async function openChat(chatId) {
         chat.workflow = hello.workflow;
         el.chatTitle.textContent = hello.workflow;
         ui.setWorkflow(hello.workflow);
+        transcript.setVisualAgents((workflows.get(hello.workflow) || {}).visual_agents);
         showUsage();
       }
       setStatus(hello.status);

@@ -60,6 +60,27 @@ export class Transcript {
     this.calls = new Map();
   }
 
+  /**
+   * The workflow's `visual_agents` (ui_config.json): only these (and `user`
+   * when listed) are chat bubbles, the others' messages are trace lines.
+   * Empty: everyone is a bubble.
+   */
+  setVisualAgents(names) {
+    this.visual = new Set(names || []);
+  }
+
+  isTrace(agent) {
+    return Boolean(this.visual && this.visual.size > 0 && !this.visual.has(agent));
+  }
+
+  /** A message of an agent that is not a visual agent: one muted line. */
+  trace(who, event, text) {
+    return this.add(h('li', { class: 'line line-trace', dataset: { agent: who, seq: event.seq } },
+      h('time', { class: 'ts', text: clock(event.ts) }),
+      h('span', { class: 'trace-who', text: `${who}: ` }),
+      h('span', { class: 'trace-text', text })));
+  }
+
   add(item) {
     this.list.append(item);
     return item;
@@ -77,6 +98,7 @@ export class Transcript {
 
   /** A text_delta: append to the agent's draft. */
   delta(event) {
+    if (this.isTrace(event.agent)) return;
     let draft = this.drafts.get(event.agent);
     if (!draft) {
       const item = this.message('agent draft', event.agent, event.ts, '', { agent: event.agent });
@@ -99,6 +121,11 @@ export class Transcript {
     const hasText = event.text && event.text.trim() !== '';
     if (!hasText && !event.structured) {
       if (draft) draft.item.remove();
+      return;
+    }
+    if (this.isTrace(event.agent)) {
+      if (draft) draft.item.remove();
+      this.trace(event.agent, event, hasText ? event.text : compact(event.structured, 300));
       return;
     }
     let item;
@@ -159,7 +186,8 @@ export class Transcript {
   apply(event, { live }) {
     switch (event.type) {
       case 'user_message':
-        this.message('user', 'You', event.ts, event.text, { seq: event.seq });
+        if (this.isTrace('user')) this.trace('You', event, event.text);
+        else this.message('user', 'You', event.ts, event.text, { seq: event.seq });
         break;
       case 'agent_message':
         this.agentMessage(event);

@@ -421,6 +421,7 @@ pub async fn serve(
         health,
         llm_missing: parts.llm.missing_configuration(),
         sockets: sockets.clone(),
+        compat_starts: Arc::default(),
     };
     let server = axum::serve(listener, transport::app(web, &options.http)).with_graceful_shutdown(
         async move {

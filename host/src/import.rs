@@ -161,9 +161,10 @@ fn convert_source(source: &read::Source, name: &str) -> Result<Converted, Import
         .file("hooks")
         .map(|f| tools::convert_hooks(f, name, &agents_in, &mut report))
         .unwrap_or_default();
-    if let Some(ui) = source.file("ui_config") {
-        ui_config(ui, &mut report);
-    }
+    let visual_agents = source
+        .file("ui_config")
+        .map(|ui| ui_config(ui, &names, &mut report))
+        .unwrap_or_default();
     extras(source, &tools_file_names(source), &mut report);
 
     files.insert(
@@ -189,6 +190,13 @@ fn convert_source(source: &read::Source, name: &str) -> Result<Converted, Import
         files.insert(
             "context_variables.json".to_owned(),
             json(&object("definitions", Value::Sequence(ctx.definitions))),
+        );
+    }
+    if !visual_agents.is_empty() {
+        let names = visual_agents.into_iter().map(Value::from).collect();
+        files.insert(
+            "ui_config.json".to_owned(),
+            json(&object("visual_agents", Value::Sequence(names))),
         );
     }
     if let Some(so) = outputs::write(&outputs, &auto) {
@@ -336,20 +344,56 @@ fn json(value: &Value) -> Vec<u8> {
     bytes
 }
 
-/// `ui_config.yaml`: nothing of it is supported yet.
-fn ui_config(file: &read::SourceFile, report: &mut ImportReport) {
+/// `ui_config.yaml`: `visual_agents` becomes `ui_config.json`'s, each name
+/// matched to an agent as MozaiksAI matched it (lower case, without spaces
+/// and "agent"), or `user`; a name that matches none is left out. Other
+/// keys are front-end settings mozaiks does not have.
+fn ui_config(file: &read::SourceFile, agents: &[String], report: &mut ImportReport) -> Vec<String> {
+    let normalise = |name: &str| name.to_lowercase().replace("agent", "").replace(' ', "");
+    let mut visual = Vec::new();
     for (key, value) in file.value.as_mapping().into_iter().flatten() {
         let key = key.as_str().unwrap_or_default();
         if orchestrator::is_empty(value) {
             continue;
         }
-        let reason = if key == "visual_agents" {
-            "not supported: mozaiks shows every agent's messages (MozaiksAI showed only these agents' text and sent the others' as hidden trace events)"
-        } else {
-            "not supported: a front-end setting mozaiks does not have"
+        if key != "visual_agents" {
+            report.note(
+                &file.name,
+                JsonPath::root().key(key),
+                "not supported: a front-end setting mozaiks does not have",
+            );
+            continue;
+        }
+        let Some(names) = value.as_sequence() else {
+            report.note(
+                &file.name,
+                JsonPath::root().key(key),
+                "not a list of agent names: left out (every agent's messages are shown)",
+            );
+            continue;
         };
-        report.note(&file.name, JsonPath::root().key(key), reason);
+        for (index, name) in names.iter().enumerate() {
+            let name = name.as_str().unwrap_or_default();
+            let found = if normalise(name) == "user" {
+                Some("user".to_owned())
+            } else {
+                agents
+                    .iter()
+                    .find(|a| normalise(a) == normalise(name))
+                    .cloned()
+            };
+            match found {
+                Some(agent) if !visual.contains(&agent) => visual.push(agent),
+                Some(_) => {}
+                None => report.note(
+                    &file.name,
+                    JsonPath::root().key(key).index(index),
+                    format!("unknown agent {name:?}: left out"),
+                ),
+            }
+        }
     }
+    visual
 }
 
 /// The Python files tools, lifecycle tools and hooks name.

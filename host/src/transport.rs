@@ -2,6 +2,7 @@
 //! docs/protocol.md describes them and the event protocol.
 
 pub(crate) mod auth;
+pub(crate) mod compat;
 pub(crate) mod console;
 pub(crate) mod error;
 pub(crate) mod observe;
@@ -103,7 +104,7 @@ pub(crate) const FIRST_LOAD_WAIT: Duration = Duration::from_secs(10);
 
 /// While the server's first load of plugins and workflows runs
 /// ([`crate::app::start`]), a request about workflows or chats (`/api/workflows…`,
-/// `/api/chats…`, `/ws/…`) waits for it, at most [`FIRST_LOAD_WAIT`], then
+/// `/api/chats…`, `/ws/…`, and the MozaiksAI routes under `/mozaiksai/`) waits for it, at most [`FIRST_LOAD_WAIT`], then
 /// is answered 503 `PLUGINS_LOADING` naming the plugins still loading.
 /// Health, metrics, the console and the plugin and reload lists answer at
 /// once.
@@ -113,7 +114,7 @@ async fn wait_for_first_load(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    let about_chats = ["/api/workflows", "/api/chats", "/ws/"]
+    let about_chats = ["/api/workflows", "/api/chats", "/ws/", "/mozaiksai/"]
         .iter()
         .any(|prefix| path.starts_with(prefix));
     if about_chats && let Err(plugins) = plugins.wait_first_load(FIRST_LOAD_WAIT).await {
@@ -130,6 +131,8 @@ fn router(web: WebState) -> Router {
         .fold(Router::new(), |router, (_, path, handler)| {
             router.route(path, handler)
         })
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(web)
 }
 
@@ -208,4 +211,7 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<WebState>)> {
             get(ws::mozaiksai_socket),
         ),
     ]
+    .into_iter()
+    .chain(compat::routes())
+    .collect()
 }

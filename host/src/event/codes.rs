@@ -111,8 +111,13 @@ stable_words! {
         UiRequestNotOpen = "UI_REQUEST_NOT_OPEN",
         /// A workflow component file that is not served.
         ComponentNotFound = "COMPONENT_NOT_FOUND",
-        /// A file the developer console does not have.
+        /// No route serves this path (or a developer-console file that does
+        /// not exist).
         NotFound = "NOT_FOUND",
+        /// A route serves this path, but not with this method.
+        MethodNotAllowed = "METHOD_NOT_ALLOWED",
+        /// A MozaiksAI route the compatibility layer has no counterpart for.
+        NotSupported = "NOT_SUPPORTED",
         /// A client message that does not decode.
         BadMessage = "BAD_MESSAGE",
         /// A WebSocket route asked without an upgrade.

@@ -1,4 +1,4 @@
-//! The five targets, each a `#[test]`.
+//! The six targets, each a `#[test]`.
 
 use std::path::Path;
 
@@ -165,6 +165,39 @@ fn fuzz_client_message_decoder() {
     });
 }
 
+/// Whatever a MozaiksAI client sends, the compatibility socket's decoder
+/// answers (a message or a refusal with a code), never a panic; and any id
+/// it is given parses or not.
+#[test]
+fn fuzz_compat_client_message_decoder() {
+    use crate::transport::compat::{client, ids};
+    const CHAT: &str = "0123456789abcdef0123456789abcdef";
+    fuzz("compat_client_message", JSON_TOKENS, |input| {
+        let text = String::from_utf8_lossy(input);
+        let _ = client::decode(&text, CHAT);
+        let _ = ids::parse_ui_event_id(&text);
+        let _ = ids::parse_input_request_id(&text);
+        let mut u = Unstructured::new(input);
+        let mut value = arbitrary_json(&mut u, 3);
+        if let Value::Object(object) = &mut value {
+            let kind = u
+                .choose(&[
+                    "user.input.submit",
+                    "ui_tool_response",
+                    "client.resume",
+                    "chat.switch_workflow",
+                ])
+                .copied()
+                .unwrap_or("client.resume");
+            object.insert("type".into(), json!(kind));
+            object.insert("chat_id".into(), json!(CHAT));
+        }
+        if let Err(refusal) = client::decode(&value.to_string(), CHAT) {
+            assert!(!refusal.code.is_empty() && !refusal.message.is_empty());
+        }
+    });
+}
+
 /// A stored event decodes or is an error, never a panic; one that
 /// decodes encodes back to the same event (the store's round trip), also
 /// through the MongoDB document form.
@@ -181,6 +214,17 @@ fn fuzz_stored_event_decoder() {
         let again: Envelope = serde_json::from_str(&encoded)
             .unwrap_or_else(|e| panic!("`{encoded}` does not decode: {e}"));
         assert_eq!(again, envelope, "the round trip changed the event");
+        // Whatever the log holds, the MozaiksAI socket translates it.
+        let mut translator = crate::transport::compat::events::Translator::new(
+            "c",
+            crate::transport::compat::events::WorkflowFacts::default(),
+        );
+        for frame in translator.translate(&envelope, false) {
+            assert!(
+                frame["type"].is_string() && frame["data"]["kind"].is_string(),
+                "{frame}"
+            );
+        }
         if let Some(seq) = envelope.seq.and_then(|s| i64::try_from(s).ok()) {
             let from_mongo = crate::store::mongo::decode_stored_event(&encoded, seq, "c")
                 .unwrap_or_else(|e| panic!("`{encoded}` with seq {seq}: {e}"));

@@ -154,3 +154,32 @@ impl From<QueryRejection> for ApiError {
         )
     }
 }
+
+/// What a path no route serves answers: 404 `NOT_FOUND` naming it, as
+/// JSON like every other error (not an empty body).
+pub(crate) async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!(
+            "no route serves `{method} {}`; docs/protocol.md lists the routes",
+            uri.path()
+        ),
+    )
+}
+
+/// What a served path asked with another method answers: 405
+/// `METHOD_NOT_ALLOWED` (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "`{}` does not take {method}; docs/protocol.md lists the routes",
+            uri.path()
+        ),
+    )
+}

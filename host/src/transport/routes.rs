@@ -64,6 +64,7 @@ fn workflow_json(workflow: &Workflow) -> Value {
         "startup_mode": format!("{:?}", workflow.startup_mode()),
         "orchestration_pattern": format!("{:?}", workflow.pattern()),
         "initial_agent": workflow.initial_agent(),
+        "visual_agents": workflow.visual_agents(),
         "agents": workflow.agents().iter().map(|a| json!({
             "name": a.name, "tools": a.tools, "structured_output": a.structured_output,
         })).collect::<Vec<_>>(),

@@ -33,4 +33,7 @@ pub(crate) struct WebState {
     pub(crate) llm_missing: Option<&'static str>,
     /// The chat sockets open on this server.
     pub(crate) sockets: OpenSockets,
+    /// Chats started through MozaiksAI's start route lately (it answers a
+    /// repeated start with the same chat).
+    pub(crate) compat_starts: Arc<super::compat::routes::RecentStarts>,
 }

@@ -70,6 +70,9 @@ fn summary(w: &Workflow) -> String {
             w.undeclared_context_writes()
         );
     }
+    if !w.visual_agents().is_empty() {
+        let _ = writeln!(out, "visual_agents [{}]", w.visual_agents().join(", "));
+    }
     for a in w.agents() {
         let _ = writeln!(
             out,
@@ -203,6 +206,9 @@ const CASES: &[&str] = &[
     "valid_lifecycle_and_hooks",
     "database_source",
     "database_source_errors",
+    "visual_agents_valid",
+    "visual_agents_errors",
+    "visual_agents_unknown_key",
 ];
 
 #[test]

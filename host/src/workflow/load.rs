@@ -18,7 +18,7 @@ use super::diagnostic::Diagnostic;
 use super::format::{self, Format};
 use super::spec::{
     AgentsFile, ContextVariablesFile, HandoffsFile, HooksFile, OrchestratorFile,
-    StructuredOutputsFile, ToolsFile,
+    StructuredOutputsFile, ToolsFile, UiConfigFile,
 };
 
 /// `orchestrator.json` (required).
@@ -35,12 +35,14 @@ pub(crate) const STRUCTURED_OUTPUTS_FILE: &str = "structured_outputs.json";
 pub(crate) const TOOLS_FILE: &str = "tools.json";
 /// `hooks.json` (optional: no hooks).
 pub(crate) const HOOKS_FILE: &str = "hooks.json";
+/// `ui_config.json` (optional: every agent's messages are chat bubbles).
+pub(crate) const UI_CONFIG_FILE: &str = "ui_config.json";
 
 /// Every file of a workflow folder the loader reads, by its JSON name (each
 /// may also be `.yaml`/`.yml`). The one list: the fuzz targets mutate each,
 /// and [`unread`](super::unread) warns about any other file in the folder.
 /// A new workflow file is added here and read in [`read_folder`].
-pub(crate) const WORKFLOW_FILES: [&str; 7] = [
+pub(crate) const WORKFLOW_FILES: [&str; 8] = [
     ORCHESTRATOR_FILE,
     AGENTS_FILE,
     HANDOFFS_FILE,
@@ -48,6 +50,7 @@ pub(crate) const WORKFLOW_FILES: [&str; 7] = [
     STRUCTURED_OUTPUTS_FILE,
     TOOLS_FILE,
     HOOKS_FILE,
+    UI_CONFIG_FILE,
 ];
 
 /// The parsed files of one workflow folder. A file that is absent (and
@@ -71,6 +74,8 @@ pub(crate) struct WorkflowFiles {
     pub tools: Option<ToolsFile>,
     /// `hooks.json`.
     pub hooks: Option<HooksFile>,
+    /// `ui_config.json`.
+    pub ui_config: Option<UiConfigFile>,
     /// Hex SHA-256 over the names and bytes of the files present.
     pub version: String,
     /// JSON name → the name of the file present, when it is written as
@@ -171,6 +176,11 @@ pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
     } else {
         None
     };
+    let ui_config = if !matches!(format::locate(dir, UI_CONFIG_FILE), Ok(None)) {
+        read(UI_CONFIG_FILE, false)
+    } else {
+        None
+    };
 
     let d = &mut diagnostics;
     let mut files = WorkflowFiles {
@@ -182,6 +192,7 @@ pub(crate) fn read_folder(dir: &Path) -> (WorkflowFiles, Vec<Diagnostic>) {
         structured_outputs: parse_present(dir, STRUCTURED_OUTPUTS_FILE, structured_outputs, d),
         tools: parse_present(dir, TOOLS_FILE, tools, d),
         hooks: parse_present(dir, HOOKS_FILE, hooks, d),
+        ui_config: parse_present(dir, UI_CONFIG_FILE, ui_config, d),
         version: hex(&hasher.finalize()),
         spelled,
         warnings: Vec::new(),

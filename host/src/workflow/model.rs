@@ -47,11 +47,19 @@ pub struct Workflow {
     pub(super) undeclared_context_writes: UndeclaredContextWrites,
     pub(super) lifecycle_tools: Vec<LifecycleTool>,
     pub(super) hooks: Vec<Hook>,
+    pub(super) visual_agents: Vec<String>,
     pub(super) version: String,
     pub(super) warnings: Vec<Diagnostic>,
 }
 
 impl Workflow {
+    /// `ui_config.json` `visual_agents`: the agents (and `user`) whose
+    /// messages front ends show as chat bubbles, the others as a trace;
+    /// empty shows every agent.
+    pub fn visual_agents(&self) -> &[String] {
+        &self.visual_agents
+    }
+
     /// The name from orchestrator.json.
     pub fn name(&self) -> &str {
         &self.name

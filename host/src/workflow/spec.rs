@@ -13,9 +13,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 mod lifecycle;
+mod ui_config;
 
 pub(crate) use lifecycle::{HookType, LifecycleTrigger};
 pub(crate) use lifecycle::{HooksFile, LifecycleToolSpec};
+pub(crate) use ui_config::UiConfigFile;
 
 /// `orchestrator.json`: how a run starts and who speaks.
 #[derive(Debug, Clone, Deserialize)]

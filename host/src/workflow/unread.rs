@@ -1,5 +1,5 @@
 //! Warnings about entries of a workflow folder that nothing reads: a
-//! leftover `hooks.json` or `ui_config.yaml` from a MozaiksAI folder, a
+//! leftover `requirements.txt` from a MozaiksAI folder, a
 //! typo such as `handoff.json`, a Python `tools/` folder. They would be
 //! silently ignored; a porter wants to hear about each.
 
@@ -95,6 +95,7 @@ mod tests {
         assert!(is_read("agents.json", false));
         assert!(is_read("agents.yaml", false));
         assert!(is_read("tools.yml", false));
+        assert!(is_read("ui_config.yaml", false));
         assert!(is_read("components", true));
         assert!(is_read(".editorconfig", false));
         assert!(is_read("NOTES.md", false));
@@ -103,7 +104,7 @@ mod tests {
     #[test]
     fn leftovers_are_not_read() {
         assert!(!is_read("hooks.json", false) || WORKFLOW_FILES.contains(&"hooks.json"));
-        assert!(!is_read("ui_config.yaml", false));
+        assert!(!is_read("ui_config.yaml.bak", false));
         assert!(!is_read("handoff.json", false));
         assert!(!is_read("tools", true));
         assert!(!is_read("agents.json", true));

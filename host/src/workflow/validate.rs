@@ -9,7 +9,7 @@ use super::catalog::ToolCatalog;
 use super::diagnostic::{Diagnostic, JsonPath, list};
 use super::load::{
     AGENTS_FILE, CONTEXT_VARIABLES_FILE, HANDOFFS_FILE, HOOKS_FILE, ORCHESTRATOR_FILE,
-    STRUCTURED_OUTPUTS_FILE, TOOLS_FILE, WorkflowFiles,
+    STRUCTURED_OUTPUTS_FILE, TOOLS_FILE, UI_CONFIG_FILE, WorkflowFiles,
 };
 use super::model::{Handoffs, Workflow};
 use super::spec::ToolSpec;
@@ -29,6 +29,7 @@ mod reachability;
 mod tools;
 mod triggers;
 mod visibility;
+mod visual_agents;
 
 /// The name handoffs use for the human user.
 pub(crate) const USER: &str = "user";
@@ -160,6 +161,10 @@ pub(crate) fn validate(
     let hooks = files.hooks.as_ref().map_or(Vec::new(), |file| {
         lifecycle::hooks(&mut v, file, &agent_names, catalog)
     });
+    // ui_config.json
+    let visual_agents = files.ui_config.as_ref().map_or(Vec::new(), |file| {
+        visual_agents::check(&mut v, file, &agent_names)
+    });
 
     // context_variables.json
     let ui_tools: Vec<String> = tool_specs
@@ -254,6 +259,7 @@ pub(crate) fn validate(
         undeclared_context_writes: orchestrator.undeclared_context_writes,
         lifecycle_tools,
         hooks,
+        visual_agents,
         version,
         warnings,
     })
@@ -261,7 +267,7 @@ pub(crate) fn validate(
 
 /// The order in which files' diagnostics are reported: the order an author
 /// reads the folder in.
-const REPORT_ORDER: [&str; 7] = [
+const REPORT_ORDER: [&str; 8] = [
     ORCHESTRATOR_FILE,
     AGENTS_FILE,
     TOOLS_FILE,
@@ -269,6 +275,7 @@ const REPORT_ORDER: [&str; 7] = [
     HANDOFFS_FILE,
     STRUCTURED_OUTPUTS_FILE,
     HOOKS_FILE,
+    UI_CONFIG_FILE,
 ];
 
 /// The distinct items, in first-seen order.

@@ -567,3 +567,22 @@ async fn workflow_components_are_served_and_nothing_outside_their_folder() {
     let (status, _) = server.get("/console/nope.js").await;
     assert_eq!(status, 404);
 }
+
+/// `visual_agents` (ui_config): in the ChatUi test workflow only Reviewer
+/// and the user are chat bubbles; Scribe's message is a trace line.
+#[tokio::test]
+async fn the_console_shows_only_visual_agents_as_chat_bubbles() {
+    let scratch = Scratch::new("console-visual");
+    let llm = FakeLlm::start(|call| match agent_of(call).as_str() {
+        "Scribe" => Reply::text("Noted the release."),
+        _ => Reply::text("Reviewed, looks fine."),
+    })
+    .await;
+    let server = Server::start(&Setup::new(&scratch, &llm)).await;
+    let mut script = BrowserScript::start("visual.e2e.mjs", &server.base, &[]);
+    if let Some(request) = script.next().await {
+        panic!("unknown request from the browser script: {request}");
+    }
+    let artifacts = script.finish().await;
+    assert_screenshots(&artifacts, &["visual-agents"]);
+}

@@ -25,6 +25,7 @@ macro_rules! on_both_stores {
 
 mod access;
 mod app_data;
+mod chatui;
 mod cli;
 mod compile_limits;
 mod configuration;

@@ -33,14 +33,14 @@ fn validate_reports_every_unknown_key_and_warns_about_files_nothing_reads() {
         "agents.json: $.agents[1].auto_tool_mode: unknown field",
         "tools.json: $.tools[0].auto_invoke: unknown field",
         "handoffs.json: $.handoff_rules[0].transition_target: unknown field",
-        "warning: tests/fixtures/workflows/every_unknown_key/ui_config.yaml: nothing reads this file",
         "warning: tests/fixtures/workflows/every_unknown_key/tools: nothing reads this folder",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
-    // expected_error.txt is a third file nothing reads.
+    // expected_error.txt is a second entry nothing reads (its
+    // ui_config.yaml is read: visual_agents).
     assert!(
-        text.contains("invalid, 11 problem(s), 3 warning(s)"),
+        text.contains("invalid, 11 problem(s), 2 warning(s)"),
         "{text}"
     );
 
@@ -58,10 +58,10 @@ fn validate_reports_every_unknown_key_and_warns_about_files_nothing_reads() {
             .filter(|d| d["severity"] == severity)
             .count()
     };
-    // expected_error.txt is a third file nothing reads.
+    // expected_error.txt is a second entry nothing reads.
     assert_eq!(
         (count("error"), count("warning")),
-        (11, 3),
+        (11, 2),
         "{diagnostics:#?}"
     );
 }
@@ -140,17 +140,14 @@ async fn a_yaml_workflow_is_hot_reloaded_and_its_errors_name_the_yaml_file() {
     };
     setup.extra_env.push(("LOG_LEVEL".into(), "warn".into()));
     // A leftover of a MozaiksAI folder: a warning, the workflow still loads.
-    write(
-        &dir.join("ui_config.yaml"),
-        "visual_agents: [user, Helper]\n",
-    );
+    write(&dir.join("requirements.txt"), "ag2==0.9.9\n");
     let server = Server::start(&setup).await;
     let (_, listed) = server.get("/api/workflows").await;
     assert_eq!(listed["workflows"][0]["valid"], true, "{listed}");
     assert_eq!(listed["workflows"][0]["errors"], json!([]), "{listed}");
     let warnings = listed["workflows"][0]["warnings"].to_string();
     assert!(
-        warnings.contains("ui_config.yaml: nothing reads this file"),
+        warnings.contains("requirements.txt: nothing reads this file"),
         "{warnings}"
     );
     // The server logs it too, at `warn` (the file is written in the
@@ -158,7 +155,7 @@ async fn a_yaml_workflow_is_hot_reloaded_and_its_errors_name_the_yaml_file() {
     let log_file = setup.logs_dir().join("mozaiks.log");
     let logged = |text: &str| {
         text.lines().any(|l| {
-            l.contains("ui_config.yaml: nothing reads this file")
+            l.contains("requirements.txt: nothing reads this file")
                 && l.to_lowercase().contains("warn")
         })
     };

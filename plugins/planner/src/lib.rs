@@ -1,5 +1,6 @@
 //! The demo tool set: a task list kept in the chat's context, a plan summary,
-//! and an approval asked of the user through the UI.
+//! the plan shown in the side panel (an artifact) and an approval asked of
+//! the user in the chat (inline) through the UI.
 //!
 //! Context variables: `tasks` (array of `{title, priority}`), `plan_summary`
 //! (string), `plan_ready` (bool), `approved` (bool).
@@ -43,6 +44,11 @@ struct CompletePlan {
 struct RequestApproval {
     question: String,
     details: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ShowPlan {
+    title: String,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +118,20 @@ fn request_approval(args: RequestApproval, call: &Call) -> Result<Value, ToolErr
     Ok(answer)
 }
 
+fn show_plan(args: ShowPlan, call: &Call) -> Result<Value, ToolError> {
+    let payload = json!({ "title": args.title, "tasks": tasks(call)? });
+    call.ui()
+        .ask("PlanBoard", &payload, Display::Artifact, APPROVAL_TIMEOUT)
+        .map_err(|err| match err {
+            UiError::Timeout => ToolError::Cancelled(format!(
+                "the plan was not closed within {} s",
+                APPROVAL_TIMEOUT.as_secs()
+            )),
+            UiError::Cancelled => ToolError::Cancelled("the user closed the plan".to_owned()),
+            UiError::Unavailable(msg) | UiError::InvalidRequest(msg) => ToolError::Failed(msg),
+        })
+}
+
 fn notify(args: Notify, call: &Call) -> Result<Value, ToolError> {
     call.ui().notify(
         "Toast",
@@ -168,6 +188,17 @@ fn toolbox() -> Toolbox {
                 "additionalProperties": false
             }),
             request_approval,
+        )
+        .function(
+            "show_plan",
+            "Shows the plan's tasks in the side panel and waits until the user has read them; returns the user's answer, {\"seen\": bool, \"note\"?: string}.",
+            || json!({
+                "type": "object",
+                "properties": { "title": { "type": "string" } },
+                "required": ["title"],
+                "additionalProperties": false
+            }),
+            show_plan,
         )
         .function(
             "notify",

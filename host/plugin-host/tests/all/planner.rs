@@ -16,6 +16,7 @@ async fn describes_every_function_with_an_object_schema() {
         "list_tasks",
         "complete_plan",
         "request_approval",
+        "show_plan",
         "notify",
     ] {
         assert!(
