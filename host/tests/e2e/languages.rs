@@ -1,9 +1,10 @@
-//! Tools written in other languages than Rust, from `mozaiks new tool` to a
+//! Tools written in other languages than Rust (Python, JavaScript,
+//! TypeScript, C, Go), from `mozaiks new tool` to a
 //! workflow run: each sample is scaffolded, built from source by
 //! `mozaiks tool build` (which installs its toolchain on first use), called
 //! through `mozaiks tool call`, and used by an agent in a real server.
 //!
-//! `MOZAIKS_SKIP_TOOLCHAINS=python,js,ts` skips a language's tests on a laptop
+//! `MOZAIKS_SKIP_TOOLCHAINS=python,js,ts,c,go` skips a language's tests on a laptop
 //! that has not installed its toolchain; in CI (`CI` set) skipping is
 //! refused, so CI runs them all.
 
@@ -68,14 +69,36 @@ const TS: Sample = Sample {
     ],
 };
 
+const C: Sample = Sample {
+    lang: "c",
+    id: "csample",
+    made: &[
+        "app.c",
+        "mozaiks_tool.h",
+        "mozaiks_tool.c",
+        "bindings/plugin.h",
+        "bindings/plugin.c",
+    ],
+};
+
+const GO: Sample = Sample {
+    lang: "go",
+    id: "gosample",
+    made: &["app.go", "go.mod", "mozaiks/tool.go", "mozaiks/abi.go"],
+};
+
 impl Sample {
     fn built(&self) -> &'static PathBuf {
         static PYTHON_BUILT: OnceLock<PathBuf> = OnceLock::new();
         static JS_BUILT: OnceLock<PathBuf> = OnceLock::new();
         static TS_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        static C_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        static GO_BUILT: OnceLock<PathBuf> = OnceLock::new();
         let cell = match self.lang {
             "python" => &PYTHON_BUILT,
             "js" => &JS_BUILT,
+            "c" => &C_BUILT,
+            "go" => &GO_BUILT,
             _ => &TS_BUILT,
         };
         cell.get_or_init(|| self.build())
@@ -278,6 +301,105 @@ export const tool = new Toolbox()
 }
 
 #[test]
+fn a_c_tool_sees_who_called_and_an_abort_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &C,
+        r#"app.c:#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mozaiks_tool.h"
+
+static mozaiks_result who(const char *args, const mozaiks_call *call) {
+    (void)args;
+    return mozaiks_ok(mozaiks_format(
+        "{\"chat\":\"%s\",\"workflow\":\"%s\",\"agent\":\"%s\",\"call\":\"%s\"}",
+        call->chat_id, call->workflow, call->agent, call->tool_call_id));
+}
+
+static mozaiks_result boom(const char *args, const mozaiks_call *call) {
+    (void)args;
+    (void)call;
+    fprintf(stderr, "kaboom\n");
+    abort();
+}
+
+static mozaiks_result big(const char *args, const mozaiks_call *call) {
+    (void)args;
+    (void)call;
+    size_t len = 2 * 1024 * 1024;
+    char *value = malloc(len + 3);
+    value[0] = '"';
+    memset(value + 1, 'x', len);
+    value[len + 1] = '"';
+    value[len + 2] = 0;
+    char *why = mozaiks_context_set("big", value);
+    if (why) return mozaiks_error(MOZAIKS_FAILED, "context variable `big` not set: %s", why);
+    return mozaiks_ok(mozaiks_format("\"unreachable\""));
+}
+
+MOZAIKS_TOOLBOX({"who", "Says who called.", "{\"type\":\"object\"}", who},
+                {"boom", "Aborts.", "{\"type\":\"object\"}", boom},
+                {"big", "Sets a value over the host's limit.", "{\"type\":\"object\"}", big});
+"#,
+    );
+}
+
+/// A C compile error is a build error that shows the compiler's message.
+#[test]
+fn a_c_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(
+        &C,
+        "app.c:#include \"mozaiks_tool.h\"\nint x = no_such_symbol;\n",
+        "no_such_symbol",
+    );
+}
+
+#[test]
+fn a_go_tool_sees_who_called_and_a_panic_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &GO,
+        r#"app.go:package main
+
+import (
+	"encoding/json"
+	"strings"
+
+	"mozaiks.local/tool/mozaiks"
+)
+
+func init() {
+	mozaiks.Function("who", "Says who called.", `{"type":"object"}`,
+		func(_ json.RawMessage, call *mozaiks.Call) (any, error) {
+			return map[string]string{"chat": call.ChatID, "workflow": call.Workflow,
+				"agent": call.Agent, "call": call.ToolCallID}, nil
+		})
+	mozaiks.Function("boom", "Panics.", `{"type":"object"}`,
+		func(json.RawMessage, *mozaiks.Call) (any, error) { panic("kaboom") })
+	mozaiks.Function("big", "Sets a value over the host's limit.", `{"type":"object"}`,
+		func(_ json.RawMessage, call *mozaiks.Call) (any, error) {
+			if err := call.ContextSet("big", strings.Repeat("x", 2*1024*1024)); err != nil {
+				return nil, err
+			}
+			return "unreachable", nil
+		})
+}
+
+func main() {}
+"#,
+    );
+}
+
+/// A Go compile error is a build error that shows the compiler's message.
+#[test]
+fn a_go_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(
+        &GO,
+        "app.go:package main\n\nvar x = noSuchSymbol\n\nfunc main() {}\n",
+        "noSuchSymbol",
+    );
+}
+
+#[test]
 fn a_python_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
     builds_into_a_stamped_component_of_our_world(
         &PYTHON,
@@ -344,6 +466,16 @@ fn a_ts_tools_agent_function_uses_context_and_log() {
     agent_function_uses_context_and_log(&TS);
 }
 
+#[test]
+fn a_c_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&C);
+}
+
+#[test]
+fn a_go_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&GO);
+}
+
 fn ui_function_asks_and_keeps_the_answer(sample: &Sample) {
     if skipped(sample.lang) {
         return;
@@ -405,6 +537,16 @@ fn a_js_tools_ui_function_asks_and_keeps_the_answer() {
 #[test]
 fn a_ts_tools_ui_function_asks_and_keeps_the_answer() {
     ui_function_asks_and_keeps_the_answer(&TS);
+}
+
+#[test]
+fn a_c_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&C);
+}
+
+#[test]
+fn a_go_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&GO);
 }
 
 /// An agent that greets, then asks for approval, then says it is done.
@@ -495,6 +637,16 @@ async fn a_js_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
 #[tokio::test]
 async fn a_ts_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
     runs_in_a_workflow_with_its_ui_answered_by_the_client(&TS).await;
+}
+
+#[tokio::test]
+async fn a_c_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&C).await;
+}
+
+#[tokio::test]
+async fn a_go_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&GO).await;
 }
 
 /// `new --lang rust` copies sdk/template, named and pointing at the SDK;
