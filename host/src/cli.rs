@@ -29,8 +29,9 @@ pub(crate) enum Command {
     /// OpenAI-compatible server); without them the server starts and says so.
     Serve(ServeArgs),
     /// Develop workflows and tools: `serve` that also rebuilds a plugin
-    /// whenever its Rust sources change, with the SDK's build script; the
-    /// new component is then hot-reloaded like any other change. Build
+    /// whenever its sources change: a Rust crate with the SDK's build
+    /// script, a Python, JavaScript, TypeScript, C or Go tool with `tool
+    /// build`; the new component is then hot-reloaded like any other change. Build
     /// errors are reported like refused reloads (logs, /api/reloads,
     /// clients).
     Dev(DevArgs),
@@ -350,9 +351,14 @@ pub(crate) struct ServeArgs {
 pub(crate) struct DevArgs {
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
-    /// The script that builds a plugin folder into its component.
+    /// The script that builds a Rust plugin folder into its component.
     #[arg(long, default_value = "sdk/build-plugin")]
     pub(crate) build_script: PathBuf,
+    /// The script that installs the other languages' toolchains: a Python,
+    /// JavaScript, TypeScript, C or Go plugin whose sources change is
+    /// rebuilt by this binary's `tool build` with it.
+    #[arg(long, default_value = "scripts/setup-tool-toolchain")]
+    pub(crate) toolchain_script: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -649,6 +649,114 @@ async fn a_go_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
     runs_in_a_workflow_with_its_ui_answered_by_the_client(&GO).await;
 }
 
+/// One run of the sample workflow with the approval answered; what the
+/// agent read from `greet`.
+async fn greeting_of_a_run(server: &Server, llm: &FakeLlm) -> String {
+    let chat = server.start_chat("SampleTools").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let request = ws.until_type("ui_request").await;
+    let request_id = request["request_id"].as_str().unwrap().to_owned();
+    ws.send(json!({"type": "ui_response", "request_id": request_id, "answer": {"approved": true}}))
+        .await;
+    ws.until_status("completed").await;
+    let last = llm.calls().last().unwrap().tool_results();
+    last[0].1.clone()
+}
+
+/// Waits until the rebuild after a source change is reported: a build
+/// that failed, or a build and the reload of what it made (in either order:
+/// `tool build` loads what it wrote while the server reloads it).
+async fn rebuilt(events: &mut Ws) -> Result<(), Value> {
+    let (mut built, mut reloaded) = (false, false);
+    while !(built && reloaded) {
+        let frame = events.until_type("reload").await;
+        match (frame["kind"].as_str(), frame["outcome"].as_str()) {
+            (Some("build"), Some("rejected")) => return Err(frame),
+            (Some("build"), Some("loaded")) => built = true,
+            (Some("plugin"), Some("loaded")) => reloaded = true,
+            _ => panic!("unexpected reload: {frame}"),
+        }
+    }
+    Ok(())
+}
+
+/// `mozaiks dev` over a sample's folder: a broken source is a failed build
+/// whose compiler messages reach clients while the last good version
+/// serves; a fixed source is rebuilt by `tool build` and swapped in.
+async fn dev_rebuilds_on_source_changes(sample: &Sample, file: &str, broken: &str, error: &str) {
+    if skipped(sample.lang) {
+        return;
+    }
+    let scratch = Scratch::new(&format!("{}-dev", sample.lang));
+    let llm = FakeLlm::start(sample_agent).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.workflows = sample_workflow(&scratch, sample.id);
+    let folder = setup.plugins.join(sample.id);
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(sample.built())
+        .arg(&folder)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let server = Server::start_dev_for_every_language(&setup).await;
+    assert!(
+        greeting_of_a_run(&server, &llm)
+            .await
+            .contains("Hello, Ada!")
+    );
+    let mut events = server.ws_path("/api/events/ws").await;
+    events.until_type("hello").await;
+    let source = std::fs::read_to_string(folder.join(file)).unwrap();
+
+    std::fs::write(folder.join(file), broken).unwrap();
+    let failed = rebuilt(&mut events)
+        .await
+        .expect_err("a broken source builds");
+    let output = failed["errors"].to_string();
+    assert!(output.contains(error), "{failed}");
+    assert!(
+        greeting_of_a_run(&server, &llm)
+            .await
+            .contains("Hello, Ada!"),
+        "the last good version serves"
+    );
+
+    let changed = source.replace("Hello, ", "Howdy, ");
+    assert_ne!(changed, source, "the sample greets with Hello");
+    std::fs::write(folder.join(file), changed).unwrap();
+    if let Err(frame) = rebuilt(&mut events).await {
+        panic!("the fixed source did not build: {frame}");
+    }
+    assert!(
+        greeting_of_a_run(&server, &llm)
+            .await
+            .contains("Howdy, Ada!")
+    );
+}
+
+#[tokio::test]
+async fn dev_mode_rebuilds_a_c_tool_when_its_source_changes() {
+    dev_rebuilds_on_source_changes(
+        &C,
+        "app.c",
+        "#include \"mozaiks_tool.h\"\nint x = no_such_symbol;\n",
+        "no_such_symbol",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dev_mode_rebuilds_a_js_tool_when_its_source_changes() {
+    dev_rebuilds_on_source_changes(
+        &JS,
+        "app.js",
+        "import { x } from './no_such_module.js';\nexport const tool = x;\n",
+        "no_such_module",
+    )
+    .await;
+}
+
 /// `new --lang rust` copies sdk/template, named and pointing at the SDK;
 /// `tool build` runs sdk/build-plugin, then checks and loads the result.
 #[test]

@@ -64,7 +64,8 @@ pub(crate) fn build(bin: &Path, dir: &Path, out: &Path) -> anyhow::Result<()> {
         bail!("{} has no {APP_FILE}", dir.display());
     }
     generate(dir)?;
-    let core = out.with_extension("core.wasm");
+    // Not `.wasm`: a server watching the folder reloads on `.wasm` files.
+    let core = out.with_extension("core");
     let mut zig = Command::new(bin.join("zig"));
     // zig caches what it compiled (wasi-libc, first of all: about 20 s the
     // first time); beside the toolchain, not in the user's home.

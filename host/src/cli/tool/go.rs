@@ -43,7 +43,8 @@ pub(crate) fn build(bin: &Path, dir: &Path, out: &Path) -> anyhow::Result<()> {
         bail!("{} has no {APP_FILE}", dir.display());
     }
     write_wit(dir)?;
-    let core = out.with_extension("core.wasm");
+    // Not `.wasm`: a server watching the folder reloads on `.wasm` files.
+    let core = out.with_extension("core");
     let mut go = go_command(bin);
     go.args([
         "build",
