@@ -10,7 +10,6 @@ mod go;
 mod js;
 mod language;
 mod new;
-mod preinit;
 mod python;
 mod toolchain;
 mod ts;

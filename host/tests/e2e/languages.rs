@@ -344,48 +344,6 @@ MOZAIKS_TOOLBOX({"who", "Says who called.", "{\"type\":\"object\"}", who},
     );
 }
 
-/// A C tool's stack is 1 MiB (tool-authors.md): a function with 512 KiB of
-/// locals runs, one with 2 MiB traps.
-#[test]
-fn a_c_tools_stack_is_1_mib() {
-    if skipped(C.lang) {
-        return;
-    }
-    let dir = variant(
-        &C,
-        "cstack",
-        r#"app.c:#include <string.h>
-#include "mozaiks_tool.h"
-
-static int fill(volatile char *buffer, size_t len) {
-    memset((char *)buffer, 1, len);
-    return buffer[len / 2];
-}
-
-static mozaiks_result locals(const char *args, const mozaiks_call *call) {
-    (void)call;
-    long long kib = 0;
-    mozaiks_json_int(args, "kib", &kib);
-    volatile char buffer[kib * 1024];
-    return mozaiks_ok(mozaiks_format("%d", fill(buffer, sizeof buffer)));
-}
-
-MOZAIKS_TOOLBOX({"locals", "Uses kib KiB of stack.", "{\"type\":\"object\"}", locals});
-"#,
-    );
-    let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
-    assert_exit(&build, 0);
-    let fits = call(&dir, "locals", json!({"kib": 512}), &[]);
-    assert_exit(&fits, 0);
-    assert_eq!(stdout_json(&fits)["result"]["ok"], 1);
-    let overflows = call(&dir, "locals", json!({"kib": 2048}), &[]);
-    assert_exit(&overflows, 2);
-    assert_eq!(
-        stdout_json(&overflows)["result"]["call_error"]["kind"],
-        "trap"
-    );
-}
-
 /// A C compile error is a build error that shows the compiler's message.
 #[test]
 fn a_c_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
@@ -429,62 +387,6 @@ func init() {
 func main() {}
 "#,
     );
-}
-
-/// Go's runtime start-up is snapshotted at build time, unless the manifest
-/// grants environment variables or files (Go reads them as it starts): then
-/// the build says so, and the tool still works, starting Go on every call.
-#[test]
-fn a_go_tool_is_pre_initialised_unless_it_is_granted_env_or_files() {
-    if skipped(GO.lang) {
-        return;
-    }
-    let sample = mozaiks(&["tool", "build", GO.built().to_str().unwrap()]);
-    assert_exit(&sample, 0);
-    let stderr = String::from_utf8_lossy(&sample.stderr);
-    assert!(!stderr.contains("starts on every call"), "{stderr}");
-
-    let dir = variant(
-        &GO,
-        "goenv",
-        r#"app.go:package main
-
-import (
-	"encoding/json"
-	"os"
-
-	"mozaiks.local/tool/mozaiks"
-)
-
-func init() {
-	mozaiks.Function("env", "Reads MOZAIKS_GO_TEST.", `{"type":"object"}`,
-		func(json.RawMessage, *mozaiks.Call) (any, error) { return os.Getenv("MOZAIKS_GO_TEST"), nil })
-}
-
-func main() {}
-"#,
-    );
-    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
-    std::fs::write(
-        dir.join("plugin.toml"),
-        format!("{manifest}\n[capabilities]\nenv = [\"MOZAIKS_GO_TEST\"]\n"),
-    )
-    .unwrap();
-    let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
-    assert_exit(&build, 0);
-    let stderr = String::from_utf8_lossy(&build.stderr);
-    assert!(
-        stderr.contains("Go's runtime starts on every call: it is granted environment variables"),
-        "{stderr}"
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_mozaiks"))
-        .args(["tool", "call", dir.to_str().unwrap(), "env"])
-        .env("MOZAIKS_GO_TEST", "seen")
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
-    assert_exit(&out, 0);
-    assert_eq!(stdout_json(&out)["result"]["ok"], "seen");
 }
 
 /// A Go compile error is a build error that shows the compiler's message.
