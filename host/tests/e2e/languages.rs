@@ -344,6 +344,48 @@ MOZAIKS_TOOLBOX({"who", "Says who called.", "{\"type\":\"object\"}", who},
     );
 }
 
+/// A C tool's stack is 1 MiB (tool-authors.md): a function with 512 KiB of
+/// locals runs, one with 2 MiB traps.
+#[test]
+fn a_c_tools_stack_is_1_mib() {
+    if skipped(C.lang) {
+        return;
+    }
+    let dir = variant(
+        &C,
+        "cstack",
+        r#"app.c:#include <string.h>
+#include "mozaiks_tool.h"
+
+static int fill(volatile char *buffer, size_t len) {
+    memset((char *)buffer, 1, len);
+    return buffer[len / 2];
+}
+
+static mozaiks_result locals(const char *args, const mozaiks_call *call) {
+    (void)call;
+    long long kib = 0;
+    mozaiks_json_int(args, "kib", &kib);
+    volatile char buffer[kib * 1024];
+    return mozaiks_ok(mozaiks_format("%d", fill(buffer, sizeof buffer)));
+}
+
+MOZAIKS_TOOLBOX({"locals", "Uses kib KiB of stack.", "{\"type\":\"object\"}", locals});
+"#,
+    );
+    let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
+    assert_exit(&build, 0);
+    let fits = call(&dir, "locals", json!({"kib": 512}), &[]);
+    assert_exit(&fits, 0);
+    assert_eq!(stdout_json(&fits)["result"]["ok"], 1);
+    let overflows = call(&dir, "locals", json!({"kib": 2048}), &[]);
+    assert_exit(&overflows, 2);
+    assert_eq!(
+        stdout_json(&overflows)["result"]["call_error"]["kind"],
+        "trap"
+    );
+}
+
 /// A C compile error is a build error that shows the compiler's message.
 #[test]
 fn a_c_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
