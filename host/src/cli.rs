@@ -196,7 +196,8 @@ pub(crate) enum ToolCommand {
     /// folder: `Cargo.toml` is Rust (built by sdk/build-plugin), `app.py`
     /// is Python (componentize-py), `app.js` is JavaScript
     /// (componentize-qjs), `app.ts` is TypeScript (tsc, then
-    /// componentize-qjs). A missing toolchain is installed first
+    /// componentize-qjs), `app.c` is C (zig cc, on bindings generated from
+    /// the WIT) and `app.go` is Go (go build for wasip1). A missing toolchain is installed first
     /// (scripts/setup-tool-toolchain), and the result is checked: a
     /// component of the `mozaiks:plugin` world at this host's version,
     /// loaded and described in the real engine.
@@ -219,9 +220,10 @@ pub(crate) enum ToolCommand {
 pub(crate) enum NewCommand {
     /// Make a tool plugin folder `<dir>/<name>`: plugin.toml, a sample
     /// with an agent function and a UI function that use the context, the
-    /// UI and the log, a README, and (Python, JavaScript, TypeScript) the
-    /// WIT contract and (Python, TypeScript) the bindings or declarations
-    /// generated from it. Build it with `mozaiks tool build`.
+    /// UI and the log, a README, and (every language but Rust) the WIT
+    /// contract and (Python, TypeScript, C) the bindings or declarations
+    /// generated from it; a Go tool gets the `mozaiks` package, the glue to
+    /// the contract. Build it with `mozaiks tool build`.
     Tool {
         /// The plugin id and folder name: 1 to 64 lowercase letters,
         /// digits, `-` and `_`.
