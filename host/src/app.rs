@@ -80,6 +80,11 @@ pub struct ReloadConfig {
     /// Rebuild plugins whose Rust sources change with this script
     /// (`mozaiks dev`).
     pub build_script: Option<PathBuf>,
+    /// With `build_script`: the command (program, then arguments) that
+    /// rebuilds a plugin folder of another language when its sources
+    /// change; the folder is appended. `mozaiks dev` gives its own
+    /// `tool build`. Empty: only Rust plugins are rebuilt.
+    pub tool_build_command: Vec<std::ffi::OsString>,
 }
 
 impl Default for ReloadConfig {
@@ -88,6 +93,7 @@ impl Default for ReloadConfig {
             watch: true,
             gate: GateSettings::default(),
             build_script: None,
+            tool_build_command: Vec::new(),
         }
     }
 }
@@ -270,6 +276,7 @@ pub async fn start(config: &ServeConfig) -> Result<(Server, FirstLoad), StartupE
             quiet: watch::DEFAULT_QUIET,
             gate: config.reload.gate,
             build_script: config.reload.build_script.clone(),
+            tool_build_command: config.reload.tool_build_command.clone(),
         },
         config.reload.watch,
     )));

@@ -29,8 +29,9 @@ pub(crate) enum Command {
     /// OpenAI-compatible server); without them the server starts and says so.
     Serve(ServeArgs),
     /// Develop workflows and tools: `serve` that also rebuilds a plugin
-    /// whenever its Rust sources change, with the SDK's build script; the
-    /// new component is then hot-reloaded like any other change. Build
+    /// whenever its sources change: a Rust crate with the SDK's build
+    /// script, a Python, JavaScript, TypeScript, C or Go tool with `tool
+    /// build`; the new component is then hot-reloaded like any other change. Build
     /// errors are reported like refused reloads (logs, /api/reloads,
     /// clients).
     Dev(DevArgs),
@@ -195,7 +196,8 @@ pub(crate) enum ToolCommand {
     /// folder: `Cargo.toml` is Rust (built by sdk/build-plugin), `app.py`
     /// is Python (componentize-py), `app.js` is JavaScript
     /// (componentize-qjs), `app.ts` is TypeScript (tsc, then
-    /// componentize-qjs). A missing toolchain is installed first
+    /// componentize-qjs), `app.c` is C (zig cc, on bindings generated from
+    /// the WIT) and `app.go` is Go (go build for wasip1). A missing toolchain is installed first
     /// (scripts/setup-tool-toolchain), and the result is checked: a
     /// component of the `mozaiks:plugin` world at this host's version,
     /// loaded and described in the real engine.
@@ -218,9 +220,10 @@ pub(crate) enum ToolCommand {
 pub(crate) enum NewCommand {
     /// Make a tool plugin folder `<dir>/<name>`: plugin.toml, a sample
     /// with an agent function and a UI function that use the context, the
-    /// UI and the log, a README, and (Python, JavaScript, TypeScript) the
-    /// WIT contract and (Python, TypeScript) the bindings or declarations
-    /// generated from it. Build it with `mozaiks tool build`.
+    /// UI and the log, a README, and (every language but Rust) the WIT
+    /// contract and (Python, TypeScript, C) the bindings or declarations
+    /// generated from it; a Go tool gets the `mozaiks` package, the glue to
+    /// the contract. Build it with `mozaiks tool build`.
     Tool {
         /// The plugin id and folder name: 1 to 64 lowercase letters,
         /// digits, `-` and `_`.
@@ -350,9 +353,14 @@ pub(crate) struct ServeArgs {
 pub(crate) struct DevArgs {
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
-    /// The script that builds a plugin folder into its component.
+    /// The script that builds a Rust plugin folder into its component.
     #[arg(long, default_value = "sdk/build-plugin")]
     pub(crate) build_script: PathBuf,
+    /// The script that installs the other languages' toolchains: a Python,
+    /// JavaScript, TypeScript, C or Go plugin whose sources change is
+    /// rebuilt by this binary's `tool build` with it.
+    #[arg(long, default_value = "scripts/setup-tool-toolchain")]
+    pub(crate) toolchain_script: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -36,7 +36,12 @@ async fn run(cli: Cli) -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(args, None).await,
-        Command::Dev(args) => cli::serve::run(args.serve, Some(args.build_script)).await,
+        Command::Dev(args) => match cli::serve::tool_build_command(&args.toolchain_script) {
+            Ok(tool_build) => {
+                cli::serve::run(args.serve, Some((args.build_script, tool_build))).await
+            }
+            Err(error) => Err(error),
+        },
         Command::Config { config, json } => cli::config::run(&config, json),
         Command::Doctor { config, json } => cli::doctor::run(&config, json).await,
         Command::Chats(command) => cli::chats::run(command).await,

@@ -62,6 +62,9 @@ pub(crate) struct WatchSettings {
     /// `mozaiks dev`: rebuild plugins whose sources change, with this
     /// script (the SDK's `build-plugin`).
     pub build_script: Option<PathBuf>,
+    /// `mozaiks dev`: the command that rebuilds a plugin folder of another
+    /// language than Rust (the folder is appended); empty for none.
+    pub tool_build_command: Vec<std::ffi::OsString>,
 }
 
 /// What handling a folder led to.
@@ -169,11 +172,13 @@ impl Reloader {
                     source,
                 })?;
         }
-        let builder = self
-            .settings
-            .build_script
-            .clone()
-            .map(|script| Builder::spawn(script, Arc::clone(&self.hub)));
+        let builder = self.settings.build_script.clone().map(|script| {
+            Builder::spawn(
+                script,
+                self.settings.tool_build_command.clone(),
+                Arc::clone(&self.hub),
+            )
+        });
         tracing::info!(
             plugins = %roots.plugins.display(),
             workflows = %roots.workflows.display(),
@@ -308,6 +313,7 @@ mod tests {
             quiet: Duration::from_millis(100),
             gate: GateSettings::default(),
             build_script: None,
+            tool_build_command: Vec::new(),
         };
         let watch = Reloader::new(engine, plugins, workflows, Arc::clone(&hub), settings)
             .spawn()

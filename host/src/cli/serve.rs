@@ -15,12 +15,33 @@ use tokio::net::TcpListener;
 
 use super::ServeArgs;
 
-/// Serves until a shutdown signal; `build_script` turns on rebuilding
-/// plugins from their sources (`mozaiks dev`).
+/// The command `mozaiks dev` rebuilds a plugin of another language than Rust
+/// with: this binary's `tool build` (the folder is appended), so a rebuild
+/// is exactly what `mozaiks tool build` does.
+pub(crate) fn tool_build_command(
+    toolchain_script: &std::path::Path,
+) -> anyhow::Result<Vec<std::ffi::OsString>> {
+    let exe = std::env::current_exe().context("finding the mozaiks binary")?;
+    Ok(vec![
+        exe.into_os_string(),
+        "tool".into(),
+        "build".into(),
+        "--toolchain-script".into(),
+        watch_path(toolchain_script).into_os_string(),
+    ])
+}
+
+/// Serves until a shutdown signal; `dev` (the Rust build script and the
+/// other languages' build command) turns on rebuilding plugins from their
+/// sources (`mozaiks dev`).
 pub(crate) async fn run(
     args: ServeArgs,
-    build_script: Option<PathBuf>,
+    dev: Option<(PathBuf, Vec<std::ffi::OsString>)>,
 ) -> anyhow::Result<ExitCode> {
+    let (build_script, tool_build_command) = match dev {
+        Some((script, command)) => (Some(script), command),
+        None => (None, Vec::new()),
+    };
     if let Some(script) = &build_script {
         anyhow::ensure!(
             script.is_file(),
@@ -54,6 +75,7 @@ pub(crate) async fn run(
                 allow_new_capabilities: args.allow_new_capabilities,
             },
             build_script: build_script.map(|s| watch_path(&s)),
+            tool_build_command,
         },
         plugin_slots: PluginSlots {
             total: settings.plugin_slots,

@@ -1,9 +1,12 @@
 //! `mozaiks tool ...`: the tool author's harness on the command line.
 
 mod build;
+mod c;
 mod cache;
 mod call_data;
 mod check;
+mod componentize;
+mod go;
 mod js;
 mod language;
 mod new;

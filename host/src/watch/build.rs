@@ -1,11 +1,14 @@
-//! `mozaiks dev`: rebuilding a plugin when its Rust sources change.
+//! `mozaiks dev`: rebuilding a plugin when its sources change.
 //!
-//! The build runs the SDK's build script, which writes the component into
-//! the plugin folder; the watcher then reloads it like any other change,
+//! A Rust crate (a folder with `Cargo.toml`) is built by the SDK's build
+//! script; a folder of another language (Python, JavaScript, TypeScript, C,
+//! Go) by the tool build command (`mozaiks tool build`, the same code as on
+//! the command line). Either writes the component into the plugin folder; the watcher then reloads it like any other change,
 //! through the same gate. A failed build is reported the way a refused
 //! reload is, with the compiler's messages, and the served version stays.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,8 +28,10 @@ pub(super) struct Builder {
 }
 
 impl Builder {
-    /// Starts the build task with `script` (usually `sdk/build-plugin`).
-    pub(super) fn spawn(script: PathBuf, hub: Arc<ReloadHub>) -> Self {
+    /// Starts the build task with `script` (usually `sdk/build-plugin`) for
+    /// Rust crates and `tool_build` (program, then arguments; the folder is
+    /// appended) for the other languages.
+    pub(super) fn spawn(script: PathBuf, tool_build: Vec<OsString>, hub: Arc<ReloadHub>) -> Self {
         let (queue, mut requests) = mpsc::unbounded_channel::<PathBuf>();
         tokio::spawn(async move {
             while let Some(first) = requests.recv().await {
@@ -35,7 +40,7 @@ impl Builder {
                     folders.insert(more);
                 }
                 for folder in folders {
-                    build(&script, &folder, &hub).await;
+                    build(&script, &tool_build, &folder, &hub).await;
                 }
             }
         });
@@ -48,15 +53,37 @@ impl Builder {
     }
 }
 
-async fn build(script: &Path, folder: &Path, hub: &ReloadHub) {
+/// The command that builds `folder`: the Rust script for a crate, else the
+/// tool build command; `None` when no command builds its language.
+fn command_for(
+    script: &Path,
+    tool_build: &[OsString],
+    folder: &Path,
+) -> Option<tokio::process::Command> {
+    if folder.join("Cargo.toml").is_file() {
+        let mut command = tokio::process::Command::new(script);
+        command.arg(folder);
+        return Some(command);
+    }
+    let (program, args) = tool_build.split_first()?;
+    let mut command = tokio::process::Command::new(program);
+    command.args(args).arg(folder);
+    Some(command)
+}
+
+async fn build(script: &Path, tool_build: &[OsString], folder: &Path, hub: &ReloadHub) {
     let name = folder
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    tracing::info!(plugin = %name, "sources changed; building with {}", script.display());
+    let Some(mut command) = command_for(script, tool_build, folder) else {
+        tracing::warn!(plugin = %name, "sources changed, but no command builds this folder");
+        return;
+    };
+    let shown = format!("{:?}", command.as_std().get_program());
+    tracing::info!(plugin = %name, "sources changed; building with {shown}");
     let started = Instant::now();
-    let output = tokio::process::Command::new(script)
-        .arg(folder)
+    let output = command
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output()
@@ -86,10 +113,8 @@ async fn build(script: &Path, folder: &Path, hub: &ReloadHub) {
                 tail,
             )
         }
-        Err(error) => ReloadEvent::new(ReloadKind::Build, &name, ReloadOutcome::Rejected).message(
-            format!("could not run {}: {error}", script.display()),
-            Vec::new(),
-        ),
+        Err(error) => ReloadEvent::new(ReloadKind::Build, &name, ReloadOutcome::Rejected)
+            .message(format!("could not run {shown}: {error}"), Vec::new()),
     };
     hub.publish(event.took(started.elapsed()));
 }

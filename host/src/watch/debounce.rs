@@ -24,7 +24,9 @@ pub(crate) enum ChangedFolder {
     Plugin(PathBuf),
     /// A workflow folder: one of its JSON files changed.
     Workflow(PathBuf),
-    /// A plugin's Rust sources changed (`mozaiks dev` rebuilds it).
+    /// A plugin's sources changed (`mozaiks dev` rebuilds it): Rust's
+    /// `Cargo.toml` and `src/**.rs`, or another language's source files
+    /// ([`SOURCE_EXTENSIONS`], `go.mod`) outside the folders builds write.
     Source(PathBuf),
 }
 
@@ -56,6 +58,16 @@ pub(crate) fn classify(path: &Path, roots: &Roots) -> Option<ChangedFolder> {
             [_, dir, .., file] if roots.sources && *dir == "src" && is_ext(file, "rs") => {
                 Some(ChangedFolder::Source(folder))
             }
+            [_, file] if roots.sources && *file == "go.mod" => Some(ChangedFolder::Source(folder)),
+            [_, inner @ .., file]
+                if roots.sources
+                    && SOURCE_EXTENSIONS.iter().any(|ext| is_ext(file, ext))
+                    && !inner.first().is_some_and(|dir| {
+                        GENERATED_DIRS.contains(&dir.to_str().unwrap_or(""))
+                    }) =>
+            {
+                Some(ChangedFolder::Source(folder))
+            }
             _ => None,
         };
     }
@@ -78,6 +90,22 @@ pub(crate) fn classify(path: &Path, roots: &Roots) -> Option<ChangedFolder> {
     }
     None
 }
+
+/// The source files of the other languages a tool can be written in
+/// (docs/tool-authors.md): Python, JavaScript, TypeScript, C, Go.
+pub(crate) const SOURCE_EXTENSIONS: &[&str] = &["py", "js", "mjs", "ts", "c", "h", "go"];
+
+/// Folders of a plugin that builds write (the contract, bindings, tsc's
+/// output) or package managers fill: a change there is no edit of the
+/// author's, and would rebuild forever.
+const GENERATED_DIRS: &[&str] = &[
+    "wit",
+    "bindings",
+    "types",
+    "build",
+    "node_modules",
+    "target",
+];
 
 fn names(path: &Path) -> Option<Vec<&OsStr>> {
     let names: Vec<&OsStr> = path
@@ -212,6 +240,42 @@ mod tests {
             source
         );
         assert_eq!(classify(lib, &roots(false)), None);
+    }
+
+    /// `mozaiks dev` rebuilds tools of every language, but not on the files
+    /// a build writes itself (which would rebuild forever).
+    #[test]
+    fn sources_of_every_language_count_but_not_what_builds_write() {
+        let source = Some(ChangedFolder::Source(PathBuf::from("/srv/plugins/tool")));
+        for file in [
+            "app.py",
+            "helpers/text.py",
+            "app.js",
+            "app.ts",
+            "app.c",
+            "mozaiks_tool.h",
+            "app.go",
+            "go.mod",
+            "mozaiks/abi.go",
+        ] {
+            let path = PathBuf::from("/srv/plugins/tool").join(file);
+            assert_eq!(classify(&path, &roots(true)), source, "{file}");
+            assert_eq!(classify(&path, &roots(false)), None, "{file}");
+        }
+        for written in [
+            "wit/world.wit",
+            "bindings/plugin.h",
+            "bindings/plugin.c",
+            "bindings/wit_world/imports/context.py",
+            "types/plugin.d.ts",
+            "build/app.js",
+            "node_modules/x/index.js",
+            "__pycache__/app.cpython-311.pyc",
+            "tool.wasm.partial",
+        ] {
+            let path = PathBuf::from("/srv/plugins/tool").join(written);
+            assert_eq!(classify(&path, &roots(true)), None, "{written}");
+        }
     }
 
     #[test]

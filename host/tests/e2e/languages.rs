@@ -1,9 +1,10 @@
-//! Tools written in other languages than Rust, from `mozaiks new tool` to a
+//! Tools written in other languages than Rust (Python, JavaScript,
+//! TypeScript, C, Go), from `mozaiks new tool` to a
 //! workflow run: each sample is scaffolded, built from source by
 //! `mozaiks tool build` (which installs its toolchain on first use), called
 //! through `mozaiks tool call`, and used by an agent in a real server.
 //!
-//! `MOZAIKS_SKIP_TOOLCHAINS=python,js,ts` skips a language's tests on a laptop
+//! `MOZAIKS_SKIP_TOOLCHAINS=python,js,ts,c,go` skips a language's tests on a laptop
 //! that has not installed its toolchain; in CI (`CI` set) skipping is
 //! refused, so CI runs them all.
 
@@ -68,14 +69,36 @@ const TS: Sample = Sample {
     ],
 };
 
+const C: Sample = Sample {
+    lang: "c",
+    id: "csample",
+    made: &[
+        "app.c",
+        "mozaiks_tool.h",
+        "mozaiks_tool.c",
+        "bindings/plugin.h",
+        "bindings/plugin.c",
+    ],
+};
+
+const GO: Sample = Sample {
+    lang: "go",
+    id: "gosample",
+    made: &["app.go", "go.mod", "mozaiks/tool.go", "mozaiks/abi.go"],
+};
+
 impl Sample {
     fn built(&self) -> &'static PathBuf {
         static PYTHON_BUILT: OnceLock<PathBuf> = OnceLock::new();
         static JS_BUILT: OnceLock<PathBuf> = OnceLock::new();
         static TS_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        static C_BUILT: OnceLock<PathBuf> = OnceLock::new();
+        static GO_BUILT: OnceLock<PathBuf> = OnceLock::new();
         let cell = match self.lang {
             "python" => &PYTHON_BUILT,
             "js" => &JS_BUILT,
+            "c" => &C_BUILT,
+            "go" => &GO_BUILT,
             _ => &TS_BUILT,
         };
         cell.get_or_init(|| self.build())
@@ -278,6 +301,147 @@ export const tool = new Toolbox()
 }
 
 #[test]
+fn a_c_tool_sees_who_called_and_an_abort_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &C,
+        r#"app.c:#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mozaiks_tool.h"
+
+static mozaiks_result who(const char *args, const mozaiks_call *call) {
+    (void)args;
+    return mozaiks_ok(mozaiks_format(
+        "{\"chat\":\"%s\",\"workflow\":\"%s\",\"agent\":\"%s\",\"call\":\"%s\"}",
+        call->chat_id, call->workflow, call->agent, call->tool_call_id));
+}
+
+static mozaiks_result boom(const char *args, const mozaiks_call *call) {
+    (void)args;
+    (void)call;
+    fprintf(stderr, "kaboom\n");
+    abort();
+}
+
+static mozaiks_result big(const char *args, const mozaiks_call *call) {
+    (void)args;
+    (void)call;
+    size_t len = 2 * 1024 * 1024;
+    char *value = malloc(len + 3);
+    value[0] = '"';
+    memset(value + 1, 'x', len);
+    value[len + 1] = '"';
+    value[len + 2] = 0;
+    char *why = mozaiks_context_set("big", value);
+    if (why) return mozaiks_error(MOZAIKS_FAILED, "context variable `big` not set: %s", why);
+    return mozaiks_ok(mozaiks_format("\"unreachable\""));
+}
+
+MOZAIKS_TOOLBOX({"who", "Says who called.", "{\"type\":\"object\"}", who},
+                {"boom", "Aborts.", "{\"type\":\"object\"}", boom},
+                {"big", "Sets a value over the host's limit.", "{\"type\":\"object\"}", big});
+"#,
+    );
+}
+
+/// A C tool's stack is 1 MiB (tool-authors.md): a function with 512 KiB of
+/// locals runs, one with 2 MiB traps.
+#[test]
+fn a_c_tools_stack_is_1_mib() {
+    if skipped(C.lang) {
+        return;
+    }
+    let dir = variant(
+        &C,
+        "cstack",
+        r#"app.c:#include <string.h>
+#include "mozaiks_tool.h"
+
+static int fill(volatile char *buffer, size_t len) {
+    memset((char *)buffer, 1, len);
+    return buffer[len / 2];
+}
+
+static mozaiks_result locals(const char *args, const mozaiks_call *call) {
+    (void)call;
+    long long kib = 0;
+    mozaiks_json_int(args, "kib", &kib);
+    volatile char buffer[kib * 1024];
+    return mozaiks_ok(mozaiks_format("%d", fill(buffer, sizeof buffer)));
+}
+
+MOZAIKS_TOOLBOX({"locals", "Uses kib KiB of stack.", "{\"type\":\"object\"}", locals});
+"#,
+    );
+    let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
+    assert_exit(&build, 0);
+    let fits = call(&dir, "locals", json!({"kib": 512}), &[]);
+    assert_exit(&fits, 0);
+    assert_eq!(stdout_json(&fits)["result"]["ok"], 1);
+    let overflows = call(&dir, "locals", json!({"kib": 2048}), &[]);
+    assert_exit(&overflows, 2);
+    assert_eq!(
+        stdout_json(&overflows)["result"]["call_error"]["kind"],
+        "trap"
+    );
+}
+
+/// A C compile error is a build error that shows the compiler's message.
+#[test]
+fn a_c_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(
+        &C,
+        "app.c:#include \"mozaiks_tool.h\"\nint x = no_such_symbol;\n",
+        "no_such_symbol",
+    );
+}
+
+#[test]
+fn a_go_tool_sees_who_called_and_a_panic_is_a_trap() {
+    call_info_and_uncaught_errors(
+        &GO,
+        r#"app.go:package main
+
+import (
+	"encoding/json"
+	"strings"
+
+	"mozaiks.local/tool/mozaiks"
+)
+
+func init() {
+	mozaiks.Function("who", "Says who called.", `{"type":"object"}`,
+		func(_ json.RawMessage, call *mozaiks.Call) (any, error) {
+			return map[string]string{"chat": call.ChatID, "workflow": call.Workflow,
+				"agent": call.Agent, "call": call.ToolCallID}, nil
+		})
+	mozaiks.Function("boom", "Panics.", `{"type":"object"}`,
+		func(json.RawMessage, *mozaiks.Call) (any, error) { panic("kaboom") })
+	mozaiks.Function("big", "Sets a value over the host's limit.", `{"type":"object"}`,
+		func(_ json.RawMessage, call *mozaiks.Call) (any, error) {
+			if err := call.ContextSet("big", strings.Repeat("x", 2*1024*1024)); err != nil {
+				return nil, err
+			}
+			return "unreachable", nil
+		})
+}
+
+func main() {}
+"#,
+    );
+}
+
+/// A Go compile error is a build error that shows the compiler's message.
+#[test]
+fn a_go_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
+    builds_into_a_stamped_component_of_our_world(
+        &GO,
+        "app.go:package main\n\nvar x = noSuchSymbol\n\nfunc main() {}\n",
+        "noSuchSymbol",
+    );
+}
+
+#[test]
 fn a_python_tool_made_by_new_builds_into_a_stamped_component_of_our_world() {
     builds_into_a_stamped_component_of_our_world(
         &PYTHON,
@@ -344,6 +508,16 @@ fn a_ts_tools_agent_function_uses_context_and_log() {
     agent_function_uses_context_and_log(&TS);
 }
 
+#[test]
+fn a_c_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&C);
+}
+
+#[test]
+fn a_go_tools_agent_function_uses_context_and_log() {
+    agent_function_uses_context_and_log(&GO);
+}
+
 fn ui_function_asks_and_keeps_the_answer(sample: &Sample) {
     if skipped(sample.lang) {
         return;
@@ -405,6 +579,16 @@ fn a_js_tools_ui_function_asks_and_keeps_the_answer() {
 #[test]
 fn a_ts_tools_ui_function_asks_and_keeps_the_answer() {
     ui_function_asks_and_keeps_the_answer(&TS);
+}
+
+#[test]
+fn a_c_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&C);
+}
+
+#[test]
+fn a_go_tools_ui_function_asks_and_keeps_the_answer() {
+    ui_function_asks_and_keeps_the_answer(&GO);
 }
 
 /// An agent that greets, then asks for approval, then says it is done.
@@ -495,6 +679,124 @@ async fn a_js_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
 #[tokio::test]
 async fn a_ts_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
     runs_in_a_workflow_with_its_ui_answered_by_the_client(&TS).await;
+}
+
+#[tokio::test]
+async fn a_c_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&C).await;
+}
+
+#[tokio::test]
+async fn a_go_tool_runs_in_a_workflow_with_its_ui_answered_by_the_client() {
+    runs_in_a_workflow_with_its_ui_answered_by_the_client(&GO).await;
+}
+
+/// One run of the sample workflow with the approval answered; what the
+/// agent read from `greet`.
+async fn greeting_of_a_run(server: &Server, llm: &FakeLlm) -> String {
+    let chat = server.start_chat("SampleTools").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let request = ws.until_type("ui_request").await;
+    let request_id = request["request_id"].as_str().unwrap().to_owned();
+    ws.send(json!({"type": "ui_response", "request_id": request_id, "answer": {"approved": true}}))
+        .await;
+    ws.until_status("completed").await;
+    let last = llm.calls().last().unwrap().tool_results();
+    last[0].1.clone()
+}
+
+/// Waits until the rebuild after a source change is reported: a build
+/// that failed, or a build and the reload of what it made (in either order:
+/// `tool build` loads what it wrote while the server reloads it).
+async fn rebuilt(events: &mut Ws) -> Result<(), Value> {
+    let (mut built, mut reloaded) = (false, false);
+    while !(built && reloaded) {
+        let frame = events.until_type("reload").await;
+        match (frame["kind"].as_str(), frame["outcome"].as_str()) {
+            (Some("build"), Some("rejected")) => return Err(frame),
+            (Some("build"), Some("loaded")) => built = true,
+            (Some("plugin"), Some("loaded")) => reloaded = true,
+            _ => panic!("unexpected reload: {frame}"),
+        }
+    }
+    Ok(())
+}
+
+/// `mozaiks dev` over a sample's folder: a broken source is a failed build
+/// whose compiler messages reach clients while the last good version
+/// serves; a fixed source is rebuilt by `tool build` and swapped in.
+async fn dev_rebuilds_on_source_changes(sample: &Sample, file: &str, broken: &str, error: &str) {
+    if skipped(sample.lang) {
+        return;
+    }
+    let scratch = Scratch::new(&format!("{}-dev", sample.lang));
+    let llm = FakeLlm::start(sample_agent).await;
+    let mut setup = Setup::new(&scratch, &llm);
+    setup.workflows = sample_workflow(&scratch, sample.id);
+    let folder = setup.plugins.join(sample.id);
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(sample.built())
+        .arg(&folder)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let server = Server::start_dev_for_every_language(&setup).await;
+    assert!(
+        greeting_of_a_run(&server, &llm)
+            .await
+            .contains("Hello, Ada!")
+    );
+    let mut events = server.ws_path("/api/events/ws").await;
+    events.until_type("hello").await;
+    let source = std::fs::read_to_string(folder.join(file)).unwrap();
+
+    std::fs::write(folder.join(file), broken).unwrap();
+    let failed = rebuilt(&mut events)
+        .await
+        .expect_err("a broken source builds");
+    let output = failed["errors"].to_string();
+    assert!(output.contains(error), "{failed}");
+    assert!(
+        greeting_of_a_run(&server, &llm)
+            .await
+            .contains("Hello, Ada!"),
+        "the last good version serves"
+    );
+
+    let changed = source.replace("Hello, ", "Howdy, ");
+    assert_ne!(changed, source, "the sample greets with Hello");
+    std::fs::write(folder.join(file), changed).unwrap();
+    if let Err(frame) = rebuilt(&mut events).await {
+        panic!("the fixed source did not build: {frame}");
+    }
+    assert!(
+        greeting_of_a_run(&server, &llm)
+            .await
+            .contains("Howdy, Ada!")
+    );
+}
+
+#[tokio::test]
+async fn dev_mode_rebuilds_a_c_tool_when_its_source_changes() {
+    dev_rebuilds_on_source_changes(
+        &C,
+        "app.c",
+        "#include \"mozaiks_tool.h\"\nint x = no_such_symbol;\n",
+        "no_such_symbol",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dev_mode_rebuilds_a_js_tool_when_its_source_changes() {
+    dev_rebuilds_on_source_changes(
+        &JS,
+        "app.js",
+        "import { x } from './no_such_module.js';\nexport const tool = x;\n",
+        "no_such_module",
+    )
+    .await;
 }
 
 /// `new --lang rust` copies sdk/template, named and pointing at the SDK;

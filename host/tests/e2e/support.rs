@@ -162,6 +162,22 @@ impl Server {
         Self::launch(setup, "127.0.0.1:0", &["dev", "--build-script", script]).await
     }
 
+    /// `mozaiks dev` with the repository's build scripts: sdk/build-plugin
+    /// for Rust, scripts/setup-tool-toolchain for the other languages.
+    pub async fn start_dev_for_every_language(setup: &Setup) -> Self {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let rust = repo.join("sdk/build-plugin");
+        let toolchains = repo.join("scripts/setup-tool-toolchain");
+        let command_line = [
+            "dev",
+            "--build-script",
+            rust.to_str().unwrap(),
+            "--toolchain-script",
+            toolchains.to_str().unwrap(),
+        ];
+        Self::launch(setup, "127.0.0.1:0", &command_line).await
+    }
+
     /// Starts the binary and returns as soon as it listens, while its
     /// plugins may still be loading (`/health/ready` says `loading`).
     pub async fn start_listening(setup: &Setup) -> Self {

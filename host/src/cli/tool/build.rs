@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use mozaiks_plugin_host::{MANIFEST_FILE, Manifest};
 
 use super::language::Language;
-use super::{check, js, python, toolchain, ts};
+use super::{c, check, go, js, python, toolchain, ts};
 use crate::cli::ComponentCacheArgs;
 
 /// Where `tool build` finds its scripts and keeps compiled code.
@@ -51,6 +51,8 @@ pub(crate) async fn run(
             Language::Python => python::build(&bin, dir, &absolute(&partial)?),
             Language::Js => js::build(&bin, dir, &absolute(&partial)?),
             Language::Ts => ts::build(&bin, dir, &absolute(&partial)?),
+            Language::C => c::build(&bin, dir, &absolute(&partial)?),
+            Language::Go => go::build(&bin, dir, &absolute(&partial)?),
             Language::Rust => unreachable!("Rust folders are built above"),
         };
         let checked = built.and_then(|()| stamp(&partial, &wasm));

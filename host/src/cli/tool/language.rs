@@ -16,6 +16,12 @@ pub(crate) enum Language {
     /// A TypeScript module `app.ts` on `mozaiks_tool.ts`, type-checked and
     /// emitted by tsc, then built by componentize-qjs (QuickJS).
     Ts,
+    /// C sources (`app.c` and any other `*.c`) on `mozaiks_tool.h`, with
+    /// bindings generated from the contract, built by `zig cc`.
+    C,
+    /// A Go package `main` (`app.go`) on the `mozaiks` package of sdk/go,
+    /// built by Go for `wasip1` as a c-shared module.
+    Go,
 }
 
 /// The file whose presence in a plugin folder names its language.
@@ -24,6 +30,8 @@ const MARKERS: &[(&str, Language)] = &[
     ("app.py", Language::Python),
     ("app.js", Language::Js),
     ("app.ts", Language::Ts),
+    ("app.c", Language::C),
+    ("app.go", Language::Go),
 ];
 
 impl Language {
@@ -54,6 +62,8 @@ impl Language {
             Self::Python => "python",
             Self::Js => "js",
             Self::Ts => "ts",
+            Self::C => "c",
+            Self::Go => "go",
         }
     }
 }

@@ -82,6 +82,51 @@ const TS_TEMPLATE: &[(&str, &str)] = &[
     (".gitignore", "/template.wasm\n/build/\n"),
 ];
 
+/// The C template (`sdk/c/`), with `template` where the id goes.
+const C_TEMPLATE: &[(&str, &str)] = &[
+    ("app.c", include_str!("../../../../sdk/c/template/app.c")),
+    (
+        "plugin.toml",
+        include_str!("../../../../sdk/c/template/plugin.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/c/template/README.md"),
+    ),
+    (
+        "mozaiks_tool.h",
+        include_str!("../../../../sdk/c/mozaiks_tool.h"),
+    ),
+    (
+        "mozaiks_tool.c",
+        include_str!("../../../../sdk/c/mozaiks_tool.c"),
+    ),
+    (".gitignore", "/template.wasm\n/bindings/\n"),
+];
+
+/// The Go template (`sdk/go/`), with `template` where the id goes.
+const GO_TEMPLATE: &[(&str, &str)] = &[
+    ("app.go", include_str!("../../../../sdk/go/template/app.go")),
+    ("go.mod", include_str!("../../../../sdk/go/template/go.mod")),
+    (
+        "plugin.toml",
+        include_str!("../../../../sdk/go/template/plugin.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/go/template/README.md"),
+    ),
+    (
+        "mozaiks/tool.go",
+        include_str!("../../../../sdk/go/mozaiks/tool.go"),
+    ),
+    (
+        "mozaiks/abi.go",
+        include_str!("../../../../sdk/go/mozaiks/abi.go"),
+    ),
+    (".gitignore", "/template.wasm\n"),
+];
+
 /// The files of the Rust template (`sdk/template/`) that a new tool copies.
 const RUST_TEMPLATE: &[&str] = &["Cargo.toml", "Cargo.lock", "plugin.toml", "src/lib.rs"];
 
@@ -119,6 +164,8 @@ pub(crate) fn run(new: &NewTool<'_>) -> anyhow::Result<ExitCode> {
         Language::Python => python(new, &dir),
         Language::Js => js(&dir, new.name),
         Language::Ts => ts(new, &dir),
+        Language::C => c(&dir, new.name),
+        Language::Go => go(&dir, new.name),
     };
     if let Err(error) = made {
         let _ = std::fs::remove_dir_all(&dir);
@@ -162,6 +209,20 @@ fn python(new: &NewTool<'_>, dir: &Path) -> anyhow::Result<()> {
 
 fn js(dir: &Path, name: &str) -> anyhow::Result<()> {
     for (file, text) in JS_TEMPLATE {
+        write(dir, file, &named(text, name))?;
+    }
+    super::js::write_wit(dir)
+}
+
+fn c(dir: &Path, name: &str) -> anyhow::Result<()> {
+    for (file, text) in C_TEMPLATE {
+        write(dir, file, &named(text, name))?;
+    }
+    super::c::generate(dir)
+}
+
+fn go(dir: &Path, name: &str) -> anyhow::Result<()> {
+    for (file, text) in GO_TEMPLATE {
         write(dir, file, &named(text, name))?;
     }
     super::js::write_wit(dir)

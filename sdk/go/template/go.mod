@@ -1,0 +1,3 @@
+module mozaiks.local/tool
+
+go 1.24
