@@ -15,6 +15,7 @@ use crate::error::LoadError;
 use crate::limits::{MAX_COMPONENT_BYTES, MAX_COMPONENT_FUNCTIONS};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::policy::SandboxPolicy;
+use crate::start_cost::StartCost;
 use crate::state::CallState;
 use sha2::{Digest, Sha256};
 
@@ -43,6 +44,7 @@ pub(crate) struct PluginInner {
     pub(crate) pre: PluginPre<CallState>,
     pub(crate) policy: SandboxPolicy,
     pub(crate) functions: Vec<Function>,
+    pub(crate) start_cost: StartCost,
     pub(crate) engine: PluginEngine,
 }
 
@@ -192,7 +194,8 @@ impl PluginEngine {
             .map_err(world_error)?;
         let pre = PluginPre::new(instance_pre).map_err(world_error)?;
 
-        let functions = describe::describe(self, &id, &manifest, &policy, &pre).await?;
+        let (functions, start_cost) =
+            describe::describe(self, &id, &manifest, &policy, &pre).await?;
         Ok(Plugin {
             inner: Arc::new(PluginInner {
                 id,
@@ -207,6 +210,7 @@ impl PluginEngine {
                 pre,
                 policy,
                 functions,
+                start_cost,
                 engine: self.clone(),
             }),
         })
@@ -250,6 +254,12 @@ impl Plugin {
     /// Whether the compiled code came from the on-disk cache.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.inner.cache_outcome
+    }
+    /// What starting one instance cost when the plugin was loaded (its
+    /// `describe()` instance); [`StartCost::warnings`] says whether that
+    /// fits the limits.
+    pub fn start_cost(&self) -> StartCost {
+        self.inner.start_cost
     }
     /// The functions the plugin offers, in the order it describes them.
     pub fn functions(&self) -> impl Iterator<Item = &crate::FunctionSpec> {

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -16,6 +17,7 @@ use crate::limits::{
 use crate::manifest::{Limits, Manifest};
 use crate::policy::SandboxPolicy;
 use crate::ports::{CallInfo, Ports};
+use crate::start_cost::StartCost;
 use crate::state::CallState;
 
 /// Longest function name: the limit OpenAI-compatible APIs put on tool names.
@@ -38,14 +40,15 @@ pub(crate) struct Function {
     pub(crate) validator: jsonschema::Validator,
 }
 
-/// Calls `describe()` in a fresh instance and checks what it returns.
+/// Calls `describe()` in a fresh instance and checks what it returns; also
+/// what starting that instance cost.
 pub(crate) async fn describe(
     engine: &PluginEngine,
     id: &Arc<str>,
     manifest: &Manifest,
     policy: &SandboxPolicy,
     pre: &PluginPre<CallState>,
-) -> Result<Vec<Function>, LoadError> {
+) -> Result<(Vec<Function>, StartCost), LoadError> {
     let fail = |cause: String| LoadError::Describe {
         plugin: id.to_string(),
         cause,
@@ -74,6 +77,7 @@ pub(crate) async fn describe(
         )),
         other => fail(other.to_string()),
     };
+    let started = Instant::now();
     let mut prepared = invocation.prepare().await.map_err(fail_call)?;
     let result = prepared
         .bindings
@@ -83,6 +87,11 @@ pub(crate) async fn describe(
     let specs = invocation
         .finish(&mut prepared, result)
         .map_err(fail_call)?;
+    let start_cost = StartCost {
+        memory_bytes: prepared.store.data().limiter.peak,
+        time: started.elapsed(),
+    };
+    drop(prepared);
 
     if specs.len() > MAX_FUNCTIONS_PER_PLUGIN {
         return Err(fail(format!(
@@ -141,7 +150,7 @@ pub(crate) async fn describe(
     if functions.is_empty() {
         return Err(fail("it offers no functions".to_owned()));
     }
-    Ok(functions)
+    Ok((functions, start_cost))
 }
 
 fn valid_name(name: &str) -> bool {

@@ -40,7 +40,7 @@
 //! # Layout
 //!
 //! `engine` (one Engine, pooling, epoch ticker) · `component` (load, version
-//! check, compile, pre-instantiate) · `cache` (compiled components on disk) · `describe` (function specs) · `call`
+//! check, compile, pre-instantiate) · `cache` (compiled components on disk) · `describe` (function specs) · `start_cost` (what starting an instance costs, and warnings) · `call`
 //! (store per call, error mapping) · `policy` (manifest → WASI context) ·
 //! `limits` · `imports/` (context, ui, log) · `ports` (traits the embedder
 //! implements) · `harness` (in-memory ports for tests and the CLI).
@@ -72,6 +72,7 @@ mod outbound;
 mod policy;
 mod ports;
 mod redact;
+mod start_cost;
 mod state;
 mod stdio;
 mod tool_error;
@@ -115,4 +116,5 @@ pub use ports::{
     MemoryAppData, MessageRole, NoChat, Ports, ScriptedChat, SecretStore, TracingLogSink, UiBridge,
     UiError, UiRequest, WaitClock, field,
 };
+pub use start_cost::StartCost;
 pub use tool_error::ToolError;

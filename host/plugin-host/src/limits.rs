@@ -191,6 +191,9 @@ pub(crate) struct MemoryLimiter {
     limit_bytes: usize,
     /// The size a refused growth asked for, if any.
     pub(crate) refused: Option<usize>,
+    /// The largest size a memory of the instance was allowed to grow to
+    /// (its initial size counts as a growth from 0).
+    pub(crate) peak: usize,
 }
 
 impl MemoryLimiter {
@@ -198,6 +201,7 @@ impl MemoryLimiter {
         Self {
             limit_bytes: limit_mib as usize * MIB,
             refused: None,
+            peak: 0,
         }
     }
 }
@@ -213,6 +217,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.refused = Some(desired);
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
@@ -275,6 +280,7 @@ mod tests {
         assert!(limiter.refused.is_none());
         assert!(!limiter.memory_growing(MIB, 2 * MIB, None).unwrap());
         assert_eq!(limiter.refused, Some(2 * MIB));
+        assert_eq!(limiter.peak, MIB, "the largest growth allowed");
     }
 
     #[test]

@@ -192,6 +192,11 @@ async fn describe(
 ) -> anyhow::Result<ExitCode> {
     let plugin = load(spec, plugins_dir, cache_args).await?;
     let functions: Vec<_> = plugin.functions().cloned().collect();
+    let start = plugin.start_cost();
+    let warnings = start.warnings(&plugin.manifest().limits);
+    for warning in &warnings {
+        eprintln!("warning: plugin `{}`: {warning}", plugin.id());
+    }
     if as_json {
         let out = json!({
             "id": plugin.id(),
@@ -199,6 +204,11 @@ async fn describe(
             "hash": plugin.hash(),
             "sdk_version": plugin.sdk_version(),
             "compiled_code": cache::outcome_name(plugin.cache_outcome()),
+            "start": {
+                "memory_mib": start.memory_mib(),
+                "ms": u64::try_from(start.time.as_millis()).unwrap_or(u64::MAX),
+            },
+            "warnings": warnings,
             "functions": functions,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -217,6 +227,11 @@ async fn describe(
     println!(
         "  limits: {} MiB memory, {} ms CPU per call, {} KiB output",
         m.limits.memory_mib, m.limits.deadline_ms, m.limits.max_output_kib
+    );
+    println!(
+        "  start: an instance took {} MiB and {} ms to start (at load)",
+        start.memory_mib(),
+        start.time.as_millis()
     );
     for f in &functions {
         println!(

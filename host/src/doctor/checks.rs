@@ -276,6 +276,7 @@ pub(super) async fn plugins(config: &Config) -> (Vec<Finding>, HashMap<String, P
         ));
     }
     for (folder, plugin) in loaded {
+        findings.extend(start_cost(&plugin));
         findings.extend(grants(&folder, &plugin));
         catalog.insert(plugin.id().to_owned(), plugin);
     }
@@ -287,6 +288,27 @@ pub(super) async fn plugins(config: &Config) -> (Vec<Finding>, HashMap<String, P
         ));
     }
     (findings, catalog)
+}
+
+/// A plugin whose instances need more than the default memory, or more
+/// than a deadline, just to start (measured when it loaded).
+fn start_cost(plugin: &Plugin) -> Vec<Finding> {
+    let manifest = plugin.manifest();
+    plugin
+        .start_cost()
+        .warnings(&manifest.limits)
+        .into_iter()
+        .map(|warning| {
+            Finding::warn(
+                "plugins",
+                format!("plugin `{}`: {warning}", manifest.id),
+                format!(
+                    "set the limits in {} (docs/tool-authors.md lists sane limits per language)",
+                    plugin.manifest_path().display()
+                ),
+            )
+        })
+        .collect()
 }
 
 /// A plugin's grants: listed, and checked against this machine.

@@ -492,3 +492,32 @@ async fn doctor_finds_the_missing_component_of_a_ui_lifecycle_tool() {
     let (code, report) = site.doctor(&[], &[]).await;
     assert_eq!(code, 0, "{report:#}");
 }
+
+/// A plugin whose instance takes longer to start than its deadline (the
+/// Python sample with `deadline_ms = 1`) is a warning naming the setting;
+/// the setup stays healthy.
+#[tokio::test]
+async fn doctor_warns_of_a_plugin_whose_instance_starts_slower_than_its_deadline() {
+    let made = tokio::task::spawn_blocking(|| {
+        crate::tool_start::python_sample_with_limits("doctorslow", "deadline_ms = 1")
+    });
+    let Some(slow) = made.await.unwrap() else {
+        return;
+    };
+    let site = Site::new("doctor-start-cost").await;
+    std::os::unix::fs::symlink(&slow, site.plugins.join("doctorslow")).unwrap();
+    let (code, report) = site.doctor(&[], &[]).await;
+    assert_eq!(code, 0, "{:#?}", failures(&report));
+    let findings = report["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| {
+            let message = f["message"].as_str().unwrap();
+            f["status"] == "warn"
+                && f["check"] == "plugins"
+                && message.contains("plugin `doctorslow`: starting an instance took")
+                && message.contains("more than the 1 ms deadline of a call")
+                && f["fix"].as_str().unwrap().contains("plugin.toml")
+        }),
+        "{findings:#?}"
+    );
+}

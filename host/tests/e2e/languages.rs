@@ -860,3 +860,9 @@ fn new_refuses_a_name_that_is_not_a_plugin_id() {
     assert!(stderr.contains("cannot be a tool's name"), "{stderr}");
     assert!(!repo_root().join("target/Bad Name").exists());
 }
+
+/// The Python sample as `mozaiks tool build` made it, for other modules'
+/// tests; `None` when Python's tests are skipped here.
+pub(crate) fn built_python_sample() -> Option<&'static PathBuf> {
+    (!skipped(PYTHON.lang)).then(|| PYTHON.built())
+}

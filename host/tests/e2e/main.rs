@@ -48,5 +48,6 @@ mod shutdown;
 mod support;
 mod telemetry;
 mod tool_cache;
+mod tool_start;
 mod transport;
 mod user_turns;
