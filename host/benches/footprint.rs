@@ -76,17 +76,19 @@ async fn measure_start(
 ) -> anyhow::Result<Duration> {
     let mut ready = Vec::with_capacity(starts);
     let mut listening = Vec::with_capacity(starts);
+    let mut rss = 0;
     for _ in 0..starts {
         let server = ServerProcess::spawn(dirs, llm.base_url(), no_watch).await?;
         ready.push(server.wait_ready(http).await?);
         listening.push(server.listening_after);
+        rss = settled_memory(&server).await?.rss;
         server.stop().await?;
     }
     ready.sort();
     listening.sort();
     let p50 = percentile(&ready, 0.5);
     println!(
-        "  {:<24} ready p50 {:>9}  min {:>9}  max {:>9}   (listening p50 {})   target ≤ {}: {}",
+        "  {:<24} ready p50 {:>9}  min {:>9}  max {:>9}   (listening p50 {}, RSS when ready {})   target ≤ {}: {}",
         if no_watch {
             "--no-watch"
         } else {
@@ -96,6 +98,7 @@ async fn measure_start(
         ms(ready.first().copied().unwrap_or_default()),
         ms(ready.last().copied().unwrap_or_default()),
         ms(percentile(&listening, 0.5)),
+        mib(rss),
         ms(START_TARGET),
         verdict(
             p50 <= START_TARGET,
@@ -113,15 +116,18 @@ fn verdict(met: bool, ratio: f64) -> String {
     }
 }
 
-/// Opens idle chats until the server holds `target` of them.
+/// Opens idle chats until the server holds `target` of them; keeps their
+/// sockets open in `sockets` when `keep_open`, closes them otherwise.
 async fn fill_idle(
     http: &reqwest::Client,
     server: &ServerProcess,
     sockets: &mut Vec<Socket>,
+    created: &mut usize,
     target: usize,
+    keep_open: bool,
 ) -> anyhow::Result<()> {
-    while sockets.len() < target {
-        let batch = CREATE_AT_ONCE.min(target - sockets.len());
+    while *created < target {
+        let batch = CREATE_AT_ONCE.min(target - *created);
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..batch {
             let (http, base, ws) = (http.clone(), server.base().to_owned(), server.ws_base());
@@ -130,8 +136,13 @@ async fn fill_idle(
             );
         }
         while let Some(done) = tasks.join_next().await {
-            let (_, socket) = done.context("a chat task panicked")??;
-            sockets.push(socket);
+            let (_, mut socket) = done.context("a chat task panicked")??;
+            *created += 1;
+            if keep_open {
+                sockets.push(socket);
+            } else {
+                let _ = socket.close(None).await;
+            }
         }
     }
     Ok(())
@@ -142,21 +153,32 @@ async fn settled_memory(server: &ServerProcess) -> anyhow::Result<Memory> {
     server.memory()
 }
 
-/// RSS with idle chats, then with chats running.
-async fn measure_memory(
+/// RSS of a fresh server as it fills with idle chats, their sockets open
+/// or closed.
+async fn measure_idle(
     http: &reqwest::Client,
     dirs: &ServerDirs,
     config: &Config,
+    keep_open: bool,
 ) -> anyhow::Result<()> {
     let llm = FakeLlmProcess::spawn(Duration::ZERO).await?;
     let server = ServerProcess::spawn(dirs, llm.base_url(), false).await?;
     server.wait_ready(http).await?;
     let base = settled_memory(&server).await?;
-    println!("\nRSS with chats waiting for their user (sockets open):");
+    println!(
+        "
+RSS with chats waiting for their user, {} (a fresh server):",
+        if keep_open {
+            "each with its WebSocket open"
+        } else {
+            "no client connected (each socket closed once the chat waited)"
+        }
+    );
     println!("  {:>5} chats: RSS {:>10}", 0, mib(base.rss));
     let mut sockets = Vec::new();
+    let mut created = 0;
     for &step in &config.idle_steps {
-        fill_idle(http, &server, &mut sockets, step).await?;
+        fill_idle(http, &server, &mut sockets, &mut created, step, keep_open).await?;
         let memory = settled_memory(&server).await?;
         let per_chat = memory.rss.saturating_sub(base.rss) / step.max(1) as u64;
         let target = if step >= 1000 {
@@ -176,18 +198,22 @@ async fn measure_memory(
             per_chat as f64 / 1024.0
         );
     }
-    let open = sockets.len();
     for mut socket in sockets.drain(..) {
         let _ = socket.close(None).await;
     }
-    let memory = settled_memory(&server).await?;
-    println!(
-        "  {open:>5} chats, sockets closed: RSS {:>10}   (peak so far {})",
-        mib(memory.rss),
-        mib(memory.peak)
-    );
     server.stop().await?;
-    drop(llm);
+    Ok(())
+}
+
+/// RSS with idle chats (sockets closed, then open), then with chats
+/// running.
+async fn measure_memory(
+    http: &reqwest::Client,
+    dirs: &ServerDirs,
+    config: &Config,
+) -> anyhow::Result<()> {
+    measure_idle(http, dirs, config, false).await?;
+    measure_idle(http, dirs, config, true).await?;
 
     let llm = FakeLlmProcess::spawn(RUNNING_LLM_DELAY).await?;
     let server = ServerProcess::spawn(dirs, llm.base_url(), false).await?;
@@ -258,6 +284,19 @@ async fn run(config: Config, repo: PathBuf, quick: bool) -> anyhow::Result<()> {
     measure_start(&http, &dirs, &llm, config.starts, false).await?;
     measure_start(&http, &dirs, &llm, config.starts, true).await?;
     drop(llm);
+    // The memory figures with the one plugin the workflows use, as the
+    // end-to-end benchmark serves them.
+    let one_plugin = scratch.path().join("one-plugin");
+    copy_plugin(
+        &repo.join("plugins/planner"),
+        "planner",
+        &one_plugin.join("planner"),
+    )?;
+    let dirs = ServerDirs {
+        plugins: one_plugin,
+        data: scratch.path().join("data-memory"),
+        ..dirs
+    };
     measure_memory(&http, &dirs, &config).await
 }
 

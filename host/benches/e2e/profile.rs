@@ -69,7 +69,8 @@ impl Recording {
                 .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
                 .take(REPORT_LINES)
             {
-                println!("      {line}");
+                // perf pads its columns to the terminal's width.
+                println!("      {}", line.trim_end().trim_end_matches(['-', ' ']));
             }
         }
         Ok(())
