@@ -37,8 +37,8 @@ use common::{describe_machine, load_average, ms, percentile};
 const PLUGINS: usize = 10;
 /// The start-up target (docs/benchmarks.md).
 const START_TARGET: Duration = Duration::from_millis(150);
-/// The idle-chat memory target, bytes.
-const IDLE_TARGET: u64 = 100 * 1024 * 1024;
+/// The idle-chat memory target, bytes (100 MB, as issue 22 states it).
+const IDLE_TARGET: u64 = 100 * 1000 * 1000;
 /// How long the fake LLM waits before each answer while chats run.
 const RUNNING_LLM_DELAY: Duration = Duration::from_millis(50);
 /// Chats created at once while filling the server with idle chats.
@@ -183,7 +183,8 @@ RSS with chats waiting for their user, {} (a fresh server):",
         let per_chat = memory.rss.saturating_sub(base.rss) / step.max(1) as u64;
         let target = if step >= 1000 {
             format!(
-                "   target ≤ 100 MB: {}",
+                "   ({:.0} MB) target ≤ 100 MB: {}",
+                memory.rss as f64 / 1e6,
                 verdict(
                     memory.rss <= IDLE_TARGET,
                     memory.rss as f64 / IDLE_TARGET as f64

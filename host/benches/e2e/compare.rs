@@ -178,7 +178,7 @@ pub(crate) fn print(mozaiks: &Figures, ag2: &Figures) {
         } else {
             "AG2 / mozaiks"
         };
-        println!("  {label:<44} {m:>9.2} {unit:<2} {a:>9.2} {unit:<2} {ratio:>9.1}× ({better})");
+        println!("  {label:<44} {m:>9.2} {unit:<3} {a:>9.2} {unit:<3} {ratio:>9.1}× ({better})");
     };
     for mode in Mode::BOTH {
         let find = |f: &Figures| {
@@ -224,7 +224,7 @@ pub(crate) fn print(mozaiks: &Figures, ag2: &Figures) {
         "peak RSS".to_owned(),
         to_mib(mozaiks.peak_rss),
         to_mib(ag2.peak_rss),
-        "MB",
+        "MiB",
         false,
     );
     row(

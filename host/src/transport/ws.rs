@@ -29,28 +29,16 @@ use crate::orchestrator::{ChatError, Orchestrator, RunInput, RunPosition, closed
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MessageLimit(pub usize);
 
-/// The read buffer each socket starts with. tungstenite's default (128 KiB)
-/// is zero-filled on the first read, so every open socket kept 128 KiB
-/// resident: with 1 000 clients waiting for their agents that was 2/3 of the
-/// server's memory (`cargo bench --bench footprint`, docs/benchmarks.md).
-/// What clients send is small (a user message, a UI answer); a bigger frame
-/// grows the buffer to its size, up to the message cap.
-const SOCKET_READ_BUFFER_BYTES: usize = 8 * 1024;
-
 /// `upgrade` with the message and frame size capped: a bigger frame is
 /// refused from its header, before its payload is read, and the socket is
 /// closed with 1009 ([`close_for`]). Without the layer that sets it
-/// ([`super::app`]) the default cap applies. The read buffer starts at
-/// [`SOCKET_READ_BUFFER_BYTES`].
+/// ([`super::app`]) the default cap applies.
 pub(crate) fn limited(
     upgrade: WebSocketUpgrade,
     limit: Option<Extension<MessageLimit>>,
 ) -> WebSocketUpgrade {
     let max = limit.map_or(super::DEFAULT_MAX_BODY_BYTES, |Extension(l)| l.0);
-    upgrade
-        .max_message_size(max)
-        .max_frame_size(max)
-        .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
+    upgrade.max_message_size(max).max_frame_size(max)
 }
 
 /// Why a client's frames stopped coming.
