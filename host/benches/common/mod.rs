@@ -1,8 +1,16 @@
 //! What the benchmark programs share: summary statistics, units, and a
-//! description of the machine and file system the figures come from.
+//! description of the machine and file system the figures come from; and,
+//! for the benchmarks of the real `mozaiks` process, the fake LLM as a
+//! process, the server as a process, a protocol client and the workflows.
 //! (`#[allow(dead_code)]`: each bench uses a different part.)
 
 #![allow(dead_code, reason = "each benchmark uses part of these helpers")]
+
+pub(crate) mod bench_workflows;
+pub(crate) mod chat_client;
+pub(crate) mod fake_llm_process;
+pub(crate) mod scratch;
+pub(crate) mod server_process;
 
 use std::fmt::Write as _;
 use std::path::Path;
