@@ -165,6 +165,24 @@ fn awaiting(f: &Value) -> bool {
     f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
 }
 
+/// Starts a `ChatUi` chat as alice, connects, answers the input request,
+/// and waits for the artifact UI tool: the opening of the reconnect and
+/// restart tests. Returns the start answer, the chat id, the socket and the
+/// artifact's `chat.tool_call` frame.
+async fn up_to_the_artifact(client: &ChatUiClient, server: &Server) -> (Value, String, Ws, Value) {
+    let started = client.start("app", "ChatUi", "alice").await;
+    let chat = started["chat_id"].as_str().unwrap().to_owned();
+    let mut ws = client.connect(server, &started).await;
+    let request = until(&mut ws, "chat.input_request").await;
+    ws.send(
+        json!({"type": "user.input.submit", "chat_id": chat, "text": "Plan it",
+                   "input_request_id": request["data"]["request_id"]}),
+    )
+    .await;
+    let artifact = ws.until("the artifact", awaiting).await;
+    (started, chat, ws, artifact)
+}
+
 async fn chatui_run(name: &str) -> ChatUiRun {
     let scratch = Scratch::new(name);
     let llm = FakeLlm::start(chatui_llm).await;
@@ -443,20 +461,7 @@ async fn a_chatui_client_reconnects_and_resumes_with_client_resume_and_its_last_
     let llm = FakeLlm::start(chatui_llm).await;
     let server = Server::start(&Setup::new(&scratch, &llm)).await;
     let client = ChatUiClient::new(&server, None);
-    let started = client.start("app", "ChatUi", "alice").await;
-    let chat = started["chat_id"].as_str().unwrap().to_owned();
-    let mut ws = client.connect(&server, &started).await;
-    let request = until(&mut ws, "chat.input_request").await;
-    ws.send(
-        json!({"type": "user.input.submit", "chat_id": chat, "text": "Plan it",
-                   "input_request_id": request["data"]["request_id"]}),
-    )
-    .await;
-    let artifact = ws
-        .until("the artifact", |f| {
-            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
-        })
-        .await;
+    let (started, chat, mut ws, artifact) = up_to_the_artifact(&client, &server).await;
     let event_id = artifact["data"]["corr"].as_str().unwrap().to_owned();
     let seen_up_to = last_seq(&ws);
     ws.close().await;
@@ -1105,20 +1110,7 @@ async fn a_chatui_client_is_told_of_a_restart_and_resumes_on_the_next_server() {
     let setup = Setup::new(&scratch, &llm);
     let server = Server::start(&setup).await;
     let client = ChatUiClient::new(&server, None);
-    let started = client.start("app", "ChatUi", "alice").await;
-    let chat = started["chat_id"].as_str().unwrap().to_owned();
-    let mut ws = client.connect(&server, &started).await;
-    let request = until(&mut ws, "chat.input_request").await;
-    ws.send(
-        json!({"type": "user.input.submit", "chat_id": chat, "text": "Plan it",
-                   "input_request_id": request["data"]["request_id"]}),
-    )
-    .await;
-    let first = ws
-        .until("the artifact", |f| {
-            f["type"] == "chat.tool_call" && f["data"]["awaiting_response"] == true
-        })
-        .await;
+    let (started, chat, mut ws, first) = up_to_the_artifact(&client, &server).await;
     let status = tokio::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
         .status()
