@@ -510,14 +510,18 @@ async fn measure_overhead(
         ms(percentile(&calls, 0.5)),
         ms(percentile(&calls, 0.99))
     );
+    // docs/benchmarks.md's targets: 0.5 ms per turn without tools, 1 ms
+    // with one tool call.
+    let target = if tools_per_turn == 0 {
+        Duration::from_micros(500)
+    } else {
+        Duration::from_millis(1)
+    };
     println!(
-        "  W − L  overhead per turn        {}   target ≤ 1 ms: {}",
+        "  W − L  overhead per turn        {}   target ≤ {}: {}",
         p50_mean(&overhead),
-        if p50 <= Duration::from_millis(1) {
-            "met"
-        } else {
-            "NOT met"
-        }
+        ms(target),
+        if p50 <= target { "met" } else { "NOT met" }
     );
     let all_turns = turns * u32::try_from(config.measured_chats)?;
     let (chat_cpu, replay_cpu) = (chat_cpu / all_turns, replay_cpu / all_turns);
