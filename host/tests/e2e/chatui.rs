@@ -461,7 +461,7 @@ async fn a_chatui_client_reconnects_and_resumes_with_client_resume_and_its_last_
     let llm = FakeLlm::start(chatui_llm).await;
     let server = Server::start(&Setup::new(&scratch, &llm)).await;
     let client = ChatUiClient::new(&server, None);
-    let (started, chat, mut ws, artifact) = up_to_the_artifact(&client, &server).await;
+    let (started, chat, ws, artifact) = up_to_the_artifact(&client, &server).await;
     let event_id = artifact["data"]["corr"].as_str().unwrap().to_owned();
     let seen_up_to = last_seq(&ws);
     ws.close().await;
