@@ -144,7 +144,7 @@ impl PluginEngine {
         let turn = Arc::clone(&compiles.turns)
             .acquire_owned()
             .await
-            .map_err(|e| LoadError::Compile {
+            .map_err(|e| LoadError::Compiler {
                 plugin: id.to_string(),
                 path: wasm_path.clone(),
                 cause: format!("waiting for the compiler: {e}"),
@@ -164,7 +164,7 @@ impl PluginEngine {
             })
         })
         .await
-        .map_err(|e| LoadError::Compile {
+        .map_err(|e| LoadError::Compiler {
             plugin: id.to_string(),
             path: wasm_path.clone(),
             cause: format!("compiler task failed: {e}"),
@@ -176,7 +176,12 @@ impl PluginEngine {
                 limit: what,
                 detail,
             },
-            CompileFailure::Invalid(cause) | CompileFailure::Io(cause) => LoadError::Compile {
+            CompileFailure::Invalid(cause) => LoadError::Compile {
+                plugin: id.to_string(),
+                path: wasm_path.clone(),
+                cause,
+            },
+            CompileFailure::Io(cause) => LoadError::Compiler {
                 plugin: id.to_string(),
                 path: wasm_path.clone(),
                 cause,

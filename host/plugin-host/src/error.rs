@@ -64,6 +64,19 @@ pub enum LoadError {
         /// Wasmtime's explanation.
         cause: String,
     },
+    /// The host's compiler did not work: its process could not be started,
+    /// or it failed without a word. The component may well be valid.
+    #[error(
+        "plugin `{plugin}`: could not compile {path}: {cause} (a failure of the host's compiler, not of the component)"
+    )]
+    Compiler {
+        /// Plugin id.
+        plugin: String,
+        /// The `.wasm` path.
+        path: PathBuf,
+        /// What went wrong with the compiler.
+        cause: String,
+    },
     /// Compiling the component ran past a limit of time or memory; the
     /// compiler process was stopped.
     #[error(

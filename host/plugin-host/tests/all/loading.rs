@@ -1,6 +1,8 @@
 //! Loading rejects what is not a usable plugin, saying which file and why.
 
-use mozaiks_plugin_host::{LoadError, Manifest};
+use mozaiks_plugin_host::{
+    ChildCompiler, CompileLimits, Compiler, EngineConfig, LoadError, Manifest, PluginEngine,
+};
 
 use crate::support::engine;
 
@@ -232,4 +234,42 @@ async fn an_oversized_description_of_the_functions_is_refused_naming_the_limit()
             "{mode}: {err}"
         );
     }
+}
+
+/// A compiler process that cannot be started is the host's failure, and the
+/// error says so instead of blaming the component (which is valid here).
+#[tokio::test]
+async fn a_compiler_that_cannot_start_is_not_reported_as_an_invalid_component() {
+    let dir = scratch("no-compiler");
+    let missing = dir.join("no-such-compiler");
+    let engine = PluginEngine::new(EngineConfig {
+        compiler: Compiler::Child(ChildCompiler {
+            program: missing.clone(),
+            args: Vec::new(),
+            limits: CompileLimits::default(),
+        }),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    // The smallest valid component: one empty core module.
+    let mut component = wasm_encoder::Component::new();
+    component.section(&wasm_encoder::ModuleSection(&wasm_encoder::Module::new()));
+    let err = engine
+        .load_bytes(
+            Manifest::new("fine"),
+            dir.join("plugin.toml"),
+            dir.join("fine.wasm"),
+            component.finish(),
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, LoadError::Compiler { .. }), "{err:?}");
+    assert!(
+        text.contains("fine.wasm")
+            && text.contains("cannot start the compiler")
+            && text.contains(&missing.display().to_string())
+            && !text.contains("not a valid component"),
+        "{text}"
+    );
 }
