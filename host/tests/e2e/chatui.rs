@@ -1036,8 +1036,14 @@ async fn a_chatui_client_runs_the_demo_workflow() {
     )
     .unwrap();
     setup.workflows = workflows;
+    // As in production: every request needs the app's key.
+    const KEY: &str = "key-of-the-demo-app-01";
+    setup.extra_env.extend([
+        ("ENVIRONMENT".into(), "production".into()),
+        ("MOZAIKS_API_KEYS".into(), format!("{KEY}=app")),
+    ]);
     let server = Server::start(&setup).await;
-    let client = ChatUiClient::new(&server, None);
+    let client = ChatUiClient::new(&server, Some(KEY));
     let (_, listed) = client.get("/api/workflows").await;
     assert_eq!(listed["PlanReview"]["initial_agent"], "Planner", "{listed}");
     let started = client.start("app", "PlanReview", "alice").await;
@@ -1068,6 +1074,11 @@ async fn a_chatui_client_runs_the_demo_workflow() {
     assert_eq!(board["data"]["component_type"], "PlanBoard");
     assert_eq!(board["data"]["payload"]["workflow_name"], "PlanReview");
     assert_eq!(board["data"]["payload"]["tasks"][0]["title"], "Book venue");
+    // The tab goes away; the artifact is answered over HTTP meanwhile (the
+    // side panel of another tab), and the client comes back and resumes
+    // from the last seq it saw.
+    let seen_up_to = last_seq(&ws);
+    ws.close().await;
     let (status, _) = client
         .post(
             "/api/ui-tool/submit",
@@ -1075,8 +1086,36 @@ async fn a_chatui_client_runs_the_demo_workflow() {
         )
         .await;
     assert_eq!(status, 200);
-    until(&mut ws, "chat.ui_tool_dismiss").await;
+    let mut ws = client.connect(&server, &started).await;
+    until(&mut ws, "chat.resume_boundary").await;
+    ws.send(json!({"type": "client.resume", "chat_id": chat, "lastClientIndex": seen_up_to}))
+        .await;
+    ws.until("the client boundary", |f| {
+        f["type"] == "chat.resume_boundary" && f["data"]["resume_mode"] == "client"
+    })
+    .await;
     let form = ws.until("the approval form", awaiting).await;
+    let dismissed = ws
+        .seen
+        .iter()
+        .find(|f| f["type"] == "chat.ui_tool_dismiss")
+        .expect("the artifact's dismiss, missed while away");
+    assert_eq!(dismissed["data"]["event_id"], board["data"]["corr"]);
+    // The connect's automatic replay sends the chat's messages again, as
+    // MozaiksAI does; after `client.resume`, only what the client missed.
+    let resumed = ws
+        .seen
+        .iter()
+        .position(|f| f["type"] == "chat.resume_boundary" && f["data"]["resume_mode"] == "client")
+        .unwrap();
+    let again: Vec<&Value> = ws.seen[resumed..]
+        .iter()
+        .filter(|f| f["seq"].as_i64().is_some_and(|seq| seq <= seen_up_to))
+        .collect();
+    assert!(
+        again.is_empty(),
+        "only what it missed is sent again: {again:?}"
+    );
     assert_eq!(form["data"]["display"], "inline", "{form}");
     assert_eq!(form["data"]["component_type"], "ApprovalForm");
     ws.send(json!({"type": "ui_tool_response", "eventId": form["data"]["eventId"], "response": {"approved": true}}))
