@@ -67,6 +67,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 mod common;
+use common::bench_workflows::{PLAIN, TOOLS};
 use common::{core_count, describe_machine, file_system, mean, micros, ms, percentile};
 use mozaiks_fake_llm::{ChatCall, FakeLlm, Reply};
 use mozaiks_host::{
@@ -76,10 +77,6 @@ use mozaiks_host::{
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-/// The RoundRobin workflow without tools.
-const PLAIN: &str = "Bench";
-/// The same with `planner`'s `echo` tool called once per turn.
-const TOOLS: &str = "BenchTools";
 /// What every agent says (the fake's text reply).
 const REPLY_TEXT: &str = "Noted. Here is my contribution to the discussion, in one sentence.";
 /// The longest a chat may go without an event before the benchmark gives up.
@@ -182,44 +179,6 @@ fn respond(call: &ChatCall) -> Reply {
     } else {
         Reply::text(REPLY_TEXT)
     }
-}
-
-fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(value)?)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-/// Writes the two benchmark workflows into `root`.
-fn write_workflows(root: &Path, turns: u32) -> anyhow::Result<()> {
-    for name in [PLAIN, TOOLS] {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir)?;
-        write_json(
-            &dir.join("orchestrator.json"),
-            &json!({
-                "workflow_name": name,
-                "max_turns": turns,
-                "startup_mode": "AgentDriven",
-                "orchestration_pattern": "RoundRobinPattern",
-                "initial_agent": "Alpha",
-                "initial_message": "Discuss the plan, one sentence each."
-            }),
-        )?;
-        write_json(
-            &dir.join("agents.json"),
-            &json!({"agents": [
-                {"name": "Alpha", "system_message": "You are Alpha. Add one idea per turn."},
-                {"name": "Beta", "system_message": "You are Beta. Improve the last idea."}
-            ]}),
-        )?;
-    }
-    write_json(
-        &root.join(TOOLS).join("tools.json"),
-        &json!({"tools": [
-            {"plugin": "planner", "function": "echo", "tool_type": "Agent_Tool",
-             "agent": ["Alpha", "Beta"]}
-        ]}),
-    )
 }
 
 /// Whether the chat's run ended; an error if it failed or was interrupted.
@@ -828,7 +787,8 @@ fn main() -> anyhow::Result<()> {
     }
     let scratch = Scratch::new()?;
     let workflows = scratch.0.join("workflows");
-    write_workflows(&workflows, config.turns)?;
+    // The two workflows the process benchmarks run too (and their idle one).
+    common::bench_workflows::write(&workflows, config.turns, "planner")?;
     let paths = Paths {
         scratch: scratch.0.clone(),
         workflows,
