@@ -102,11 +102,15 @@ impl Shared {
     /// next makes a fresh entry.
     pub(crate) fn forget_if_unused(&self, chat_id: &str) {
         let mut map = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        if map
-            .get(chat_id)
-            .is_some_and(|live| Arc::strong_count(live) == 1 && !live.has_run())
-        {
+        let Some(live) = map.get(chat_id) else {
+            return;
+        };
+        if Arc::strong_count(live) == 1 && !live.has_run() {
             map.remove(chat_id);
+        } else {
+            // Still running: keep the chat, but not a broadcast buffer
+            // nobody reads.
+            live.release_if_unwatched();
         }
     }
 

@@ -35,6 +35,8 @@ pub enum EmitError {
 
 /// Events a slow client may fall behind by before its session catches up
 /// from the store instead of the broadcast (it loses nothing either way).
+/// The buffer (about 40 KiB) exists only while a client watches the chat:
+/// see [`LiveChat::subscribe`].
 const BROADCAST_CAPACITY: usize = 1024;
 
 /// What a client can tell a chat's run.
@@ -53,7 +55,11 @@ pub(crate) enum RunInput {
 pub struct LiveChat {
     chat_id: String,
     store: Arc<dyn ChatStore>,
-    events: broadcast::Sender<Arc<Envelope>>,
+    /// The broadcast to the chat's clients, made by the first
+    /// [`subscribe`](Self::subscribe) and dropped when no client is left,
+    /// so a chat nobody watches (most chats waiting for their user) holds
+    /// no buffer.
+    events: Mutex<Option<broadcast::Sender<Arc<Envelope>>>>,
     append: tokio::sync::Mutex<()>,
     pending_ui: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     inbox: Mutex<Option<mpsc::UnboundedSender<RunInput>>>,
@@ -74,12 +80,11 @@ pub struct LiveChat {
 impl LiveChat {
     /// A chat with no clients and no run.
     pub fn new(chat_id: String, store: Arc<dyn ChatStore>) -> Self {
-        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         let (cancel, _) = tokio::sync::watch::channel(false);
         Self {
             chat_id,
             store,
-            events,
+            events: Mutex::new(None),
             append: tokio::sync::Mutex::new(()),
             pending_ui: Mutex::new(HashMap::new()),
             inbox: Mutex::new(None),
@@ -125,8 +130,7 @@ impl LiveChat {
                 }
             };
             live.context.fold(&envelope.event);
-            // No receiver is fine: nobody is watching this chat right now.
-            let _ = live.events.send(Arc::clone(&envelope));
+            live.broadcast(&envelope);
             Ok(envelope)
         });
         task.await.map_err(|e| {
@@ -144,8 +148,34 @@ impl LiveChat {
             ts: now_ms(),
             event,
         });
-        let _ = self.events.send(Arc::clone(&envelope));
+        self.broadcast(&envelope);
         envelope
+    }
+
+    /// Sends `envelope` to the chat's clients. With none left, the
+    /// broadcast's buffer is dropped instead: nobody is watching.
+    fn broadcast(&self, envelope: &Arc<Envelope>) {
+        let mut events = self.lock_events();
+        if let Some(sender) = events.as_ref() {
+            if sender.receiver_count() == 0 {
+                *events = None;
+            } else {
+                let _ = sender.send(Arc::clone(envelope));
+            }
+        }
+    }
+
+    /// Drops the broadcast's buffer if no client holds a receiver (called
+    /// when a client's socket closes).
+    pub(crate) fn release_if_unwatched(&self) {
+        let mut events = self.lock_events();
+        if events.as_ref().is_some_and(|s| s.receiver_count() == 0) {
+            *events = None;
+        }
+    }
+
+    fn lock_events(&self) -> std::sync::MutexGuard<'_, Option<broadcast::Sender<Arc<Envelope>>>> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The chat's context variables as stored now.
@@ -170,7 +200,9 @@ impl LiveChat {
     /// A receiver of every event emitted from now on. Subscribe *before*
     /// reading the store's backlog so nothing falls in between.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
-        self.events.subscribe()
+        self.lock_events()
+            .get_or_insert_with(|| broadcast::channel(BROADCAST_CAPACITY).0)
+            .subscribe()
     }
 
     /// The last run status emitted by this process, if any.
@@ -203,7 +235,9 @@ impl LiveChat {
 
     /// How many clients are attached.
     pub(crate) fn client_count(&self) -> usize {
-        self.events.receiver_count()
+        self.lock_events()
+            .as_ref()
+            .map_or(0, broadcast::Sender::receiver_count)
     }
 
     /// Registers a UI request; the returned receiver gets the answer.
@@ -413,6 +447,62 @@ mod tests {
         assert!(matches!(refused, EmitError::ShuttingDown), "{refused:?}");
         assert_eq!(ChatError::from(refused).code(), ErrorCode::ShuttingDown);
         assert_eq!(store.events("c1", 0, None).await.unwrap().len(), 1);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The broadcast's buffer exists only while a client watches: a chat
+    /// waiting for its user with nobody connected holds none, and a client
+    /// that comes back gets every event from then on.
+    #[tokio::test]
+    async fn the_broadcast_buffer_lives_only_while_a_client_watches() {
+        let dir = std::env::temp_dir().join(format!("mozaiks-watched-{}", std::process::id()));
+        let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
+        let chat = ChatRecord::new(
+            "c1".into(),
+            "app".into(),
+            "u".into(),
+            "W".into(),
+            "v1".into(),
+            0,
+            1,
+        );
+        store.create_chat(&chat).await.unwrap();
+        let live = Arc::new(LiveChat::new("c1".into(), store.clone()));
+        let said = |text: &str| Event::UserMessage { text: text.into() };
+        let has_buffer = |live: &LiveChat| live.lock_events().is_some();
+        assert!(!has_buffer(&live), "no buffer before any client");
+        live.emit(said("unseen")).await.unwrap();
+        assert!(!has_buffer(&live), "emitting to nobody makes none");
+
+        let mut first = live.subscribe();
+        assert_eq!(live.client_count(), 1);
+        live.emit(said("one")).await.unwrap();
+        assert_eq!(first.recv().await.unwrap().seq, Some(2));
+        drop(first);
+        live.release_if_unwatched();
+        assert!(!has_buffer(&live), "released when the last client left");
+        assert_eq!(live.client_count(), 0);
+
+        // A client gone without the release: the next event drops the
+        // buffer instead of filling it.
+        let gone = live.subscribe();
+        drop(gone);
+        live.send_ephemeral(said("delta"));
+        assert!(!has_buffer(&live), "dropped by the next event");
+
+        // Watched again: every event from now on, none lost.
+        let mut again = live.subscribe();
+        let mut other = live.subscribe();
+        live.emit(said("two")).await.unwrap();
+        live.emit(said("three")).await.unwrap();
+        for receiver in [&mut again, &mut other] {
+            assert_eq!(receiver.recv().await.unwrap().seq, Some(3));
+            assert_eq!(receiver.recv().await.unwrap().seq, Some(4));
+        }
+        drop(again);
+        live.release_if_unwatched();
+        assert!(has_buffer(&live), "kept while one client still watches");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
