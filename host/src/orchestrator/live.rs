@@ -17,7 +17,9 @@ use crate::event::{Envelope, Event, RunStatus, UiOutcome, now_ms};
 use crate::store::{ChatStore, StoreError};
 
 mod context_copy;
+mod follower;
 use context_copy::ContextCopy;
+pub(crate) use follower::Follower;
 
 /// Why an event was not stored and sent.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,9 @@ pub struct LiveChat {
     /// Stopped for a shutdown: nothing more is stored for this chat by this
     /// process ([`super::drain`]).
     parked: std::sync::atomic::AtomicBool,
+    /// How many events the broadcast holds for a client that falls behind
+    /// ([`BROADCAST_CAPACITY`]; smaller in tests).
+    capacity: usize,
     /// Woken whenever a UI request opens.
     ui_opened: tokio::sync::Notify,
     /// The context variables as stored, kept by `emit` ([`context_copy`]).
@@ -94,6 +99,21 @@ impl LiveChat {
             parked: std::sync::atomic::AtomicBool::new(false),
             ui_opened: tokio::sync::Notify::new(),
             context: ContextCopy::default(),
+            capacity: BROADCAST_CAPACITY,
+        }
+    }
+
+    /// A chat whose broadcast holds only `capacity` events, so that tests
+    /// can make a client fall behind.
+    #[cfg(test)]
+    pub(crate) fn with_capacity(
+        chat_id: String,
+        store: Arc<dyn ChatStore>,
+        capacity: usize,
+    ) -> Self {
+        Self {
+            capacity,
+            ..Self::new(chat_id, store)
         }
     }
 
@@ -201,8 +221,15 @@ impl LiveChat {
     /// reading the store's backlog so nothing falls in between.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
         self.lock_events()
-            .get_or_insert_with(|| broadcast::channel(BROADCAST_CAPACITY).0)
+            .get_or_insert_with(|| broadcast::channel(self.capacity).0)
             .subscribe()
+    }
+
+    /// A client's feed of this chat from now on ([`Follower`]): subscribe
+    /// *before* reading the store's backlog, then record the backlog sent
+    /// with [`Follower::sent`].
+    pub(crate) fn follow(&self) -> Follower {
+        Follower::new(self.subscribe(), Arc::clone(&self.store), &self.chat_id)
     }
 
     /// The last run status emitted by this process, if any.

@@ -342,8 +342,8 @@ where
 {
     let orchestrator = &web.chats;
     let live = orchestrator.live(chat_id);
-    // Subscribe before reading the backlog: nothing falls in between.
-    let mut events = live.subscribe();
+    // Follow before reading the backlog: nothing falls in between.
+    let mut feed = live.follow();
     let mut reloads = web.reloads.subscribe();
     let chat = orchestrator.chat(chat_id).await?;
     let backlog = web
@@ -358,10 +358,10 @@ where
         "last_seq": backlog.last().and_then(|e| e.seq).unwrap_or(chat.last_seq), "status": live.status().or_else(|| last_status(&backlog)),
     });
     send(&mut out, hello.to_string()).await?;
-    let mut last_sent = after;
+    feed.sent(after);
     for envelope in backlog.iter().filter(|e| e.seq.unwrap_or(0) > after) {
         send_envelope(&mut out, envelope).await?;
-        last_sent = envelope.seq.unwrap_or(last_sent);
+        feed.sent(envelope.seq.unwrap_or(0));
     }
     // UI requests still open that the client saw before it dropped: ask again.
     for envelope in &backlog {
@@ -379,42 +379,24 @@ where
             () = closed(&mut lifecycle) => {
                 // Runs have stopped: whatever is still queued for this
                 // client goes first, then the goodbye.
-                while let Ok(envelope) = events.try_recv() {
-                    if envelope.seq.is_none_or(|seq| seq > last_sent) {
-                        last_sent = envelope.seq.unwrap_or(last_sent);
-                        send_envelope(&mut out, &envelope).await?;
-                    }
+                for envelope in feed.queued() {
+                    send_envelope(&mut out, &envelope).await?;
                 }
                 let goodbye = json!({
-                    "type": "server_shutdown", "last_seq": last_sent,
+                    "type": "server_shutdown", "last_seq": feed.last_sent(),
                     "message": "the server is restarting; reconnect with ?after=<last seq seen> and the chat continues",
                 });
                 send(&mut out, goodbye.to_string()).await?;
                 send(&mut out, CLOSE_FOR_RESTART.to_owned()).await?;
                 return Ok(());
             }
-            event = events.recv() => match event {
-                Ok(envelope) => {
-                    match envelope.seq {
-                        Some(seq) if seq <= last_sent => continue,
-                        Some(seq) => last_sent = seq,
-                        None => {}
-                    }
-                    send_envelope(&mut out, &envelope).await?;
-                }
-                Err(RecvError::Lagged(_)) => {
-                    // Too far behind the broadcast: catch up from the store.
-                    let missed = web
-                        .store
-                        .events(chat_id, last_sent, None)
-                        .await
-                        .map_err(ChatError::from)?;
-                    for envelope in &missed {
+            events = feed.next() => match events.map_err(ChatError::from)? {
+                Some(events) => {
+                    for envelope in &events {
                         send_envelope(&mut out, envelope).await?;
-                        last_sent = envelope.seq.unwrap_or(last_sent);
                     }
                 }
-                Err(RecvError::Closed) => return Ok(()),
+                None => return Ok(()),
             },
             // Server-wide reload events, without a seq (they are not part of
             // the chat); a client that lags simply misses some.

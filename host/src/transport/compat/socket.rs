@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::client::{self, ClientMessage};
 use super::events::{Translator, WorkflowFacts, rfc3339};
@@ -153,8 +152,8 @@ where
 {
     let orchestrator = &web.chats;
     let live = orchestrator.live(chat_id);
-    // Subscribe before reading the log: nothing falls in between.
-    let mut events = live.subscribe();
+    // Follow before reading the log: nothing falls in between.
+    let mut feed = live.follow();
     let chat = orchestrator.chat(chat_id).await?;
     let backlog = web
         .store
@@ -188,13 +187,13 @@ where
     for frame in waiting {
         send(&mut out, frame).await?;
     }
-    let mut last_sent = backlog.last().and_then(|e| e.seq).unwrap_or(0);
+    feed.sent(backlog.last().and_then(|e| e.seq).unwrap_or(0));
     send(
         &mut out,
         boundary(
             &chat.chat_id,
             count,
-            last_sent,
+            feed.last_sent(),
             "auto",
             json!({"reason": "connect"}),
         ),
@@ -204,42 +203,27 @@ where
     loop {
         tokio::select! {
             () = closed(&mut lifecycle) => {
-                while let Ok(envelope) = events.try_recv() {
-                    if envelope.seq.is_none_or(|seq| seq > last_sent) {
-                        last_sent = envelope.seq.unwrap_or(last_sent);
-                        for frame in translator.translate(&envelope, false) {
-                            send(&mut out, frame).await?;
-                        }
-                    }
-                }
-                send(&mut out, reply("chat.error", json!({
-                    "message": "the server is restarting; reconnect and send client.resume with the last seq you saw",
-                    "error_code": ErrorCode::ShuttingDown, "last_sequence": last_sent,
-                }))).await?;
-                let _ = out.send(Out::Close(1012, "server shutting down")).await;
-                return Ok(());
-            }
-            event = events.recv() => match event {
-                Ok(envelope) => {
-                    match envelope.seq {
-                        Some(seq) if seq <= last_sent => continue,
-                        Some(seq) => last_sent = seq,
-                        None => {}
-                    }
+                for envelope in feed.queued() {
                     for frame in translator.translate(&envelope, false) {
                         send(&mut out, frame).await?;
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    let missed = web.store.events(chat_id, last_sent, None).await.map_err(ChatError::from)?;
-                    for envelope in &missed {
-                        last_sent = envelope.seq.unwrap_or(last_sent);
+                send(&mut out, reply("chat.error", json!({
+                    "message": "the server is restarting; reconnect and send client.resume with the last seq you saw",
+                    "error_code": ErrorCode::ShuttingDown, "last_sequence": feed.last_sent(),
+                }))).await?;
+                let _ = out.send(Out::Close(1012, "server shutting down")).await;
+                return Ok(());
+            }
+            events = feed.next() => match events.map_err(ChatError::from)? {
+                Some(events) => {
+                    for envelope in &events {
                         for frame in translator.translate(envelope, false) {
                             send(&mut out, frame).await?;
                         }
                     }
                 }
-                Err(RecvError::Closed) => return Ok(()),
+                None => return Ok(()),
             },
             frame = input.next() => {
                 let text = match frame {
