@@ -435,18 +435,17 @@ impl LiveChat {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::ErrorCode;
     use crate::orchestrator::ChatError;
     use crate::store::{ChatRecord, EmbeddedStore};
 
-    /// A chat parked for a shutdown refuses to store, as a shutdown (not as
-    /// a store failure): clients get `SHUTTING_DOWN`, not
-    /// `STORE_UNAVAILABLE`.
-    #[tokio::test]
-    async fn a_parked_chat_refuses_events_as_a_shutdown_not_a_store_failure() {
-        let dir = std::env::temp_dir().join(format!("mozaiks-parked-{}", std::process::id()));
+    /// An embedded store in a fresh scratch directory named after `name`,
+    /// holding one chat, `c1`. The caller removes the directory.
+    pub(crate) async fn chat_c1(name: &str) -> (std::path::PathBuf, Arc<EmbeddedStore>) {
+        let dir = std::env::temp_dir().join(format!("mozaiks-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
         let chat = ChatRecord::new(
             "c1".into(),
@@ -458,6 +457,15 @@ mod tests {
             1,
         );
         store.create_chat(&chat).await.unwrap();
+        (dir, store)
+    }
+
+    /// A chat parked for a shutdown refuses to store, as a shutdown (not as
+    /// a store failure): clients get `SHUTTING_DOWN`, not
+    /// `STORE_UNAVAILABLE`.
+    #[tokio::test]
+    async fn a_parked_chat_refuses_events_as_a_shutdown_not_a_store_failure() {
+        let (dir, store) = chat_c1("parked").await;
         let live = Arc::new(LiveChat::new("c1".into(), store.clone()));
         let stored = live
             .emit(Event::UserMessage { text: "hi".into() })
@@ -483,18 +491,7 @@ mod tests {
     /// that comes back gets every event from then on.
     #[tokio::test]
     async fn the_broadcast_buffer_lives_only_while_a_client_watches() {
-        let dir = std::env::temp_dir().join(format!("mozaiks-watched-{}", std::process::id()));
-        let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
-        let chat = ChatRecord::new(
-            "c1".into(),
-            "app".into(),
-            "u".into(),
-            "W".into(),
-            "v1".into(),
-            0,
-            1,
-        );
-        store.create_chat(&chat).await.unwrap();
+        let (dir, store) = chat_c1("watched").await;
         let live = Arc::new(LiveChat::new("c1".into(), store.clone()));
         let said = |text: &str| Event::UserMessage { text: text.into() };
         let has_buffer = |live: &LiveChat| live.lock_events().is_some();

@@ -124,7 +124,6 @@ mod tests {
     use super::*;
     use crate::event::Event;
     use crate::orchestrator::LiveChat;
-    use crate::store::{ChatRecord, EmbeddedStore};
 
     fn said(n: u64) -> Event {
         Event::UserMessage {
@@ -152,18 +151,7 @@ mod tests {
     /// live ones again; the goodbye's position never skips a gap.
     #[tokio::test]
     async fn a_client_far_behind_gets_every_event_once_in_order() {
-        let dir = std::env::temp_dir().join(format!("mozaiks-follower-{}", std::process::id()));
-        let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
-        let chat = ChatRecord::new(
-            "c1".into(),
-            "app".into(),
-            "u".into(),
-            "W".into(),
-            "v1".into(),
-            0,
-            1,
-        );
-        store.create_chat(&chat).await.unwrap();
+        let (dir, store) = crate::orchestrator::live::tests::chat_c1("follower").await;
         let live = Arc::new(LiveChat::with_capacity("c1".into(), store.clone(), 4));
         let mut follower = live.follow();
         for n in 1..=10 {
@@ -195,19 +183,7 @@ mod tests {
     /// The backlog a session sent itself is not handed out again.
     #[tokio::test]
     async fn what_the_session_sent_from_the_backlog_is_skipped() {
-        let dir =
-            std::env::temp_dir().join(format!("mozaiks-follower-sent-{}", std::process::id()));
-        let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
-        let chat = ChatRecord::new(
-            "c1".into(),
-            "app".into(),
-            "u".into(),
-            "W".into(),
-            "v1".into(),
-            0,
-            1,
-        );
-        store.create_chat(&chat).await.unwrap();
+        let (dir, store) = crate::orchestrator::live::tests::chat_c1("follower-sent").await;
         let live = Arc::new(LiveChat::new("c1".into(), store.clone()));
         let mut follower = live.follow();
         live.emit(said(1)).await.unwrap();
