@@ -242,6 +242,16 @@ pub enum Event {
         /// The version used from now on.
         version: String,
     },
+    /// Another server took the chat's run over (several servers on one
+    /// database: docs/operations.md, "Running several servers"). Written
+    /// by the new owner before anything else; from this event on, the old
+    /// owner cannot write to the chat.
+    RunMoved {
+        /// The server that ran the chat before.
+        from: String,
+        /// The server that runs it from here on.
+        to: String,
+    },
     /// ManualPattern: the user is asked who speaks next.
     SpeakerRequest {
         /// Agents to choose from.

@@ -12,6 +12,7 @@
 //! The orchestrator appends an event and only then emits it, so whatever a
 //! client has seen survives a crash.
 
+pub(crate) mod cluster;
 pub(crate) mod data;
 pub(crate) mod embedded;
 pub(crate) mod format;
@@ -196,6 +197,16 @@ pub enum StoreError {
     /// The storage backend failed (disk, database, network).
     #[error("store backend: {0}")]
     Backend(String),
+    /// This server no longer holds the chat's lease (another server took
+    /// the chat over, or it never held it): the append was refused
+    /// (`store::cluster`, "Fencing").
+    #[error("chat `{chat_id}` is run by another server now{}; this server stores nothing more for it", .owner.as_deref().map(|o| format!(" (`{o}`)")).unwrap_or_default())]
+    LeaseLost {
+        /// The chat.
+        chat_id: String,
+        /// The server that holds it now, when known.
+        owner: Option<String>,
+    },
 }
 
 /// Where chats live. Implementations are shared by every run of the
@@ -257,6 +268,12 @@ pub trait ChatStore: Send + Sync + Debug {
     /// The per-app documents this store keeps beside the chats
     /// (`store::data`); `None` for a store that keeps none.
     fn app_data(&self) -> Option<Arc<dyn data::AppDataStore>> {
+        None
+    }
+
+    /// What several servers on this database share (`store::cluster`);
+    /// `None` for a store only one process opens.
+    fn cluster(&self) -> Option<Arc<dyn cluster::ClusterStore>> {
         None
     }
 }

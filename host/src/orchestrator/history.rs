@@ -161,6 +161,7 @@ impl RunPosition {
             | Event::ContextChanged { .. }
             | Event::Usage { .. }
             | Event::WorkflowUpdated { .. }
+            | Event::RunMoved { .. }
             | Event::Warning { .. }
             | Event::Error { .. } => {}
         }

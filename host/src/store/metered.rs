@@ -87,4 +87,8 @@ impl ChatStore for Metered {
     fn app_data(&self) -> Option<Arc<dyn super::data::AppDataStore>> {
         self.0.app_data()
     }
+
+    fn cluster(&self) -> Option<Arc<dyn super::cluster::ClusterStore>> {
+        self.0.cluster()
+    }
 }

@@ -269,6 +269,7 @@ impl Translator {
             | Event::UserConditionsChecked { .. }
             | Event::StructuredOutputRetry { .. }
             | Event::WorkflowUpdated { .. }
+            | Event::RunMoved { .. }
             | Event::SpeakerRequest { .. }
             | Event::Warning { .. } => vec![pass_through(envelope)],
         }
