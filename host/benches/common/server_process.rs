@@ -46,6 +46,17 @@ impl ServerProcess {
         llm_url: &str,
         no_watch: bool,
     ) -> anyhow::Result<Self> {
+        Self::spawn_with_env(dirs, llm_url, no_watch, &[]).await
+    }
+
+    /// [`ServerProcess::spawn`] with more environment variables (a store,
+    /// cluster settings), set after the defaults so that they win.
+    pub(crate) async fn spawn_with_env(
+        dirs: &ServerDirs,
+        llm_url: &str,
+        no_watch: bool,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mozaiks"));
         command
             .arg("serve")
@@ -77,6 +88,7 @@ impl ServerProcess {
         if no_watch {
             command.arg("--no-watch");
         }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         let spawned = Instant::now();
         let mut child = command.spawn().context("starting mozaiks serve")?;
         let stdout = child.stdout.take().context("mozaiks stdout")?;

@@ -27,6 +27,7 @@ mod access;
 mod app_data;
 mod chatui;
 mod cli;
+mod cluster;
 mod compile_limits;
 mod configuration;
 mod console;

@@ -370,15 +370,29 @@ pub struct Ws {
 }
 
 impl Ws {
-    async fn connect(url: &str) -> Self {
-        let (stream, _) = tokio_tungstenite::connect_async(url)
+    /// Opens the WebSocket at `url`; panics when it cannot.
+    pub async fn connect(url: &str) -> Self {
+        Self::try_connect(url)
             .await
-            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
-        Self {
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"))
+    }
+
+    /// Opens the WebSocket at `url` (a server that is stopping refuses).
+    pub async fn try_connect(url: &str) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let (stream, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Self {
             stream,
             seen: Vec::new(),
             close_code: None,
-        }
+        })
+    }
+
+    /// The next frame within `wait`; `Err` when none came in time,
+    /// `Ok(None)` when the server closed the socket.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Value>, ()> {
+        tokio::time::timeout(wait, self.next())
+            .await
+            .map_err(|_| ())
     }
 
     /// The next message; `None` when the server closed the socket.
