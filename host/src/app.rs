@@ -17,6 +17,7 @@ use crate::plugin_dir;
 use crate::plugin_set::{PluginSet, Unavailable};
 use crate::store::{ChatStore, StoreConfig, StoreError};
 use crate::transport;
+use crate::transport::cluster::ClusterView;
 use crate::transport::sockets::OpenSockets;
 use crate::transport::state::WebState;
 use crate::watch::{self, GateSettings, ReloadHub, Reloader, WatchSettings};
@@ -383,12 +384,60 @@ pub struct ServeOptions {
     pub maintenance: MaintenanceConfig,
     /// Bound on a graceful shutdown.
     pub shutdown_grace: Duration,
+    /// Several servers on one database.
+    pub cluster: ClusterOptions,
+}
+
+/// Whether this server shares its database with others
+/// (docs/operations.md, "Running several servers").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterOptions {
+    /// `MOZAIKS_CLUSTER`: on (needs a store several servers can open).
+    pub enabled: bool,
+    /// `MOZAIKS_SERVER_ID`; `None`: the address the server listens on.
+    pub server_id: Option<String>,
+    /// `MOZAIKS_LEASE_SECS`.
+    pub lease_ttl: Duration,
+}
+
+impl Default for ClusterOptions {
+    /// Cluster off, a 10 s lease.
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            server_id: None,
+            lease_ttl: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The part of the shutdown bound kept for telling the sockets and
 /// finishing requests, whatever the runs are doing: half the bound, at
 /// most this.
 const NOTICE_RESERVE: Duration = Duration::from_secs(2);
+
+/// This server as `GET /api/cluster` describes it: its id, address and
+/// start, and the store's shared state when cluster mode is on.
+fn cluster_view(
+    listener: &TcpListener,
+    store: &Arc<dyn ChatStore>,
+    options: &ClusterOptions,
+) -> ClusterView {
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| String::new(), |addr| addr.to_string());
+    ClusterView {
+        server_id: options.server_id.clone().unwrap_or_else(|| address.clone()),
+        address,
+        started_at: crate::plugin_set::ms(std::time::SystemTime::now()),
+        lease_ttl_ms: u64::try_from(options.lease_ttl.as_millis()).unwrap_or(u64::MAX),
+        shared: if options.enabled {
+            store.cluster()
+        } else {
+            None
+        },
+    }
+}
 
 /// Serves the API of `parts` on `listener` until `shutdown`, with
 /// the background jobs (`maintenance`): the store monitor, which also
@@ -419,6 +468,7 @@ pub async fn serve(
     );
     let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
     let sockets = OpenSockets::default();
+    let cluster = cluster_view(&listener, &parts.store, &options.cluster);
     let web = WebState {
         chats: parts.orchestrator,
         store: parts.store,
@@ -429,6 +479,7 @@ pub async fn serve(
         llm_missing: parts.llm.missing_configuration(),
         sockets: sockets.clone(),
         compat_starts: Arc::default(),
+        cluster: Arc::new(cluster),
     };
     let server = axum::serve(listener, transport::app(web, &options.http)).with_graceful_shutdown(
         async move {

@@ -43,8 +43,8 @@ mod golden;
 
 // Serving: `mozaiks serve` and `mozaiks dev`, and the benches.
 pub use app::{
-    FirstLoad, PluginSlots, ReloadConfig, ServeConfig, ServeOptions, Server, StartupError, build,
-    serve, start,
+    ClusterOptions, FirstLoad, PluginSlots, ReloadConfig, ServeConfig, ServeOptions, Server,
+    StartupError, build, serve, start,
 };
 pub use maintenance::MaintenanceConfig;
 pub use orchestrator::Orchestrator;

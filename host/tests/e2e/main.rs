@@ -27,6 +27,7 @@ mod access;
 mod app_data;
 mod chatui;
 mod cli;
+mod cluster_lb;
 mod compile_limits;
 mod configuration;
 mod console;

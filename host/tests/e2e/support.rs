@@ -370,7 +370,8 @@ pub struct Ws {
 }
 
 impl Ws {
-    async fn connect(url: &str) -> Self {
+    /// Connects to `url` (`ws://…`).
+    pub async fn connect(url: &str) -> Self {
         let (stream, _) = tokio_tungstenite::connect_async(url)
             .await
             .unwrap_or_else(|e| panic!("connect {url}: {e}"));
