@@ -16,6 +16,7 @@
 //! embedded store).
 
 mod checks;
+mod cluster;
 mod slots;
 
 use std::fmt;

@@ -84,7 +84,11 @@ pub(super) fn indexes(missing: Result<Vec<String>, StoreError>) -> Finding {
 pub(super) fn clock(before: u64, after: u64, database: u64, lease_ttl_ms: u64) -> Finding {
     let middle = before + after.saturating_sub(before) / 2;
     let skew = middle.abs_diff(database);
-    let ahead = if middle > database { "ahead of" } else { "behind" };
+    let ahead = if middle > database {
+        "ahead of"
+    } else {
+        "behind"
+    };
     let fail_above = lease_ttl_ms / SKEW_FAIL_LEASE_FRACTION;
     let measured = format!(
         "this machine's clock is {} ms {ahead} the database's (read in a {} ms round trip)",
@@ -282,8 +286,16 @@ mod tests {
         ];
         let findings = servers_findings(&servers, "me", now, TTL);
         let statuses: Vec<Status> = findings.iter().map(|f| f.status).collect();
-        assert_eq!(statuses, [Status::Ok, Status::Ok, Status::Warn], "{findings:#?}");
-        assert!(findings[0].message.contains("2 server(s) registered and alive: `a`"));
+        assert_eq!(
+            statuses,
+            [Status::Ok, Status::Ok, Status::Warn],
+            "{findings:#?}"
+        );
+        assert!(
+            findings[0]
+                .message
+                .contains("2 server(s) registered and alive: `a`")
+        );
         assert!(findings[1].message.contains("`ccc`"));
         assert_eq!(
             findings[2].message,
@@ -291,7 +303,50 @@ mod tests {
         );
         let agreeing = [server("a", now, "x", true), server("bb", now, "x", true)];
         let findings = servers_findings(&agreeing, "me", now, TTL);
-        assert!(findings.iter().all(|f| f.status == Status::Ok), "{findings:#?}");
+        assert!(
+            findings.iter().all(|f| f.status == Status::Ok),
+            "{findings:#?}"
+        );
+    }
+
+    /// The section against the real MongoDB store: a fresh database lacks
+    /// the lease indexes; once a server made them and registered, the
+    /// section finds it alive and the clocks in step.
+    #[tokio::test]
+    async fn the_section_reads_indexes_clock_and_servers_from_mongodb() {
+        use crate::store::mongo::{MongoStore, test_server};
+        use crate::store::{ChatStore as _, cluster::ClusterStore as _};
+        let name = format!("mozaiks_test_{}", uuid::Uuid::new_v4().simple());
+        let store = MongoStore::connect(&test_server::config(&name))
+            .await
+            .unwrap();
+        let ttl = Duration::from_secs(10);
+        let fresh = cluster(&store, "me", ttl).await;
+        let peer = server("peer", ms(SystemTime::now()), "x", true);
+        store.prepare().await.unwrap();
+        store.prepare_cluster().await.unwrap();
+        store.heartbeat(&peer).await.unwrap();
+        let ready = cluster(&store, "me", ttl).await;
+        let client = mongodb::Client::with_uri_str(test_server::uri())
+            .await
+            .unwrap();
+        client.database(&name).drop().await.unwrap();
+
+        assert_eq!(fresh[0].status, Status::Fail, "{fresh:#?}");
+        assert!(fresh[0].message.contains("chat_leases."), "{fresh:#?}");
+        let statuses: Vec<Status> = ready.iter().map(|f| f.status).collect();
+        assert_eq!(statuses, [Status::Ok; 3], "{ready:#?}");
+        assert_eq!(ready[0].message, "the lease indexes are in place");
+        assert!(
+            ready[1].message.contains("this machine's clock is"),
+            "{ready:#?}"
+        );
+        assert!(
+            ready[2]
+                .message
+                .contains("1 server(s) registered and alive: `peer`"),
+            "{ready:#?}"
+        );
     }
 
     #[test]
