@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::llm::{LlmClient, LlmConfig};
 use crate::maintenance::{self, MaintenanceConfig, StoreHealth};
-use crate::orchestrator::Orchestrator;
+use crate::orchestrator::{ClusterError, ClusterSettings, Orchestrator};
 use crate::plugin_dir;
 use crate::plugin_set::{PluginSet, Unavailable};
 use crate::store::{ChatStore, StoreConfig, StoreError};
@@ -122,6 +122,9 @@ pub enum StartupError {
     /// The directories could not be watched.
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+    /// This server cannot join the others on its database.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// The first load of plugins and workflows stopped abnormally.
     #[error("loading plugins and workflows: {0}")]
     FirstLoad(String),
@@ -383,6 +386,8 @@ pub struct ServeOptions {
     pub maintenance: MaintenanceConfig,
     /// Bound on a graceful shutdown.
     pub shutdown_grace: Duration,
+    /// Several servers on one database (`MOZAIKS_CLUSTER`, …).
+    pub cluster: ClusterSettings,
 }
 
 /// The part of the shutdown bound kept for telling the sockets and
@@ -410,6 +415,11 @@ pub async fn serve(
 ) -> Result<(), StartupError> {
     let health = StoreHealth::default();
     let orchestrator = parts.orchestrator.clone();
+    // Before the store monitor resumes runs: in cluster mode a run starts
+    // only under its chat's lease.
+    let address = listener.local_addr().map_err(StartupError::Serve)?;
+    orchestrator.join_cluster(&options.cluster, address).await?;
+    let cluster_jobs = orchestrator.cluster_jobs();
     let jobs = maintenance::spawn(
         &orchestrator,
         &parts.store,
@@ -442,7 +452,7 @@ pub async fn serve(
         served = &mut server => Some(served),
     };
     if let Some(served) = served {
-        for job in jobs {
+        for job in jobs.into_iter().chain(cluster_jobs) {
             job.abort();
         }
         return served
@@ -462,6 +472,11 @@ pub async fn serve(
     } else {
         tracing::warn!(chats = ?drained.abandoned, "runs still busy at the shutdown bound; their step is redone on the next start");
     }
+    // Several servers: the others take the active chats over at once.
+    for job in cluster_jobs {
+        job.abort();
+    }
+    orchestrator.leave_cluster().await;
     orchestrator.close_clients();
     let closed = tokio::time::timeout_at(deadline, async {
         sockets.all_closed().await;
