@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::llm::{LlmClient, LlmConfig};
 use crate::maintenance::{self, MaintenanceConfig, StoreHealth};
-use crate::orchestrator::Orchestrator;
+use crate::orchestrator::{ClusterError, ClusterSettings, Orchestrator};
 use crate::plugin_dir;
 use crate::plugin_set::{PluginSet, Unavailable};
 use crate::store::{ChatStore, StoreConfig, StoreError};
@@ -123,6 +123,9 @@ pub enum StartupError {
     /// The directories could not be watched.
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+    /// This server cannot join the others on its database.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// The first load of plugins and workflows stopped abnormally.
     #[error("loading plugins and workflows: {0}")]
     FirstLoad(String),
@@ -384,31 +387,8 @@ pub struct ServeOptions {
     pub maintenance: MaintenanceConfig,
     /// Bound on a graceful shutdown.
     pub shutdown_grace: Duration,
-    /// Several servers on one database.
-    pub cluster: ClusterOptions,
-}
-
-/// Whether this server shares its database with others
-/// (docs/operations.md, "Running several servers").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterOptions {
-    /// `MOZAIKS_CLUSTER`: on (needs a store several servers can open).
-    pub enabled: bool,
-    /// `MOZAIKS_SERVER_ID`; `None`: the address the server listens on.
-    pub server_id: Option<String>,
-    /// `MOZAIKS_LEASE_SECS`.
-    pub lease_ttl: Duration,
-}
-
-impl Default for ClusterOptions {
-    /// Cluster off, a 10 s lease.
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            server_id: None,
-            lease_ttl: Duration::from_secs(10),
-        }
-    }
+    /// Several servers on one database (`MOZAIKS_CLUSTER`, …).
+    pub cluster: ClusterSettings,
 }
 
 /// The part of the shutdown bound kept for telling the sockets and
@@ -421,7 +401,7 @@ const NOTICE_RESERVE: Duration = Duration::from_secs(2);
 fn cluster_view(
     listener: &TcpListener,
     store: &Arc<dyn ChatStore>,
-    options: &ClusterOptions,
+    settings: &ClusterSettings,
 ) -> ClusterView {
     let address = listener
         .local_addr()
@@ -459,6 +439,11 @@ pub async fn serve(
 ) -> Result<(), StartupError> {
     let health = StoreHealth::default();
     let orchestrator = parts.orchestrator.clone();
+    // Before the store monitor resumes runs: in cluster mode a run starts
+    // only under its chat's lease.
+    let address = listener.local_addr().map_err(StartupError::Serve)?;
+    orchestrator.join_cluster(&options.cluster, address).await?;
+    let cluster_jobs = orchestrator.cluster_jobs();
     let jobs = maintenance::spawn(
         &orchestrator,
         &parts.store,
@@ -493,7 +478,7 @@ pub async fn serve(
         served = &mut server => Some(served),
     };
     if let Some(served) = served {
-        for job in jobs {
+        for job in jobs.into_iter().chain(cluster_jobs) {
             job.abort();
         }
         return served
@@ -513,6 +498,11 @@ pub async fn serve(
     } else {
         tracing::warn!(chats = ?drained.abandoned, "runs still busy at the shutdown bound; their step is redone on the next start");
     }
+    // Several servers: the others take the active chats over at once.
+    for job in cluster_jobs {
+        job.abort();
+    }
+    orchestrator.leave_cluster().await;
     orchestrator.close_clients();
     let closed = tokio::time::timeout_at(deadline, async {
         sockets.all_closed().await;

@@ -43,11 +43,11 @@ mod golden;
 
 // Serving: `mozaiks serve` and `mozaiks dev`, and the benches.
 pub use app::{
-    ClusterOptions, FirstLoad, PluginSlots, ReloadConfig, ServeConfig, ServeOptions, Server,
-    StartupError, build, serve, start,
+    FirstLoad, PluginSlots, ReloadConfig, ServeConfig, ServeOptions, Server, StartupError, build,
+    serve, start,
 };
 pub use maintenance::MaintenanceConfig;
-pub use orchestrator::Orchestrator;
+pub use orchestrator::{ClusterError, ClusterSettings, Orchestrator};
 pub use transport::{HttpOptions, route_table};
 pub use watch::{DEFAULT_QUIET, GateSettings};
 

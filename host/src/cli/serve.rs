@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use mozaiks_host::{
-    ClusterOptions, Config, Environment, GateSettings, HttpOptions, PluginSlots, ReloadConfig,
-    ServeConfig, ServeOptions,
+    Config, Environment, GateSettings, HttpOptions, PluginSlots, ReloadConfig, ServeConfig,
+    ServeOptions,
 };
 use tokio::net::TcpListener;
 
@@ -94,7 +94,7 @@ pub(crate) async fn run(
         },
         maintenance: settings.maintenance.clone(),
         shutdown_grace: settings.shutdown_grace,
-        cluster: ClusterOptions::default(),
+        cluster: settings.cluster.clone(),
     };
     // Plugins load in the background: a slow one never keeps the server
     // from listening (`/health/ready` says `loading` meanwhile).

@@ -6,6 +6,8 @@
 use std::time::{Duration, SystemTime};
 
 use super::Finding;
+use crate::config::Config;
+use crate::orchestrator::hostname;
 use crate::plugin_set::ms;
 use crate::store::StoreError;
 use crate::store::cluster::{ClusterStore, ServerInfo};
@@ -23,6 +25,36 @@ pub(super) const SKEW_WARN_MS: u64 = 1_000;
 /// chat over while its owner still runs it (fencing keeps the log right,
 /// but the owner's step is lost and redone).
 pub(super) const SKEW_FAIL_LEASE_FRACTION: u64 = 4;
+
+/// How long the store gets to open for the section (as for `store`).
+const OPEN_WAIT: Duration = Duration::from_secs(15);
+
+/// The section, when `MOZAIKS_CLUSTER=on`: nothing otherwise.
+pub(super) async fn section(config: &Config) -> Vec<Finding> {
+    let settings = &config.cluster;
+    if !settings.enabled {
+        return Vec::new();
+    }
+    let store = match tokio::time::timeout(OPEN_WAIT, config.store.open()).await {
+        Ok(Ok(store)) => store,
+        Ok(Err(_)) | Err(_) => {
+            return vec![Finding::warn(
+                CHECK,
+                "the cluster checks need the store, which does not answer; they did not run",
+                "fix what the `store` check says, then run `mozaiks doctor` again",
+            )];
+        }
+    };
+    let Some(shared) = store.cluster() else {
+        // The configuration refuses cluster mode on the embedded store.
+        return Vec::new();
+    };
+    let server_id = settings.server_id.clone().unwrap_or_else(|| {
+        let port = config.addr.rsplit_once(':').map_or("", |(_, port)| port);
+        format!("{}:{port}", hostname())
+    });
+    cluster(shared.as_ref(), &server_id, settings.lease).await
+}
 
 /// Every finding of the section, against the cluster's shared state.
 /// `server_id`: the id this machine's server will use.
