@@ -238,6 +238,9 @@ export class Transcript {
         this.line('warning', event.ts, h('strong', { text: `${event.agent}: ${event.model} did not validate; asked again` }),
           h('ul', { class: 'errors' }, (event.errors || []).map((e) => h('li', { text: e }))));
         break;
+      case 'run_moved':
+        this.line('system', event.ts, h('span', { text: `run moved from ${event.from} to ${event.to}` }));
+        break;
       case 'speaker_request':
         this.line('speaker', event.ts, h('span', { text: `Who speaks next? ${event.candidates.join(', ')}` }));
         break;

@@ -12,11 +12,12 @@ use tokio::net::TcpListener;
 
 use crate::llm::{LlmClient, LlmConfig};
 use crate::maintenance::{self, MaintenanceConfig, StoreHealth};
-use crate::orchestrator::Orchestrator;
+use crate::orchestrator::{ClusterError, ClusterSettings, Orchestrator};
 use crate::plugin_dir;
 use crate::plugin_set::{PluginSet, Unavailable};
 use crate::store::{ChatStore, StoreConfig, StoreError};
 use crate::transport;
+use crate::transport::cluster::ClusterView;
 use crate::transport::sockets::OpenSockets;
 use crate::transport::state::WebState;
 use crate::watch::{self, GateSettings, ReloadHub, Reloader, WatchSettings};
@@ -122,6 +123,9 @@ pub enum StartupError {
     /// The directories could not be watched.
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+    /// This server cannot join the others on its database.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// The first load of plugins and workflows stopped abnormally.
     #[error("loading plugins and workflows: {0}")]
     FirstLoad(String),
@@ -383,12 +387,37 @@ pub struct ServeOptions {
     pub maintenance: MaintenanceConfig,
     /// Bound on a graceful shutdown.
     pub shutdown_grace: Duration,
+    /// Several servers on one database (`MOZAIKS_CLUSTER`, …).
+    pub cluster: ClusterSettings,
 }
 
 /// The part of the shutdown bound kept for telling the sockets and
 /// finishing requests, whatever the runs are doing: half the bound, at
 /// most this.
 const NOTICE_RESERVE: Duration = Duration::from_secs(2);
+
+/// This server as `GET /api/cluster` describes it: its id, address and
+/// start, and the store's shared state when cluster mode is on.
+fn cluster_view(
+    listener: &TcpListener,
+    store: &Arc<dyn ChatStore>,
+    settings: &ClusterSettings,
+) -> ClusterView {
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| String::new(), |addr| addr.to_string());
+    ClusterView {
+        server_id: options.server_id.clone().unwrap_or_else(|| address.clone()),
+        address,
+        started_at: crate::plugin_set::ms(std::time::SystemTime::now()),
+        lease_ttl_ms: u64::try_from(options.lease_ttl.as_millis()).unwrap_or(u64::MAX),
+        shared: if options.enabled {
+            store.cluster()
+        } else {
+            None
+        },
+    }
+}
 
 /// Serves the API of `parts` on `listener` until `shutdown`, with
 /// the background jobs (`maintenance`): the store monitor, which also
@@ -410,6 +439,11 @@ pub async fn serve(
 ) -> Result<(), StartupError> {
     let health = StoreHealth::default();
     let orchestrator = parts.orchestrator.clone();
+    // Before the store monitor resumes runs: in cluster mode a run starts
+    // only under its chat's lease.
+    let address = listener.local_addr().map_err(StartupError::Serve)?;
+    orchestrator.join_cluster(&options.cluster, address).await?;
+    let cluster_jobs = orchestrator.cluster_jobs();
     let jobs = maintenance::spawn(
         &orchestrator,
         &parts.store,
@@ -419,6 +453,7 @@ pub async fn serve(
     );
     let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
     let sockets = OpenSockets::default();
+    let cluster = cluster_view(&listener, &parts.store, &options.cluster);
     let web = WebState {
         chats: parts.orchestrator,
         store: parts.store,
@@ -429,6 +464,7 @@ pub async fn serve(
         llm_missing: parts.llm.missing_configuration(),
         sockets: sockets.clone(),
         compat_starts: Arc::default(),
+        cluster: Arc::new(cluster),
     };
     let server = axum::serve(listener, transport::app(web, &options.http)).with_graceful_shutdown(
         async move {
@@ -442,7 +478,7 @@ pub async fn serve(
         served = &mut server => Some(served),
     };
     if let Some(served) = served {
-        for job in jobs {
+        for job in jobs.into_iter().chain(cluster_jobs) {
             job.abort();
         }
         return served
@@ -462,6 +498,11 @@ pub async fn serve(
     } else {
         tracing::warn!(chats = ?drained.abandoned, "runs still busy at the shutdown bound; their step is redone on the next start");
     }
+    // Several servers: the others take the active chats over at once.
+    for job in cluster_jobs {
+        job.abort();
+    }
+    orchestrator.leave_cluster().await;
     orchestrator.close_clients();
     let closed = tokio::time::timeout_at(deadline, async {
         sockets.all_closed().await;

@@ -7,6 +7,7 @@
 //! with its effective value (secrets redacted) and where it came from.
 //! docs/operations.md lists the variables.
 
+mod cluster;
 pub(crate) mod secrets;
 #[cfg(test)]
 mod tests;
@@ -161,6 +162,9 @@ pub struct Config {
     /// How long a run waits for its user before it is unloaded from memory
     /// (`MOZAIKS_IDLE_RUN_SECS`; 0: never).
     pub idle_run: Option<Duration>,
+    /// Several servers on one database (`MOZAIKS_CLUSTER`,
+    /// `MOZAIKS_SERVER_ID`, `MOZAIKS_LEASE_SECS`).
+    pub cluster: crate::orchestrator::ClusterSettings,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Tool calls that may run at once, across all plugins
@@ -206,6 +210,9 @@ const KNOWN: &[&str] = &[
     "MOZAIKS_SECRETS_DIR",
     "MOZAIKS_SHUTDOWN_GRACE_SECS",
     "MOZAIKS_IDLE_RUN_SECS",
+    "MOZAIKS_CLUSTER",
+    "MOZAIKS_SERVER_ID",
+    "MOZAIKS_LEASE_SECS",
     "MOZAIKS_MAX_BODY_BYTES",
     "MOZAIKS_PLUGIN_SLOTS",
     "MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN",
@@ -414,6 +421,7 @@ impl Config {
         let data_dir = read_data_dir(&mut r, overrides);
         let log = read_log(&mut r);
         let store = read_store(&mut r, &data_dir);
+        let cluster = cluster::read_cluster(&mut r, &store, &addr);
         let llm = read_llm(&mut r);
         let access = read_access(&mut r, dev);
         let cors_origins = read_cors(&mut r, dev);
@@ -528,6 +536,7 @@ impl Config {
             cors_origins,
             shutdown_grace,
             idle_run,
+            cluster,
             max_body_bytes,
             plugin_slots,
             plugin_slots_per_plugin,

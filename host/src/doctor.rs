@@ -5,7 +5,9 @@
 //!
 //! The checks, in order: configuration and secrets; the LLM endpoint and
 //! its key; the store (with the real cause: refused, DNS, authentication,
-//! timeout, locked); the port; plugins (load, grants); the instance slots
+//! timeout, locked); with `MOZAIKS_CLUSTER=on`, the cluster (lease indexes,
+//! clock skew against the database, the other servers, version skew); the
+//! port; plugins (load, grants); the instance slots
 //! (the pool configured, and each plugin's use on a server that answers at
 //! the configured address); workflows (every
 //! cross reference, every tool against a loaded plugin function); UI
@@ -16,6 +18,7 @@
 //! embedded store).
 
 mod checks;
+mod cluster;
 mod slots;
 
 use std::fmt;
@@ -39,8 +42,8 @@ pub enum Status {
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Which check (`config`, `llm`, `store`, `port`, `plugins`, `slots`,
-    /// `workflows`, `components`, `disk`, `logs`, `logging`).
+    /// Which check (`config`, `llm`, `store`, `cluster`, `port`, `plugins`,
+    /// `slots`, `workflows`, `components`, `disk`, `logs`, `logging`).
     pub check: &'static str,
     /// How it came out.
     pub status: Status,
@@ -165,6 +168,7 @@ pub async fn run(overrides: &Overrides) -> Report {
     );
     findings.extend(checks::llm(&config).await);
     findings.push(checks::store(&config).await);
+    findings.extend(cluster::section(&config).await);
     findings.push(checks::port(&config.addr).await);
     let (plugin_findings, catalog) = checks::plugins(&config).await;
     findings.extend(plugin_findings);

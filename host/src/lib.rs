@@ -47,7 +47,7 @@ pub use app::{
     serve, start,
 };
 pub use maintenance::MaintenanceConfig;
-pub use orchestrator::Orchestrator;
+pub use orchestrator::{ClusterError, ClusterSettings, Orchestrator};
 pub use transport::{HttpOptions, route_table};
 pub use watch::{DEFAULT_QUIET, GateSettings};
 

@@ -23,6 +23,7 @@
 
 mod app_data;
 mod auto_reply;
+mod cluster;
 mod context_writes;
 mod database_context;
 mod drain;
@@ -56,6 +57,8 @@ use crate::store::{ChatRecord, ChatStatus, ChatStore, StoreError};
 use crate::workflow::registry::Entry;
 use crate::workflow::{Diagnostic, Workflow, WorkflowRegistry};
 
+pub use cluster::{ClusterError, ClusterSettings};
+pub(crate) use cluster::{hostname, limits as cluster_limits};
 pub(crate) use drain::closed;
 pub(crate) use history::RunPosition;
 pub use live::EmitError;
@@ -86,6 +89,9 @@ pub(crate) struct Shared {
     /// How long a run waits for input before it unloads itself, in ms;
     /// 0: never ([`Orchestrator::set_idle_unload`]).
     idle_run_ms: std::sync::atomic::AtomicU64,
+    /// This server among the others on its database, once joined
+    /// ([`cluster`]); never set on a store only one process opens.
+    membership: std::sync::OnceLock<Arc<cluster::Membership>>,
 }
 
 impl Shared {
@@ -190,15 +196,32 @@ pub enum ChatError {
         /// The plugin folders not loaded yet.
         plugins: Vec<String>,
     },
+    /// Another server took the chat's run over while this one handled the
+    /// request (cluster mode); send it again.
+    #[error("chat moved to another server{} while this one handled the request; send it again", .owner.as_deref().map(|o| format!(" (`{o}`)")).unwrap_or_default())]
+    Moved {
+        /// The server that runs it now, when known.
+        owner: Option<String>,
+    },
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ChatError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LeaseLost { owner, .. } => Self::Moved { owner },
+            other => Self::Store(other),
+        }
+    }
 }
 
 impl From<EmitError> for ChatError {
     fn from(error: EmitError) -> Self {
         match error {
             EmitError::ShuttingDown => Self::ShuttingDown,
+            EmitError::Moved { owner } => Self::Moved { owner },
             EmitError::Store(store) => Self::Store(store),
         }
     }
@@ -217,10 +240,61 @@ impl ChatError {
             Self::NotYourTurn { .. } => ErrorCode::NotYourTurn,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
             Self::PluginsLoading { .. } => ErrorCode::PluginsLoading,
+            Self::Moved { .. } => ErrorCode::ChatMoved,
             Self::Store(StoreError::Backend(_)) => ErrorCode::StoreUnavailable,
             Self::Store(_) => ErrorCode::Internal,
         }
     }
+}
+
+/// Whether the run takes `input` at `status`: `Ok(true)` to deliver it,
+/// `Ok(false)` for a harmless no-op (`continue` with nothing to continue),
+/// else [`ChatError::NotYourTurn`]. The input is refused rather than
+/// queued: the client keeps it and knows.
+pub(crate) fn check_turn(input: &RunInput, status: Option<RunStatus>) -> Result<bool, ChatError> {
+    let accepted = match (input, status) {
+        (
+            RunInput::UserMessage(_),
+            Some(RunStatus::WaitingForUser | RunStatus::WaitingForSpeaker),
+        )
+        | (RunInput::SelectSpeaker(_), Some(RunStatus::WaitingForSpeaker))
+        | (RunInput::Continue, Some(RunStatus::Interrupted)) => true,
+        // Nothing to continue: a harmless no-op.
+        (RunInput::Continue, _) => return Ok(false),
+        _ => false,
+    };
+    if accepted {
+        return Ok(true);
+    }
+    let (name, hint) = match input {
+        RunInput::UserMessage(_) => (
+            "a user message",
+            if status == Some(RunStatus::Interrupted) {
+                "; send `continue` to retry the step that failed"
+            } else {
+                "; send it when the run is waiting_for_user"
+            },
+        ),
+        RunInput::SelectSpeaker(_) => (
+            "a speaker pick",
+            "; only ManualPattern asks for one, with speaker_request",
+        ),
+        RunInput::Continue => ("continue", ""),
+    };
+    let status = status.map_or_else(
+        || "starting".to_owned(),
+        |s| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        },
+    );
+    Err(ChatError::NotYourTurn {
+        input: name,
+        status,
+        hint,
+    })
 }
 
 /// A run that is active in this process.
@@ -263,6 +337,7 @@ impl Orchestrator {
                 runs: tokio::sync::watch::Sender::new(0),
                 to_resume: Mutex::new(std::collections::BTreeSet::new()),
                 idle_run_ms: std::sync::atomic::AtomicU64::new(0),
+                membership: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -386,6 +461,10 @@ impl Orchestrator {
         database_context::read(&workflow, &chat, self.shared.store.app_data(), &mut context)
             .await?;
         self.shared.store.create_chat(&chat).await?;
+        // A new chat's lease is free: this server takes it.
+        if let cluster::Owner::Elsewhere(owner) = self.own(&chat.chat_id).await? {
+            return Err(ChatError::Moved { owner: Some(owner) });
+        }
         let live = self.live(&chat.chat_id);
         for (key, value) in context {
             live.emit(Event::ContextChanged {
@@ -432,6 +511,28 @@ impl Orchestrator {
         }))
     }
 
+    /// The chat's live side if this process has one.
+    pub(crate) fn existing_live(&self, chat_id: &str) -> Option<Arc<LiveChat>> {
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(chat_id)
+            .cloned()
+    }
+
+    /// The chats some client of this process watches.
+    pub(crate) fn watched_chats(&self) -> Vec<Arc<LiveChat>> {
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|live| live.client_count() > 0)
+            .cloned()
+            .collect()
+    }
+
     /// The chat, or [`ChatError::ChatNotFound`].
     pub async fn chat(&self, chat_id: &str) -> Result<ChatRecord, ChatError> {
         self.shared
@@ -450,6 +551,17 @@ impl Orchestrator {
         if !self.serving() {
             return Err(ChatError::ShuttingDown);
         }
+        // Cluster mode: only under the chat's lease, held until the run is
+        // attached (a run that ends meanwhile cannot give it up).
+        let _lease = match self.shared.leases() {
+            Some(membership) => match self.own_with(membership, &chat.chat_id).await? {
+                (cluster::Owner::Here, lease) => Some(lease),
+                (cluster::Owner::Elsewhere(owner), _) => {
+                    return Err(ChatError::Moved { owner: Some(owner) });
+                }
+            },
+            None => None,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         if !live.attach_run(tx.clone()) {
             return Ok(tx);
@@ -523,55 +635,32 @@ impl Orchestrator {
         if chat.status != ChatStatus::InProgress {
             return Err(ChatError::ChatEnded(chat_id.to_owned()));
         }
+        if let cluster::Owner::Elsewhere(_) = self.own(chat_id).await? {
+            return self.send_elsewhere(chat_id, input.into()).await;
+        }
+        let live = self.live(chat_id);
         let status = self.run_status(chat_id).await?;
-        let accepted = match (&input, status) {
-            (
-                RunInput::UserMessage(_),
-                Some(RunStatus::WaitingForUser | RunStatus::WaitingForSpeaker),
-            )
-            | (RunInput::SelectSpeaker(_), Some(RunStatus::WaitingForSpeaker))
-            | (RunInput::Continue, Some(RunStatus::Interrupted)) => true,
-            // Nothing to continue: a harmless no-op.
-            (RunInput::Continue, _) => return Ok(()),
-            _ => false,
-        };
-        if !accepted {
-            let (name, hint) = match input {
-                RunInput::UserMessage(_) => (
-                    "a user message",
-                    if status == Some(RunStatus::Interrupted) {
-                        "; send `continue` to retry the step that failed"
-                    } else {
-                        "; send it when the run is waiting_for_user"
-                    },
-                ),
-                RunInput::SelectSpeaker(_) => (
-                    "a speaker pick",
-                    "; only ManualPattern asks for one, with speaker_request",
-                ),
-                RunInput::Continue => ("continue", ""),
-            };
-            let status = status.map_or_else(
-                || "starting".to_owned(),
-                |s| {
-                    serde_json::to_value(s)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                },
-            );
-            return Err(ChatError::NotYourTurn {
-                input: name,
-                status,
-                hint,
-            });
+        let delivered = self.deliver_here(chat_id, &live, input, status).await;
+        self.shared.release_lease(&live).await;
+        delivered
+    }
+
+    /// [`send`](Self::send) on the server that writes the chat.
+    async fn deliver_here(
+        &self,
+        chat_id: &str,
+        live: &Arc<LiveChat>,
+        input: RunInput,
+        status: Option<RunStatus>,
+    ) -> Result<(), ChatError> {
+        if !check_turn(&input, status)? {
+            return Ok(());
         }
         if input == RunInput::Continue {
             // Starting the run from its log is the retry.
             self.ensure_run(chat_id).await?;
             return Ok(());
         }
-        let live = self.live(chat_id);
         if !live.claim_input() {
             return Err(ChatError::NotYourTurn {
                 input: "another input",
@@ -602,9 +691,17 @@ impl Orchestrator {
         request_id: &str,
         answer: Value,
     ) -> Result<(), ChatError> {
-        self.chat(chat_id).await?;
+        let chat = self.chat(chat_id).await?;
         if !self.serving() {
             return Err(ChatError::ShuttingDown);
+        }
+        if chat.status == ChatStatus::InProgress
+            && let cluster::Owner::Elsewhere(_) = self.own(chat_id).await?
+        {
+            let request_id = request_id.to_owned();
+            return self
+                .send_elsewhere(chat_id, cluster::Input::UiAnswer { request_id, answer })
+                .await;
         }
         let live = self.live(chat_id);
         if live.answer_ui_request(request_id, answer).await? {
@@ -620,6 +717,9 @@ impl Orchestrator {
         let chat = self.chat(chat_id).await?;
         if chat.status != ChatStatus::InProgress {
             return Ok(());
+        }
+        if let cluster::Owner::Elsewhere(_) = self.own(chat_id).await? {
+            return self.send_elsewhere(chat_id, cluster::Input::End).await;
         }
         let live = self.live(chat_id);
         if live.has_run() {
@@ -638,6 +738,7 @@ impl Orchestrator {
                 reason: Some("ended by the user".to_owned()),
             })
             .await?;
+            self.shared.release_lease(&live).await;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! docs/protocol.md describes them and the event protocol.
 
 pub(crate) mod auth;
+pub(crate) mod cluster;
 pub(crate) mod compat;
 pub(crate) mod console;
 pub(crate) mod error;
@@ -158,6 +159,7 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<WebState>)> {
         (Method::GET, "/api/plugins", get(reloads::list_plugins)),
         (Method::GET, "/api/reloads", get(reloads::list_reloads)),
         (Method::GET, "/api/events/ws", get(reloads::events_socket)),
+        (Method::GET, "/api/cluster", get(cluster::cluster)),
         (Method::GET, "/", get(console::index)),
         (Method::GET, "/console/{file}", get(console::asset)),
         (

@@ -94,6 +94,7 @@ pub(crate) async fn run(
         },
         maintenance: settings.maintenance.clone(),
         shutdown_grace: settings.shutdown_grace,
+        cluster: settings.cluster.clone(),
     };
     // Plugins load in the background: a slow one never keeps the server
     // from listening (`/health/ready` says `loading` meanwhile).

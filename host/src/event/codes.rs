@@ -97,6 +97,9 @@ stable_words! {
         Forbidden = "FORBIDDEN",
         /// The server is stopping.
         ShuttingDown = "SHUTTING_DOWN",
+        /// Another server took the chat's run over while this one handled
+        /// the request (several servers on one database).
+        ChatMoved = "CHAT_MOVED",
         /// The server's first load of plugins did not finish in time.
         PluginsLoading = "PLUGINS_LOADING",
         /// The store does not answer.

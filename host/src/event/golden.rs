@@ -441,6 +441,16 @@ pub(crate) fn examples() -> Vec<(&'static str, Envelope)> {
             ),
         ),
         (
+            "run_moved",
+            stored(
+                34,
+                Event::RunMoved {
+                    from: "server-a".into(),
+                    to: "server-b".into(),
+                },
+            ),
+        ),
+        (
             "speaker_request",
             stored(
                 32,

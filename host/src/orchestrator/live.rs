@@ -30,9 +30,27 @@ pub enum EmitError {
     /// `SHUTTING_DOWN`.
     #[error("the server is shutting down; this chat continues on the next start")]
     ShuttingDown,
+    /// Another server runs the chat now (cluster mode: its lease was taken
+    /// over, `orchestrator/cluster.rs`): this process stores nothing more
+    /// for it and leaves the chat to its new owner. Not a failure: nothing
+    /// is marked failed, and clients get `CHAT_MOVED`.
+    #[error("chat moved to another server{}; this server stores nothing more for it", .owner.as_deref().map(|o| format!(" (`{o}`)")).unwrap_or_default())]
+    Moved {
+        /// The server that runs it now, when known.
+        owner: Option<String>,
+    },
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for EmitError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LeaseLost { owner, .. } => Self::Moved { owner },
+            other => Self::Store(other),
+        }
+    }
 }
 
 /// Events a slow client may fall behind by before its session catches up
@@ -73,6 +91,13 @@ pub struct LiveChat {
     /// Stopped for a shutdown: nothing more is stored for this chat by this
     /// process ([`super::drain`]).
     parked: std::sync::atomic::AtomicBool,
+    /// Taken over by another server (cluster mode): `Some(owner)` until
+    /// this server holds the chat's lease again
+    /// ([`park_moved`](Self::park_moved), [`take_back`](Self::take_back)).
+    moved: tokio::sync::watch::Sender<Option<Option<String>>>,
+    /// The highest `seq` this process broadcast (emitted or relayed from
+    /// another server's run), 0 before any.
+    last_seq: std::sync::atomic::AtomicU64,
     /// How many events the broadcast holds for a client that falls behind
     /// ([`BROADCAST_CAPACITY`]; smaller in tests).
     capacity: usize,
@@ -97,6 +122,8 @@ impl LiveChat {
             status: Mutex::new(None),
             input_claimed: std::sync::atomic::AtomicBool::new(false),
             parked: std::sync::atomic::AtomicBool::new(false),
+            moved: tokio::sync::watch::Sender::new(None),
+            last_seq: std::sync::atomic::AtomicU64::new(0),
             ui_opened: tokio::sync::Notify::new(),
             context: ContextCopy::default(),
             capacity: BROADCAST_CAPACITY,
@@ -135,6 +162,9 @@ impl LiveChat {
         let live = Arc::clone(self);
         let task = tokio::spawn(async move {
             let _order = live.append.lock().await;
+            if let Some(owner) = live.moved.borrow().clone() {
+                return Err(EmitError::Moved { owner });
+            }
             if live.parked.load(std::sync::atomic::Ordering::Acquire) {
                 return Err(EmitError::ShuttingDown);
             }
@@ -143,6 +173,13 @@ impl LiveChat {
             }
             let envelope = match live.store.append(&live.chat_id, now_ms(), event).await {
                 Ok(envelope) => Arc::new(envelope),
+                Err(StoreError::LeaseLost { owner, .. }) => {
+                    // Fenced: another server wrote to the chat since this
+                    // one took its lease. Nothing more from here.
+                    live.moved.send_replace(Some(owner.clone()));
+                    live.forget_copies();
+                    return Err(EmitError::Moved { owner });
+                }
                 Err(error) => {
                     // Whether it was stored is unknown (MongoDB): read again.
                     live.context.forget();
@@ -150,6 +187,7 @@ impl LiveChat {
                 }
             };
             live.context.fold(&envelope.event);
+            live.note_seq(&envelope);
             live.broadcast(&envelope);
             Ok(envelope)
         });
@@ -158,6 +196,101 @@ impl LiveChat {
                 "the task writing an event failed: {e}"
             )))
         })?
+    }
+
+    /// Sends an event another server stored (cluster mode: this server's
+    /// clients watch a chat run elsewhere) to this chat's clients, keeping
+    /// the context copy and the run status as `emit` would. Only an event
+    /// above the last `seq` this process broadcast is sent, so each goes
+    /// out once and in order; a client that finds a gap reads it from the
+    /// store ([`Follower`]).
+    pub(crate) async fn relay(&self, envelope: Envelope) {
+        let _order = self.append.lock().await;
+        let Some(seq) = envelope.seq else {
+            return;
+        };
+        if seq <= self.last_seq() {
+            return;
+        }
+        if let Event::RunStatus { status, .. } = &envelope.event {
+            *self.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(*status);
+        }
+        let envelope = Arc::new(envelope);
+        self.context.fold(&envelope.event);
+        self.note_seq(&envelope);
+        self.broadcast(&envelope);
+    }
+
+    /// The highest `seq` this process broadcast (0: none yet).
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.last_seq.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Starts relaying after `seq` (the chat's last event when this
+    /// server's clients began watching a chat run elsewhere). The copies
+    /// of context and status may be stale: they are read again.
+    pub(crate) async fn relay_from(&self, seq: u64) {
+        let _order = self.append.lock().await;
+        if self.last_seq() == 0 {
+            self.last_seq
+                .store(seq, std::sync::atomic::Ordering::Release);
+            self.forget_copies();
+        }
+    }
+
+    fn note_seq(&self, envelope: &Envelope) {
+        if let Some(seq) = envelope.seq {
+            self.last_seq
+                .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// Forgets the copies of the chat's context and run status (another
+    /// server wrote to the chat): they are read from the store again.
+    fn forget_copies(&self) {
+        self.context.forget();
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Another server runs the chat now (cluster mode): nothing more is
+    /// stored for it by this process, and its run stops (see
+    /// [`moved`](Self::moved)). `owner`: the new owner, when known.
+    pub(crate) async fn park_moved(&self, owner: Option<String>) {
+        // Taken so that an append in progress finishes first.
+        let _order = self.append.lock().await;
+        self.moved.send_replace(Some(owner));
+        self.forget_copies();
+    }
+
+    /// This server holds the chat's lease again (cluster mode): it may
+    /// store for it, and what it knew of it is read again.
+    pub(crate) async fn take_back(&self) {
+        let _order = self.append.lock().await;
+        if self.moved.borrow().is_some() {
+            self.moved.send_replace(None);
+        }
+        self.forget_copies();
+    }
+
+    /// Whether another server took the chat over from this one.
+    pub(crate) fn is_moved(&self) -> bool {
+        self.moved.borrow().is_some()
+    }
+
+    /// Resolves when another server takes the chat over (at once if it
+    /// has), with the new owner when known.
+    pub(crate) async fn moved(&self) -> Option<String> {
+        let mut moved = self.moved.subscribe();
+        let owner = moved
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .map(|owner| owner.clone().flatten());
+        match owner {
+            Some(owner) => owner,
+            // The sender lives as long as `self`.
+            None => std::future::pending().await,
+        }
     }
 
     /// Sends an ephemeral event (a text delta) without persisting it.

@@ -6,12 +6,28 @@
 use std::sync::PoisonError;
 
 use super::{ChatError, Orchestrator, history};
+use crate::event::Envelope;
 use crate::store::ChatStatus;
+
+/// Whether a chat with these events needs its run going: it is not waiting
+/// for the user or a speaker pick, not interrupted by an error (`continue`
+/// starts those), and not ended.
+pub(crate) fn needs_run(events: &[Envelope]) -> bool {
+    let state = history::RunPosition::of(events);
+    !state.interrupted
+        && !matches!(
+            state.position,
+            history::Position::WaitingForUser
+                | history::Position::WaitingForSpeaker
+                | history::Position::Ended(_)
+        )
+}
 
 impl Orchestrator {
     /// Starts the runs of chats that were active when the server stopped
     /// (not those waiting for the user: their run starts with the next
-    /// message; not those interrupted by an error: `continue` starts them).
+    /// message; not those interrupted by an error: `continue` starts them;
+    /// in cluster mode, not those another server holds).
     /// Returns how many resumed.
     pub(crate) async fn resume_in_progress(&self) -> Result<usize, ChatError> {
         let filter = crate::store::ChatFilter {
@@ -21,13 +37,7 @@ impl Orchestrator {
         let mut resumed = 0;
         for chat in self.shared.store.chats(&filter).await? {
             let events = self.shared.store.events(&chat.chat_id, 0, None).await?;
-            let state = history::RunPosition::of(&events);
-            let active = !state.interrupted
-                && !matches!(
-                    state.position,
-                    history::Position::WaitingForUser | history::Position::WaitingForSpeaker
-                );
-            if !active {
+            if !needs_run(&events) {
                 continue;
             }
             let Ok(workflow) = self.workflow(&chat.workflow) else {
@@ -38,6 +48,10 @@ impl Orchestrator {
                 );
                 continue;
             };
+            // Cluster mode: another server may run it already.
+            if let super::cluster::Owner::Elsewhere(_) = self.own(&chat.chat_id).await? {
+                continue;
+            }
             let live = self.live(&chat.chat_id);
             self.start_run(&chat, workflow, &live).await?;
             resumed += 1;

@@ -73,12 +73,20 @@ pub(crate) enum RunError {
     /// unloaded; the next input starts it again from the log.
     #[error("unloaded while idle")]
     Unloaded,
+    /// Another server took the chat over (cluster mode); this one stores
+    /// nothing more for it.
+    #[error("the chat moved to another server")]
+    Moved {
+        /// The new owner, when known.
+        owner: Option<String>,
+    },
 }
 
 impl From<EmitError> for RunError {
     fn from(error: EmitError) -> Self {
         match error {
             EmitError::ShuttingDown => Self::ShuttingDown,
+            EmitError::Moved { owner } => Self::Moved { owner },
             EmitError::Store(store) => Self::Store(store),
         }
     }
@@ -152,6 +160,13 @@ impl Run {
         self.chat_span = tracing::Span::current();
         let chat_id = self.chat.chat_id.clone();
         let outcome = self.drive().await;
+        // A run stopped for the shutdown or by the store keeps the chat's
+        // lease (cluster mode): the shutdown gives it up knowing whether the
+        // run was active, and a run stopped by the store resumes here.
+        let keep_lease = matches!(
+            outcome,
+            Err(RunError::ShuttingDown | RunError::Store(_) | RunError::Moved { .. })
+        );
         let recorded = match outcome {
             Ok(()) => Ok(()),
             Err(RunError::Cancelled) => {
@@ -175,7 +190,8 @@ impl Run {
                 );
                 Ok(())
             }
-            Err(RunError::Store(error)) => Err(EmitError::Store(error)),
+            Err(RunError::Store(error)) => Err(EmitError::from(error)),
+            Err(RunError::Moved { owner }) => Err(EmitError::Moved { owner }),
             Err(RunError::Unloaded) => {
                 // Already detached, with no input pending or claimed (see
                 // `LiveChat::detach_if_idle`): nothing else to undo. The
@@ -185,11 +201,30 @@ impl Run {
                     "idle run unloaded; the next input resumes it from the log"
                 );
                 let shared = Arc::clone(&self.shared);
+                let live = Arc::clone(&self.live);
                 drop(self);
+                shared.release_lease(&live).await;
+                drop(live);
                 shared.forget_if_unused(&chat_id);
                 return;
             }
         };
+        let release =
+            !keep_lease && !matches!(recorded, Err(EmitError::ShuttingDown | EmitError::Store(_)));
+        if let Err(EmitError::Moved { owner }) = &recorded {
+            // Quietly: the chat is fine, another server runs it.
+            tracing::info!(
+                chat_id,
+                owner = owner.as_deref().unwrap_or("unknown"),
+                "another server took the chat over; this server stopped its run and stores nothing more for it"
+            );
+            self.live.detach_run();
+            self.live.release_input();
+            let shared = Arc::clone(&self.shared);
+            drop(self);
+            shared.lost_lease(&chat_id);
+            return;
+        }
         if let Err(EmitError::ShuttingDown) = recorded {
             tracing::info!(
                 chat_id,
@@ -215,6 +250,14 @@ impl Run {
         // An input accepted for this run but never taken must not block the
         // next one.
         self.live.release_input();
+        if release {
+            // Ended, or waiting for its user or a `continue`: nobody needs
+            // to run the chat now (cluster mode: its lease is given up).
+            let shared = Arc::clone(&self.shared);
+            let live = Arc::clone(&self.live);
+            drop(self);
+            shared.release_lease(&live).await;
+        }
     }
 
     async fn drive(&mut self) -> Result<(), RunError> {
@@ -342,6 +385,11 @@ impl Run {
     }
 
     async fn finish(&mut self, status: RunStatus, reason: String) -> Result<(), EmitError> {
+        if self.live.is_moved() {
+            // Another server runs the chat: its lasting state is not ours
+            // to set.
+            return Err(EmitError::Moved { owner: None });
+        }
         for request_id in self.live.take_open_ui_requests() {
             let envelope = self
                 .live
@@ -629,6 +677,7 @@ impl Run {
                 input = self.inbox.recv() => break input,
                 _ = self.cancel.wait_for(|c| *c) => return Err(RunError::Cancelled),
                 _ = super::drain::draining(&mut self.lifecycle) => return Err(RunError::ShuttingDown),
+                owner = self.live.moved() => return Err(RunError::Moved { owner }),
                 () = idle(self.shared.idle_run()) => {
                     if self.live.detach_if_idle(&self.inbox) {
                         return Err(RunError::Unloaded);

@@ -20,6 +20,13 @@
 //!   the field itself marks a removed variable) and `seq`, the event that
 //!   last wrote it. A removal leaves that marker rather than deleting the
 //!   document, so a late writer can never bring back an older value.
+//! - `cluster_servers`, `chat_leases` and `chat_inbox`: what several
+//!   servers on one database share ([`cluster`]: the server registry, one
+//!   lease per chat with its fencing token, the queued inputs).
+//!
+//! An event appended under a lease (below) also has `lease`, the token,
+//! and its chat's document `lease`, the largest token folded in. Neither
+//! field exists in a database only ever used by a single server.
 //!
 //! # Indexes
 //!
@@ -28,7 +35,11 @@
 //! case; creating an existing index is a no-op): unique
 //! `chat_sessions.chat_id`, `chat_sessions.{app_id, user_id, updated_at}`,
 //! unique `chat_events.{chat_id, seq}` and unique
-//! `context_store.{chat_id, key}`.
+//! `context_store.{chat_id, key}`. The cluster's indexes
+//! (`chat_leases.expires_at`, `chat_leases.owner`,
+//! `chat_inbox.{chat_id, sent_at}`) are created by
+//! [`prepare_cluster`](super::cluster::ClusterStore::prepare_cluster),
+//! which only a server in cluster mode calls.
 //!
 //! # The commit point and the catch-up rule
 //!
@@ -57,10 +68,36 @@
 //! ordered `insert_many`; what it does not confirm goes the single way
 //! above, with the same `_id`.
 //!
+//! # Fencing
+//!
+//! Once this handle acquired a chat's lease
+//! ([`ClusterStore::acquire`](super::cluster::ClusterStore::acquire)), the
+//! token is kept in the handle ([`fence`], shared by its clones and the
+//! batcher's) and every event it appends to the chat carries it (`lease`),
+//! folded into the chat's `lease` with `$max` in the same update as
+//! `applied_seq`. After catching up, and before taking a number, an append
+//! is refused with [`StoreError::LeaseLost`] when the chat's `lease` is
+//! larger than the held token, or when the handle joined a cluster
+//! ([`ClusterStore::join`](super::cluster::ClusterStore::join)) and holds
+//! no token for the chat. The insert at a free `{chat_id, seq}` stays the
+//! commit point, which is what makes the check sound: an append that
+//! inserts at `seq` has caught up (and checked) every event below `seq`,
+//! or stored them itself in the same bulk write. If the old owner caught
+//! up to `F − 1` and the new owner's `run_moved` took `F` first, the old
+//! owner's insert at `F` fails (duplicate key), its next try catches up
+//! `F`, folds the larger token and is refused; if the old owner's insert
+//! took `F` first, its event simply precedes `run_moved`. Either way no
+//! event of the old owner follows the new owner's `run_moved`. In a bulk
+//! write, an insert that loses its number to `run_moved` stops the ordered
+//! write, and what follows goes the single way, and is refused there. A
+//! handle that neither joined nor holds a token appends as above, and
+//! writes no `lease` field.
+//!
 //! Writes use the configured write concern (`majority` by default). Only
 //! simple operations are used (`insert_one`, `insert_many`, `find`,
-//! `update_one` with `$set`/`$inc`/`$max`, `delete_*`): no change streams,
-//! no aggregation, no arrays growing inside documents.
+//! `update_one` with `$set`/`$inc`/`$max`, `delete_*`; `find_one_and_update`
+//! for leases): no change streams, no aggregation, no arrays growing inside
+//! documents.
 
 use std::fmt;
 use std::sync::Arc;
@@ -78,8 +115,12 @@ use super::{ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
 use crate::event::{Envelope, Event};
 
 mod app_data;
+mod cluster;
+#[cfg(test)]
+mod cluster_tests;
 mod config;
 mod documents;
+mod fence;
 #[cfg(test)]
 mod golden;
 mod group_commit;
@@ -90,6 +131,9 @@ use documents::*;
 const CHATS: &str = "chat_sessions";
 const EVENTS: &str = "chat_events";
 const CONTEXT: &str = "context_store";
+const SERVERS: &str = "cluster_servers";
+const LEASES: &str = "chat_leases";
+const INBOX: &str = "chat_inbox";
 
 /// MongoDB's code for a unique-index violation.
 const DUPLICATE_KEY: i32 = 11000;
@@ -116,6 +160,13 @@ pub struct MongoStore {
     chats: Collection<Document>,
     events: Collection<Document>,
     context: Collection<Document>,
+    /// `cluster_servers`, `chat_leases` and `chat_inbox` ([`cluster`]).
+    servers: Collection<Document>,
+    leases: Collection<Document>,
+    inbox: Collection<Document>,
+    /// This handle's cluster membership and lease tokens, shared by its
+    /// clones ([`fence`]).
+    fence: Arc<fence::Fence>,
     /// The redacted URI, for messages.
     target: Arc<str>,
     indexes: Arc<OnceCell<()>>,
@@ -137,6 +188,16 @@ impl fmt::Debug for MongoStore {
 struct Stored {
     record: ChatRecord,
     applied_seq: u64,
+    /// The largest lease token of the events folded in (0 when none
+    /// carried one).
+    lease: u64,
+}
+
+/// An event as read back for folding: the envelope and the lease token
+/// it was appended under, if any.
+struct Logged {
+    envelope: Envelope,
+    lease: Option<u64>,
 }
 
 /// How an idempotent insert ended.
@@ -178,6 +239,10 @@ impl MongoStore {
             chats: db.collection(CHATS),
             events: db.collection(EVENTS),
             context: db.collection(CONTEXT),
+            servers: db.collection(SERVERS),
+            leases: db.collection(LEASES),
+            inbox: db.collection(INBOX),
+            fence: Arc::new(fence::Fence::default()),
             db,
             target: target.into(),
             indexes: Arc::new(OnceCell::new()),
@@ -279,13 +344,13 @@ impl MongoStore {
                 .await?
                 .ok_or_else(|| StoreError::ChatNotFound(chat_id.to_owned()))?;
             let pending = self
-                .read_events(op, chat_id, stored.applied_seq, Some(CATCH_UP_BATCH))
+                .read_log(op, chat_id, stored.applied_seq, Some(CATCH_UP_BATCH))
                 .await?;
             if pending.is_empty() {
                 return Ok(stored);
             }
             let mut applied = stored.applied_seq;
-            for envelope in &pending {
+            for Logged { envelope, lease } in &pending {
                 let seq = envelope.seq.unwrap_or_default();
                 if Some(seq) != applied.checked_add(1) {
                     return Err(StoreError::Backend(format!(
@@ -294,7 +359,7 @@ impl MongoStore {
                         self.db.name()
                     )));
                 }
-                if !self.fold(op, applied, envelope).await? {
+                if !self.fold(op, applied, envelope, *lease).await? {
                     // Another caller folded it: start again from what it did.
                     break;
                 }
@@ -304,9 +369,17 @@ impl MongoStore {
     }
 
     /// Folds one event into the views, if the chat's `applied_seq` is
-    /// still `applied` (its `seq` − 1). Returns whether this call advanced
-    /// `applied_seq`; the context write is idempotent either way.
-    async fn fold(&self, op: &str, applied: u64, envelope: &Envelope) -> Result<bool, StoreError> {
+    /// still `applied` (its `seq` − 1): `lease`, the token the event was
+    /// appended under, goes into the chat's `lease` with `$max`. Returns
+    /// whether this call advanced `applied_seq`; the context write is
+    /// idempotent either way.
+    async fn fold(
+        &self,
+        op: &str,
+        applied: u64,
+        envelope: &Envelope,
+        lease: Option<u64>,
+    ) -> Result<bool, StoreError> {
         let chat_id = envelope.chat_id.as_str();
         let seq = to_i64(op, "seq", envelope.seq.unwrap_or_default())?;
         if let Event::ContextChanged { key, value, .. } = &envelope.event {
@@ -330,10 +403,11 @@ impl MongoStore {
                 Err(error) => return Err(self.backend(op, &error)),
             }
         }
-        let mut update = doc! {
-            "$set": { "applied_seq": seq },
-            "$max": { "last_seq": seq, "updated_at": to_i64(op, "ts", envelope.ts)? },
-        };
+        let mut max = doc! { "last_seq": seq, "updated_at": to_i64(op, "ts", envelope.ts)? };
+        if let Some(lease) = lease {
+            max.insert("lease", to_i64(op, "lease", lease)?);
+        }
+        let mut update = doc! { "$set": { "applied_seq": seq }, "$max": max };
         if let Event::Usage {
             prompt_tokens,
             completion_tokens,
@@ -374,6 +448,7 @@ impl MongoStore {
         self.ensure_indexes().await?;
         for _ in 0..MAX_APPEND_ATTEMPTS {
             let stored = self.catch_up(op, chat_id).await?;
+            let lease = self.fenced(op, chat_id, &stored).await?;
             let seq = stored.applied_seq.checked_add(1).ok_or_else(|| {
                 StoreError::Backend(format!("{op}: chat `{chat_id}`'s log is full"))
             })?;
@@ -383,13 +458,13 @@ impl MongoStore {
                 ts,
                 event: event.clone(),
             };
-            let document = event_document(op, &id, &envelope)?;
+            let document = leased_event_document(op, &id, &envelope, lease)?;
             let own = doc! { "_id": &id };
             match self.insert_once(op, &self.events, &document, own).await? {
                 Inserted::New => {
                     // Nobody else can fold past `seq` − 1 without this
                     // event, so a `false` means another caller folded it.
-                    if let Err(error) = self.fold(op, stored.applied_seq, &envelope).await {
+                    if let Err(error) = self.fold(op, stored.applied_seq, &envelope, lease).await {
                         tracing::warn!(%error, chat_id, seq, "event stored; its fold waits for the next call");
                     }
                     return Ok(envelope);
@@ -410,6 +485,42 @@ impl MongoStore {
         )))
     }
 
+    /// Checks an append to the chat, caught up as `stored`, against this
+    /// handle's fence (module docs, "Fencing"): refused with
+    /// [`StoreError::LeaseLost`] when the log holds a larger token than the
+    /// one held, or when the handle joined a cluster and holds none.
+    /// Returns the token the event carries, if any.
+    async fn fenced(
+        &self,
+        op: &str,
+        chat_id: &str,
+        stored: &Stored,
+    ) -> Result<Option<u64>, StoreError> {
+        match self.fence.guard(chat_id) {
+            fence::Guard::Open => Ok(None),
+            fence::Guard::Token(token) if stored.lease <= token => Ok(Some(token)),
+            fence::Guard::Token(_) | fence::Guard::NotHeld => {
+                Err(self.lease_lost(op, chat_id).await)
+            }
+        }
+    }
+
+    /// The refusal of an append to a chat this handle does not hold,
+    /// naming the chat's owner when its lease can be read.
+    async fn lease_lost(&self, op: &str, chat_id: &str) -> StoreError {
+        let owner = match self.leases.find_one(doc! { "_id": chat_id }).await {
+            Ok(lease) => lease.and_then(|l| l.get_str("owner").ok().map(str::to_owned)),
+            Err(error) => {
+                tracing::debug!(%error, op, chat_id, "reading the lease of a fenced chat");
+                None
+            }
+        };
+        StoreError::LeaseLost {
+            chat_id: chat_id.to_owned(),
+            owner,
+        }
+    }
+
     /// The chat's events after `after_seq`, without catching up.
     async fn read_events(
         &self,
@@ -418,6 +529,19 @@ impl MongoStore {
         after_seq: u64,
         limit: Option<i64>,
     ) -> Result<Vec<Envelope>, StoreError> {
+        let log = self.read_log(op, chat_id, after_seq, limit).await?;
+        Ok(log.into_iter().map(|logged| logged.envelope).collect())
+    }
+
+    /// The chat's events after `after_seq` with their lease tokens,
+    /// without catching up.
+    async fn read_log(
+        &self,
+        op: &str,
+        chat_id: &str,
+        after_seq: u64,
+        limit: Option<i64>,
+    ) -> Result<Vec<Logged>, StoreError> {
         let mut find = self
             .events
             .find(doc! { "chat_id": chat_id, "seq": { "$gt": saturating_i64(after_seq) } })
@@ -433,7 +557,12 @@ impl MongoStore {
             .map_err(|e| self.backend(op, &e))?;
         documents
             .iter()
-            .map(|document| decode_event(document, chat_id))
+            .map(|document| {
+                Ok(Logged {
+                    envelope: decode_event(document, chat_id)?,
+                    lease: event_lease(document, chat_id)?,
+                })
+            })
             .collect()
     }
 }
@@ -442,6 +571,10 @@ impl MongoStore {
 impl ChatStore for MongoStore {
     fn app_data(&self) -> Option<Arc<dyn super::data::AppDataStore>> {
         Some(self.app_documents())
+    }
+
+    fn cluster(&self) -> Option<Arc<dyn super::cluster::ClusterStore>> {
+        Some(Arc::new(self.clone()))
     }
 
     async fn create_chat(&self, chat: &ChatRecord) -> Result<(), StoreError> {
@@ -602,9 +735,9 @@ impl ChatStore for MongoStore {
     /// Deletes each chat's record first (the record is what makes a chat
     /// exist, and deleting it is conditioned on the chat still having
     /// ended before `before`, so a chat resumed meanwhile is kept), then
-    /// its events and context. A crash or an error in between leaves
-    /// events and context that nothing reads (chat ids are UUIDs, never
-    /// reused).
+    /// its events, context, queued inputs and lease. A crash or an error
+    /// in between leaves documents that nothing reads (chat ids are UUIDs,
+    /// never reused).
     async fn delete_ended_before(&self, before: u64) -> Result<Vec<String>, StoreError> {
         let op = "deleting ended chats";
         let mut ended = doc! { "status": { "$in": ["Completed", "Failed"] } };
@@ -636,12 +769,16 @@ impl ChatStore for MongoStore {
             if result.deleted_count == 0 {
                 continue;
             }
-            for collection in [&self.events, &self.context] {
+            for collection in [&self.events, &self.context, &self.inbox] {
                 collection
                     .delete_many(doc! { "chat_id": chat_id })
                     .await
                     .map_err(|e| self.backend(op, &e))?;
             }
+            self.leases
+                .delete_one(doc! { "_id": chat_id })
+                .await
+                .map_err(|e| self.backend(op, &e))?;
             deleted.push(chat_id.clone());
         }
         Ok(deleted)
@@ -826,13 +963,13 @@ mod tests {
                     .unwrap();
             }
             let [set, remove, usage] = &events;
-            assert!(store.fold("test", 0, set).await.unwrap());
-            assert!(store.fold("test", 1, remove).await.unwrap());
-            assert!(store.fold("test", 2, usage).await.unwrap());
+            assert!(store.fold("test", 0, set, None).await.unwrap());
+            assert!(store.fold("test", 1, remove, None).await.unwrap());
+            assert!(store.fold("test", 2, usage, None).await.unwrap());
             // Slow callers folding what is folded already change nothing:
             // the removal stays, the tokens are counted once.
-            assert!(!store.fold("test", 0, set).await.unwrap());
-            assert!(!store.fold("test", 2, usage).await.unwrap());
+            assert!(!store.fold("test", 0, set, None).await.unwrap());
+            assert!(!store.fold("test", 2, usage, None).await.unwrap());
 
             assert!(store.context("c1").await.unwrap().is_empty());
             let record = store.chat("c1").await.unwrap().unwrap();

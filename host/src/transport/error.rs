@@ -69,9 +69,9 @@ impl From<ChatError> for ApiError {
             ChatError::ChatEnded(_)
             | ChatError::UiRequestNotOpen(_)
             | ChatError::NotYourTurn { .. } => StatusCode::CONFLICT,
-            ChatError::ShuttingDown | ChatError::PluginsLoading { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ChatError::ShuttingDown
+            | ChatError::PluginsLoading { .. }
+            | ChatError::Moved { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ChatError::Store(store) => return Self::from_store(store),
         };
         let details = match &error {

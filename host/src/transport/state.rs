@@ -1,8 +1,8 @@
 //! What the web layer serves: the chat API ([`Orchestrator`]) and, beside
 //! it, the parts it reads directly (the store for listings and logs, the
-//! workflows, the plugins, the reload history, the store's health) and the
-//! count of its open sockets. Built once per server by `app::serve`; every
-//! route gets a clone.
+//! workflows, the plugins, the reload history, the store's health), the
+//! count of its open sockets and this server's place in a cluster. Built
+//! once per server by `app::serve`; every route gets a clone.
 
 use std::sync::Arc;
 
@@ -36,4 +36,7 @@ pub(crate) struct WebState {
     /// Chats started through MozaiksAI's start route lately (it answers a
     /// repeated start with the same chat).
     pub(crate) compat_starts: Arc<super::compat::routes::RecentStarts>,
+    /// This server and, in cluster mode, the state it shares with the
+    /// others (`GET /api/cluster`).
+    pub(crate) cluster: Arc<super::cluster::ClusterView>,
 }

@@ -371,7 +371,8 @@ async fn browsers_may_call_only_from_the_configured_origins() {
 enum Reach {
     /// No key needed; every caller gets the same answer, naming no chat.
     Public,
-    /// Needs a key; the same for every app (workflows, plugins, reloads).
+    /// Needs a key; the same for every app (workflows, plugins, reloads,
+    /// the cluster's servers).
     ServerWide,
     /// Needs a key; lists only the caller's app's chats.
     Tenant,
@@ -395,9 +396,10 @@ fn reach(method: &str, path: &str) -> Option<(Reach, bool)> {
         ("GET", "/api/workflows/{name}/components" | "/api/workflows/{name}/components/{file}") => {
             Reach::Public
         }
-        ("GET", "/api/workflows" | "/api/plugins" | "/api/reloads" | "/api/events/ws") => {
-            Reach::ServerWide
-        }
+        (
+            "GET",
+            "/api/workflows" | "/api/plugins" | "/api/reloads" | "/api/events/ws" | "/api/cluster",
+        ) => Reach::ServerWide,
         ("GET", "/health/active-runs" | "/api/chats") => Reach::Tenant,
         ("POST", "/api/chats") => Reach::Create,
         ("GET" | "POST", p) if p.starts_with("/api/chats/{chat_id}") => Reach::Chat,

@@ -28,6 +28,7 @@ mod app_data;
 mod chatui;
 mod cli;
 mod cluster;
+mod cluster_lb;
 mod compile_limits;
 mod configuration;
 mod console;

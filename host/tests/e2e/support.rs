@@ -370,7 +370,7 @@ pub struct Ws {
 }
 
 impl Ws {
-    /// Opens the WebSocket at `url`; panics when it cannot.
+    /// Opens the WebSocket at `url` (`ws://…`); panics when it cannot.
     pub async fn connect(url: &str) -> Self {
         Self::try_connect(url)
             .await

@@ -92,7 +92,13 @@ impl Follower {
         let mut queued = Vec::new();
         loop {
             match self.events.try_recv() {
-                Ok(envelope) => queued.extend(self.fresh(envelope)),
+                Ok(envelope) => {
+                    queued.extend(self.fresh(envelope));
+                    if self.behind {
+                        // A gap: the rest comes from the store.
+                        return queued;
+                    }
+                }
                 // The rest is in the store; stop here so that the position
                 // stays the end of what the client has without a gap.
                 Err(TryRecvError::Lagged(_)) => {
@@ -105,9 +111,16 @@ impl Follower {
     }
 
     /// `envelope` unless the client has it already; moves the position.
+    /// An event past a gap (the broadcast of a chat run on another server
+    /// starts where this server began to relay it) is not sent: the client
+    /// catches up from the store first, so it never skips one.
     fn fresh(&mut self, envelope: Arc<Envelope>) -> Option<Arc<Envelope>> {
         match envelope.seq {
             Some(seq) if seq <= self.last_sent => None,
+            Some(seq) if seq > self.last_sent + 1 => {
+                self.behind = true;
+                None
+            }
             Some(seq) => {
                 self.last_sent = seq;
                 Some(envelope)
@@ -176,6 +189,37 @@ mod tests {
             collect(&mut follower, 20).await,
             (12..=20).collect::<Vec<_>>()
         );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The events of a chat another server runs arrive through `relay`,
+    /// which starts where this server began watching: a client whose
+    /// backlog ends before that reads the gap from the store first, and
+    /// gets every event once, in order (a relayed event already broadcast
+    /// is not sent twice).
+    #[tokio::test]
+    async fn relayed_events_past_a_gap_come_after_the_gap_from_the_store() {
+        let (dir, store) = crate::orchestrator::live::tests::chat_c1("follower-relay").await;
+        let owner = Arc::new(LiveChat::new("c1".into(), store.clone()));
+        let watcher = Arc::new(LiveChat::new("c1".into(), store.clone()));
+        let mut follower = watcher.follow();
+        let mut written = Vec::new();
+        for n in 1..=5 {
+            written.push(owner.emit(said(n)).await.unwrap());
+        }
+        follower.sent(1);
+        watcher.relay_from(3).await;
+        for envelope in &written[3..] {
+            watcher.relay((**envelope).clone()).await;
+        }
+        watcher.relay((*written[4]).clone()).await;
+        assert_eq!(watcher.last_seq(), 5);
+        assert_eq!(collect(&mut follower, 5).await, vec![2, 3, 4, 5]);
+        let late = owner.emit(said(6)).await.unwrap();
+        watcher.relay((*late).clone()).await;
+        assert_eq!(collect(&mut follower, 6).await, vec![6]);
+        assert!(follower.queued().is_empty(), "nothing is sent twice");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

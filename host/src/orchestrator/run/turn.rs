@@ -300,6 +300,7 @@ impl Run {
             report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
             _ = cancel.wait_for(|c| *c) => Err(RunError::Cancelled),
             _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => Err(RunError::ShuttingDown),
+            owner = live.moved() => Err(RunError::Moved { owner }),
         }
     }
 

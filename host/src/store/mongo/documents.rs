@@ -177,9 +177,15 @@ pub(super) fn decode_chat(document: &Document) -> Result<Stored, StoreError> {
         completion_tokens: fields.number("completion_tokens")?,
     };
     let applied_seq = fields.number("applied_seq")?;
+    // Only chats appended to under a lease have one.
+    let lease = match document.get("lease") {
+        None => 0,
+        Some(_) => fields.number("lease")?,
+    };
     Ok(Stored {
         record,
         applied_seq,
+        lease,
     })
 }
 
@@ -202,6 +208,39 @@ pub(super) fn event_document(
         "type": kind,
         "json": json,
     })
+}
+
+/// An event document with the lease token it is appended under, when the
+/// appending handle holds one (`store::cluster`, "Fencing"); without one,
+/// exactly [`event_document`].
+pub(super) fn leased_event_document(
+    op: &str,
+    id: &str,
+    envelope: &Envelope,
+    lease: Option<u64>,
+) -> Result<Document, StoreError> {
+    let mut document = event_document(op, id, envelope)?;
+    if let Some(lease) = lease {
+        document.insert("lease", to_i64(op, "lease", lease)?);
+    }
+    Ok(document)
+}
+
+/// The lease token an event document was appended under, if any.
+pub(super) fn event_lease(document: &Document, chat_id: &str) -> Result<Option<u64>, StoreError> {
+    match document.get("lease") {
+        None => Ok(None),
+        value => integer(value)
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                corrupt(
+                    "event",
+                    chat_id,
+                    "field `lease` is not a non-negative integer",
+                )
+            }),
+    }
 }
 
 pub(super) fn decode_event(document: &Document, chat_id: &str) -> Result<Envelope, StoreError> {

@@ -13,7 +13,18 @@
 //! insert that did land is recognised by its `_id`, one that did not takes
 //! the next free number. Nothing is lost or doubled, and a chat's events
 //! keep their order. An append that fails for a reason of its own (its
-//! chat does not exist) fails alone.
+//! chat does not exist, or this handle's lease on it was lost) fails
+//! alone, through the single path.
+//!
+//! Fencing (`store::cluster`): the per-chat catch-up is also where an
+//! append is checked against the handle's lease token; a chat that fails
+//! the check goes the single way, which refuses it. Every event of the
+//! bulk write carries the token it was checked with. An event the bulk
+//! write stores at `seq` follows only events this catch-up checked or
+//! events of the same batch; if another server's `run_moved` took one of
+//! the numbers, that insert fails (duplicate key), the ordered write stops
+//! there, and the rest go the single way, whose catch-up folds the larger
+//! token and refuses them.
 //!
 //! Each batch's size and time go to `/metrics` with `store="mongo"`.
 
@@ -28,7 +39,7 @@ use mongodb::error::{ErrorKind, InsertManyError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::MongoStore;
-use super::documents::event_document;
+use super::documents::leased_event_document;
 use crate::event::{Envelope, Event};
 use crate::store::StoreError;
 use crate::telemetry::metrics;
@@ -167,6 +178,8 @@ struct Planned {
     envelope: Envelope,
     /// The chat's `applied_seq` before it (its `seq` − 1).
     applied: u64,
+    /// The lease token it carries.
+    lease: Option<u64>,
 }
 
 /// How many documents at the front of an ordered bulk insert are known to
@@ -200,9 +213,10 @@ impl MongoStore {
                 .collect();
             return (answers, false);
         }
-        // Per chat: the number its next append takes; absent when the chat
-        // could not be caught up, whose appends then go the single way.
-        let mut next: HashMap<String, Option<u64>> = HashMap::new();
+        // Per chat: the number its last append took and the lease token its
+        // appends carry; absent when the chat could not be caught up or
+        // failed the fence check, whose appends then go the single way.
+        let mut next: HashMap<String, Option<(u64, Option<u64>)>> = HashMap::new();
         let mut planned: Vec<Planned> = Vec::with_capacity(size);
         let mut alone: Vec<(usize, String, u64, Event)> = Vec::new();
         let mut documents: Vec<Document> = Vec::with_capacity(size);
@@ -210,16 +224,21 @@ impl MongoStore {
             let applied = match next.get(&chat_id) {
                 Some(applied) => *applied,
                 None => {
-                    let applied = self
-                        .catch_up(OP, &chat_id)
-                        .await
-                        .ok()
-                        .map(|s| s.applied_seq);
+                    let applied = match self.catch_up(OP, &chat_id).await {
+                        Ok(stored) => self
+                            .fenced(OP, &chat_id, &stored)
+                            .await
+                            .ok()
+                            .map(|lease| (stored.applied_seq, lease)),
+                        Err(_) => None,
+                    };
                     next.insert(chat_id.clone(), applied);
                     applied
                 }
             };
-            let Some((applied, seq)) = applied.and_then(|a| Some((a, a.checked_add(1)?))) else {
+            let Some((applied, seq, lease)) =
+                applied.and_then(|(a, lease)| Some((a, a.checked_add(1)?, lease)))
+            else {
                 alone.push((index, chat_id, ts, event));
                 continue;
             };
@@ -230,19 +249,20 @@ impl MongoStore {
                 ts,
                 event,
             };
-            match event_document(OP, &id, &envelope) {
+            match leased_event_document(OP, &id, &envelope, lease) {
                 Ok(document) => documents.push(document),
                 Err(error) => {
                     answers[index] = Some(Err(error));
                     continue;
                 }
             }
-            next.insert(envelope.chat_id.clone(), Some(seq));
+            next.insert(envelope.chat_id.clone(), Some((seq, lease)));
             planned.push(Planned {
                 index,
                 id,
                 envelope,
                 applied,
+                lease,
             });
         }
 
@@ -262,7 +282,10 @@ impl MongoStore {
         for event in planned {
             // Nobody else can fold past `seq` − 1 without this event, so a
             // `false` means another caller folded it.
-            if let Err(error) = self.fold(OP, event.applied, &event.envelope).await {
+            if let Err(error) = self
+                .fold(OP, event.applied, &event.envelope, event.lease)
+                .await
+            {
                 tracing::warn!(%error, chat_id = event.envelope.chat_id, seq = event.envelope.seq, "event stored; its fold waits for the next call");
             }
             answers[event.index] = Some(Ok(event.envelope));

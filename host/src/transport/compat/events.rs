@@ -269,9 +269,11 @@ impl Translator {
             | Event::UserConditionsChecked { .. }
             | Event::StructuredOutputRetry { .. }
             | Event::WorkflowUpdated { .. }
-            | Event::RunMoved { .. }
             | Event::SpeakerRequest { .. }
             | Event::Warning { .. } => vec![pass_through(envelope)],
+            // Which server runs the chat is none of ChatUI's business: the
+            // events simply keep coming (docs/protocol.md).
+            Event::RunMoved { .. } => Vec::new(),
         }
     }
 
@@ -503,6 +505,23 @@ mod tests {
             ts: 1_768_644_000_000,
             event,
         }
+    }
+
+    #[test]
+    fn run_moved_is_never_sent_to_chatui() {
+        let mut translator = Translator::new(&"c".repeat(32), WorkflowFacts::default());
+        let moved = envelope(
+            Some(9),
+            Event::RunMoved {
+                from: "a".into(),
+                to: "b".into(),
+            },
+        );
+        assert!(translator.translate(&moved, false).is_empty());
+        assert!(translator.translate(&moved, true).is_empty());
+        // The events around it still are.
+        let next = envelope(Some(10), Event::UserMessage { text: "hi".into() });
+        assert!(!translator.translate(&next, false).is_empty());
     }
 
     #[test]
