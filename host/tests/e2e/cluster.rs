@@ -348,7 +348,6 @@ async fn a_rolling_restart_of_every_server_under_load_loses_and_repeats_nothing(
         let chat = cluster.start_chat(cluster.next(), "ClusterLoad").await;
         let mut client = Follower::open(&live, cluster.next(), &chat).await;
         client.until_type("speaker").await;
-        let live = Arc::clone(&live);
         clients.push(tokio::spawn(async move {
             client.until_status("completed").await;
             client
