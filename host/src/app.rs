@@ -407,7 +407,10 @@ fn cluster_view(
         .local_addr()
         .map_or_else(|_| String::new(), |addr| addr.to_string());
     ClusterView {
-        server_id: settings.server_id.clone().unwrap_or_else(|| address.clone()),
+        server_id: settings
+            .server_id
+            .clone()
+            .unwrap_or_else(|| address.clone()),
         address,
         started_at: crate::plugin_set::ms(std::time::SystemTime::now()),
         lease_ttl_ms: u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX),

@@ -284,7 +284,11 @@ async fn the_owner_killed_mid_ui_request_another_server_asks_again_and_an_answer
             json!({"answer": {"ok": true}}),
         )
         .await;
-    assert_eq!(status, 404, "the dead server's request is closed: {body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("UI_REQUEST_NOT_OPEN")),
+        "the dead server's request is closed: {body}"
+    );
     let run_by = owner_index(&cluster, &chat).await;
     accepted(
         &cluster,
