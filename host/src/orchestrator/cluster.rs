@@ -129,7 +129,9 @@ pub enum ClusterError {
         seen_ms: u64,
     },
     /// Cluster mode on a store only one process opens.
-    #[error("MOZAIKS_CLUSTER=on needs MongoDB (set MONGO_URI); the embedded store is one process's")]
+    #[error(
+        "MOZAIKS_CLUSTER=on needs MongoDB (set MONGO_URI); the embedded store is one process's"
+    )]
     NotShared,
     /// The store failed while joining.
     #[error("joining the servers on the database: {0}")]

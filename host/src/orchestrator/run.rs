@@ -209,8 +209,8 @@ impl Run {
                 return;
             }
         };
-        let release = !keep_lease
-            && !matches!(recorded, Err(EmitError::ShuttingDown | EmitError::Store(_)));
+        let release =
+            !keep_lease && !matches!(recorded, Err(EmitError::ShuttingDown | EmitError::Store(_)));
         if let Err(EmitError::Moved { owner }) = &recorded {
             // Quietly: the chat is fine, another server runs it.
             tracing::info!(

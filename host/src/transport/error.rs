@@ -71,9 +71,7 @@ impl From<ChatError> for ApiError {
             | ChatError::NotYourTurn { .. } => StatusCode::CONFLICT,
             ChatError::ShuttingDown
             | ChatError::PluginsLoading { .. }
-            | ChatError::Moved { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            | ChatError::Moved { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ChatError::Store(store) => return Self::from_store(store),
         };
         let details = match &error {

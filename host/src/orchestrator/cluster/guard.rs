@@ -63,7 +63,10 @@ mod tests {
     #[test]
     fn servers_of_one_mode_join_and_stale_entries_are_ignored() {
         let me = server("a", true, NOW);
-        let others = [server("b", true, NOW - 1_000), server("c", false, NOW - 30_001)];
+        let others = [
+            server("b", true, NOW - 1_000),
+            server("c", false, NOW - 30_001),
+        ];
         assert!(check(&me, &others, NOW, LEASE).is_ok());
         let single = server("a", false, NOW);
         let restarted = [server("a", false, NOW - 10)];

@@ -33,9 +33,7 @@ impl Orchestrator {
             .workflows
             .snapshot()
             .iter()
-            .filter_map(|(name, entry)| {
-                Some((name.clone(), entry.serving()?.version().to_owned()))
-            })
+            .filter_map(|(name, entry)| Some((name.clone(), entry.serving()?.version().to_owned())))
             .collect();
         ServerInfo {
             id: membership.id.clone(),

@@ -59,7 +59,11 @@ impl Orchestrator {
     /// log, as the owner would, and queues it for the owner. If the lease
     /// turns out free (its owner gave it up meanwhile), this server takes
     /// the chat and applies what is queued itself.
-    pub(crate) async fn send_elsewhere(&self, chat_id: &str, input: Input) -> Result<(), ChatError> {
+    pub(crate) async fn send_elsewhere(
+        &self,
+        chat_id: &str,
+        input: Input,
+    ) -> Result<(), ChatError> {
         let Some(membership) = self.shared.leases() else {
             return Err(ChatError::Store(crate::store::StoreError::Backend(
                 "an input for another server outside cluster mode".to_owned(),

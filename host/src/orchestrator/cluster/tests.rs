@@ -85,9 +85,8 @@ impl Cluster {
         for (file, text) in FILES {
             std::fs::write(folder.join(file), text).unwrap();
         }
-        let workflows = Arc::new(
-            WorkflowRegistry::load_dir(&dir, &PluginSet::new().snapshot()).unwrap(),
-        );
+        let workflows =
+            Arc::new(WorkflowRegistry::load_dir(&dir, &PluginSet::new().snapshot()).unwrap());
         assert!(workflows.get("Relay").is_some(), "the workflow loads");
         Self {
             database: format!("mozaiks_test_{}", uuid::Uuid::new_v4().simple()),
@@ -213,7 +212,10 @@ async fn an_input_sent_through_another_server_reaches_the_owners_run_and_its_cli
         .await
         .unwrap();
     let chat_id = chat.chat_id.as_str();
-    until(&a, chat_id, "waiting_for_user", |log| waits_for_user_after(log, 0)).await;
+    until(&a, chat_id, "waiting_for_user", |log| {
+        waits_for_user_after(log, 0)
+    })
+    .await;
 
     // A client on B: the backlog, then the feed.
     let live = b.orchestrator.live(chat_id);
@@ -249,12 +251,19 @@ async fn an_input_sent_through_another_server_reaches_the_owners_run_and_its_cli
         ((last + 1)..=(last + seqs.len() as u64)).collect::<Vec<_>>(),
         "every event once, in order"
     );
-    assert!(seen.iter().any(|e| e.event == Event::UserMessage { text: "hi".into() }));
-    assert!(seen.iter().any(|e| matches!(&e.event, Event::AgentMessage { text, .. } if text == "hello")));
+    assert!(
+        seen.iter()
+            .any(|e| e.event == Event::UserMessage { text: "hi".into() })
+    );
+    assert!(
+        seen.iter()
+            .any(|e| matches!(&e.event, Event::AgentMessage { text, .. } if text == "hello"))
+    );
 
     let log = events(&a, chat_id).await;
     assert!(
-        !log.iter().any(|e| matches!(e.event, Event::RunMoved { .. })),
+        !log.iter()
+            .any(|e| matches!(e.event, Event::RunMoved { .. })),
         "A kept the chat: {log:#?}"
     );
     assert_eq!(a.orchestrator.active_runs().len(), 1, "A runs it");
@@ -293,7 +302,10 @@ async fn a_server_that_stops_renewing_loses_its_chat_and_its_late_write_is_refus
         .await
         .unwrap();
     let chat_id = chat.chat_id.as_str();
-    until(&a, chat_id, "waiting_for_user", |log| waits_for_user_after(log, 0)).await;
+    until(&a, chat_id, "waiting_for_user", |log| {
+        waits_for_user_after(log, 0)
+    })
+    .await;
     a.orchestrator
         .send(chat_id, RunInput::UserMessage("hi".into()))
         .await
@@ -325,18 +337,28 @@ async fn a_server_that_stops_renewing_loses_its_chat_and_its_late_write_is_refus
     })
     .expect("run_moved from a to b");
     assert_eq!(agent_messages(&log), 1, "only B's answer: {log:#?}");
-    let answer = seq_of(&log, |e| matches!(e, Event::AgentMessage { text, .. } if text == "on time"));
+    let answer = seq_of(
+        &log,
+        |e| matches!(e, Event::AgentMessage { text, .. } if text == "on time"),
+    );
     assert!(answer > Some(moved), "B answered after the fence");
     assert!(a.orchestrator.live(chat_id).is_moved(), "A parked the chat");
     let stored = b.orchestrator.chat(chat_id).await.unwrap();
-    assert_eq!(stored.status, ChatStatus::InProgress, "nothing marked failed");
+    assert_eq!(
+        stored.status,
+        ChatStatus::InProgress,
+        "nothing marked failed"
+    );
     // A request that reaches A now goes to B, as any other server's would.
     let before = agent_messages(&log);
     a.orchestrator
         .send(chat_id, RunInput::UserMessage("again".into()))
         .await
         .unwrap();
-    until(&b, chat_id, "B's second answer", |log| agent_messages(log) == before + 1).await;
+    until(&b, chat_id, "B's second answer", |log| {
+        agent_messages(log) == before + 1
+    })
+    .await;
     drop(a);
     cluster.finish(b).await;
 }
@@ -368,7 +390,10 @@ async fn a_graceful_stop_hands_an_active_chat_over_at_once() {
         .await
         .unwrap();
     let chat_id = chat.chat_id.as_str();
-    until(&a, chat_id, "waiting_for_user", |log| waits_for_user_after(log, 0)).await;
+    until(&a, chat_id, "waiting_for_user", |log| {
+        waits_for_user_after(log, 0)
+    })
+    .await;
     a.orchestrator
         .send(chat_id, RunInput::UserMessage("hi".into()))
         .await
@@ -419,7 +444,10 @@ async fn the_startup_guard_refuses_mixed_modes_and_a_second_single_server() {
         let refused = cluster.try_node(id, clustered, LEASE).await.err().unwrap();
         let text = refused.to_string();
         assert!(matches!(refused, ClusterError::Conflict { .. }), "{text}");
-        assert!(text.contains("MOZAIKS_CLUSTER") && text.contains("`single`"), "{text}");
+        assert!(
+            text.contains("MOZAIKS_CLUSTER") && text.contains("`single`"),
+            "{text}"
+        );
     }
     // The same server starting again (same id) is no conflict.
     let again = cluster.try_node("single", false, LEASE).await.unwrap();
