@@ -35,7 +35,10 @@ mod tests {
         let key = idempotency_key(&["chat-1", "7", "call_1"]);
         assert_eq!(key, idempotency_key(&["chat-1", "7", "call_1"]));
         assert_eq!(key.len(), IDEMPOTENCY_KEY_HEX_DIGITS);
-        assert!(key.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')), "{key}");
+        assert!(
+            key.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')),
+            "{key}"
+        );
         for other in [
             idempotency_key(&["chat-2", "7", "call_1"]),
             idempotency_key(&["chat-1", "8", "call_1"]),

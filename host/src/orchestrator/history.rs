@@ -359,7 +359,13 @@ mod tests {
     fn a_call_started_again_after_a_restart_is_its_next_attempt_with_the_same_key() {
         let first = [tool_call(3, "call_1")];
         let attempt = CallAttempt::of(&first, "call_1");
-        assert_eq!(attempt, CallAttempt { number: 1, first_seq: 3 });
+        assert_eq!(
+            attempt,
+            CallAttempt {
+                number: 1,
+                first_seq: 3
+            }
+        );
         // The server stopped; the resumed run emitted `tool_call` again,
         // after other events (a UI request closed, a status).
         let resumed = [
@@ -368,7 +374,13 @@ mod tests {
             tool_call(7, "call_1"),
         ];
         let again = CallAttempt::of(&resumed, "call_1");
-        assert_eq!(again, CallAttempt { number: 2, first_seq: 3 });
+        assert_eq!(
+            again,
+            CallAttempt {
+                number: 2,
+                first_seq: 3
+            }
+        );
         assert_eq!(again.key("c1", "call_1"), attempt.key("c1", "call_1"));
         assert_ne!(again.key("c2", "call_1"), attempt.key("c1", "call_1"));
     }
@@ -381,7 +393,13 @@ mod tests {
             tool_call(9, "call_1"),
         ];
         let later = CallAttempt::of(&events, "call_1");
-        assert_eq!(later, CallAttempt { number: 1, first_seq: 9 });
+        assert_eq!(
+            later,
+            CallAttempt {
+                number: 1,
+                first_seq: 9
+            }
+        );
         let earlier = CallAttempt::of(&events[..1], "call_1");
         assert_ne!(later.key("c1", "call_1"), earlier.key("c1", "call_1"));
     }

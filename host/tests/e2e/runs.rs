@@ -745,9 +745,7 @@ async fn a_call_killed_mid_ui_request_runs_again_with_its_key_and_its_effect_is_
     );
 }
 
-on_both_stores!(
-    a_call_killed_mid_ui_request_runs_again_with_its_key_and_its_effect_is_made_once,
-);
+on_both_stores!(a_call_killed_mid_ui_request_runs_again_with_its_key_and_its_effect_is_made_once,);
 
 /// docs/tool-authors.md, "Side effects", offline: `tool call` gives each
 /// call a fresh key and prints it; `--idempotency-key` and `--attempt`

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use mozaiks_plugin_host::harness::Harness;
-use mozaiks_plugin_host::{CallInfo, DataScope, IDEMPOTENCY_KEY_HEX_DIGITS, MemoryAppData, Plugin, idempotency_key};
+use mozaiks_plugin_host::{
+    CallInfo, DataScope, IDEMPOTENCY_KEY_HEX_DIGITS, MemoryAppData, Plugin, idempotency_key,
+};
 use serde_json::{Value, json};
 
 use crate::support::{engine, ok, repo_root};
@@ -25,7 +27,10 @@ fn confirming(data: &Arc<MemoryAppData>) -> Harness {
 }
 
 async fn apply(plugin: &Plugin, harness: Harness, label: &str) -> Value {
-    ok(&harness.call(plugin, "apply", &json!({ "label": label })).await).clone()
+    ok(&harness
+        .call(plugin, "apply", &json!({ "label": label }))
+        .await)
+    .clone()
 }
 
 #[tokio::test]
@@ -66,12 +71,19 @@ async fn a_call_run_again_with_its_key_finds_its_effect_made_once() {
 async fn every_harness_call_gets_a_fresh_key_and_the_report_shows_it() {
     let plugin = effects().await;
     let data = Arc::new(MemoryAppData::default());
-    let one = confirming(&data).call(&plugin, "apply", &json!({ "label": "a" })).await;
-    let two = confirming(&data).call(&plugin, "apply", &json!({ "label": "a" })).await;
+    let one = confirming(&data)
+        .call(&plugin, "apply", &json!({ "label": "a" }))
+        .await;
+    let two = confirming(&data)
+        .call(&plugin, "apply", &json!({ "label": "a" }))
+        .await;
     assert_ne!(one.idempotency_key, two.idempotency_key);
     assert_eq!(one.idempotency_key.len(), IDEMPOTENCY_KEY_HEX_DIGITS);
     assert_eq!(ok(&one)["key"], one.idempotency_key.as_str());
-    assert_eq!(one.to_json()["idempotency_key"], one.idempotency_key.as_str());
+    assert_eq!(
+        one.to_json()["idempotency_key"],
+        one.idempotency_key.as_str()
+    );
     assert_eq!(one.to_json()["attempt"], 1);
     assert_eq!(ok(&two)["first_time"], true);
 }

@@ -33,8 +33,14 @@ fn count_run(key: &str) -> Result<u64, ToolError> {
         Some(doc) => (doc.body["runs"].as_u64().unwrap_or(0) + 1, doc.version),
         None => (1, 0),
     };
-    data::put(Scope::App, RUNS, key, &json!({ "runs": runs }), Some(version))
-        .map_err(|e| failed("counting the run", e))?;
+    data::put(
+        Scope::App,
+        RUNS,
+        key,
+        &json!({ "runs": runs }),
+        Some(version),
+    )
+    .map_err(|e| failed("counting the run", e))?;
     Ok(runs)
 }
 
