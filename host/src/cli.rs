@@ -186,6 +186,16 @@ pub(crate) enum ToolCommand {
         /// The in-memory app data and scripted chat of the call.
         #[command(flatten)]
         files: Box<CallFiles>,
+        /// The call's idempotency key (what the tool reads through the
+        /// `invocation` import), to replay an attempt of a call that had
+        /// it. Default: a fresh key for each invocation. Printed as
+        /// `idempotency_key`.
+        #[arg(long = "idempotency-key", value_name = "KEY")]
+        idempotency_key: Option<String>,
+        /// Which attempt of its call this is, as the tool reads it
+        /// (`invocation.attempt`; 2 and more: run again after a restart).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        attempt: u32,
         /// Directory that holds plugin folders.
         #[arg(long, default_value = "plugins")]
         plugins_dir: PathBuf,

@@ -115,6 +115,18 @@ bool exports_mozaiks_plugin_tool_call(plugin_string_t *name, plugin_string_t *ar
     return result.ok;
 }
 
+/* ---- invocation ---- */
+
+char *mozaiks_idempotency_key(void) {
+    plugin_string_t key;
+    mozaiks_plugin_invocation_idempotency_key(&key);
+    char *text = from_wit(&key);
+    plugin_string_free(&key);
+    return text;
+}
+
+uint32_t mozaiks_attempt(void) { return mozaiks_plugin_invocation_attempt(); }
+
 /* ---- context ---- */
 
 char *mozaiks_context_get(const char *key) {

@@ -77,6 +77,15 @@ mozaiks_result mozaiks_ok(char *json);
 mozaiks_result mozaiks_error(mozaiks_error_kind kind, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The key of this tool call (malloc'd): the same on every attempt of it,
+ * different for every other call. A call runs at least once (again, from
+ * the start, when a server stopped during it); record the key with the
+ * call's side effect and skip an effect already recorded to make it
+ * exactly once. */
+char *mozaiks_idempotency_key(void);
+/* Which attempt of its tool call this is: 1 the first time. */
+uint32_t mozaiks_attempt(void);
+
 /* The chat's context variable `key` as JSON text, or NULL when it is not set. */
 char *mozaiks_context_get(const char *key);
 /* Sets `key` to the JSON text `json`. Returns NULL, or why the host refused

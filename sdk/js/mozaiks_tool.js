@@ -12,9 +12,10 @@
 // Every call runs in a fresh instance: module-level state does not survive
 // from one call to the next. Keep state in the context.
 
-import * as context from 'mozaiks:plugin/context@0.1.1';
-import * as wlog from 'mozaiks:plugin/log@0.1.1';
-import * as ui from 'mozaiks:plugin/ui@0.1.1';
+import * as context from 'mozaiks:plugin/context@0.1.2';
+import * as invocation from 'mozaiks:plugin/invocation@0.1.2';
+import * as wlog from 'mozaiks:plugin/log@0.1.2';
+import * as ui from 'mozaiks:plugin/ui@0.1.2';
 
 const KINDS = {
   unknownFunction: 'unknown-function',
@@ -104,6 +105,15 @@ export const log = {
 };
 
 /**
+ * The key of this tool call: the same on every attempt of it, different for
+ * every other call. A call runs at least once (again, from the start, when a
+ * server stopped during it); record the key with the call's side effect and
+ * skip an effect already recorded to make it exactly once.
+ */
+export function idempotencyKey() { return invocation.idempotencyKey(); }
+/** Which attempt of its tool call this is: 1 the first time. */
+export function attempt() { return invocation.attempt(); }
+/**
  * The functions a tool offers, each with a description and a JSON Schema.
  *
  *     const toolbox = new Toolbox()
@@ -133,7 +143,7 @@ export class Toolbox {
         const entry = functions.get(name);
         try {
           if (!entry) throw ToolError.unknownFunction(`no function ${name}; this tool offers ${[...functions.keys()].join(', ')}`);
-          const call = { info, context: ctx, ui: userInterface, log };
+          const call = { info, context: ctx, ui: userInterface, log, idempotencyKey, attempt };
           return JSON.stringify(entry.fn(JSON.parse(argumentsJson), call));
         } catch (error) {
           if (error instanceof ToolError) throw { tag: error.kind, val: error.message };

@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import context as _context
+from wit_world.imports import invocation as _invocation
 from wit_world.imports import log as _log
 from wit_world.imports import types as _types
 from wit_world.imports import ui as _ui
@@ -183,6 +184,18 @@ class Call:
         self.context = Context()
         self.ui = Ui()
         self.log = log
+
+    def idempotency_key(self) -> str:
+        """The key of this tool call: the same on every attempt of it,
+        different for every other call. A call runs at least once (again,
+        from the start, when a server stopped during it); record the key
+        with the call's side effect and skip an effect already recorded to
+        make it exactly once."""
+        return _invocation.idempotency_key()
+
+    def attempt(self) -> int:
+        """Which attempt of its tool call this is: 1 the first time."""
+        return _invocation.attempt()
 
 
 Function = Callable[[Dict[str, Any], Call], Any]

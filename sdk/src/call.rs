@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::__private::bindings::exports::mozaiks::plugin::tool::CallInfo;
 use crate::__private::bindings::mozaiks::plugin::context as wit;
+use crate::__private::bindings::mozaiks::plugin::invocation;
 use crate::ToolError;
 use crate::ui::Ui;
 
@@ -59,6 +60,23 @@ impl Call {
     /// The LLM's id for this tool call, as it appears in the chat's events.
     pub fn tool_call_id(&self) -> &str {
         &self.tool_call_id
+    }
+
+    /// The idempotency key of this call: the same on every attempt of this
+    /// one tool call, different for every other call. A call runs at least
+    /// once: when a server stops during a call, the chat runs it again from
+    /// the start, with the same key. Record the key with the call's side
+    /// effect (a [`crate::data`] document named by it, written only if
+    /// absent) and skip an effect already recorded, and the effect happens
+    /// exactly once.
+    pub fn idempotency_key(&self) -> String {
+        invocation::idempotency_key()
+    }
+
+    /// Which attempt of its tool call this is: 1 the first time, 2 when it
+    /// runs again after a server stopped during the first, and so on.
+    pub fn attempt(&self) -> u32 {
+        invocation::attempt()
     }
 
     /// The context variables of the calling chat.

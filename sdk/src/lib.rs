@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`Toolbox`]: the functions a tool offers; [`export_toolbox!`] exports it.
-//! - [`Call`]: who is calling; [`Call::context`] gives the chat's context
+//! - [`Call`]: who is calling, the call's idempotency key and attempt
+//!   ([`Call::idempotency_key`], [`Call::attempt`]); [`Call::context`] gives the chat's context
 //!   variables ([`Context`]) and [`Call::ui`] its UI ([`Ui`]).
 //! - [`ToolError`]: why a call produced no result; `?` converts I/O and JSON
 //!   errors into it.
@@ -32,7 +33,7 @@ pub use ui::{Display, Ui, UiError};
 
 /// The version of the WIT package (`mozaiks:plugin`) this SDK implements,
 /// stamped into every tool's `mozaiks:sdk-version` custom section.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// Used by `export_toolbox!`; not part of the API.
 #[doc(hidden)]

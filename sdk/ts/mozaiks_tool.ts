@@ -14,10 +14,11 @@
 // Every call runs in a fresh instance: module-level state does not survive
 // from one call to the next. Keep state in the context.
 
-import * as context from 'mozaiks:plugin/context@0.1.1';
-import * as wlog from 'mozaiks:plugin/log@0.1.1';
-import type { CallInfo, FunctionSpec } from 'mozaiks:plugin/types@0.1.1';
-import * as ui from 'mozaiks:plugin/ui@0.1.1';
+import * as context from 'mozaiks:plugin/context@0.1.2';
+import * as invocation from 'mozaiks:plugin/invocation@0.1.2';
+import * as wlog from 'mozaiks:plugin/log@0.1.2';
+import type { CallInfo, FunctionSpec } from 'mozaiks:plugin/types@0.1.2';
+import * as ui from 'mozaiks:plugin/ui@0.1.2';
 
 /** Any JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -123,6 +124,15 @@ export interface Call {
   readonly context: Context;
   readonly ui: Ui;
   readonly log: typeof log;
+  /**
+   * The key of this tool call: the same on every attempt of it, different
+   * for every other call. A call runs at least once (again, from the start,
+   * when a server stopped during it); record the key with the call's side
+   * effect and skip an effect already recorded to make it exactly once.
+   */
+  idempotencyKey(): string;
+  /** Which attempt of its tool call this is: 1 the first time. */
+  attempt(): number;
 }
 
 /** A function of a tool: decoded arguments in, a JSON value out. */
@@ -159,7 +169,11 @@ export class Toolbox {
           if (!entry) {
             throw ToolError.unknownFunction(`no function ${name}; this tool offers ${[...functions.keys()].join(', ')}`);
           }
-          const call: Call = { info, context: new Context(), ui: new Ui(), log };
+          const call: Call = {
+            info, context: new Context(), ui: new Ui(), log,
+            idempotencyKey: () => invocation.idempotencyKey(),
+            attempt: () => invocation.attempt(),
+          };
           return JSON.stringify(entry.fn(JSON.parse(argumentsJson) as never, call));
         } catch (error) {
           if (error instanceof ToolError) throw { tag: error.kind, val: error.message };

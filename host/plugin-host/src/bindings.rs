@@ -12,4 +12,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub(crate) use mozaiks::plugin::{chat, context, data, log, secrets, types, ui};
+pub(crate) use mozaiks::plugin::{chat, context, data, invocation, log, secrets, types, ui};

@@ -20,7 +20,7 @@ use crate::state::CallState;
 use sha2::{Digest, Sha256};
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 /// Custom section in which `mozaiks-sdk` records the WIT version it was built for.
 pub const SDK_VERSION_SECTION: &str = "mozaiks:sdk-version";
 

@@ -94,7 +94,10 @@ pub enum LoadError {
     },
     /// The component does not implement the `mozaiks:plugin/plugin` world
     /// (a missing export, or an import the host does not provide).
-    #[error("plugin `{plugin}` does not implement mozaiks:plugin@0.1.1: {cause}")]
+    #[error(
+        "plugin `{plugin}` does not implement mozaiks:plugin@{}: {cause}",
+        crate::component::WIT_VERSION
+    )]
     World {
         /// Plugin id.
         plugin: String,

@@ -23,8 +23,9 @@
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -33,6 +34,7 @@ use serde_json::{Map, Value, json};
 use crate::ToolOutcome;
 use crate::component::Plugin;
 use crate::error::{CallError, PortError};
+use crate::idempotency::idempotency_key;
 use crate::ports::{
     CallInfo, ContextSetError, ContextStore, Display, LogRecord, LogSink, Ports, UiBridge, UiError,
     UiRequest,
@@ -255,7 +257,8 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// An empty context, no scripted answers, chat id `harness`.
+    /// An empty context, no scripted answers, chat id `harness`, a fresh
+    /// idempotency key (see [`fresh_idempotency_key`]), attempt 1.
     pub fn new() -> Self {
         Self {
             info: CallInfo {
@@ -263,9 +266,22 @@ impl Harness {
                 workflow: "harness".to_owned(),
                 agent: "harness".to_owned(),
                 tool_call_id: "call_1".to_owned(),
+                idempotency_key: fresh_idempotency_key(),
+                attempt: 1,
             },
             ..Self::default()
         }
+    }
+    /// Gives the call this idempotency key (to replay an attempt of a call
+    /// that had it) instead of a fresh one.
+    pub fn idempotency_key(mut self, key: &str) -> Self {
+        self.info.idempotency_key = key.to_owned();
+        self
+    }
+    /// Makes the call attempt `attempt` (1 the first time) of its call.
+    pub fn attempt(mut self, attempt: u32) -> Self {
+        self.info.attempt = attempt;
+        self
     }
     /// Starts from these context variables (a JSON object).
     pub fn context(mut self, initial: Value) -> Self {
@@ -348,6 +364,8 @@ impl Harness {
             )
             .await;
         CallReport {
+            idempotency_key: self.info.idempotency_key.clone(),
+            attempt: self.info.attempt,
             result,
             context: self.context.snapshot(),
             context_changes: self.context.changes(),
@@ -360,6 +378,11 @@ impl Harness {
 /// What one harness call did.
 #[derive(Debug)]
 pub struct CallReport {
+    /// The idempotency key the call had (empty: derived by the host from
+    /// the chat and the tool call id).
+    pub idempotency_key: String,
+    /// The attempt the call was.
+    pub attempt: u32,
     /// The call's outcome.
     pub result: Result<ToolOutcome, CallError>,
     /// Context variables after the call.
@@ -383,6 +406,8 @@ impl CallReport {
             Err(e) => json!({"call_error": {"kind": e.kind(), "message": e.to_string()}}),
         };
         json!({
+            "idempotency_key": self.idempotency_key,
+            "attempt": self.attempt,
             "result": result,
             "context": self.context,
             "context_changes": self.context_changes,
@@ -390,4 +415,20 @@ impl CallReport {
             "logs": self.logs,
         })
     }
+}
+
+/// A key no other harness call has had: the time, the process and a
+/// counter, hashed like every key ([`idempotency_key`]).
+pub fn fresh_idempotency_key() -> String {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    idempotency_key(&[
+        "harness",
+        &nanos.to_string(),
+        &std::process::id().to_string(),
+        &CALLS.fetch_add(1, Ordering::Relaxed).to_string(),
+    ])
 }

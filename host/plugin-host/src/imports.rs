@@ -4,6 +4,7 @@
 mod chat;
 mod context;
 mod data;
+mod invocation;
 mod log;
 mod secrets;
 mod ui;

@@ -42,7 +42,8 @@
 //! `engine` (one Engine, pooling, epoch ticker) · `component` (load, version
 //! check, compile, pre-instantiate) · `cache` (compiled components on disk) · `describe` (function specs) · `start_cost` (what starting an instance costs, and warnings) · `call`
 //! (store per call, error mapping) · `policy` (manifest → WASI context) ·
-//! `limits` · `imports/` (context, ui, log) · `ports` (traits the embedder
+//! `limits` · `imports/` (one file per imported interface) · `idempotency` (the
+//! key of a call across its attempts) · `ports` (traits the embedder
 //! implements) · `harness` (in-memory ports for tests and the CLI).
 
 // One `unsafe` block, in `cache`, loads compiled code the cache wrote.
@@ -65,6 +66,7 @@ mod describe;
 mod engine;
 mod error;
 pub mod harness;
+mod idempotency;
 mod imports;
 mod limits;
 mod manifest;
@@ -92,6 +94,7 @@ pub use engine::{
     MAX_TABLES_PER_COMPONENT, PluginEngine, SlotUse,
 };
 pub use error::{CallError, LoadError, ManifestError, PortError};
+pub use idempotency::{IDEMPOTENCY_KEY_HEX_DIGITS, idempotency_key};
 pub use limits::{
     DEFAULT_DEADLINE_MS, DEFAULT_HTTP_DEADLINE_MS, DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_OUTPUT_KIB, DEFAULT_MAX_RESPONSE_KIB, DEFAULT_MEMORY_MIB, DESCRIBE_DEADLINE,

@@ -26,7 +26,7 @@ pub use app_data::{
 pub use chat_reader::{ChatMessage, ChatReader, MessageRole, ScriptedChat};
 
 /// Who is calling a tool.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallInfo {
     /// The chat the call belongs to.
     pub chat_id: String,
@@ -36,6 +36,25 @@ pub struct CallInfo {
     pub agent: String,
     /// The LLM's id for this tool call.
     pub tool_call_id: String,
+    /// The key the tool reads from the `invocation` import: the same on
+    /// every attempt of one call. Empty (the default): the host derives one
+    /// from `chat_id` and `tool_call_id` with [`crate::idempotency_key`].
+    pub idempotency_key: String,
+    /// Which attempt of the call this is, 1 (the default) the first time.
+    pub attempt: u32,
+}
+
+impl Default for CallInfo {
+    fn default() -> Self {
+        Self {
+            chat_id: String::new(),
+            workflow: String::new(),
+            agent: String::new(),
+            tool_call_id: String::new(),
+            idempotency_key: String::new(),
+            attempt: 1,
+        }
+    }
 }
 
 /// The calling chat's context variables.

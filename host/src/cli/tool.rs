@@ -50,10 +50,14 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             secrets,
             secrets_file,
             files,
+            idempotency_key,
+            attempt,
             plugins_dir,
             cache,
         } => {
             let inputs = CallInputs {
+                idempotency_key: idempotency_key.as_deref(),
+                attempt,
                 args: &args,
                 context: &context,
                 answers: &answers,
@@ -256,6 +260,10 @@ fn json_arg(name: &str, text: &str) -> anyhow::Result<Value> {
 
 /// The JSON flags of `tool call`, as typed.
 struct CallInputs<'a> {
+    /// `--idempotency-key` (none: the harness's fresh one).
+    idempotency_key: Option<&'a str>,
+    /// `--attempt`.
+    attempt: u32,
     args: &'a str,
     context: &'a str,
     answers: &'a str,
@@ -284,7 +292,12 @@ async fn call(
         .secrets
         .iter()
         .fold(Harness::new(), |h, (name, value)| h.secret(name, value));
+    let harness = match inputs.idempotency_key {
+        Some(key) => harness.idempotency_key(key),
+        None => harness,
+    };
     let report = harness
+        .attempt(inputs.attempt)
         .context(context)
         .answers(&answers)
         .data(Arc::clone(&data))

@@ -262,6 +262,51 @@ pub(crate) fn transcript<'a>(
     messages
 }
 
+/// Which attempt of a tool call is starting, read from the log: every
+/// attempt starts with a `tool_call` event of the call's id (a resumed run
+/// emits it again for a call that has no result), and a call with a result
+/// is never run again. So the `tool_call` events of the id since its last
+/// `tool_result` are this call's attempts, the latest (just emitted) one
+/// included. No event is written for this beyond those `tool_call`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CallAttempt {
+    /// 1 the first time the call runs.
+    pub number: u32,
+    /// The `seq` of the call's first `tool_call` event: with the chat and
+    /// the call id it names the call, even if an LLM uses the same id for
+    /// two calls of one chat.
+    pub first_seq: u64,
+}
+
+impl CallAttempt {
+    /// The attempt of the call `call_id` that the last `tool_call` of the
+    /// log started.
+    pub(crate) fn of(events: &[std::sync::Arc<Envelope>], call_id: &str) -> Self {
+        let mut attempt = Self {
+            number: 0,
+            first_seq: 0,
+        };
+        for envelope in events.iter().rev() {
+            match &envelope.event {
+                Event::ToolCall { call_id: id, .. } if id == call_id => {
+                    attempt.number += 1;
+                    attempt.first_seq = envelope.seq.unwrap_or(0);
+                }
+                Event::ToolResult { call_id: id, .. } if id == call_id => break,
+                _ => {}
+            }
+        }
+        attempt.number = attempt.number.max(1);
+        attempt
+    }
+
+    /// The call's idempotency key in the chat `chat_id`: the same on every
+    /// attempt, on whichever server runs it.
+    pub(crate) fn key(&self, chat_id: &str, call_id: &str) -> String {
+        mozaiks_plugin_host::idempotency_key(&[chat_id, &self.first_seq.to_string(), call_id])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +326,82 @@ mod tests {
             name: "t".into(),
             arguments: "{}".into(),
         }
+    }
+
+    fn tool_call(seq: u64, id: &str) -> std::sync::Arc<Envelope> {
+        std::sync::Arc::new(env(
+            seq,
+            Event::ToolCall {
+                call_id: id.into(),
+                agent: "A".into(),
+                tool: "t".into(),
+                arguments: serde_json::json!({}),
+                origin: None,
+            },
+        ))
+    }
+
+    fn tool_result(seq: u64, id: &str) -> std::sync::Arc<Envelope> {
+        std::sync::Arc::new(env(
+            seq,
+            Event::ToolResult {
+                call_id: id.into(),
+                agent: "A".into(),
+                tool: "t".into(),
+                ok: true,
+                content: String::new(),
+                error: None,
+            },
+        ))
+    }
+
+    #[test]
+    fn a_call_started_again_after_a_restart_is_its_next_attempt_with_the_same_key() {
+        let first = [tool_call(3, "call_1")];
+        let attempt = CallAttempt::of(&first, "call_1");
+        assert_eq!(
+            attempt,
+            CallAttempt {
+                number: 1,
+                first_seq: 3
+            }
+        );
+        // The server stopped; the resumed run emitted `tool_call` again,
+        // after other events (a UI request closed, a status).
+        let resumed = [
+            tool_call(3, "call_1"),
+            tool_result(4, "other"),
+            tool_call(7, "call_1"),
+        ];
+        let again = CallAttempt::of(&resumed, "call_1");
+        assert_eq!(
+            again,
+            CallAttempt {
+                number: 2,
+                first_seq: 3
+            }
+        );
+        assert_eq!(again.key("c1", "call_1"), attempt.key("c1", "call_1"));
+        assert_ne!(again.key("c2", "call_1"), attempt.key("c1", "call_1"));
+    }
+
+    #[test]
+    fn a_call_id_used_again_after_a_finished_call_is_another_call_with_another_key() {
+        let events = [
+            tool_call(3, "call_1"),
+            tool_result(4, "call_1"),
+            tool_call(9, "call_1"),
+        ];
+        let later = CallAttempt::of(&events, "call_1");
+        assert_eq!(
+            later,
+            CallAttempt {
+                number: 1,
+                first_seq: 9
+            }
+        );
+        let earlier = CallAttempt::of(&events[..1], "call_1");
+        assert_ne!(later.key("c1", "call_1"), earlier.key("c1", "call_1"));
     }
 
     #[test]

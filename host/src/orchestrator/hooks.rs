@@ -127,6 +127,9 @@ async fn call(
         workflow: site.workflow.name().to_owned(),
         agent: agent.to_owned(),
         tool_call_id: format!("hook-{}-{}", hook.hook_type.as_str(), uuid::Uuid::new_v4()),
+        // A hook is not journalled: each call is its own, with a key the
+        // plugin host derives from this fresh id.
+        ..mozaiks_plugin_host::CallInfo::default()
     };
     let tool = hook.as_tool();
     let arguments = arguments.to_string();

@@ -155,7 +155,7 @@ fn builds_into_a_stamped_component_of_our_world(sample: &Sample, broken_source: 
     let described = stdout_json(&described);
     assert_eq!(described["id"], sample.id);
     assert_eq!(
-        described["sdk_version"], "0.1.1",
+        described["sdk_version"], "0.1.2",
         "the build stamped the WIT version"
     );
     assert_eq!(
@@ -204,9 +204,11 @@ fn variant(sample: &Sample, id: &str, file_and_source: &str) -> PathBuf {
     dir
 }
 
-/// A tool that says who called, one whose function throws something that
-/// is not a ToolError (the call is a trap that names the error), and one
-/// that sets a context value the host refuses.
+/// A tool that says who called, with its call's idempotency key and
+/// attempt (fresh, then given with `--idempotency-key` and `--attempt`),
+/// one whose function throws something that is not a ToolError (the call
+/// is a trap that names the error), and one that sets a context value the
+/// host refuses.
 fn call_info_and_uncaught_errors(sample: &Sample, source: &str) {
     if skipped(sample.lang) {
         return;
@@ -216,10 +218,25 @@ fn call_info_and_uncaught_errors(sample: &Sample, source: &str) {
     assert_exit(&build, 0);
     let who = call(&dir, "who", json!({}), &[]);
     assert_exit(&who, 0);
+    let report = stdout_json(&who);
+    let fresh = report["idempotency_key"].as_str().unwrap();
+    assert_eq!(fresh.len(), 32, "{report}");
     assert_eq!(
-        stdout_json(&who)["result"]["ok"],
-        json!({"chat": "harness", "workflow": "harness", "agent": "harness", "call": "call_1"})
+        report["result"]["ok"],
+        json!({"chat": "harness", "workflow": "harness", "agent": "harness", "call": "call_1",
+               "key": fresh, "attempt": 1})
     );
+    let replay = call(
+        &dir,
+        "who",
+        json!({}),
+        &["--idempotency-key", "order-7", "--attempt", "2"],
+    );
+    assert_exit(&replay, 0);
+    let report = stdout_json(&replay);
+    assert_eq!(report["idempotency_key"], "order-7");
+    assert_eq!(report["result"]["ok"]["key"], "order-7");
+    assert_eq!(report["result"]["ok"]["attempt"], 2);
     let boom = call(&dir, "boom", json!({}), &[]);
     assert_exit(&boom, 2);
     let report = stdout_json(&boom);
@@ -246,7 +263,8 @@ toolbox = Toolbox()
 
 @toolbox.function("who", "Says who called.", {"type": "object"})
 def who(args, call):
-    return {"chat": call.chat_id, "workflow": call.workflow, "agent": call.agent, "call": call.tool_call_id}
+    return {"chat": call.chat_id, "workflow": call.workflow, "agent": call.agent, "call": call.tool_call_id,
+            "key": call.idempotency_key(), "attempt": call.attempt()}
 
 @toolbox.function("boom", "Raises.", {"type": "object"})
 def boom(args, call):
@@ -270,6 +288,7 @@ fn a_ts_tool_sees_who_called_and_an_uncaught_exception_is_a_trap() {
 export const tool = new Toolbox()
   .function('who', 'Says who called.', { type: 'object' }, (_args: unknown, call) => ({
     chat: call.info.chatId, workflow: call.info.workflow, agent: call.info.agent, call: call.info.toolCallId,
+    key: call.idempotencyKey(), attempt: call.attempt(),
   }))
   .function('boom', 'Throws.', { type: 'object' }, (): never => { throw new Error('kaboom'); })
   .function('big', 'Sets a value over the limit.', { type: 'object' }, (_args: unknown, call) => {
@@ -289,6 +308,7 @@ fn a_js_tool_sees_who_called_and_an_uncaught_exception_is_a_trap() {
 export const tool = new Toolbox()
   .function('who', 'Says who called.', { type: 'object' }, (args, call) => ({
     chat: call.info.chatId, workflow: call.info.workflow, agent: call.info.agent, call: call.info.toolCallId,
+    key: call.idempotencyKey(), attempt: call.attempt(),
   }))
   .function('boom', 'Throws.', { type: 'object' }, () => { throw new Error('kaboom'); })
   .function('big', 'Sets a value over the limit.', { type: 'object' }, (args, call) => {
@@ -311,9 +331,14 @@ fn a_c_tool_sees_who_called_and_an_abort_is_a_trap() {
 
 static mozaiks_result who(const char *args, const mozaiks_call *call) {
     (void)args;
-    return mozaiks_ok(mozaiks_format(
-        "{\"chat\":\"%s\",\"workflow\":\"%s\",\"agent\":\"%s\",\"call\":\"%s\"}",
-        call->chat_id, call->workflow, call->agent, call->tool_call_id));
+    char *key = mozaiks_idempotency_key();
+    mozaiks_result result = mozaiks_ok(mozaiks_format(
+        "{\"chat\":\"%s\",\"workflow\":\"%s\",\"agent\":\"%s\",\"call\":\"%s\","
+        "\"key\":\"%s\",\"attempt\":%u}",
+        call->chat_id, call->workflow, call->agent, call->tool_call_id, key,
+        (unsigned)mozaiks_attempt()));
+    free(key);
+    return result;
 }
 
 static mozaiks_result boom(const char *args, const mozaiks_call *call) {
@@ -412,8 +437,9 @@ import (
 func init() {
 	mozaiks.Function("who", "Says who called.", `{"type":"object"}`,
 		func(_ json.RawMessage, call *mozaiks.Call) (any, error) {
-			return map[string]string{"chat": call.ChatID, "workflow": call.Workflow,
-				"agent": call.Agent, "call": call.ToolCallID}, nil
+			return map[string]any{"chat": call.ChatID, "workflow": call.Workflow,
+				"agent": call.Agent, "call": call.ToolCallID,
+				"key": call.IdempotencyKey(), "attempt": call.Attempt()}, nil
 		})
 	mozaiks.Function("boom", "Panics.", `{"type":"object"}`,
 		func(json.RawMessage, *mozaiks.Call) (any, error) { panic("kaboom") })

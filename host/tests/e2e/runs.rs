@@ -624,3 +624,190 @@ async fn an_idle_run_is_unloaded_and_the_next_message_resumes_it_from_the_log() 
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
     assert_eq!(of_type(&events, "user_message").len(), 2);
 }
+
+/// The workflows of the exactly-once tests (`effects_workflows/`: `Effects`,
+/// whose Clerk calls the `effects` component's `apply` and `ledger`; the
+/// other tests' servers do not load that component).
+pub(crate) fn effects_setup(store: Store, scratch: &Scratch, llm: &FakeLlm) -> Setup {
+    let mut setup = Setup::on(store, scratch, llm);
+    setup.workflows =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/effects_workflows");
+    let source = repo_root().join("tests/components/effects");
+    assert!(
+        source.join("effects.wasm").is_file(),
+        "tests/components/effects/effects.wasm is missing: run scripts/build-plugins"
+    );
+    std::os::unix::fs::symlink(&source, setup.plugins.join("effects")).unwrap();
+    setup
+}
+
+/// `Effects`: the Clerk applies `a` and `b` (two calls of one reply, each
+/// confirmed through the `Confirm` UI request), then lists the `ledger`,
+/// then answers.
+pub(crate) fn effects_llm(call: &ChatCall) -> Reply {
+    match call.tool_results().len() {
+        0 => Reply::ToolCalls(vec![
+            ("apply".into(), json!({"label": "a"})),
+            ("apply".into(), json!({"label": "b"})),
+        ]),
+        2 => Reply::tool_call("ledger", json!({})),
+        _ => Reply::text("Done."),
+    }
+}
+
+/// The parsed content of the tool results of `tool`, in order.
+fn results_of(events: &[Value], tool: &str) -> Vec<Value> {
+    of_type(events, "tool_result")
+        .into_iter()
+        .filter(|r| r["tool"] == tool)
+        .map(|r| {
+            assert_eq!(r["ok"], true, "{r}");
+            serde_json::from_str(r["content"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// docs/tool-authors.md, "Side effects": a call that finished before the
+/// server was killed is not run again; the one killed while it waited for
+/// its UI request runs again with the same idempotency key (attempt 2), and
+/// its effect is made once.
+async fn a_call_killed_mid_ui_request_runs_again_with_its_key_and_its_effect_is_made_once(
+    store: Store,
+) {
+    let scratch = Scratch::new("effects");
+    let llm = FakeLlm::start(effects_llm).await;
+    let setup = effects_setup(store, &scratch, &llm);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("Effects").await;
+    let mut ws = server.ws(&chat, 0).await;
+    let ask_a = ws.until_type("ui_request").await;
+    assert_eq!(ask_a["payload"]["label"], "a");
+    ws.send(json!({"type": "ui_response", "request_id": ask_a["request_id"], "answer": {"confirmed": true}}))
+        .await;
+    let ask_b = ws.until_type("ui_request").await;
+    assert_eq!(ask_b["payload"]["label"], "b");
+    let before = server.events(&chat).await;
+    server.kill().await;
+
+    let server = Server::start(&setup).await;
+    let last_seq = before.last().unwrap()["seq"].as_u64().unwrap();
+    let mut ws = server.ws(&chat, last_seq).await;
+    // b's open request is closed, and its call asks again.
+    let cancelled = ws.until_type("ui_response").await;
+    assert_eq!(cancelled["request_id"], ask_b["request_id"]);
+    assert_eq!(cancelled["status"], "cancelled");
+    let again = ws.until_type("ui_request").await;
+    assert_ne!(again["request_id"], ask_b["request_id"]);
+    assert_eq!(again["payload"]["label"], "b", "only b runs again");
+    assert_eq!(again["payload"]["key"], ask_b["payload"]["key"]);
+    ws.send(json!({"type": "ui_response", "request_id": again["request_id"], "answer": {"confirmed": true}}))
+        .await;
+    ws.until_status("completed").await;
+
+    let events = server.events(&chat).await;
+    let applied = results_of(&events, "apply");
+    let key_a = ask_a["payload"]["key"].as_str().unwrap();
+    let key_b = ask_b["payload"]["key"].as_str().unwrap();
+    assert_ne!(key_a, key_b);
+    assert_eq!(
+        applied,
+        [
+            json!({"key": key_a, "label": "a", "first_time": true, "runs": 1, "attempt": 1}),
+            json!({"key": key_b, "label": "b", "first_time": true, "runs": 2, "attempt": 2}),
+        ]
+    );
+    // a's call started once, b's twice (once per attempt), each under its id.
+    let starts = |label: &str| {
+        of_type(&events, "tool_call")
+            .into_iter()
+            .filter(|c| c["arguments"]["label"] == label)
+            .map(|c| c["call_id"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(starts("a").len(), 1);
+    assert_eq!(starts("b").len(), 2);
+    assert_eq!(starts("b")[0], starts("b")[1]);
+    let asked: Vec<&Value> = of_type(&events, "ui_request")
+        .into_iter()
+        .map(|r| &r["payload"]["label"])
+        .collect();
+    assert_eq!(asked, ["a", "b", "b"]);
+    // One effect per key in the app's data, b's call ran twice.
+    let ledger = results_of(&events, "ledger");
+    let mut effects = ledger[0]["effects"].as_array().unwrap().clone();
+    effects.sort_by_key(|e| e["label"].as_str().unwrap().to_owned());
+    assert_eq!(
+        effects,
+        [
+            json!({"key": key_a, "label": "a", "runs": 1}),
+            json!({"key": key_b, "label": "b", "runs": 2}),
+        ]
+    );
+}
+
+on_both_stores!(a_call_killed_mid_ui_request_runs_again_with_its_key_and_its_effect_is_made_once,);
+
+/// docs/tool-authors.md, "Side effects", offline: `tool call` gives each
+/// call a fresh key and prints it; `--idempotency-key` and `--attempt`
+/// replay an attempt, which finds the effect the earlier attempt recorded
+/// (in `--data-file`) and does not make it again.
+#[test]
+fn tool_call_prints_a_fresh_idempotency_key_and_replays_a_given_one() {
+    use crate::cli::{assert_exit, mozaiks, stdout_json};
+    let scratch = Scratch::new("tool-call-key");
+    let data = scratch.0.join("data.json");
+    std::fs::write(
+        &data,
+        json!({"app": {
+            "effects": {"k-1": {"label": "ship", "key": "k-1"}},
+            "effect_runs": {"k-1": {"runs": 1}}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let effects = repo_root().join("tests/components/effects");
+    let answers = json!({"Confirm": {"confirmed": true}}).to_string();
+    let apply = |extra: &[&str]| {
+        let mut argv = vec![
+            "tool",
+            "call",
+            effects.to_str().unwrap(),
+            "apply",
+            "--args",
+            r#"{"label": "ship"}"#,
+            "--answers",
+            &answers,
+        ];
+        argv.extend_from_slice(extra);
+        let out = mozaiks(&argv);
+        assert_exit(&out, 0);
+        stdout_json(&out)
+    };
+    let first = apply(&[]);
+    let key = first["idempotency_key"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 32, "{first}");
+    assert_eq!(first["attempt"], 1);
+    assert_eq!(
+        first["result"]["ok"],
+        json!({"key": key, "label": "ship", "first_time": true, "runs": 1, "attempt": 1})
+    );
+    assert_ne!(apply(&[])["idempotency_key"], key.as_str());
+
+    let replay = apply(&[
+        "--idempotency-key",
+        "k-1",
+        "--attempt",
+        "2",
+        "--data-file",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(replay["idempotency_key"], "k-1");
+    assert_eq!(
+        replay["result"]["ok"],
+        json!({"key": "k-1", "label": "ship", "first_time": false, "runs": 2, "attempt": 2})
+    );
+    assert_eq!(
+        replay["data"]["app"]["effects"]["k-1"]["version"], 1,
+        "the effect was not made again: {replay}"
+    );
+}

@@ -1,5 +1,5 @@
 // The canonical ABI of the WIT contract (wit/ of the mozaiks repository,
-// package mozaiks:plugin@0.1.1), by hand, with the standard library only:
+// package mozaiks:plugin@0.1.2), by hand, with the standard library only:
 // Go modules cannot be fetched on every machine, so `wit-bindgen go` output
 // (which needs them) is not used. Each function below is one import or
 // export of the world `plugin`; the layouts are those of wasm32 (strings
@@ -86,23 +86,36 @@ func setString(base unsafe.Pointer, offset uintptr, s string) {
 
 // ---- imports ----
 
-//go:wasmimport mozaiks:plugin/context@0.1.1 get
+//go:wasmimport mozaiks:plugin/context@0.1.2 get
 func contextGet(keyPtr unsafe.Pointer, keyLen uint32, ret unsafe.Pointer)
 
-//go:wasmimport mozaiks:plugin/context@0.1.1 set
+//go:wasmimport mozaiks:plugin/context@0.1.2 set
 func contextSet(keyPtr unsafe.Pointer, keyLen uint32, valuePtr unsafe.Pointer, valueLen uint32, ret unsafe.Pointer)
 
-//go:wasmimport mozaiks:plugin/context@0.1.1 remove
+//go:wasmimport mozaiks:plugin/context@0.1.2 remove
 func contextRemove(keyPtr unsafe.Pointer, keyLen uint32) uint32
 
-//go:wasmimport mozaiks:plugin/ui@0.1.1 ask
+//go:wasmimport mozaiks:plugin/ui@0.1.2 ask
 func uiAsk(componentPtr unsafe.Pointer, componentLen uint32, payloadPtr unsafe.Pointer, payloadLen uint32, display uint32, timeoutMs uint32, ret unsafe.Pointer)
 
-//go:wasmimport mozaiks:plugin/ui@0.1.1 notify
+//go:wasmimport mozaiks:plugin/ui@0.1.2 notify
 func uiNotify(componentPtr unsafe.Pointer, componentLen uint32, payloadPtr unsafe.Pointer, payloadLen uint32, display uint32)
 
-//go:wasmimport mozaiks:plugin/log@0.1.1 log
+//go:wasmimport mozaiks:plugin/log@0.1.2 log
 func logLog(level uint32, messagePtr unsafe.Pointer, messageLen uint32, fieldsPtr unsafe.Pointer, fieldsLen uint32)
+
+//go:wasmimport mozaiks:plugin/invocation@0.1.2 idempotency-key
+func invocationIdempotencyKey(ret unsafe.Pointer)
+
+//go:wasmimport mozaiks:plugin/invocation@0.1.2 attempt
+func invocationAttempt() uint32
+
+// rawIdempotencyKey: invocation.idempotency-key() -> string.
+func rawIdempotencyKey() string {
+	ret := alloc(8, 4)
+	invocationIdempotencyKey(ret)
+	return stringAt(ret, 0)
+}
 
 // rawContextGet: context.get(key) -> option<string>.
 func rawContextGet(key string) (string, bool) {
@@ -179,7 +192,7 @@ func rawLog(level uint32, message string, fields [][2]string) {
 
 // describe: () -> list<function-spec>.
 //
-//go:wasmexport mozaiks:plugin/tool@0.1.1#describe
+//go:wasmexport mozaiks:plugin/tool@0.1.2#describe
 func exportDescribe() unsafe.Pointer {
 	specs := alloc(uint32(24*len(toolbox)), 4)
 	for i, f := range toolbox {
@@ -195,7 +208,7 @@ func exportDescribe() unsafe.Pointer {
 
 // call: (name, arguments, call-info) -> result<string, tool-error>.
 //
-//go:wasmexport mozaiks:plugin/tool@0.1.1#call
+//go:wasmexport mozaiks:plugin/tool@0.1.2#call
 func exportCall(
 	namePtr unsafe.Pointer, nameLen uint32,
 	argsPtr unsafe.Pointer, argsLen uint32,

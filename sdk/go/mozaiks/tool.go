@@ -93,6 +93,16 @@ func dispatch(name, args string, call *Call) (string, *ToolError) {
 	return "", Errorf(UnknownFunction, "no function `%s`", name)
 }
 
+// IdempotencyKey is the key of this tool call: the same on every attempt
+// of it, different for every other call. A call runs at least once (again,
+// from the start, when a server stopped during it); record the key with
+// the call's side effect and skip an effect already recorded to make it
+// exactly once.
+func (c *Call) IdempotencyKey() string { return rawIdempotencyKey() }
+
+// Attempt is which attempt of its tool call this is: 1 the first time.
+func (c *Call) Attempt() uint32 { return invocationAttempt() }
+
 // ContextGet reads the context variable key into into (as json.Unmarshal
 // does); false when it is not set.
 func (c *Call) ContextGet(key string, into any) (bool, error) {

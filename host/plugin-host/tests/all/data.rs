@@ -1,7 +1,7 @@
 //! The `data` and `chat` imports through a real component (`records`):
 //! versions and conflicts, quotas, queries, user scope, the bounds checked
-//! at the boundary, chat reads; and a component built against
-//! `mozaiks:plugin@0.1.0` still loading and running on this host.
+//! at the boundary, chat reads; and components built against
+//! `mozaiks:plugin@0.1.0` and `0.1.1` still loading and running on this host.
 
 use std::sync::Arc;
 
@@ -255,30 +255,43 @@ async fn a_tool_reads_recent_messages_and_an_agents_latest_structured_output() {
     );
 }
 
-/// `probe-v1` as built against `mozaiks:plugin@0.1.0` (before `data` and
-/// `chat`), committed as built: it must keep loading and running.
-#[tokio::test]
-async fn a_component_built_against_wit_0_1_0_loads_and_runs() {
+/// `tests/components/prebuilt/probe-v1-wit-<version>.wasm`, committed as
+/// built against an older `mozaiks:plugin`: it loads and runs on this host.
+/// `absent` names an interface that version did not have yet.
+async fn prebuilt_probe_loads_and_runs(version: &str, absent: &str) {
     let dir = repo_root().join("tests/components/prebuilt");
-    let wasm = dir.join("probe-v1-wit-0.1.0.wasm");
+    let wasm = dir.join(format!("probe-v1-wit-{version}.wasm"));
     let bytes = std::fs::read(&wasm).unwrap();
     let text = String::from_utf8_lossy(&bytes);
     assert!(
-        text.contains("mozaiks:plugin/types@0.1.0"),
-        "not a 0.1.0 component"
+        text.contains(&format!("mozaiks:plugin/types@{version}")),
+        "not a {version} component"
     );
     assert!(
-        !text.contains("mozaiks:plugin/data"),
-        "not a 0.1.0 component"
+        !text.contains(&format!("mozaiks:plugin/{absent}")),
+        "not a {version} component"
     );
     let manifest = Manifest::new("probe");
     let plugin = engine()
         .load(manifest, dir.join("plugin.toml"), &wasm)
         .await
         .unwrap();
-    assert_eq!(plugin.sdk_version(), Some("0.1.0"));
+    assert_eq!(plugin.sdk_version(), Some(version));
     let report = Harness::new().call(&plugin, "version", &json!({})).await;
     assert_eq!(ok(&report), &json!({ "version": 1 }));
+}
+
+/// `probe-v1` as built against `mozaiks:plugin@0.1.0` (before `data` and
+/// `chat`).
+#[tokio::test]
+async fn a_component_built_against_wit_0_1_0_loads_and_runs() {
+    prebuilt_probe_loads_and_runs("0.1.0", "data").await;
+}
+
+/// `probe-v1` as built against `mozaiks:plugin@0.1.1` (before `invocation`).
+#[tokio::test]
+async fn a_component_built_against_wit_0_1_1_loads_and_runs() {
+    prebuilt_probe_loads_and_runs("0.1.1", "invocation").await;
 }
 
 #[tokio::test]

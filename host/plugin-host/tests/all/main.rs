@@ -12,6 +12,7 @@ mod context_quota;
 mod data;
 mod docs;
 mod grants;
+mod invocation;
 mod loading;
 mod outbound;
 mod payloads;

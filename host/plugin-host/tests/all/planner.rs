@@ -28,7 +28,7 @@ async fn describes_every_function_with_an_object_schema() {
         assert_eq!(f.parameters["type"], "object", "{}", f.name);
         assert!(!f.description.is_empty(), "{} has no description", f.name);
     }
-    assert_eq!(plugin.sdk_version(), Some("0.1.1"));
+    assert_eq!(plugin.sdk_version(), Some("0.1.2"));
     assert_eq!(plugin.hash().len(), 64);
 }
 

@@ -41,6 +41,7 @@ fn info() -> CallInfo {
         workflow: "w".into(),
         agent: "a".into(),
         tool_call_id: "t".into(),
+        ..CallInfo::default()
     }
 }
 

@@ -62,6 +62,7 @@ async fn the_hosts_own_work_on_a_ui_request_counts_against_the_deadline() {
                 workflow: "w".into(),
                 agent: "a".into(),
                 tool_call_id: "t".into(),
+                ..CallInfo::default()
             },
             ports,
         )

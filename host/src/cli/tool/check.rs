@@ -189,7 +189,7 @@ mod tests {
         let empty = b"\0asm\x0d\0\x01\0".to_vec();
         let err = check_and_stamp(empty).unwrap_err();
         assert!(
-            err.to_string().contains("mozaiks:plugin/tool@0.1.1"),
+            err.to_string().contains("mozaiks:plugin/tool@0.1.2"),
             "{err}"
         );
     }

@@ -19,6 +19,10 @@ pub(crate) const WIT_FILES: &[(&str, &str)] = &[
     ("secrets.wit", include_str!("../../../../wit/secrets.wit")),
     ("data.wit", include_str!("../../../../wit/data.wit")),
     ("chat.wit", include_str!("../../../../wit/chat.wit")),
+    (
+        "invocation.wit",
+        include_str!("../../../../wit/invocation.wit"),
+    ),
 ];
 
 /// The Python template (`sdk/python/`), with `template` where the id goes.

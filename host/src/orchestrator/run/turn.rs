@@ -9,7 +9,7 @@ use super::{MAX_TOOL_ROUNDS_PER_TURN, RequestDefaults, Run, RunError, chat_reque
 use crate::event::{CallOrigin, ErrorCode, Event, HandoffReason, ToolCallRecord, ToolFailureKind};
 use crate::llm::{ChatMessage, ChatRequest};
 use crate::orchestrator::handoff::{self, Decision, Scope};
-use crate::orchestrator::history::{Position, TurnStep};
+use crate::orchestrator::history::{self, Position, TurnStep};
 use crate::orchestrator::hooks;
 use crate::orchestrator::structured::STRUCTURED_OUTPUT_RETRIES;
 use crate::orchestrator::tools::{self, ToolReport};
@@ -278,11 +278,14 @@ impl Run {
                 ));
             }
         };
+        let attempt = history::CallAttempt::of(&self.events, call_id);
         let info = mozaiks_plugin_host::CallInfo {
             chat_id: self.chat.chat_id.clone(),
             workflow: self.workflow.name().to_owned(),
             agent: caller.to_owned(),
             tool_call_id: call_id.to_owned(),
+            idempotency_key: attempt.key(&self.chat.chat_id, call_id),
+            attempt: attempt.number,
         };
         let live = Arc::clone(&self.live);
         let mut cancel = self.cancel.clone();
