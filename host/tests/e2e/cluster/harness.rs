@@ -62,7 +62,20 @@ impl Cluster {
     /// ready.
     pub async fn start(name: &str, llm: &FakeLlm, n: usize) -> Self {
         let scratch = Scratch::new(name);
-        let mut base = Setup::new(&scratch, llm);
+        let base = Setup::new(&scratch, llm);
+        Self::start_on(scratch, base, n).await
+    }
+
+    /// [`Cluster::start`] serving the `Effects` workflow and the `effects`
+    /// component (`runs::effects_setup`) instead of the test workflows.
+    pub async fn start_with_effects(name: &str, llm: &FakeLlm, n: usize) -> Self {
+        let scratch = Scratch::new(name);
+        let base = crate::runs::effects_setup(Store::Embedded, &scratch, llm);
+        Self::start_on(scratch, base, n).await
+    }
+
+    /// Starts `n` servers of `base` on one fresh database.
+    async fn start_on(scratch: Scratch, mut base: Setup, n: usize) -> Self {
         base.extra_env
             .extend(mongo_env(mozaiks_test_mongo::shared_uri()));
         base.extra_env.extend([
