@@ -70,11 +70,10 @@ pub(super) fn read_cluster(r: &mut Reader<'_>, store: &StoreConfig, addr: &str) 
     }
 }
 
-/// What is wrong with a server id, if anything.
+/// What is wrong with a server id, if anything (an empty value never
+/// gets here: it is unset, as for every setting).
 fn id_problem(id: &str) -> Option<String> {
-    if id.trim().is_empty() {
-        Some("must not be empty (leave it unset for `<hostname>:<port>`)".to_owned())
-    } else if id.chars().count() > MAX_SERVER_ID_CHARS {
+    if id.chars().count() > MAX_SERVER_ID_CHARS {
         Some(format!("must be at most {MAX_SERVER_ID_CHARS} characters"))
     } else if id.chars().any(char::is_control) {
         Some("must not contain control characters".to_owned())

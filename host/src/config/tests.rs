@@ -282,3 +282,67 @@ fn data_quotas_default_and_are_read_from_their_variables() {
         assert!(found[0].starts_with(name), "{found:?}");
     }
 }
+
+/// Cluster mode is off by default; `on` needs MongoDB (refused with the
+/// embedded store, naming the setting and MONGO_URI); the server id
+/// defaults to `<hostname>:<port>` (an empty value is unset, as for every
+/// setting) and refuses overlong ids and control characters; the lease is 10 s by default, 2 to 600 s.
+#[test]
+fn cluster_settings_default_to_a_single_server_and_refuse_what_cannot_work() {
+    let dev = ("ENVIRONMENT", "development");
+    let mongo = ("MONGO_URI", "mongodb://db.example:27017");
+    let single = load(&[dev]).unwrap();
+    assert_eq!(
+        single.cluster,
+        crate::orchestrator::ClusterSettings::default()
+    );
+    assert_eq!(single.cluster.lease, Duration::from_secs(10));
+    let shown = single
+        .settings()
+        .iter()
+        .find(|s| s.name == "MOZAIKS_SERVER_ID")
+        .unwrap();
+    assert!(shown.value.ends_with(":8080"), "{}", shown.value);
+    let empty = load(&[dev, ("MOZAIKS_SERVER_ID", " ")]).unwrap();
+    assert_eq!(empty.cluster.server_id, None);
+
+    let on = load(&[
+        dev,
+        mongo,
+        ("MOZAIKS_CLUSTER", "on"),
+        ("MOZAIKS_SERVER_ID", "web-1"),
+        ("MOZAIKS_LEASE_SECS", "5"),
+    ])
+    .unwrap();
+    assert!(on.cluster.enabled);
+    assert_eq!(on.cluster.server_id.as_deref(), Some("web-1"));
+    assert_eq!(on.cluster.lease, Duration::from_secs(5));
+
+    let embedded = problems(&[dev, ("MOZAIKS_CLUSTER", "on")]);
+    assert_eq!(embedded.len(), 1, "{embedded:?}");
+    assert!(
+        embedded[0].starts_with("MOZAIKS_CLUSTER") && embedded[0].contains("MONGO_URI"),
+        "{}",
+        embedded[0]
+    );
+    let long = "x".repeat(129);
+    for (name, value) in [
+        ("MOZAIKS_CLUSTER", "yes"),
+        ("MOZAIKS_SERVER_ID", long.as_str()),
+        ("MOZAIKS_SERVER_ID", "web\n1"),
+        ("MOZAIKS_LEASE_SECS", "1"),
+        ("MOZAIKS_LEASE_SECS", "601"),
+        ("MOZAIKS_LEASE_SECS", "soon"),
+    ] {
+        let found = problems(&[dev, mongo, (name, value)]);
+        assert_eq!(found.len(), 1, "{name}={value:?}: {found:?}");
+        assert!(found[0].starts_with(name), "{}", found[0]);
+    }
+    let edge = load(&[
+        dev,
+        mongo,
+        ("MOZAIKS_LEASE_SECS", "600"),
+        ("MOZAIKS_SERVER_ID", &"y".repeat(128)),
+    ]);
+    assert!(edge.is_ok());
+}

@@ -16,6 +16,10 @@ const ORPHANS_PER_SCAN: usize = 32;
 /// The shortest pause between scans.
 const MIN_SCAN_PERIOD: Duration = Duration::from_millis(200);
 
+/// The longest pause between scans, whatever the lease: a chat given up at
+/// a graceful stop is taken over within it.
+const MAX_SCAN_PERIOD: Duration = Duration::from_secs(2);
+
 /// Scans five times per lease.
 const SCANS_PER_LEASE: u32 = 5;
 
@@ -91,7 +95,7 @@ pub(super) async fn run(orchestrator: Orchestrator) {
     let Some(membership) = orchestrator.shared.membership.get().cloned() else {
         return;
     };
-    let period = (membership.ttl / SCANS_PER_LEASE).max(MIN_SCAN_PERIOD);
+    let period = (membership.ttl / SCANS_PER_LEASE).clamp(MIN_SCAN_PERIOD, MAX_SCAN_PERIOD);
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
