@@ -407,11 +407,15 @@ fn cluster_view(
         .local_addr()
         .map_or_else(|_| String::new(), |addr| addr.to_string());
     ClusterView {
-        server_id: options.server_id.clone().unwrap_or_else(|| address.clone()),
+        // As `Orchestrator::join_cluster` names it.
+        server_id: settings.server_id.clone().unwrap_or_else(|| {
+            let port = listener.local_addr().map_or(0, |addr| addr.port());
+            format!("{}:{port}", crate::orchestrator::hostname())
+        }),
         address,
         started_at: crate::plugin_set::ms(std::time::SystemTime::now()),
-        lease_ttl_ms: u64::try_from(options.lease_ttl.as_millis()).unwrap_or(u64::MAX),
-        shared: if options.enabled {
+        lease_ttl_ms: u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX),
+        shared: if settings.enabled {
             store.cluster()
         } else {
             None
