@@ -563,8 +563,8 @@ async fn doctor_checks_the_lease_indexes_clock_and_servers_of_a_cluster() {
     site.fails_only_at(&env, &[], "cluster", "lease indexes")
         .await;
 
-    let mut setup = Setup::new(&site.scratch, &site.llm);
-    setup.data = site.scratch.0.join("peer-data");
+    let peer_scratch = Scratch::new("doctor-cluster-peer");
+    let mut setup = Setup::new(&peer_scratch, &site.llm);
     setup.extra_env.extend(mongo.iter().cloned());
     setup.extra_env.extend([
         ("MOZAIKS_CLUSTER".to_owned(), "on".to_owned()),
