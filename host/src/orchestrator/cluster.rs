@@ -287,7 +287,7 @@ impl Orchestrator {
         let checked = async {
             store.prepare_cluster().await?;
             let me = self.server_info(&membership);
-            guard::check(&me, &store.servers().await?, now_ms(), settings.lease)?;
+            guard::verify(store.as_ref(), &me, settings.lease).await?;
             store.heartbeat(&me).await?;
             Ok::<_, ClusterError>(())
         }

@@ -519,6 +519,12 @@ async fn the_startup_guard_refuses_mixed_modes_and_a_second_single_server() {
     // The same server starting again (same id) is no conflict.
     let again = cluster.try_node("single", false, LEASE).await.unwrap();
     drop(again);
+    // A crashed server (no more heartbeats) does not keep its replacement
+    // out, even while its entry is recent.
+    let mut single = single;
+    single.stop_loops();
+    let replacement = cluster.try_node("replacement", false, LEASE).await.unwrap();
+    drop(replacement);
     cluster.finish(single).await;
 }
 
