@@ -443,11 +443,14 @@ pub async fn serve(
 ) -> Result<(), StartupError> {
     let health = StoreHealth::default();
     let orchestrator = parts.orchestrator.clone();
-    // Before the store monitor resumes runs: in cluster mode a run starts
-    // only under its chat's lease.
     let address = listener.local_addr().map_err(StartupError::Serve)?;
-    orchestrator.join_cluster(&options.cluster, address).await?;
-    let cluster_jobs = orchestrator.cluster_jobs();
+    // In cluster mode, before the store monitor resumes runs: a run starts
+    // only under its chat's lease. A single server starts its monitor
+    // first, as it always has, so that a store that does not answer is
+    // reported at once; the guard then refuses it all the same.
+    if options.cluster.enabled {
+        orchestrator.join_cluster(&options.cluster, address).await?;
+    }
     let jobs = maintenance::spawn(
         &orchestrator,
         &parts.store,
@@ -455,6 +458,15 @@ pub async fn serve(
         &health,
         &options.maintenance,
     );
+    if !options.cluster.enabled
+        && let Err(error) = orchestrator.join_cluster(&options.cluster, address).await
+    {
+        for job in jobs {
+            job.abort();
+        }
+        return Err(error.into());
+    }
+    let cluster_jobs = orchestrator.cluster_jobs();
     let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
     let sockets = OpenSockets::default();
     let cluster = cluster_view(&listener, &parts.store, &options.cluster);
