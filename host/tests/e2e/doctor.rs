@@ -401,13 +401,7 @@ fn slot_messages(report: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|f| f["check"] == "slots")
-        .map(|f| {
-            format!(
-                "{} {}",
-                f["status"].as_str().unwrap(),
-                f["message"].as_str().unwrap()
-            )
-        })
+        .map(|f| format!("{} {}", f["status"], f["message"]))
         .collect()
 }
 
