@@ -407,10 +407,11 @@ fn cluster_view(
         .local_addr()
         .map_or_else(|_| String::new(), |addr| addr.to_string());
     ClusterView {
-        server_id: settings
-            .server_id
-            .clone()
-            .unwrap_or_else(|| address.clone()),
+        // As `Orchestrator::join_cluster` names it.
+        server_id: settings.server_id.clone().unwrap_or_else(|| {
+            let port = listener.local_addr().map_or(0, |addr| addr.port());
+            format!("{}:{port}", crate::orchestrator::hostname())
+        }),
         address,
         started_at: crate::plugin_set::ms(std::time::SystemTime::now()),
         lease_ttl_ms: u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX),
@@ -442,11 +443,14 @@ pub async fn serve(
 ) -> Result<(), StartupError> {
     let health = StoreHealth::default();
     let orchestrator = parts.orchestrator.clone();
-    // Before the store monitor resumes runs: in cluster mode a run starts
-    // only under its chat's lease.
     let address = listener.local_addr().map_err(StartupError::Serve)?;
-    orchestrator.join_cluster(&options.cluster, address).await?;
-    let cluster_jobs = orchestrator.cluster_jobs();
+    // In cluster mode, before the store monitor resumes runs: a run starts
+    // only under its chat's lease. A single server starts its monitor
+    // first, as it always has, so that a store that does not answer is
+    // reported at once; the guard then refuses it all the same.
+    if options.cluster.enabled {
+        orchestrator.join_cluster(&options.cluster, address).await?;
+    }
     let jobs = maintenance::spawn(
         &orchestrator,
         &parts.store,
@@ -454,6 +458,15 @@ pub async fn serve(
         &health,
         &options.maintenance,
     );
+    if !options.cluster.enabled
+        && let Err(error) = orchestrator.join_cluster(&options.cluster, address).await
+    {
+        for job in jobs {
+            job.abort();
+        }
+        return Err(error.into());
+    }
+    let cluster_jobs = orchestrator.cluster_jobs();
     let (stop_accepting, stop) = tokio::sync::oneshot::channel::<()>();
     let sockets = OpenSockets::default();
     let cluster = cluster_view(&listener, &parts.store, &options.cluster);

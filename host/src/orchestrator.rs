@@ -704,7 +704,10 @@ impl Orchestrator {
                 .await;
         }
         let live = self.live(chat_id);
-        if live.answer_ui_request(request_id, answer).await? {
+        let answered = live.answer_ui_request(request_id, answer).await;
+        // A lease just taken for nothing (no tool waits here) is given up.
+        self.shared.release_lease(&live).await;
+        if answered? {
             Ok(())
         } else {
             Err(ChatError::UiRequestNotOpen(request_id.to_owned()))

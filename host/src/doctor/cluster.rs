@@ -35,15 +35,12 @@ pub(super) async fn section(config: &Config) -> Vec<Finding> {
     if !settings.enabled {
         return Vec::new();
     }
-    let store = match tokio::time::timeout(OPEN_WAIT, config.store.open()).await {
-        Ok(Ok(store)) => store,
-        Ok(Err(_)) | Err(_) => {
-            return vec![Finding::warn(
-                CHECK,
-                "the cluster checks need the store, which does not answer; they did not run",
-                "fix what the `store` check says, then run `mozaiks doctor` again",
-            )];
-        }
+    let Ok(Ok(store)) = tokio::time::timeout(OPEN_WAIT, config.store.open()).await else {
+        return vec![Finding::warn(
+            CHECK,
+            "the cluster checks need the store, which does not answer; they did not run",
+            "fix what the `store` check says, then run `mozaiks doctor` again",
+        )];
     };
     let Some(shared) = store.cluster() else {
         // The configuration refuses cluster mode on the embedded store.
@@ -210,6 +207,9 @@ pub(super) fn servers_findings(
         ));
     }
     let skew = skew(live.iter().copied());
+    if skew.is_empty() {
+        return findings;
+    }
     for (kind, versions) in [("plugin", &skew.plugins), ("workflow", &skew.workflows)] {
         if !versions.is_empty() {
             findings.push(Finding::warn(

@@ -65,6 +65,11 @@ pub(crate) mod limits {
 }
 use limits::DEFAULT_LEASE;
 
+/// How long a server outside cluster mode waits for the store at start
+/// before it skips the startup guard (it runs as a single server always
+/// has; the heartbeat records it once the store answers).
+const SINGLE_SERVER_STORE_BOUND: Duration = Duration::from_secs(2);
+
 /// Cluster settings, read by `config` (`MOZAIKS_CLUSTER`,
 /// `MOZAIKS_SERVER_ID`, `MOZAIKS_LEASE_SECS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,9 +290,21 @@ impl Orchestrator {
             renewed: Mutex::new(Instant::now()),
         };
         let checked = async {
-            store.prepare_cluster().await?;
+            if settings.enabled {
+                store.prepare_cluster().await?;
+            } else {
+                // A single server does not wait on a store that does not
+                // answer (the store monitor reports it).
+                tokio::time::timeout(SINGLE_SERVER_STORE_BOUND, store.prepare_cluster())
+                    .await
+                    .map_err(|_| {
+                        StoreError::Backend(format!(
+                            "no answer within {SINGLE_SERVER_STORE_BOUND:?}"
+                        ))
+                    })??;
+            }
             let me = self.server_info(&membership);
-            guard::check(&me, &store.servers().await?, now_ms(), settings.lease)?;
+            guard::verify(store.as_ref(), &me, settings.lease).await?;
             store.heartbeat(&me).await?;
             Ok::<_, ClusterError>(())
         }

@@ -521,3 +521,62 @@ async fn doctor_warns_of_a_plugin_whose_instance_starts_slower_than_its_deadline
         "{findings:#?}"
     );
 }
+
+/// The `cluster` section's messages of a report.
+fn cluster_messages(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "cluster")
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["status"].as_str().unwrap(),
+                f["message"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// With `MOZAIKS_CLUSTER=on` beside a server of the cluster: the lease
+/// indexes that server made, this machine's clock against the database's,
+/// and that server registered and alive, all fine. On a database no server
+/// prepared, only `cluster` fails, naming the missing lease indexes.
+#[tokio::test]
+async fn doctor_checks_the_lease_indexes_clock_and_servers_of_a_cluster() {
+    let site = Site::new("doctor-cluster").await;
+    let mongo = mongo_env(mozaiks_test_mongo::shared_uri());
+    let mut env: Vec<(&str, &str)> = mongo
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.extend([("MOZAIKS_CLUSTER", "on"), ("MOZAIKS_SERVER_ID", "me")]);
+
+    // A database no server in cluster mode has opened.
+    site.fails_only_at(&env, &[], "cluster", "lease indexes")
+        .await;
+
+    let peer_scratch = Scratch::new("doctor-cluster-peer");
+    let mut setup = Setup::new(&peer_scratch, &site.llm);
+    setup.extra_env.extend(mongo.iter().cloned());
+    setup.extra_env.extend([
+        ("MOZAIKS_CLUSTER".to_owned(), "on".to_owned()),
+        ("MOZAIKS_SERVER_ID".to_owned(), "peer".to_owned()),
+    ]);
+    let peer = Server::start(&setup).await;
+    let (code, report) = site.doctor(&env, &[]).await;
+    assert_eq!(code, 0, "{:#?}", failures(&report));
+    let messages = cluster_messages(&report);
+    for line in [
+        "ok the lease indexes are in place",
+        "ok this machine's clock is",
+        "ok 1 server(s) registered and alive: `peer`",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.starts_with(line)),
+            "no `{line}` in {messages:#?}"
+        );
+    }
+    peer.kill().await;
+}

@@ -1,10 +1,44 @@
 //! The startup guard: every server on one database runs in the same mode,
 //! and outside cluster mode there is only one.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ClusterError;
-use crate::store::cluster::ServerInfo;
+use crate::event::now_ms;
+use crate::store::cluster::{ClusterStore, ServerInfo};
+
+/// Beyond a third of a lease (the heartbeat's period), how long a starting
+/// server watches a server that looks live for its next heartbeat.
+const HEARTBEAT_MARGIN: Duration = Duration::from_secs(1);
+
+/// The startup check against the registry. A server that looks live (its
+/// entry is recent) but may have crashed just now is watched for one
+/// heartbeat: only one whose heartbeat moves on counts, so a crashed
+/// server's replacement starts at once after that wait.
+pub(super) async fn verify(
+    store: &dyn ClusterStore,
+    me: &ServerInfo,
+    lease: Duration,
+) -> Result<(), ClusterError> {
+    let first = store.servers().await?;
+    if check(me, &first, now_ms(), lease).is_ok() {
+        return Ok(());
+    }
+    let seen: BTreeMap<&str, u64> = first.iter().map(|s| (s.id.as_str(), s.last_seen)).collect();
+    tracing::info!("another server on this database looks live; waiting for its next heartbeat");
+    tokio::time::sleep(lease / 3 + HEARTBEAT_MARGIN).await;
+    let beating: Vec<ServerInfo> = store
+        .servers()
+        .await?
+        .into_iter()
+        .filter(|s| {
+            seen.get(s.id.as_str())
+                .is_none_or(|before| s.last_seen > *before)
+        })
+        .collect();
+    check(me, &beating, now_ms(), lease)
+}
 
 /// How many leases long a server that stopped heartbeating still counts as
 /// alive: a crashed server's entry stays in the registry.

@@ -198,3 +198,47 @@ pub(super) async fn run(orchestrator: Orchestrator) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each input is stored as a small tagged object and read back the
+    /// same; an unknown kind or field does not decode (it is dropped with
+    /// a warning instead of being guessed at).
+    #[test]
+    fn inputs_round_trip_through_their_stored_form() {
+        let inputs = [
+            (
+                Input::from(RunInput::UserMessage("hi".into())),
+                serde_json::json!({"kind": "user_message", "text": "hi"}),
+            ),
+            (
+                Input::from(RunInput::SelectSpeaker("Writer".into())),
+                serde_json::json!({"kind": "select_speaker", "agent": "Writer"}),
+            ),
+            (
+                Input::from(RunInput::Continue),
+                serde_json::json!({"kind": "continue"}),
+            ),
+            (
+                Input::UiAnswer {
+                    request_id: "r1".into(),
+                    answer: serde_json::json!({"approved": true}),
+                },
+                serde_json::json!({"kind": "ui_answer", "request_id": "r1", "answer": {"approved": true}}),
+            ),
+            (Input::End, serde_json::json!({"kind": "end"})),
+        ];
+        for (input, stored) in inputs {
+            assert_eq!(serde_json::to_value(&input).unwrap(), stored);
+            assert_eq!(serde_json::from_value::<Input>(stored).unwrap(), input);
+        }
+        for unreadable in [
+            serde_json::json!({"kind": "reboot"}),
+            serde_json::json!({"kind": "user_message", "text": "hi", "to": "x"}),
+        ] {
+            assert!(serde_json::from_value::<Input>(unreadable).is_err());
+        }
+    }
+}

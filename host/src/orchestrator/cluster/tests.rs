@@ -42,11 +42,42 @@ const FILES: [(&str, &str); 3] = [
     ),
 ];
 
+/// A workflow whose `Reviewer` asks the user through the planner plugin's
+/// `request_approval` (a UI tool).
+const APPROVE: [(&str, &str); 5] = [
+    (
+        "orchestrator.json",
+        r#"{ "workflow_name": "Approve", "max_turns": 20, "human_in_the_loop": true, "startup_mode": "UserDriven",
+  "orchestration_pattern": "DefaultPattern", "initial_agent": "Reviewer" }"#,
+    ),
+    (
+        "agents.json",
+        r#"{ "agents": [ { "name": "Reviewer", "system_message": "You are Reviewer." } ] }"#,
+    ),
+    (
+        "handoffs.json",
+        r#"{ "handoff_rules": [
+  { "source_agent": "Reviewer", "target_agent": "user", "handoff_type": "after_work" },
+  { "source_agent": "user", "target_agent": "Reviewer", "handoff_type": "after_work" } ] }"#,
+    ),
+    (
+        "tools.json",
+        r#"{ "tools": [ { "plugin": "planner", "function": "request_approval", "tool_type": "UI_Tool",
+  "agent": "Reviewer", "ui": { "component": "ApprovalForm", "mode": "inline" } } ] }"#,
+    ),
+    (
+        "context_variables.json",
+        r#"{ "definitions": [ { "name": "approved", "type": "boolean", "description": "The answer.",
+  "source": { "type": "derived", "tool": "request_approval" } } ] }"#,
+    ),
+];
+
 /// A database of its own and the workflows, shared by the servers of one
 /// test; the database is dropped at the end.
 struct Cluster {
     database: String,
     workflows: Arc<WorkflowRegistry>,
+    plugins: Arc<PluginSet>,
     dir: std::path::PathBuf,
     llm: FakeLlm,
 }
@@ -76,21 +107,57 @@ impl Drop for Node {
 
 impl Cluster {
     async fn new(name: &str, llm: FakeLlm) -> Self {
+        Self::with(name, llm, "Relay", &FILES, false).await
+    }
+
+    /// A cluster serving `workflow` made of `files`, with the plugins of
+    /// `plugins/` loaded when `planner` (`scripts/build-plugins` built them).
+    async fn with(
+        name: &str,
+        llm: FakeLlm,
+        workflow: &str,
+        files: &[(&str, &str)],
+        planner: bool,
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "mozaiks-cluster-{name}-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        let folder = dir.join("Relay");
-        std::fs::create_dir_all(&folder).unwrap();
-        for (file, text) in FILES {
+        let folder = dir.join(workflow);
+        std::fs::create_dir_all(folder.join("components")).unwrap();
+        for (file, text) in files {
             std::fs::write(folder.join(file), text).unwrap();
         }
-        let workflows =
-            Arc::new(WorkflowRegistry::load_dir(&dir, &PluginSet::new().snapshot()).unwrap());
-        assert!(workflows.get("Relay").is_some(), "the workflow loads");
+        let plugins = Arc::new(PluginSet::new());
+        if planner {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            std::fs::copy(
+                root.join("workflows/PlanReview/components/ApprovalForm.schema.json"),
+                folder.join("components/ApprovalForm.schema.json"),
+            )
+            .unwrap();
+            let engine = mozaiks_plugin_host::PluginEngine::new(Default::default()).unwrap();
+            let (loaded, failures) = crate::plugin_dir::load_all(&engine, &root.join("plugins"))
+                .await
+                .unwrap();
+            assert!(
+                failures.is_empty(),
+                "run scripts/build-plugins: {failures:?}"
+            );
+            for (dir, plugin) in loaded {
+                plugins.install(&dir, plugin);
+            }
+        }
+        let workflows = Arc::new(WorkflowRegistry::load_dir(&dir, &plugins.snapshot()).unwrap());
+        assert!(
+            workflows.get(workflow).is_some(),
+            "the workflow loads: {:?}",
+            workflows.snapshot().get(workflow)
+        );
         Self {
             database: format!("mozaiks_test_{}", uuid::Uuid::new_v4().simple()),
             workflows,
+            plugins,
             dir,
             llm,
         }
@@ -122,7 +189,7 @@ impl Cluster {
             llm,
             PATIENCE,
             Arc::clone(&self.workflows),
-            Arc::new(PluginSet::new()),
+            Arc::clone(&self.plugins),
         );
         let settings = ClusterSettings {
             enabled: clustered,
@@ -452,5 +519,100 @@ async fn the_startup_guard_refuses_mixed_modes_and_a_second_single_server() {
     // The same server starting again (same id) is no conflict.
     let again = cluster.try_node("single", false, LEASE).await.unwrap();
     drop(again);
+    // A crashed server (no more heartbeats) does not keep its replacement
+    // out, even while its entry is recent.
+    let mut single = single;
+    single.stop_loops();
+    let replacement = cluster.try_node("replacement", false, LEASE).await.unwrap();
+    drop(replacement);
     cluster.finish(single).await;
+}
+
+/// The answer to a UI request, sent to a server that does not hold the
+/// chat, reaches the tool waiting on the owner; an answer for a request the
+/// log does not show open is refused there at once.
+#[tokio::test]
+async fn a_ui_answer_sent_through_another_server_reaches_the_tool_waiting_on_the_owner() {
+    let llm = FakeLlm::start(|call| {
+        if call.tool_results().is_empty() {
+            Reply::tool_call(
+                "request_approval",
+                serde_json::json!({"question": "Ship it?"}),
+            )
+        } else {
+            Reply::text("noted")
+        }
+    })
+    .await;
+    let cluster = Cluster::with("ui", llm, "Approve", &APPROVE, true).await;
+    let a = cluster.node("a").await;
+    let b = cluster.node("b").await;
+    let chat = a
+        .orchestrator
+        .create_chat("app", "u", "Approve")
+        .await
+        .unwrap();
+    let chat_id = chat.chat_id.as_str();
+    until(&a, chat_id, "waiting_for_user", |log| {
+        waits_for_user_after(log, 0)
+    })
+    .await;
+    b.orchestrator
+        .send(chat_id, RunInput::UserMessage("review".into()))
+        .await
+        .unwrap();
+    until(&a, chat_id, "the UI request", |log| {
+        log.iter()
+            .any(|e| matches!(e.event, Event::UiRequest { .. }))
+    })
+    .await;
+    let log = events(&a, chat_id).await;
+    let request_id = log
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::UiRequest { request_id, .. } => Some(request_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let asked = log.last().and_then(|e| e.seq).unwrap();
+
+    let refused = b
+        .orchestrator
+        .answer_ui(
+            chat_id,
+            "no-such-request",
+            serde_json::json!({"approved": true}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, crate::orchestrator::ChatError::UiRequestNotOpen(_)),
+        "{refused:?}"
+    );
+    b.orchestrator
+        .answer_ui(chat_id, &request_id, serde_json::json!({"approved": true}))
+        .await
+        .unwrap();
+    until(&a, chat_id, "the answer and the agent's reply", |log| {
+        waits_for_user_after(log, asked)
+    })
+    .await;
+    let log = events(&a, chat_id).await;
+    assert!(log.iter().any(|e| matches!(
+        &e.event,
+        Event::UiResponse { request_id: id, outcome: crate::event::UiOutcome::Answered { .. } } if *id == request_id
+    )), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|e| matches!(&e.event, Event::AgentMessage { text, .. } if text == "noted"))
+    );
+    assert!(
+        !log.iter()
+            .any(|e| matches!(e.event, Event::RunMoved { .. })),
+        "A kept the chat"
+    );
+    let context = b.store.context(chat_id).await.unwrap();
+    assert_eq!(context.get("approved"), Some(&serde_json::json!(true)));
+    drop(b);
+    cluster.finish(a).await;
 }
