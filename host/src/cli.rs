@@ -91,7 +91,8 @@ pub(crate) enum Command {
     },
 }
 
-/// `tool call`'s `--data-file` and `--transcript-file`.
+/// `tool call`'s `--data-file`, `--transcript-file`, `--idempotency-key`
+/// and `--attempt`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CallFiles {
     /// The calling app's documents for the `data` import, kept in
@@ -103,6 +104,16 @@ pub(crate) struct CallFiles {
     /// "agent", "content"}], "structured_outputs": {AGENT: {...}}}.
     #[arg(long = "transcript-file", value_name = "FILE")]
     transcript_file: Option<PathBuf>,
+    /// The call's idempotency key (what the tool reads through the
+    /// `invocation` import), to replay an attempt of a call that had
+    /// it. Default: a fresh key for each invocation. Printed as
+    /// `idempotency_key`.
+    #[arg(long = "idempotency-key", value_name = "KEY")]
+    idempotency_key: Option<String>,
+    /// Which attempt of its call this is, as the tool reads it
+    /// (`invocation.attempt`; 2 and more: run again after a restart).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    attempt: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,19 +194,10 @@ pub(crate) enum ToolCommand {
         /// ignored) giving the plugin's secrets values for this call.
         #[arg(long = "secrets-file", value_name = "FILE")]
         secrets_file: Option<PathBuf>,
-        /// The in-memory app data and scripted chat of the call.
+        /// The in-memory app data and scripted chat of the call, and its
+        /// idempotency key and attempt.
         #[command(flatten)]
         files: Box<CallFiles>,
-        /// The call's idempotency key (what the tool reads through the
-        /// `invocation` import), to replay an attempt of a call that had
-        /// it. Default: a fresh key for each invocation. Printed as
-        /// `idempotency_key`.
-        #[arg(long = "idempotency-key", value_name = "KEY")]
-        idempotency_key: Option<String>,
-        /// Which attempt of its call this is, as the tool reads it
-        /// (`invocation.attempt`; 2 and more: run again after a restart).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        attempt: u32,
         /// Directory that holds plugin folders.
         #[arg(long, default_value = "plugins")]
         plugins_dir: PathBuf,

@@ -50,14 +50,12 @@ pub(crate) async fn run(command: ToolCommand) -> anyhow::Result<ExitCode> {
             secrets,
             secrets_file,
             files,
-            idempotency_key,
-            attempt,
             plugins_dir,
             cache,
         } => {
             let inputs = CallInputs {
-                idempotency_key: idempotency_key.as_deref(),
-                attempt,
+                idempotency_key: files.idempotency_key.as_deref(),
+                attempt: files.attempt,
                 args: &args,
                 context: &context,
                 answers: &answers,
