@@ -90,6 +90,9 @@
 //! event of the old owner follows the new owner's `run_moved`. In a bulk
 //! write, an insert that loses its number to `run_moved` stops the ordered
 //! write, and what follows goes the single way, and is refused there. A
+//! takeover also raises the chat's `lease` to the new token as it acquires
+//! (before `run_moved`), so an old owner still appending is refused at its
+//! next catch-up rather than racing the new owner for every number. A
 //! handle that neither joined nor holds a token appends as above, and
 //! writes no `lease` field.
 //!
@@ -636,10 +639,24 @@ impl ChatStore for MongoStore {
         ended_reason: Option<String>,
     ) -> Result<(), StoreError> {
         let op = "setting a chat's status";
+        // Under a lease, fenced like an append ("Fencing"): refused once a
+        // server that took the chat over raised its `lease`. (`$and`: some
+        // wire-protocol servers ignore the other fields of an update filter
+        // beside a top-level `$or`.)
+        let filter = match self.fence.guard(chat_id) {
+            fence::Guard::Token(token) => doc! { "$and": [
+                { "_id": chat_id },
+                { "$or": [
+                    { "lease": { "$exists": false } },
+                    { "lease": { "$lte": to_i64(op, "lease", token)? } },
+                ] },
+            ] },
+            fence::Guard::Open | fence::Guard::NotHeld => doc! { "_id": chat_id },
+        };
         let result = self
             .chats
             .update_one(
-                doc! { "_id": chat_id },
+                filter,
                 doc! {
                     "$set": {
                         "status": status_name(&status),
@@ -651,6 +668,11 @@ impl ChatStore for MongoStore {
             .await
             .map_err(|e| self.backend(op, &e))?;
         if result.matched_count == 0 {
+            if matches!(self.fence.guard(chat_id), fence::Guard::Token(_))
+                && self.load(op, chat_id).await?.is_some()
+            {
+                return Err(self.lease_lost(op, chat_id).await);
+            }
             return Err(StoreError::ChatNotFound(chat_id.to_owned()));
         }
         Ok(())

@@ -216,6 +216,39 @@ async fn an_old_owner_is_fenced_after_run_moved(a: MongoStore, b: MongoStore) {
     assert!(matches!(log[1].event, Event::RunMoved { .. }));
 }
 
+/// The chat's lasting state is fenced like its log: once another server
+/// took the chat over, the old owner cannot end it (even before the new
+/// owner's `run_moved` lands), and the new owner can.
+#[tokio::test]
+async fn an_old_owner_cannot_set_the_status_of_a_chat_taken_over() {
+    let (a, b) = two_servers().await;
+    let test = async {
+        a.create_chat(&chat("c")).await.unwrap();
+        a.acquire("c", "a", 1_000, TTL).await.unwrap();
+        a.set_status("c", ChatStatus::InProgress, None)
+            .await
+            .unwrap();
+        b.acquire("c", "b", 11_000, TTL).await.unwrap();
+        let error = a
+            .set_status("c", ChatStatus::Completed, Some("late".into()))
+            .await
+            .unwrap_err();
+        assert!(lost_to(&error, "c", Some("b")), "{error:?}");
+        assert_eq!(
+            b.chat("c").await.unwrap().unwrap().status,
+            ChatStatus::InProgress
+        );
+        b.set_status("c", ChatStatus::Completed, Some("done".into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            b.chat("c").await.unwrap().unwrap().status,
+            ChatStatus::Completed
+        );
+    };
+    run(&a, test).await;
+}
+
 #[tokio::test]
 async fn an_old_owner_is_fenced_after_run_moved_through_the_single_path() {
     let (a, b) = two_servers().await;
