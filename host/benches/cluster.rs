@@ -189,6 +189,11 @@ struct Batch {
     turns_per_s: f64,
     p50: Duration,
     p99: Duration,
+    /// From an event's `ts` (stored by its owner) to its arrival at the
+    /// client's socket, over every live event of the batch: p50 and p99,
+    /// in ms.
+    delivery_p50_ms: u64,
+    delivery_p99_ms: u64,
     /// CPU of the servers together and of nx-27017, in cores.
     servers_cpu: f64,
     database_cpu: Option<f64>,
@@ -221,6 +226,7 @@ async fn batch(
         tasks.spawn(async move { run_chat(&http, &base, &ws, PLAIN, Until::Completed).await });
     }
     let mut done = Vec::with_capacity(config.chats);
+    let mut delivery = Vec::new();
     while let Some(chat) = tasks.join_next().await {
         let seen = chat.context("a chat task panicked")??;
         if seen.turns != config.turns {
@@ -232,7 +238,15 @@ async fn batch(
             );
         }
         done.push(seen.elapsed);
+        delivery.extend(seen.delivery_ms);
     }
+    delivery.sort_unstable();
+    let delivery_at = |q: f64| {
+        delivery
+            .get(((delivery.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     let elapsed = started.elapsed();
     done.sort();
     let cores = |d: Duration| d.as_secs_f64() / elapsed.as_secs_f64();
@@ -240,6 +254,8 @@ async fn batch(
         turns_per_s: config.chats as f64 * f64::from(config.turns) / elapsed.as_secs_f64(),
         p50: percentile(&done, 0.5),
         p99: percentile(&done, 0.99),
+        delivery_p50_ms: delivery_at(0.5),
+        delivery_p99_ms: delivery_at(0.99),
         servers_cpu: cores(cpu(&pids).saturating_sub(servers_before)),
         database_cpu: database
             .pid
@@ -323,11 +339,13 @@ async fn run(config: Config, quick: bool) -> anyhow::Result<()> {
         batches.sort_by(|a, b| a.turns_per_s.total_cmp(&b.turns_per_s));
         let median = batches[batches.len() / 2];
         println!(
-            "  {:<52} {:>6.0} turns/s;  chat p50 {:>10}  p99 {:>10};  CPU: servers {:.2}, database {}",
+            "  {:<52} {:>6.0} turns/s;  chat p50 {:>10}  p99 {:>10};  event to socket p50 {} ms  p99 {} ms;  CPU: servers {:.2}, database {}",
             row.label(),
             median.turns_per_s,
             ms(median.p50),
             ms(median.p99),
+            median.delivery_p50_ms,
+            median.delivery_p99_ms,
             median.servers_cpu,
             median
                 .database_cpu

@@ -74,6 +74,28 @@ impl PluginSlot {
     }
 }
 
+/// The versions this process serves: plugin id → component SHA-256, and
+/// workflow name → version (a broken folder's last good version).
+pub(crate) fn served_versions(
+    plugins: &PluginSet,
+    workflows: &crate::workflow::WorkflowRegistry,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let plugins = plugins
+        .snapshot()
+        .slots()
+        .filter_map(|slot| {
+            let plugin = slot.current.as_ref()?;
+            Some((slot.id.clone(), plugin.hash().to_owned()))
+        })
+        .collect();
+    let workflows = workflows
+        .snapshot()
+        .iter()
+        .filter_map(|(name, entry)| Some((name.clone(), entry.serving()?.version().to_owned())))
+        .collect();
+    (plugins, workflows)
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn ms(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)

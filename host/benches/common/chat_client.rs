@@ -23,6 +23,18 @@ pub(crate) struct ChatSeen {
     pub(crate) turns: u32,
     /// Successful `tool_result` events seen.
     pub(crate) tool_results: u32,
+    /// For each stored event the socket delivered live (stored after the
+    /// socket connected), from its `ts` (the server's clock as it stored
+    /// it) to its arrival here (this machine's clock: the same one on
+    /// loopback), in ms.
+    pub(crate) delivery_ms: Vec<u64>,
+}
+
+/// This machine's clock, in ms since the Unix epoch (as events' `ts`).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// How far to follow a chat.
@@ -89,7 +101,9 @@ pub(crate) async fn open_chat(
         elapsed: Duration::ZERO,
         turns: 0,
         tool_results: 0,
+        delivery_ms: Vec::new(),
     };
+    let connected_at = now_ms();
     loop {
         let frame = tokio::time::timeout(FRAME_WAIT, socket.next())
             .await
@@ -97,6 +111,13 @@ pub(crate) async fn open_chat(
             .with_context(|| format!("chat {}: the socket closed", seen.chat_id))??;
         let Message::Text(text) = frame else { continue };
         let event: Value = serde_json::from_str(&text)?;
+        if let (Some(_), Some(ts)) = (
+            event.get("seq").and_then(Value::as_u64),
+            event.get("ts").and_then(Value::as_u64),
+        ) && ts >= connected_at
+        {
+            seen.delivery_ms.push(now_ms().saturating_sub(ts));
+        }
         let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
         match kind {
             "speaker" => seen.turns += 1,

@@ -857,7 +857,7 @@ pub(crate) mod test_server {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::panic::AssertUnwindSafe;
     use std::time::Duration;
 
@@ -879,7 +879,7 @@ mod tests {
 
     /// Runs `test`, then drops the store's database, then fails if it
     /// failed.
-    async fn run(store: &MongoStore, test: impl Future<Output = ()>) {
+    pub(super) async fn run(store: &MongoStore, test: impl Future<Output = ()>) {
         let outcome = AssertUnwindSafe(test).catch_unwind().await;
         store.db.drop().await.unwrap();
         if let Err(panic) = outcome {

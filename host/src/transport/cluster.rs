@@ -15,9 +15,8 @@ use serde::Serialize;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::state::WebState;
-use crate::plugin_set::{PluginSet, ms};
+use crate::plugin_set::ms;
 use crate::store::cluster::{ClusterStore, Lease, ServerInfo};
-use crate::workflow::WorkflowRegistry;
 
 /// Most leases listed; `leases.total` counts them all. A thousand rows is
 /// enough to read by eye and keeps the answer under about 100 KiB.
@@ -190,28 +189,6 @@ fn differing<'a>(
     differing
 }
 
-/// The versions this process serves: plugin id → component SHA-256, and
-/// workflow name → version (a broken folder's last good version).
-pub(crate) fn local_versions(
-    plugins: &PluginSet,
-    workflows: &WorkflowRegistry,
-) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-    let plugins = plugins
-        .snapshot()
-        .slots()
-        .filter_map(|slot| {
-            let plugin = slot.current.as_ref()?;
-            Some((slot.id.clone(), plugin.hash().to_owned()))
-        })
-        .collect();
-    let workflows = workflows
-        .snapshot()
-        .iter()
-        .filter_map(|(name, entry)| Some((name.clone(), entry.serving()?.version().to_owned())))
-        .collect();
-    (plugins, workflows)
-}
-
 /// The answer from what the store returned (cluster mode): `servers` as
 /// registered, `held` the leases held at `now`; `show_leases` is false for
 /// a key scoped to an app.
@@ -321,7 +298,8 @@ pub(crate) async fn cluster(
             cluster_answer(view, servers, held, now, show_leases)
         }
         None => {
-            let (plugins, workflows) = local_versions(&web.plugins, &web.workflows);
+            let (plugins, workflows) =
+                crate::plugin_set::served_versions(&web.plugins, &web.workflows);
             single_answer(view, plugins, workflows, now, show_leases)
         }
     };

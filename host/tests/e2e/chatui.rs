@@ -1150,12 +1150,7 @@ async fn a_chatui_client_is_told_of_a_restart_and_resumes_on_the_next_server() {
     let server = Server::start(&setup).await;
     let client = ChatUiClient::new(&server, None);
     let (started, chat, mut ws, first) = up_to_the_artifact(&client, &server).await;
-    let status = tokio::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    server.sigterm().await;
     let goodbye = until(&mut ws, "chat.error").await;
     assert_eq!(goodbye["data"]["error_code"], "SHUTTING_DOWN", "{goodbye}");
     let seen = last_seq(&ws);

@@ -163,16 +163,6 @@ impl Drop for Nginx {
     }
 }
 
-/// SIGTERM, as a deploy tool stops a server.
-async fn sigterm(server: &Server) {
-    let status = tokio::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
-}
-
 fn handoffs_llm(call: &ChatCall) -> Reply {
     match agent_of(call).as_str() {
         "Triage" => Reply::tool_call("transfer_to_Billing", json!({})),
@@ -479,7 +469,7 @@ async fn the_documented_nginx_example_serves_a_chat_through_a_rolling_deploy() {
     let upgraded = upgraded_workflows(&scratch);
     for index in 0..2 {
         let server = servers[index].take().unwrap();
-        sigterm(&server).await;
+        server.sigterm().await;
         assert_eq!(
             server.exit_code().await,
             Some(0),

@@ -8,15 +8,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-async fn sigterm(server: &Server) {
-    let status = tokio::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
-}
-
 /// Waits until the fake LLM has received `n` requests.
 async fn until_calls(llm: &FakeLlm, n: usize) {
     let deadline = tokio::time::Instant::now() + EVENT_WAIT;
@@ -48,7 +39,7 @@ async fn sigterm_mid_turn_stores_the_answer_tells_clients_and_the_next_start_red
     let mut ws = server.ws(&chat, 0).await;
     ws.until_type("speaker").await;
     until_calls(&llm, 1).await;
-    sigterm(&server).await;
+    server.sigterm().await;
 
     let answer = ws.until_type("agent_message").await;
     assert_eq!(
@@ -95,7 +86,7 @@ async fn sigterm_while_a_tool_waits_for_the_user_stops_at_once_and_the_tool_asks
     let chat = server.start_chat("UiTimeout").await;
     let mut ws = server.ws(&chat, 0).await;
     let first = ws.until_type("ui_request").await;
-    sigterm(&server).await;
+    server.sigterm().await;
     ws.until_type("server_shutdown").await;
     assert_eq!(server.exit_code().await, Some(0));
 
@@ -157,7 +148,7 @@ async fn sigterm_during_a_slow_llm_call_still_tells_every_socket_and_answers_503
     sockets[0].until_type("speaker").await;
     sockets[2].until_status("waiting_for_user").await;
     until_calls(&llm, 1).await;
-    sigterm(&server).await;
+    server.sigterm().await;
 
     let refused = loop {
         let (status, body) = server.get("/api/workflows").await;

@@ -273,6 +273,17 @@ impl Server {
         self.child.id().expect("the server is running")
     }
 
+    /// Sends the server SIGTERM, as a deploy tool or `systemctl stop` does
+    /// (it does not wait for the process to exit).
+    pub async fn sigterm(&self) {
+        let status = tokio::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Waits for the process to exit on its own; its exit code.
     pub async fn exit_code(mut self) -> Option<i32> {
         tokio::time::timeout(EVENT_WAIT, self.child.wait())

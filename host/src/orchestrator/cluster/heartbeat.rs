@@ -18,23 +18,8 @@ impl Orchestrator {
     /// This server as the registry shows it: the plugins and workflows it
     /// serves now.
     pub(super) fn server_info(&self, membership: &Membership) -> ServerInfo {
-        let plugins = self
-            .shared
-            .plugins
-            .snapshot()
-            .slots()
-            .filter_map(|slot| {
-                let plugin = slot.current.as_ref()?;
-                Some((slot.id.clone(), plugin.hash().to_owned()))
-            })
-            .collect();
-        let workflows = self
-            .shared
-            .workflows
-            .snapshot()
-            .iter()
-            .filter_map(|(name, entry)| Some((name.clone(), entry.serving()?.version().to_owned())))
-            .collect();
+        let (plugins, workflows) =
+            crate::plugin_set::served_versions(&self.shared.plugins, &self.shared.workflows);
         ServerInfo {
             id: membership.id.clone(),
             incarnation: membership.incarnation.clone(),

@@ -3,17 +3,17 @@
 //! handles on one database stand for two servers.
 
 use std::collections::HashSet;
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use futures_util::FutureExt as _;
 use mongodb::bson::{Document, doc};
 use serde_json::json;
 
+use super::group_commit::tests::{chat, said};
+use super::tests::run;
 use super::{MongoStore, test_server};
 use crate::event::{Envelope, Event};
 use crate::store::cluster::{Acquired, ClusterStore, InboxItem, ServerInfo};
-use crate::store::{ChatRecord, ChatStatus, ChatStore, StoreError};
+use crate::store::{ChatStatus, ChatStore, StoreError};
 
 const TTL: u64 = 10_000;
 
@@ -28,31 +28,6 @@ async fn two_servers() -> (MongoStore, MongoStore) {
         .await
         .unwrap();
     (a, b)
-}
-
-/// Runs `test`, then drops the database, then fails if it failed.
-async fn run(store: &MongoStore, test: impl Future<Output = ()>) {
-    let outcome = AssertUnwindSafe(test).catch_unwind().await;
-    store.db.drop().await.unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-fn chat(id: &str) -> ChatRecord {
-    ChatRecord::new(
-        id.into(),
-        "app".into(),
-        "u".into(),
-        "W".into(),
-        "1".into(),
-        7,
-        1,
-    )
-}
-
-fn said(text: &str) -> Event {
-    Event::UserMessage { text: text.into() }
 }
 
 fn moved(from: &str, to: &str) -> Event {

@@ -321,7 +321,7 @@ impl MongoStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use futures_util::future::join_all;
 
     use super::super::test_server;
@@ -337,7 +337,7 @@ mod tests {
         store
     }
 
-    fn chat(id: &str) -> ChatRecord {
+    pub(in crate::store::mongo) fn chat(id: &str) -> ChatRecord {
         ChatRecord::new(
             id.into(),
             "app".into(),
@@ -349,7 +349,7 @@ mod tests {
         )
     }
 
-    fn said(text: &str) -> Event {
+    pub(in crate::store::mongo) fn said(text: &str) -> Event {
         Event::UserMessage { text: text.into() }
     }
 

@@ -167,12 +167,7 @@ impl Cluster {
     pub async fn stop(&mut self, i: usize) {
         let server = self.nodes[i].server.take().expect("a running server");
         self.set(i, None);
-        let status = tokio::process::Command::new("kill")
-            .args(["-TERM", &server.pid().to_string()])
-            .status()
-            .await
-            .unwrap();
-        assert!(status.success());
+        server.sigterm().await;
         assert_eq!(
             server.exit_code().await,
             Some(0),
