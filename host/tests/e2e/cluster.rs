@@ -437,16 +437,3 @@ async fn a_rolling_restart_of_every_server_under_load_loses_and_repeats_nothing(
         "every client was on a stopped server at least once ({reconnected} reconnects)"
     );
 }
-
-/// Waits until the fake LLM has received `n` requests.
-async fn until_calls(llm: &FakeLlm, n: usize) {
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    while llm.calls().len() < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the LLM got {} calls",
-            llm.calls().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}

@@ -8,19 +8,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// Waits until the fake LLM has received `n` requests.
-async fn until_calls(llm: &FakeLlm, n: usize) {
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    while llm.calls().len() < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the LLM got {} calls",
-            llm.calls().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn seqs(events: &[Value]) -> Vec<u64> {
     events.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
 }

@@ -632,3 +632,16 @@ pub mod shared_component_cache {
         copy_new_entries(&cache_dir(data), &shared);
     }
 }
+
+/// Waits until the fake LLM has received `n` requests.
+pub async fn until_calls(llm: &FakeLlm, n: usize) {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while llm.calls().len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the LLM got {} calls",
+            llm.calls().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
