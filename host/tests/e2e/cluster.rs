@@ -236,18 +236,6 @@ async fn the_owner_killed_mid_turn_the_turn_moves_to_another_server_and_finishes
     assert_eq!(llm.calls().len(), 2, "asked once by each owner");
 }
 
-/// The parsed content of the successful results of `tool`, in order.
-fn results_of(events: &[Value], tool: &str) -> Vec<Value> {
-    of_type(events, "tool_result")
-        .into_iter()
-        .filter(|r| r["tool"] == tool)
-        .map(|r| {
-            assert_eq!(r["ok"], true, "{r}");
-            serde_json::from_str(r["content"].as_str().unwrap()).unwrap()
-        })
-        .collect()
-}
-
 /// Confirms a UI request through a server that does not run the chat.
 async fn confirm_elsewhere(cluster: &Cluster, chat: &str, request: &Value) {
     let run_by = owner_index(cluster, chat).await;

@@ -655,18 +655,6 @@ pub(crate) fn effects_llm(call: &ChatCall) -> Reply {
     }
 }
 
-/// The parsed content of the tool results of `tool`, in order.
-fn results_of(events: &[Value], tool: &str) -> Vec<Value> {
-    of_type(events, "tool_result")
-        .into_iter()
-        .filter(|r| r["tool"] == tool)
-        .map(|r| {
-            assert_eq!(r["ok"], true, "{r}");
-            serde_json::from_str(r["content"].as_str().unwrap()).unwrap()
-        })
-        .collect()
-}
-
 /// docs/tool-authors.md, "Side effects": a call that finished before the
 /// server was killed is not run again; the one killed while it waited for
 /// its UI request runs again with the same idempotency key (attempt 2), and

@@ -645,3 +645,16 @@ pub async fn until_calls(llm: &FakeLlm, n: usize) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The parsed content of the successful results of `tool`, in order (a
+/// failed one fails the test).
+pub fn results_of(events: &[Value], tool: &str) -> Vec<Value> {
+    of_type(events, "tool_result")
+        .into_iter()
+        .filter(|r| r["tool"] == tool)
+        .map(|r| {
+            assert_eq!(r["ok"], true, "{r}");
+            serde_json::from_str(r["content"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
