@@ -61,8 +61,8 @@ pub use telemetry::logs::{LogConfig, LogError, StderrFormat, init_cli, init_serv
 pub use event::{Envelope, ErrorCode, Event, RunStatus, ToolFailureKind, now_ms};
 pub use orchestrator::{ChatError, EmitError, LiveChat, chat_request};
 pub use store::{
-    ChatRecord, ChatStatus, ChatStore, EmbeddedStore, MongoConfig, MongoStore, StoreConfig,
-    StoreError,
+    Appended, ChatRecord, ChatStatus, ChatStore, EmbeddedStore, MongoConfig, MongoStore,
+    StoreConfig, StoreError,
 };
 pub use transport::routes::chat_json;
 

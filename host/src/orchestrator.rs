@@ -362,21 +362,28 @@ impl Orchestrator {
 
     /// The `data` and `chat` imports of a tool call in `chat`: its app's
     /// documents under the current quotas, and its log.
-    pub(crate) fn chat_ports(shared: &Shared, chat: &ChatRecord) -> tools::ChatPorts {
+    /// What a tool call of `chat` sees beside its context and UI.
+    /// `barrier`: the run's writes, waited for before a data write or a
+    /// read of the chat's log (`None` when the run flushed before the call).
+    pub(crate) fn chat_ports(
+        shared: &Shared,
+        chat: &ChatRecord,
+        barrier: Option<live::WriteBarrier>,
+    ) -> tools::ChatPorts {
         let limits = *shared
             .data_limits
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         tools::ChatPorts {
             secrets: Self::plugin_secrets(shared),
-            data: Arc::new(app_data::ChatAppData::new(
-                shared.store.app_data(),
-                chat,
-                limits,
-            )),
+            data: Arc::new(
+                app_data::ChatAppData::new(shared.store.app_data(), chat, limits)
+                    .with_barrier(barrier.clone()),
+            ),
             chat: Arc::new(transcript::ChatTranscript::new(
                 Arc::clone(&shared.store),
                 &chat.chat_id,
+                barrier,
             )),
         }
     }
@@ -466,32 +473,33 @@ impl Orchestrator {
             return Err(ChatError::Moved { owner: Some(owner) });
         }
         let live = self.live(&chat.chat_id);
+        live.starts_empty();
+        let mut first = Vec::new();
         for (key, value) in context {
-            live.emit(Event::ContextChanged {
+            first.push(Event::ContextChanged {
                 key,
                 value: Some(value),
                 by: "init".to_owned(),
-            })
-            .await?;
+            });
         }
         if let Some(missing) = self.shared.llm.missing_configuration() {
-            live.emit(Event::Error {
+            first.push(Event::Error {
                 code: ErrorCode::LlmNotConfigured,
                 message: format!(
                     "the server has no LLM configured: set {missing} (or OPENAI_BASE_URL for a local OpenAI-compatible server) and restart it"
                 ),
-            })
-            .await?;
+            });
         }
         if workflow.startup_mode() == crate::workflow::model::StartupMode::UserDriven {
             // Recorded before the chat id is returned, so a client may send
             // the first message at once.
-            live.emit(Event::RunStatus {
+            first.push(Event::RunStatus {
                 status: RunStatus::WaitingForUser,
                 reason: None,
-            })
-            .await?;
+            });
         }
+        // Written together, durable before the chat id is returned.
+        live.emit_all(first).await?;
         self.start_run(&chat, workflow, &live).await?;
         Ok(self.chat(&chat.chat_id).await.unwrap_or(chat))
     }

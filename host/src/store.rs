@@ -209,6 +209,15 @@ pub enum StoreError {
     },
 }
 
+/// What [`ChatStore::append_many`] stored.
+#[derive(Debug)]
+pub struct Appended {
+    /// The events stored, as stored, in order: a prefix of those given.
+    pub stored: Vec<Envelope>,
+    /// Why the next event (and every one after it) was not stored.
+    pub error: Option<StoreError>,
+}
+
 /// Where chats live. Implementations are shared by every run of the
 /// process and must be safe to call concurrently.
 #[async_trait]
@@ -237,6 +246,31 @@ pub trait ChatStore: Send + Sync + Debug {
     /// chat's `last_seq` and `updated_at` follow. The write is durable when
     /// this returns.
     async fn append(&self, chat_id: &str, ts: u64, event: Event) -> Result<Envelope, StoreError>;
+
+    /// Appends `events` (each with its `ts`) to the chat's log in order, as
+    /// [`append`](Self::append) called for each one after the other would,
+    /// in as few durable writes as the store can (the embedded store: one
+    /// transaction). It stops at the first event that fails: what is
+    /// stored is always a prefix of `events`, every envelope returned is
+    /// durable, and [`Appended::error`] says why the rest was not written.
+    async fn append_many(&self, chat_id: &str, events: Vec<(u64, Event)>) -> Appended {
+        let mut stored = Vec::with_capacity(events.len());
+        for (ts, event) in events {
+            match self.append(chat_id, ts, event).await {
+                Ok(envelope) => stored.push(envelope),
+                Err(error) => {
+                    return Appended {
+                        stored,
+                        error: Some(error),
+                    };
+                }
+            }
+        }
+        Appended {
+            stored,
+            error: None,
+        }
+    }
 
     /// The chat's events with `seq > after_seq`, in order, at most `limit`.
     async fn events(

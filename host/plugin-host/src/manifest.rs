@@ -156,6 +156,18 @@ pub struct Capabilities {
     pub allowed_outbound_hosts: Vec<String>,
 }
 
+impl Capabilities {
+    /// Whether a call can change anything outside the host through these
+    /// grants: a network destination, an outbound HTTP host or a writable
+    /// directory. (Environment variables and read-only directories are only
+    /// read.)
+    pub fn reach_outside(&self) -> bool {
+        !self.net.is_empty()
+            || !self.allowed_outbound_hosts.is_empty()
+            || self.fs.iter().any(|grant| grant.mode == DirMode::ReadWrite)
+    }
+}
+
 /// One host directory made visible to a plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,6 +10,7 @@ use mozaiks_plugin_host::{
 };
 use serde_json::Value;
 
+use super::live::WriteBarrier;
 use crate::store::ChatRecord;
 use crate::store::data::{AppDataStore, DataOwner, DataStoreError};
 
@@ -21,6 +22,9 @@ pub(crate) struct ChatAppData {
     /// `None` when the chat has no user (an empty `user_id`).
     user_id: Option<String>,
     limits: DataLimits,
+    /// Waited for before a write: the run's events before the call are
+    /// durable before the tool changes anything (`live/writer.rs`).
+    before_writes: Option<WriteBarrier>,
 }
 
 impl ChatAppData {
@@ -36,6 +40,23 @@ impl ChatAppData {
             app_id: chat.app_id.clone(),
             user_id: (!chat.user_id.is_empty()).then(|| chat.user_id.clone()),
             limits,
+            before_writes: None,
+        }
+    }
+
+    /// Waits for `barrier` before each write.
+    pub(crate) fn with_barrier(mut self, barrier: Option<WriteBarrier>) -> Self {
+        self.before_writes = barrier;
+        self
+    }
+
+    async fn before_write(&self) -> Result<(), DataError> {
+        match &self.before_writes {
+            Some(barrier) => barrier
+                .wait()
+                .await
+                .map_err(|e| DataError::Failed(PortError::new(e.to_string()))),
+            None => Ok(()),
         }
     }
 
@@ -92,6 +113,7 @@ impl AppData for ChatAppData {
         expected: Option<u64>,
     ) -> Result<u64, DataError> {
         let (store, owner) = self.owner(scope)?;
+        self.before_write().await?;
         store
             .put_document(&owner, collection, id, &body, expected, &self.limits)
             .await
@@ -106,6 +128,7 @@ impl AppData for ChatAppData {
         expected: Option<u64>,
     ) -> Result<bool, DataError> {
         let (store, owner) = self.owner(scope)?;
+        self.before_write().await?;
         store
             .remove_document(&owner, collection, id, expected)
             .await

@@ -82,6 +82,14 @@ pub(crate) async fn process_message(
     (text, failures)
 }
 
+/// Whether `agent` has an `update_agent_state` hook.
+pub(crate) fn adds_agent_state(workflow: &Workflow, agent: &str) -> bool {
+    workflow
+        .hooks(HookType::UpdateAgentState, agent)
+        .next()
+        .is_some()
+}
+
 /// Whether `agent` has a `process_message_before_send` hook: its reply is
 /// then not streamed (the deltas would show what the hook removes).
 pub(crate) fn rewrites_messages(workflow: &Workflow, agent: &str) -> bool {
@@ -141,7 +149,8 @@ async fn call(
         site.live,
         &tool,
         site.workflow,
-        super::Orchestrator::chat_ports(site.shared, site.chat),
+        // The run flushed its writes before its hooks.
+        super::Orchestrator::chat_ports(site.shared, site.chat, None),
     );
     let report = super::instrument::tool_call(&hook.plugin, &hook.function, call).await;
     if !report.ok {

@@ -2,10 +2,12 @@
 //! attached client, the UI requests waiting for an answer, and the inbox of
 //! its run.
 //!
-//! [`LiveChat::emit`] is the only way an event leaves the orchestrator: it
-//! appends to the store first and broadcasts the stored envelope after, under
-//! one lock, so clients see events in sequence order and never see one the
-//! store does not have.
+//! Every event leaves the orchestrator through the chat's write queue
+//! ([`writer`]): it is appended to the store first and broadcast after, in
+//! the order it was emitted, so clients see events in sequence order and
+//! never see one the store does not have. [`LiveChat::emit`] waits until
+//! its event is durable; a run's [`LiveChat::emit_queued`] goes on while it
+//! is written.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,8 +20,11 @@ use crate::store::{ChatStore, StoreError};
 
 mod context_copy;
 mod follower;
+mod writer;
 use context_copy::ContextCopy;
 pub(crate) use follower::Follower;
+pub(crate) use writer::WriteBarrier;
+use writer::WriteQueue;
 
 /// Why an event was not stored and sent.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +85,11 @@ pub struct LiveChat {
     /// so a chat nobody watches (most chats waiting for their user) holds
     /// no buffer.
     events: Mutex<Option<broadcast::Sender<Arc<Envelope>>>>,
+    /// Held while a batch of events is written (and while a relayed event
+    /// is sent): parking and taking over wait for a write in progress.
     append: tokio::sync::Mutex<()>,
+    /// The events on their way to the store and the clients ([`writer`]).
+    writes: WriteQueue,
     pending_ui: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     inbox: Mutex<Option<mpsc::UnboundedSender<RunInput>>>,
     cancel: tokio::sync::watch::Sender<bool>,
@@ -116,6 +125,7 @@ impl LiveChat {
             store,
             events: Mutex::new(None),
             append: tokio::sync::Mutex::new(()),
+            writes: WriteQueue::default(),
             pending_ui: Mutex::new(HashMap::new()),
             inbox: Mutex::new(None),
             cancel,
@@ -149,53 +159,18 @@ impl LiveChat {
         &self.chat_id
     }
 
-    /// Persists `event`, then sends it to every client. Ephemeral events
-    /// are only sent.
+    /// Persists `event`, then sends it to every client, and returns once it
+    /// is durable. Ephemeral events are only sent.
     ///
-    /// The write and the broadcast run in their own task: a caller that is
-    /// dropped half-way (a tool call cancelled by the end of the chat)
-    /// cannot leave an event that is stored but never sent.
+    /// The write and the broadcast are the chat's writer task's
+    /// ([`writer`]): a caller that is dropped half-way (a tool call
+    /// cancelled by the end of the chat) cannot leave an event that is
+    /// stored but never sent.
     pub async fn emit(self: &Arc<Self>, event: Event) -> Result<Arc<Envelope>, EmitError> {
         if !event.is_persisted() {
             return Ok(self.send_ephemeral(event));
         }
-        let live = Arc::clone(self);
-        let task = tokio::spawn(async move {
-            let _order = live.append.lock().await;
-            if let Some(owner) = live.moved.borrow().clone() {
-                return Err(EmitError::Moved { owner });
-            }
-            if live.parked.load(std::sync::atomic::Ordering::Acquire) {
-                return Err(EmitError::ShuttingDown);
-            }
-            if let Event::RunStatus { status, .. } = &event {
-                *live.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(*status);
-            }
-            let envelope = match live.store.append(&live.chat_id, now_ms(), event).await {
-                Ok(envelope) => Arc::new(envelope),
-                Err(StoreError::LeaseLost { owner, .. }) => {
-                    // Fenced: another server wrote to the chat since this
-                    // one took its lease. Nothing more from here.
-                    live.moved.send_replace(Some(owner.clone()));
-                    live.forget_copies();
-                    return Err(EmitError::Moved { owner });
-                }
-                Err(error) => {
-                    // Whether it was stored is unknown (MongoDB): read again.
-                    live.context.forget();
-                    return Err(EmitError::Store(error));
-                }
-            };
-            live.context.fold(&envelope.event);
-            live.note_seq(&envelope);
-            live.broadcast(&envelope);
-            Ok(envelope)
-        });
-        task.await.map_err(|e| {
-            EmitError::Store(StoreError::Backend(format!(
-                "the task writing an event failed: {e}"
-            )))
-        })?
+        self.enqueue(event, None, writer::Wait::Durable).await
     }
 
     /// Sends an event another server stored (cluster mode: this server's
@@ -260,6 +235,7 @@ impl LiveChat {
         let _order = self.append.lock().await;
         self.moved.send_replace(Some(owner));
         self.forget_copies();
+        self.forget_next_seq();
     }
 
     /// This server holds the chat's lease again (cluster mode): it may
@@ -270,6 +246,7 @@ impl LiveChat {
             self.moved.send_replace(None);
         }
         self.forget_copies();
+        self.forget_next_seq();
     }
 
     /// Whether another server took the chat over from this one.
@@ -293,7 +270,8 @@ impl LiveChat {
         }
     }
 
-    /// Sends an ephemeral event (a text delta) without persisting it.
+    /// Sends an ephemeral event (a text delta) without persisting it,
+    /// after the events emitted before it.
     pub fn send_ephemeral(&self, event: Event) -> Arc<Envelope> {
         let envelope = Arc::new(Envelope {
             seq: None,
@@ -301,7 +279,7 @@ impl LiveChat {
             ts: now_ms(),
             event,
         });
-        self.broadcast(&envelope);
+        self.send_in_order(Arc::clone(&envelope));
         envelope
     }
 
@@ -334,20 +312,23 @@ impl LiveChat {
     /// The chat's context variables as stored now.
     ///
     /// Read from the store once; after that from this chat's own copy,
-    /// which [`emit`](Self::emit) keeps equal to the store.
+    /// which every emitted event updates as it is queued (so a run sees
+    /// its own writes before they are durable).
     pub async fn context(&self) -> Result<serde_json::Map<String, Value>, StoreError> {
-        if let Some(context) = self.context.get() {
-            return Ok(context);
+        loop {
+            if let Some(context) = self.context.get() {
+                return Ok(context);
+            }
+            // The store has what was queued once it is written; the copy
+            // is kept only if nothing was queued during the read.
+            self.settled().await;
+            let _order = self.append.lock().await;
+            let before = self.enqueued();
+            let context = self.store.context(&self.chat_id).await?;
+            if self.fill_context_if_quiet(before, &context) {
+                return Ok(context);
+            }
         }
-        // Under the ordering lock, so no append lands between the read and
-        // the copy.
-        let _order = self.append.lock().await;
-        if let Some(context) = self.context.get() {
-            return Ok(context);
-        }
-        let context = self.store.context(&self.chat_id).await?;
-        self.context.fill(&context);
-        Ok(context)
     }
 
     /// A receiver of every event emitted from now on. Subscribe *before*

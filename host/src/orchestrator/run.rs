@@ -111,6 +111,10 @@ pub(super) struct Run {
     /// The chat's span (set when the run starts in it): the parent of every
     /// `turn` span, so turns are siblings, never nested.
     chat_span: tracing::Span,
+    /// The chat's write failures when the run started: a later one means
+    /// an event the run emitted was not stored, and the run stops
+    /// (`live/writer.rs`).
+    writes_seen: u64,
 }
 
 impl std::fmt::Debug for Run {
@@ -135,6 +139,7 @@ impl Run {
         let state = RunPosition::of(events.iter().map(|e| &**e));
         let cancel = live.cancelled();
         let lifecycle = shared.lifecycle.subscribe();
+        let writes_seen = live.write_failures();
         Self {
             shared,
             live,
@@ -151,6 +156,7 @@ impl Run {
             lifecycle,
             turn: super::instrument::TurnClock::default(),
             chat_span: tracing::Span::none(),
+            writes_seen,
         }
     }
 
@@ -160,6 +166,7 @@ impl Run {
         self.chat_span = tracing::Span::current();
         let chat_id = self.chat.chat_id.clone();
         let outcome = self.drive().await;
+        let outcome = self.settle(outcome).await;
         // A run stopped for the shutdown or by the store keeps the chat's
         // lease (cluster mode): the shutdown gives it up knowing whether the
         // run was active, and a run stopped by the store resumes here.
@@ -365,12 +372,45 @@ impl Run {
         .await
     }
 
-    /// Persists `event`, sends it to clients, and moves the position.
+    /// Queues `event` to be persisted and sent to clients, and moves the
+    /// position. The run goes on while the event is written
+    /// (`live/writer.rs`); it waits for the writes before anything outside
+    /// the process sees the chat ([`flush`](Self::flush)).
     async fn emit(&mut self, event: Event) -> Result<(), RunError> {
-        let envelope = self.live.emit(event).await?;
+        let envelope = self.live.emit_queued(event, self.writes_seen).await?;
         self.state.apply(&envelope.event);
         self.events.push(envelope);
         Ok(())
+    }
+
+    /// Persists `event`, sends it, and waits until it is durable.
+    async fn emit_durable(&mut self, event: Event) -> Result<(), EmitError> {
+        let envelope = self.live.emit_durable(event, self.writes_seen).await?;
+        self.state.apply(&envelope.event);
+        self.events.push(envelope);
+        Ok(())
+    }
+
+    /// Waits until every event the run emitted is durable and sent: before
+    /// a plugin call, a hook, the chat's lasting status. Fails when one of
+    /// them was not stored.
+    async fn flush(&self) -> Result<(), EmitError> {
+        self.live.flush(self.writes_seen).await
+    }
+
+    /// Waits for the run's last writes once it stopped. A write that failed
+    /// meanwhile decides how the run ended: what the run did after it was
+    /// never stored, and the chat resumes from the log.
+    async fn settle(&self, outcome: Result<(), RunError>) -> Result<(), RunError> {
+        let flushed = self.flush().await;
+        match (outcome, flushed) {
+            (
+                outcome @ Err(RunError::Store(_) | RunError::Moved { .. } | RunError::ShuttingDown),
+                _,
+            ) => outcome,
+            (outcome, Ok(())) => outcome,
+            (_, Err(error)) => Err(error.into()),
+        }
     }
 
     async fn set_status(
@@ -391,17 +431,16 @@ impl Run {
             return Err(EmitError::Moved { owner: None });
         }
         for request_id in self.live.take_open_ui_requests() {
-            let envelope = self
-                .live
-                .emit(Event::UiResponse {
-                    request_id,
-                    outcome: crate::event::UiOutcome::Cancelled {
-                        reason: format!("the run ended: {reason}"),
-                    },
-                })
-                .await?;
-            self.state.apply(&envelope.event);
+            self.emit_durable(Event::UiResponse {
+                request_id,
+                outcome: crate::event::UiOutcome::Cancelled {
+                    reason: format!("the run ended: {reason}"),
+                },
+            })
+            .await?;
         }
+        // The lasting status says the log is complete: it is.
+        self.flush().await?;
         let lasting = if status == RunStatus::Failed {
             ChatStatus::Failed
         } else {
@@ -411,15 +450,11 @@ impl Run {
             .store
             .set_status(&self.chat.chat_id, lasting, Some(reason.clone()))
             .await?;
-        let envelope = self
-            .live
-            .emit(Event::RunStatus {
-                status,
-                reason: Some(reason),
-            })
-            .await?;
-        self.state.apply(&envelope.event);
-        Ok(())
+        self.emit_durable(Event::RunStatus {
+            status,
+            reason: Some(reason),
+        })
+        .await
     }
 
     async fn fail(&mut self, code: ErrorCode, message: String) -> Result<(), RunError> {
@@ -443,8 +478,7 @@ impl Run {
                 reason: Some(format!("{message}; send `continue` to retry")),
             },
         ] {
-            let envelope = self.live.emit(event).await?;
-            self.state.apply(&envelope.event);
+            self.emit_durable(event).await?;
         }
         Ok(())
     }

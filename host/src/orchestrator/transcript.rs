@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use mozaiks_plugin_host::{ChatMessage, ChatReader, MessageRole, PortError};
 use serde_json::Value;
 
+use super::live::WriteBarrier;
 use crate::event::{Envelope, Event};
 use crate::store::ChatStore;
 
@@ -15,18 +16,32 @@ use crate::store::ChatStore;
 pub(crate) struct ChatTranscript {
     store: Arc<dyn ChatStore>,
     chat_id: String,
+    /// Waited for before a read, so the tool sees every event the run
+    /// emitted before the call (`live/writer.rs`).
+    before_reads: Option<WriteBarrier>,
 }
 
 impl ChatTranscript {
     /// The chat `chat_id` of `store`.
-    pub(crate) fn new(store: Arc<dyn ChatStore>, chat_id: &str) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn ChatStore>,
+        chat_id: &str,
+        before_reads: Option<WriteBarrier>,
+    ) -> Self {
         Self {
             store,
             chat_id: chat_id.to_owned(),
+            before_reads,
         }
     }
 
     async fn events(&self) -> Result<Vec<Envelope>, PortError> {
+        if let Some(barrier) = &self.before_reads {
+            barrier
+                .wait()
+                .await
+                .map_err(|e| PortError::new(e.to_string()))?;
+        }
         self.store
             .events(&self.chat_id, 0, None)
             .await

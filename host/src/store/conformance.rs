@@ -179,6 +179,78 @@ pub(super) async fn numbers_appended_events_from_one_in_order(store: &dyn ChatSt
     assert_eq!(record.created_at, 1_000);
 }
 
+pub(super) async fn appends_many_events_in_order_and_stops_at_the_first_refused(
+    store: &dyn ChatStore,
+) {
+    store
+        .create_chat(&chat("c1", "app", "alice", 1_000))
+        .await
+        .unwrap();
+    store
+        .append("c1", 1_001, user_message("first"))
+        .await
+        .unwrap();
+    let appended = store
+        .append_many(
+            "c1",
+            vec![
+                (1_002, user_message("two")),
+                (1_003, set_context("k", json!(1))),
+                (1_004, usage(3, 4)),
+            ],
+        )
+        .await;
+    assert!(appended.error.is_none(), "{:?}", appended.error);
+    assert_eq!(seqs(&appended.stored), [2, 3, 4]);
+    assert_eq!(appended.stored[0].ts, 1_002);
+    assert_eq!(appended.stored[2].event, usage(3, 4));
+    let record = store.chat("c1").await.unwrap().unwrap();
+    assert_eq!((record.last_seq, record.updated_at), (4, 1_004));
+    assert_eq!((record.prompt_tokens, record.completion_tokens), (3, 4));
+    assert_eq!(store.context("c1").await.unwrap()["k"], json!(1));
+
+    // An event that cannot be stored: what comes before it is, it and what
+    // follows are not.
+    let delta = Event::TextDelta {
+        agent: "planner".to_owned(),
+        delta: "Hel".to_owned(),
+    };
+    let appended = store
+        .append_many(
+            "c1",
+            vec![
+                (1_005, user_message("five")),
+                (1_006, delta),
+                (1_007, user_message("never")),
+            ],
+        )
+        .await;
+    assert_eq!(seqs(&appended.stored), [5]);
+    assert!(
+        matches!(appended.error, Some(StoreError::Ephemeral("text_delta"))),
+        "{:?}",
+        appended.error
+    );
+    let texts: Vec<Event> = store
+        .events("c1", 4, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(texts, [user_message("five")]);
+
+    let appended = store
+        .append_many("nobody", vec![(1, user_message("lost"))])
+        .await;
+    assert!(appended.stored.is_empty());
+    assert!(
+        matches!(appended.error, Some(StoreError::ChatNotFound(ref id)) if id == "nobody"),
+        "{:?}",
+        appended.error
+    );
+}
+
 pub(super) async fn returns_only_the_events_after_a_sequence_number(store: &dyn ChatStore) {
     store
         .create_chat(&chat("c1", "app", "alice", 0))
@@ -579,6 +651,7 @@ mod embedded {
         lists_chats_newest_first_with_ties_by_id,
         filters_chats_by_app_user_and_status,
         numbers_appended_events_from_one_in_order,
+        appends_many_events_in_order_and_stops_at_the_first_refused,
         returns_only_the_events_after_a_sequence_number,
         returns_at_most_limit_events,
         returns_events_exactly_as_appended,
@@ -732,6 +805,7 @@ mod mongo {
         lists_chats_newest_first_with_ties_by_id,
         filters_chats_by_app_user_and_status,
         numbers_appended_events_from_one_in_order,
+        appends_many_events_in_order_and_stops_at_the_first_refused,
         returns_only_the_events_after_a_sequence_number,
         returns_at_most_limit_events,
         returns_events_exactly_as_appended,

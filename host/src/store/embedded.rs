@@ -48,7 +48,7 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::{ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
+use super::{Appended, ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
 
 mod app_data;
 mod group_commit;
@@ -476,6 +476,48 @@ impl ChatStore for EmbeddedStore {
             return Err(StoreError::Ephemeral(ephemeral_type(&event)));
         }
         self.committer.append(chat_id.to_owned(), ts, event).await
+    }
+
+    async fn append_many(&self, chat_id: &str, events: Vec<(u64, Event)>) -> Appended {
+        let mut stored = Vec::with_capacity(events.len());
+        // An ephemeral event can never be stored: what comes before it is
+        // written, it and what follows are not.
+        let ephemeral = events.iter().position(|(_, event)| !event.is_persisted());
+        let refused = ephemeral.map(|at| StoreError::Ephemeral(ephemeral_type(&events[at].1)));
+        let mut events = events;
+        if let Some(at) = ephemeral {
+            events.truncate(at);
+        }
+        if events.is_empty() {
+            return Appended {
+                stored,
+                error: refused,
+            };
+        }
+        let answers = match self.committer.append_many(chat_id.to_owned(), events).await {
+            Ok(answers) => answers,
+            Err(error) => {
+                return Appended {
+                    stored,
+                    error: Some(error),
+                };
+            }
+        };
+        for answer in answers {
+            match answer {
+                Ok(envelope) => stored.push(envelope),
+                Err(error) => {
+                    return Appended {
+                        stored,
+                        error: Some(error),
+                    };
+                }
+            }
+        }
+        Appended {
+            stored,
+            error: refused,
+        }
     }
 
     async fn events(

@@ -8,7 +8,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
+use super::{Appended, ChatFilter, ChatRecord, ChatStatus, ChatStore, StoreError};
 use crate::event::{Envelope, Event};
 use crate::telemetry::metrics;
 
@@ -57,6 +57,14 @@ impl ChatStore for Metered {
 
     async fn append(&self, chat_id: &str, ts: u64, event: Event) -> Result<Envelope, StoreError> {
         timed("append", self.0.append(chat_id, ts, event)).await
+    }
+
+    async fn append_many(&self, chat_id: &str, events: Vec<(u64, Event)>) -> Appended {
+        let started = Instant::now();
+        let appended = self.0.append_many(chat_id, events).await;
+        let ok = !matches!(appended.error, Some(StoreError::Backend(_)));
+        metrics().store_operation("append", ok, started.elapsed());
+        appended
     }
 
     async fn events(

@@ -278,6 +278,17 @@ impl Run {
                 ));
             }
         };
+        // The call's `tool_call` (and everything before it) is durable
+        // before the plugin can act on the world: at once for a plugin
+        // granted a way out (network, HTTP, a writable directory); for the
+        // others, before a data write or a read of the log (their context
+        // writes and UI requests queue behind the run's own events).
+        let barrier = if plugin.manifest().capabilities.reach_outside() {
+            self.flush().await?;
+            None
+        } else {
+            Some(self.live.barrier(self.writes_seen))
+        };
         let attempt = history::CallAttempt::of(&self.events, call_id);
         let info = mozaiks_plugin_host::CallInfo {
             chat_id: self.chat.chat_id.clone(),
@@ -297,7 +308,7 @@ impl Run {
             &live,
             tool,
             &self.workflow,
-            crate::orchestrator::Orchestrator::chat_ports(&self.shared, &self.chat),
+            crate::orchestrator::Orchestrator::chat_ports(&self.shared, &self.chat, barrier),
         );
         tokio::select! {
             report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
@@ -518,6 +529,11 @@ impl Run {
         let Some(ChatMessage::System { content }) = request.messages.first_mut() else {
             return Ok(());
         };
+        if !hooks::adds_agent_state(&self.workflow, &agent.name) {
+            return Ok(());
+        }
+        // A hook is a plugin call: it sees the chat as stored.
+        self.flush().await?;
         let site = self.hook_site();
         let (added, failures) = hooks::agent_state(site, &agent.name, content).await;
         if let Some(added) = added {
@@ -536,6 +552,10 @@ impl Run {
         if text.is_empty() {
             return Ok(text);
         }
+        if !hooks::rewrites_messages(&self.workflow, &agent.name) {
+            return Ok(text);
+        }
+        self.flush().await?;
         let site = self.hook_site();
         let (text, failures) = hooks::process_message(site, &agent.name, text).await;
         self.warn_hook_failures(failures).await?;

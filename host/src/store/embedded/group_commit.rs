@@ -46,19 +46,25 @@ pub(super) const MAX_BATCH: usize = 1024;
 /// What the store label of the commit metrics says for this store.
 const STORE_LABEL: &str = "embedded";
 
-/// One append waiting for its batch.
+/// The answer to one request: an answer per event, in order; or the
+/// failure of the whole transaction.
+type Answer = Result<PerEvent, StoreError>;
+
+/// An answer per event of one request, in order.
+type PerEvent = Vec<Result<Envelope, StoreError>>;
+
+/// One request waiting for its batch: one chat's events, appended in
+/// order and in the same transaction.
 struct Request {
     chat_id: String,
-    ts: u64,
-    event: Event,
-    reply: oneshot::Sender<Result<Envelope, StoreError>>,
+    events: Vec<(u64, Event)>,
+    reply: oneshot::Sender<Answer>,
 }
 
-/// One append of a batch being written.
+/// One request of a batch being written.
 struct Append {
     chat_id: String,
-    ts: u64,
-    event: Event,
+    events: Vec<(u64, Event)>,
 }
 
 /// How many batches and appends this store's committer has committed
@@ -133,15 +139,28 @@ impl Committer {
         ts: u64,
         event: Event,
     ) -> Result<Envelope, StoreError> {
+        let mut answers = self.append_many(chat_id, vec![(ts, event)]).await?;
+        answers.pop().unwrap_or_else(|| {
+            Err(StoreError::Backend(
+                "the store's commit thread answered nothing".to_owned(),
+            ))
+        })
+    }
+
+    /// Queues one chat's `events` as one request (applied in order, in one
+    /// transaction) and waits until its batch is committed. Returns an
+    /// answer per event; once an event is refused, the ones after it are
+    /// refused too, so what is stored is always a prefix of `events`.
+    pub(super) async fn append_many(&self, chat_id: String, events: Vec<(u64, Event)>) -> Answer {
         let (reply, answer) = oneshot::channel();
+        let count = events.len() as u64;
         let request = Request {
             chat_id,
-            ts,
-            event,
+            events,
             reply,
         };
         let stopped = || StoreError::Backend("the store's commit thread has stopped".to_owned());
-        self.counts.submitted.fetch_add(1, Ordering::Relaxed);
+        self.counts.submitted.fetch_add(count, Ordering::Relaxed);
         self.queue
             .as_ref()
             .ok_or_else(stopped)?
@@ -174,39 +193,41 @@ fn run(inner: &Inner, mut requests: mpsc::UnboundedReceiver<Request>, counts: &C
         // Waiting for redb's writer first lets everything that arrives
         // meanwhile join this batch.
         let txn = inner.db.begin_write();
+        let mut size = first.events.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while size < MAX_BATCH {
             match requests.try_recv() {
-                Ok(request) => batch.push(request),
+                Ok(request) => {
+                    size += request.events.len();
+                    batch.push(request);
+                }
                 Err(_) => break,
             }
         }
         let started = Instant::now();
-        let size = batch.len();
-        let mut replies = Vec::with_capacity(size);
-        let mut appends = Vec::with_capacity(size);
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut appends = Vec::with_capacity(batch.len());
         for request in batch {
             replies.push(request.reply);
             appends.push(Append {
                 chat_id: request.chat_id,
-                ts: request.ts,
-                event: request.event,
+                events: request.events,
             });
         }
         let outcome = match txn {
             Ok(txn) => commit(inner, txn, appends),
             Err(e) => Err(inner.backend(OP, e)),
         };
-        let answers: Vec<Result<Envelope, StoreError>> = match outcome {
+        let answers: Vec<Answer> = match outcome {
             Ok(answers) => {
                 counts.batches.fetch_add(1, Ordering::Relaxed);
                 counts.appends.fetch_add(size as u64, Ordering::Relaxed);
                 metrics().store_commit(STORE_LABEL, size, started.elapsed());
-                answers
+                answers.into_iter().map(Ok).collect()
             }
             Err(error) => {
                 tracing::error!(%error, appends = size, "a group commit of the chat store failed; every append of it fails");
-                (0..size)
+                (0..replies.len())
                     .map(|_| {
                         Err(StoreError::Backend(format!(
                             "{error} (the write of {size} appends it was part of failed as a whole)"
@@ -232,14 +253,14 @@ enum Applied {
     Refused(StoreError),
 }
 
-/// Applies every append of `batch` in one transaction and commits it.
-/// Returns each append's answer, in order; an error fails the whole batch
-/// (the transaction is aborted).
+/// Applies every request of `batch` in one transaction and commits it.
+/// Returns each request's answers, in order; an error fails the whole
+/// batch (the transaction is aborted).
 fn commit(
     inner: &Inner,
     txn: WriteTransaction,
     batch: Vec<Append>,
-) -> Result<Vec<Result<Envelope, StoreError>>, StoreError> {
+) -> Result<Vec<PerEvent>, StoreError> {
     let applied = match apply(inner, &txn, batch) {
         Ok(applied) => applied,
         Err(error) => {
@@ -256,9 +277,14 @@ fn commit(
     txn.commit().map_err(|e| inner.backend(OP, e))?;
     Ok(applied
         .into_iter()
-        .map(|applied| match applied {
-            Applied::Ok(envelope) => Ok(envelope),
-            Applied::Refused(error) => Err(error),
+        .map(|request| {
+            request
+                .into_iter()
+                .map(|applied| match applied {
+                    Applied::Ok(envelope) => Ok(envelope),
+                    Applied::Refused(error) => Err(error),
+                })
+                .collect()
         })
         .collect())
 }
@@ -269,102 +295,47 @@ struct Touched {
     changed: bool,
 }
 
-/// Writes every append of `batch` into `txn`; each chat's record is read
-/// once and written once per batch.
+/// Writes every request of `batch` into `txn`, each request's events in
+/// order until one is refused; each chat's record is read once and written
+/// once per batch.
 fn apply(
     inner: &Inner,
     txn: &WriteTransaction,
     batch: Vec<Append>,
-) -> Result<Vec<Applied>, StoreError> {
-    let mut chats = txn.open_table(CHATS).map_err(|e| inner.backend(OP, e))?;
-    let mut events = txn.open_table(EVENTS).map_err(|e| inner.backend(OP, e))?;
-    let mut context = txn.open_table(CONTEXT).map_err(|e| inner.backend(OP, e))?;
+) -> Result<Vec<Vec<Applied>>, StoreError> {
+    let mut tables = Tables {
+        chats: txn.open_table(CHATS).map_err(|e| inner.backend(OP, e))?,
+        events: txn.open_table(EVENTS).map_err(|e| inner.backend(OP, e))?,
+        context: txn.open_table(CONTEXT).map_err(|e| inner.backend(OP, e))?,
+    };
     let mut touched: HashMap<String, Touched> = HashMap::new();
     let mut applied = Vec::with_capacity(batch.len());
-    for append in batch {
-        let chat_id = append.chat_id.as_str();
-        if !touched.contains_key(chat_id) {
-            match inner.load_chat(&chats, OP, chat_id) {
-                Ok(record) => {
-                    touched.insert(
-                        chat_id.to_owned(),
-                        Touched {
-                            record,
-                            changed: false,
-                        },
-                    );
-                }
-                Err(StoreError::Backend(e)) => return Err(StoreError::Backend(e)),
-                Err(own) => {
-                    applied.push(Applied::Refused(own));
-                    continue;
-                }
-            }
-        }
-        let Some(chat) = touched.get_mut(chat_id) else {
-            continue;
-        };
-        let Some(seq) = chat.record.last_seq.checked_add(1) else {
-            applied.push(Applied::Refused(
-                inner.backend(OP, format!("chat `{chat_id}`'s log is full")),
-            ));
-            continue;
-        };
-        let envelope = Envelope {
-            seq: Some(seq),
-            chat_id: chat_id.to_owned(),
-            ts: append.ts,
-            event: append.event,
-        };
-        let json = match crate::store::format::encode_event(&envelope) {
-            Ok(json) => json,
-            Err(e) => {
-                applied.push(Applied::Refused(
-                    inner.backend(OP, format!("encoding: {e}")),
-                ));
+    for request in batch {
+        let mut answers = Vec::with_capacity(request.events.len());
+        let mut refused: Option<String> = None;
+        for (ts, event) in request.events {
+            if let Some(reason) = &refused {
+                answers.push(Applied::Refused(StoreError::Backend(format!(
+                    "not written: an earlier event of the same write was refused ({reason})"
+                ))));
                 continue;
             }
-        };
-        events
-            .insert((chat_id, seq), json.as_str())
-            .map_err(|e| inner.backend(OP, e))?;
-        match &envelope.event {
-            Event::ContextChanged {
-                key,
-                value: Some(value),
-                ..
-            } => {
-                let json = inner.encode(OP, value)?;
-                context
-                    .insert((chat_id, key.as_str()), json.as_str())
-                    .map_err(|e| inner.backend(OP, e))?;
+            let answer = apply_one(
+                inner,
+                &mut tables,
+                &mut touched,
+                &request.chat_id,
+                ts,
+                event,
+            )?;
+            if let Applied::Refused(error) = &answer {
+                refused = Some(error.to_string());
             }
-            Event::ContextChanged {
-                key, value: None, ..
-            } => {
-                context
-                    .remove((chat_id, key.as_str()))
-                    .map_err(|e| inner.backend(OP, e))?;
-            }
-            Event::Usage {
-                prompt_tokens,
-                completion_tokens,
-                ..
-            } => {
-                chat.record.prompt_tokens =
-                    chat.record.prompt_tokens.saturating_add(*prompt_tokens);
-                chat.record.completion_tokens = chat
-                    .record
-                    .completion_tokens
-                    .saturating_add(*completion_tokens);
-            }
-            _ => {}
+            answers.push(answer);
         }
-        chat.record.last_seq = seq;
-        chat.record.updated_at = append.ts;
-        chat.changed = true;
-        applied.push(Applied::Ok(envelope));
+        applied.push(answers);
     }
+    let Tables { mut chats, .. } = tables;
     for (chat_id, chat) in &touched {
         if chat.changed {
             let json = inner.encode(OP, &chat.record)?;
@@ -374,6 +345,102 @@ fn apply(
         }
     }
     Ok(applied)
+}
+
+/// The tables a batch writes.
+struct Tables<'txn> {
+    chats: redb::Table<'txn, &'static str, &'static str>,
+    events: redb::Table<'txn, (&'static str, u64), &'static str>,
+    context: redb::Table<'txn, (&'static str, &'static str), &'static str>,
+}
+
+/// Writes one event of `chat_id` into the batch's tables.
+fn apply_one(
+    inner: &Inner,
+    tables: &mut Tables<'_>,
+    touched: &mut HashMap<String, Touched>,
+    chat_id: &str,
+    ts: u64,
+    event: Event,
+) -> Result<Applied, StoreError> {
+    if !touched.contains_key(chat_id) {
+        match inner.load_chat(&tables.chats, OP, chat_id) {
+            Ok(record) => {
+                touched.insert(
+                    chat_id.to_owned(),
+                    Touched {
+                        record,
+                        changed: false,
+                    },
+                );
+            }
+            Err(StoreError::Backend(e)) => return Err(StoreError::Backend(e)),
+            Err(own) => return Ok(Applied::Refused(own)),
+        }
+    }
+    let Some(chat) = touched.get_mut(chat_id) else {
+        return Err(inner.backend(OP, format!("chat `{chat_id}` vanished from the batch")));
+    };
+    let Some(seq) = chat.record.last_seq.checked_add(1) else {
+        return Ok(Applied::Refused(
+            inner.backend(OP, format!("chat `{chat_id}`'s log is full")),
+        ));
+    };
+    let envelope = Envelope {
+        seq: Some(seq),
+        chat_id: chat_id.to_owned(),
+        ts,
+        event,
+    };
+    let json = match crate::store::format::encode_event(&envelope) {
+        Ok(json) => json,
+        Err(e) => {
+            return Ok(Applied::Refused(
+                inner.backend(OP, format!("encoding: {e}")),
+            ));
+        }
+    };
+    tables
+        .events
+        .insert((chat_id, seq), json.as_str())
+        .map_err(|e| inner.backend(OP, e))?;
+    match &envelope.event {
+        Event::ContextChanged {
+            key,
+            value: Some(value),
+            ..
+        } => {
+            let json = inner.encode(OP, value)?;
+            tables
+                .context
+                .insert((chat_id, key.as_str()), json.as_str())
+                .map_err(|e| inner.backend(OP, e))?;
+        }
+        Event::ContextChanged {
+            key, value: None, ..
+        } => {
+            tables
+                .context
+                .remove((chat_id, key.as_str()))
+                .map_err(|e| inner.backend(OP, e))?;
+        }
+        Event::Usage {
+            prompt_tokens,
+            completion_tokens,
+            ..
+        } => {
+            chat.record.prompt_tokens = chat.record.prompt_tokens.saturating_add(*prompt_tokens);
+            chat.record.completion_tokens = chat
+                .record
+                .completion_tokens
+                .saturating_add(*completion_tokens);
+        }
+        _ => {}
+    }
+    chat.record.last_seq = seq;
+    chat.record.updated_at = ts;
+    chat.changed = true;
+    Ok(Applied::Ok(envelope))
 }
 
 #[cfg(test)]
