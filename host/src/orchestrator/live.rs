@@ -163,7 +163,7 @@ impl LiveChat {
     /// is durable. Ephemeral events are only sent.
     ///
     /// The write and the broadcast are the chat's writer task's
-    /// ([`writer`]): a caller that is dropped half-way (a tool call
+    /// (`live/writer.rs`): a caller that is dropped half-way (a tool call
     /// cancelled by the end of the chat) cannot leave an event that is
     /// stored but never sent.
     pub async fn emit(self: &Arc<Self>, event: Event) -> Result<Arc<Envelope>, EmitError> {
