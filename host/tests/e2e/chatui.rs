@@ -1094,7 +1094,13 @@ async fn a_chatui_client_runs_the_demo_workflow() {
         f["type"] == "chat.resume_boundary" && f["data"]["resume_mode"] == "client"
     })
     .await;
-    let form = ws.until("the approval form", awaiting).await;
+    // The form may be asked for before the client's `client.resume` (the
+    // live tail sends it then) or after: either way the client sees it.
+    let is_form = |f: &Value| awaiting(f) && f["data"]["component_type"] == "ApprovalForm";
+    let form = match ws.seen.iter().find(|f| is_form(f)) {
+        Some(form) => form.clone(),
+        None => ws.until("the approval form", is_form).await,
+    };
     let dismissed = ws
         .seen
         .iter()

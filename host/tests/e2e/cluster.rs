@@ -391,6 +391,7 @@ async fn a_rolling_restart_of_every_server_under_load_loses_and_repeats_nothing(
     restarting.store(false, Ordering::SeqCst);
 
     let mut reconnected = 0;
+    let mut moved = 0;
     for client in clients {
         let client = client.await.unwrap();
         reconnected += client.reconnects;
@@ -414,12 +415,17 @@ async fn a_rolling_restart_of_every_server_under_load_loses_and_repeats_nothing(
             "every turn once: {}",
             summary(&events)
         );
-        assert!(
-            !of_type(&events, "run_moved").is_empty(),
-            "the chat's owner stopped, so it moved: {}",
-            summary(&events)
-        );
+        // A chat whose owner came back before another server's takeover
+        // scan is taken back by the same server id: it resumes from its log
+        // without a `run_moved` (nothing moved between servers).
+        if !of_type(&events, "run_moved").is_empty() {
+            moved += 1;
+        }
     }
+    assert!(
+        moved > 0,
+        "the owners stopped under load, so chats moved between servers"
+    );
     assert!(
         reconnected >= LOAD_CHATS,
         "every client was on a stopped server at least once ({reconnected} reconnects)"
