@@ -376,6 +376,29 @@ mod tests {
     }
 
     #[test]
+    fn only_network_http_and_writable_directories_reach_outside() {
+        let head = "id = \"x\"\nversion = \"1\"\n";
+        let reaches = |capabilities: &str| {
+            parse(&format!("{head}{capabilities}"))
+                .unwrap()
+                .capabilities
+                .reach_outside()
+        };
+        assert!(!reaches(""));
+        assert!(!reaches("[capabilities]\nenv = [\"HOME\"]"));
+        assert!(!reaches(
+            "[[capabilities.fs]]\nhost = \"d\"\nguest = \"/d\"\nmode = \"read-only\""
+        ));
+        assert!(reaches(
+            "[[capabilities.fs]]\nhost = \"d\"\nguest = \"/d\"\nmode = \"read-write\""
+        ));
+        assert!(reaches("[capabilities]\nnet = [\"127.0.0.1:9\"]"));
+        assert!(reaches(
+            "[capabilities]\nallowed_outbound_hosts = [\"https://api.example.com\"]"
+        ));
+    }
+
+    #[test]
     fn rejects_bad_outbound_hosts_naming_the_entry() {
         let text = "id = \"x\"\nversion = \"1\"\n[capabilities]\n\
                     allowed_outbound_hosts = [\"https://ok.example\", \"example.com\"]";

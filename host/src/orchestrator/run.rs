@@ -15,6 +15,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::{mpsc, watch};
 
+#[cfg(test)]
+mod flush_tests;
 mod lifecycle;
 mod request;
 mod turn;

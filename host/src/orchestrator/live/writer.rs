@@ -875,4 +875,28 @@ mod tests {
                 .is_some()
         );
     }
+
+    #[tokio::test]
+    async fn a_tools_read_of_the_chat_waits_for_the_runs_events() {
+        use mozaiks_plugin_host::ChatReader;
+
+        use crate::orchestrator::transcript::ChatTranscript;
+
+        let (_dir, store, live) = chat_with_one_event().await;
+        let since = live.write_failures();
+        store.set_open(false);
+        live.emit_queued(said("just said"), since).await.unwrap();
+        let transcript = ChatTranscript::new(
+            Arc::clone(&store) as Arc<dyn ChatStore>,
+            "c1",
+            Some(live.barrier(since)),
+        );
+        let read = tokio::spawn(async move { transcript.recent_messages(10).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!read.is_finished(), "the read waits for the run's events");
+        store.set_open(true);
+        let messages = read.await.unwrap().unwrap();
+        let texts: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(texts, ["first", "just said"]);
+    }
 }
