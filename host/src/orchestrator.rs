@@ -385,6 +385,7 @@ impl Orchestrator {
                 &chat.chat_id,
                 barrier,
             )),
+            writes_seen: None,
         }
     }
 

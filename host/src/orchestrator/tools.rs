@@ -53,6 +53,11 @@ pub(crate) struct ChatPorts {
     pub(crate) data: Arc<dyn mozaiks_plugin_host::AppData>,
     /// The chat's messages and outputs.
     pub(crate) chat: Arc<dyn mozaiks_plugin_host::ChatReader>,
+    /// The calling run's write failures when it started: the tool's own
+    /// writes (context, UI) are refused once one of the run's writes
+    /// failed, so nothing lands after an event that was lost
+    /// (`live/writer.rs`). `None` outside a run's call.
+    pub(crate) writes_seen: Option<u64>,
 }
 
 /// Calls `function` of `plugin` for the chat behind `live`, under the
@@ -75,11 +80,13 @@ pub(crate) async fn execute(
     let ports = Ports {
         context: Arc::new(ChatContext {
             live: Arc::clone(live),
+            since: chat_ports.writes_seen,
             writer: format!("tool:{}", tool.name),
             rules: Arc::clone(&rules),
         }),
         ui: Arc::new(ChatUi {
             live: Arc::clone(live),
+            since: chat_ports.writes_seen,
             workflow: Arc::clone(workflow),
             rules,
             tool: tool.name.clone(),
@@ -125,6 +132,8 @@ fn describe_call_error(error: &CallError) -> String {
 #[derive(Debug)]
 struct ChatContext {
     live: Arc<LiveChat>,
+    /// The run's write failures when it started ([`ChatPorts::writes_seen`]).
+    since: Option<u64>,
     writer: String,
     /// Declared types and the undeclared-writes policy.
     rules: Arc<WriteRules>,
@@ -145,11 +154,14 @@ impl ContextStore for ChatContext {
             .check(key, &value)
             .map_err(|refused| ContextSetError::Rejected(refused.to_string()))?;
         self.live
-            .emit(Event::ContextChanged {
-                key: key.to_owned(),
-                value: Some(value),
-                by: self.writer.clone(),
-            })
+            .emit_for(
+                Event::ContextChanged {
+                    key: key.to_owned(),
+                    value: Some(value),
+                    by: self.writer.clone(),
+                },
+                self.since,
+            )
             .await
             .map_err(|e| ContextSetError::Failed(port_error(e)))?;
         Ok(())
@@ -164,11 +176,14 @@ impl ContextStore for ChatContext {
             .contains_key(key);
         if present {
             self.live
-                .emit(Event::ContextChanged {
-                    key: key.to_owned(),
-                    value: None,
-                    by: self.writer.clone(),
-                })
+                .emit_for(
+                    Event::ContextChanged {
+                        key: key.to_owned(),
+                        value: None,
+                        by: self.writer.clone(),
+                    },
+                    self.since,
+                )
                 .await
                 .map_err(port_error)?;
         }
@@ -193,6 +208,8 @@ impl ContextStore for ChatContext {
 #[derive(Debug)]
 struct ChatUi {
     live: Arc<LiveChat>,
+    /// The run's write failures when it started ([`ChatPorts::writes_seen`]).
+    since: Option<u64>,
     /// The workflow whose `ui_response` triggers an answer fires.
     workflow: Arc<Workflow>,
     /// What a trigger may write.
@@ -233,11 +250,14 @@ impl ChatUi {
                 continue;
             }
             self.live
-                .emit(Event::ContextChanged {
-                    key,
-                    value: Some(value),
-                    by: format!("trigger:{}", self.tool),
-                })
+                .emit_for(
+                    Event::ContextChanged {
+                        key,
+                        value: Some(value),
+                        by: format!("trigger:{}", self.tool),
+                    },
+                    self.since,
+                )
                 .await?;
         }
         Ok(())
@@ -262,19 +282,23 @@ impl UiBridge for ChatUi {
         // timeout so clients stop showing the request.
         let guard = OpenRequest {
             live: Arc::clone(&self.live),
+            since: self.since,
             request_id: request_id.clone(),
             armed: true,
         };
         self.live
-            .emit(Event::UiRequest {
-                request_id: request_id.clone(),
-                call_id: call.tool_call_id.clone(),
-                tool: self.tool.clone(),
-                component: request.component,
-                payload: request.payload,
-                display: display_name(request.display),
-                timeout_ms: duration_ms(request.timeout),
-            })
+            .emit_for(
+                Event::UiRequest {
+                    request_id: request_id.clone(),
+                    call_id: call.tool_call_id.clone(),
+                    tool: self.tool.clone(),
+                    component: request.component,
+                    payload: request.payload,
+                    display: display_name(request.display),
+                    timeout_ms: duration_ms(request.timeout),
+                },
+                self.since,
+            )
             .await
             .map_err(|e| UiError::Unavailable(e.to_string()))?;
         // Stored and sent: from here on the call waits for a person.
@@ -303,10 +327,13 @@ impl UiBridge for ChatUi {
                 }
                 let _ = self
                     .live
-                    .emit(Event::UiResponse {
-                        request_id,
-                        outcome: UiOutcome::Timeout,
-                    })
+                    .emit_for(
+                        Event::UiResponse {
+                            request_id,
+                            outcome: UiOutcome::Timeout,
+                        },
+                        self.since,
+                    )
                     .await;
                 Err(UiError::Timeout)
             }
@@ -317,12 +344,15 @@ impl UiBridge for ChatUi {
         self.check_component(component);
         let result = self
             .live
-            .emit(Event::UiNotify {
-                tool: self.tool.clone(),
-                component: component.to_owned(),
-                payload,
-                display: display_name(display),
-            })
+            .emit_for(
+                Event::UiNotify {
+                    tool: self.tool.clone(),
+                    component: component.to_owned(),
+                    payload,
+                    display: display_name(display),
+                },
+                self.since,
+            )
             .await;
         if let Err(error) = result {
             tracing::warn!(%error, component, "could not persist a UI notification");
@@ -338,6 +368,7 @@ fn duration_ms(duration: Duration) -> u64 {
 #[derive(Debug)]
 struct OpenRequest {
     live: Arc<LiveChat>,
+    since: Option<u64>,
     request_id: String,
     armed: bool,
 }
@@ -351,14 +382,18 @@ impl Drop for OpenRequest {
             return;
         }
         let live = Arc::clone(&self.live);
+        let since = self.since;
         let request_id = std::mem::take(&mut self.request_id);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let _ = live
-                    .emit(Event::UiResponse {
-                        request_id,
-                        outcome: UiOutcome::Timeout,
-                    })
+                    .emit_for(
+                        Event::UiResponse {
+                            request_id,
+                            outcome: UiOutcome::Timeout,
+                        },
+                        since,
+                    )
                     .await;
             });
         }

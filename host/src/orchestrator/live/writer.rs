@@ -18,6 +18,8 @@
 //!   The run learns of it at its next emit, [`flush`](LiveChat::flush) or
 //!   durable emit (it passes the failure count it started with), stops, and
 //!   the chat resumes from what the store has, exactly as after a crash.
+//!   A tool's own writes during the run's call (context, UI) carry the
+//!   run's count too ([`emit_for`](LiveChat::emit_for)).
 //! - **The run's own view.** A run's [`emit_queued`](LiveChat::emit_queued)
 //!   returns at once with the envelope the event *will* have: its `seq` is
 //!   predicted (the queue knows the chat's next one once one write came
@@ -173,6 +175,21 @@ impl LiveChat {
         since: u64,
     ) -> Result<Arc<Envelope>, EmitError> {
         self.enqueue(event, Some(since), Wait::Durable).await
+    }
+
+    /// Queues `event` and waits until it is stored and sent: as a run's
+    /// [`emit_durable`](Self::emit_durable) when `since` is the run's
+    /// failure count (a tool's writes during the run's call), as
+    /// [`emit`](Self::emit) when `None`.
+    pub(crate) async fn emit_for(
+        self: &Arc<Self>,
+        event: Event,
+        since: Option<u64>,
+    ) -> Result<Arc<Envelope>, EmitError> {
+        if !event.is_persisted() {
+            return Ok(self.send_ephemeral(event));
+        }
+        self.enqueue(event, since, Wait::Durable).await
     }
 
     /// Waits until everything queued so far is stored and sent; fails when
@@ -743,6 +760,13 @@ mod tests {
             "the run's durable emits are refused too"
         );
         assert_eq!(stored_texts(&store).await, [(1, "first".into())]);
+
+        assert!(
+            live.emit_for(said("a tool's write"), Some(since))
+                .await
+                .is_err(),
+            "a tool called by that run writes nothing after the lost event"
+        );
 
         // The next run starts from the log; the queue learns the seq again.
         store.fail.store(false, Ordering::SeqCst);

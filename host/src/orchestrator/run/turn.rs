@@ -308,7 +308,10 @@ impl Run {
             &live,
             tool,
             &self.workflow,
-            crate::orchestrator::Orchestrator::chat_ports(&self.shared, &self.chat, barrier),
+            crate::orchestrator::tools::ChatPorts {
+                writes_seen: Some(self.writes_seen),
+                ..crate::orchestrator::Orchestrator::chat_ports(&self.shared, &self.chat, barrier)
+            },
         );
         tokio::select! {
             report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
