@@ -25,6 +25,8 @@ mod conformance;
 mod data_conformance;
 #[cfg(test)]
 pub(crate) mod golden;
+#[cfg(test)]
+pub(crate) mod instrumented;
 
 use std::fmt::Debug;
 use std::path::PathBuf;

@@ -58,75 +58,16 @@ impl ContextCopy {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
-    use async_trait::async_trait;
-    use serde_json::{Map, Value, json};
+    use serde_json::{Value, json};
 
     use super::super::LiveChat;
-    use crate::event::{Envelope, Event};
-    use crate::store::{ChatFilter, ChatRecord, ChatStatus, ChatStore, EmbeddedStore, StoreError};
-
-    /// The embedded store, counting context reads and failing appends on
-    /// demand.
-    #[derive(Debug)]
-    struct Counting {
-        store: EmbeddedStore,
-        context_reads: AtomicUsize,
-        fail_appends: AtomicBool,
-    }
-
-    #[async_trait]
-    impl ChatStore for Counting {
-        async fn create_chat(&self, chat: &ChatRecord) -> Result<(), StoreError> {
-            self.store.create_chat(chat).await
-        }
-        async fn chat(&self, chat_id: &str) -> Result<Option<ChatRecord>, StoreError> {
-            self.store.chat(chat_id).await
-        }
-        async fn chats(&self, filter: &ChatFilter) -> Result<Vec<ChatRecord>, StoreError> {
-            self.store.chats(filter).await
-        }
-        async fn set_status(
-            &self,
-            chat_id: &str,
-            status: ChatStatus,
-            ended_reason: Option<String>,
-        ) -> Result<(), StoreError> {
-            self.store.set_status(chat_id, status, ended_reason).await
-        }
-        async fn append(
-            &self,
-            chat_id: &str,
-            ts: u64,
-            event: Event,
-        ) -> Result<Envelope, StoreError> {
-            if self.fail_appends.load(Ordering::SeqCst) {
-                return Err(StoreError::Backend("disk on fire".into()));
-            }
-            self.store.append(chat_id, ts, event).await
-        }
-        async fn events(
-            &self,
-            chat_id: &str,
-            after_seq: u64,
-            limit: Option<usize>,
-        ) -> Result<Vec<Envelope>, StoreError> {
-            self.store.events(chat_id, after_seq, limit).await
-        }
-        async fn context(&self, chat_id: &str) -> Result<Map<String, Value>, StoreError> {
-            self.context_reads.fetch_add(1, Ordering::SeqCst);
-            self.store.context(chat_id).await
-        }
-        async fn delete_ended_before(&self, before: u64) -> Result<Vec<String>, StoreError> {
-            self.store.delete_ended_before(before).await
-        }
-        async fn ping(&self) -> Result<(), StoreError> {
-            self.store.ping().await
-        }
-    }
+    use crate::event::Event;
+    use crate::store::instrumented::Instrumented;
+    use crate::store::{ChatRecord, ChatStore};
 
     fn changed(key: &str, value: Option<Value>) -> Event {
         Event::ContextChanged {
@@ -136,12 +77,11 @@ mod tests {
         }
     }
 
-    async fn chat_on(dir: &std::path::Path) -> (Arc<Counting>, Arc<LiveChat>) {
-        let store = Arc::new(Counting {
-            store: EmbeddedStore::open(dir).unwrap(),
-            context_reads: AtomicUsize::new(0),
-            fail_appends: AtomicBool::new(false),
-        });
+    /// Chat `c1` on an instrumented store in `dir`, and its live side.
+    pub(in crate::orchestrator::live) async fn chat_on(
+        dir: &std::path::Path,
+    ) -> (Arc<Instrumented>, Arc<LiveChat>) {
+        let store = Arc::new(Instrumented::open(dir));
         let chat = ChatRecord::new(
             "c1".into(),
             "a".into(),

@@ -38,6 +38,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use futures_util::FutureExt as _;
 use tokio::sync::{oneshot, watch};
 
 use super::{EmitError, LiveChat};
@@ -517,7 +518,19 @@ async fn write_queue(live: Arc<LiveChat>) {
         let batch: Vec<Queued> = live.writes.lock().pending.drain(..).collect();
         let count = batch.len() as u64;
         if !batch.is_empty() {
-            live.write_batch(batch).await;
+            // A panic while writing must not leave the queue marked as
+            // being written with nobody writing it: every later emit and
+            // flush of the chat would wait forever.
+            let written = std::panic::AssertUnwindSafe(live.write_batch(batch))
+                .catch_unwind()
+                .await;
+            if written.is_err() {
+                tracing::error!(chat_id = %live.chat_id, "writing the chat's events panicked; what was queued is dropped and its run resumes from the log");
+                live.fail(
+                    Vec::new(),
+                    &Failure::Store("writing the chat's events panicked".to_owned()),
+                );
+            }
         }
         let done = {
             let mut state = live.writes.lock();
@@ -543,89 +556,15 @@ async fn write_queue(live: Arc<LiveChat>) {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
 
-    use async_trait::async_trait;
-    use serde_json::{Map, Value, json};
+    use serde_json::{Value, json};
     use tokio::sync::broadcast::error::TryRecvError;
-    use tokio::sync::watch;
 
     use super::super::{EmitError, LiveChat};
     use crate::event::{Envelope, Event};
-    use crate::store::{
-        Appended, ChatFilter, ChatRecord, ChatStatus, ChatStore, EmbeddedStore, StoreError,
-    };
-
-    /// The embedded store behind a gate the test opens and closes, failing
-    /// appends on demand.
-    #[derive(Debug)]
-    struct Gated {
-        store: EmbeddedStore,
-        open: watch::Sender<bool>,
-        fail: AtomicBool,
-    }
-
-    impl Gated {
-        fn set_open(&self, open: bool) {
-            self.open.send_replace(open);
-        }
-    }
-
-    #[async_trait]
-    impl ChatStore for Gated {
-        async fn create_chat(&self, chat: &ChatRecord) -> Result<(), StoreError> {
-            self.store.create_chat(chat).await
-        }
-        async fn chat(&self, chat_id: &str) -> Result<Option<ChatRecord>, StoreError> {
-            self.store.chat(chat_id).await
-        }
-        async fn chats(&self, filter: &ChatFilter) -> Result<Vec<ChatRecord>, StoreError> {
-            self.store.chats(filter).await
-        }
-        async fn set_status(
-            &self,
-            chat_id: &str,
-            status: ChatStatus,
-            ended_reason: Option<String>,
-        ) -> Result<(), StoreError> {
-            self.store.set_status(chat_id, status, ended_reason).await
-        }
-        async fn append(
-            &self,
-            chat_id: &str,
-            ts: u64,
-            event: Event,
-        ) -> Result<Envelope, StoreError> {
-            self.store.append(chat_id, ts, event).await
-        }
-        async fn append_many(&self, chat_id: &str, events: Vec<(u64, Event)>) -> Appended {
-            let _ = self.open.subscribe().wait_for(|open| *open).await;
-            if self.fail.load(Ordering::SeqCst) {
-                return Appended {
-                    stored: Vec::new(),
-                    error: Some(StoreError::Backend("disk on fire".into())),
-                };
-            }
-            self.store.append_many(chat_id, events).await
-        }
-        async fn events(
-            &self,
-            chat_id: &str,
-            after_seq: u64,
-            limit: Option<usize>,
-        ) -> Result<Vec<Envelope>, StoreError> {
-            self.store.events(chat_id, after_seq, limit).await
-        }
-        async fn context(&self, chat_id: &str) -> Result<Map<String, Value>, StoreError> {
-            self.store.context(chat_id).await
-        }
-        async fn delete_ended_before(&self, before: u64) -> Result<Vec<String>, StoreError> {
-            self.store.delete_ended_before(before).await
-        }
-        async fn ping(&self) -> Result<(), StoreError> {
-            self.store.ping().await
-        }
-    }
+    use crate::store::instrumented::Instrumented;
+    use crate::store::{ChatStore, StoreError};
 
     /// A data directory of its own, removed when dropped.
     struct Scratch(std::path::PathBuf);
@@ -638,25 +577,10 @@ mod tests {
 
     /// Chat `c1` on a gated store (open), with one event stored through
     /// the queue, so the queue knows the next `seq` (2).
-    async fn chat_with_one_event() -> (Scratch, Arc<Gated>, Arc<LiveChat>) {
+    async fn chat_with_one_event() -> (Scratch, Arc<Instrumented>, Arc<LiveChat>) {
         let dir =
             Scratch(std::env::temp_dir().join(format!("mozaiks-writer-{}", uuid::Uuid::new_v4())));
-        let store = Arc::new(Gated {
-            store: EmbeddedStore::open(&dir.0).unwrap(),
-            open: watch::Sender::new(true),
-            fail: AtomicBool::new(false),
-        });
-        let chat = ChatRecord::new(
-            "c1".into(),
-            "a".into(),
-            "u".into(),
-            "W".into(),
-            "1".into(),
-            0,
-            1,
-        );
-        store.create_chat(&chat).await.unwrap();
-        let live = Arc::new(LiveChat::new("c1".into(), store.clone()));
+        let (store, live) = super::super::context_copy::tests::chat_on(&dir.0).await;
         let first = live.emit(said("first")).await.unwrap();
         assert_eq!(first.seq, Some(1));
         (dir, store, live)
@@ -673,7 +597,7 @@ mod tests {
         }
     }
 
-    async fn stored_texts(store: &Gated) -> Vec<(u64, String)> {
+    async fn stored_texts(store: &Instrumented) -> Vec<(u64, String)> {
         store
             .events("c1", 0, None)
             .await
@@ -743,7 +667,7 @@ mod tests {
         let (_dir, store, live) = chat_with_one_event().await;
         let since = live.write_failures();
         store.set_open(false);
-        store.fail.store(true, Ordering::SeqCst);
+        store.fail_appends.store(true, Ordering::SeqCst);
         live.emit_queued(said("lost"), since).await.unwrap();
         live.emit_queued(said("after"), since).await.unwrap();
         store.set_open(true);
@@ -769,7 +693,7 @@ mod tests {
         );
 
         // The next run starts from the log; the queue learns the seq again.
-        store.fail.store(false, Ordering::SeqCst);
+        store.fail_appends.store(false, Ordering::SeqCst);
         let next_run = live.write_failures();
         assert!(next_run > since);
         let resumed = live.emit_queued(said("resumed"), next_run).await.unwrap();

@@ -1,93 +1,21 @@
 //! When a run waits for its queued writes (`live/writer.rs`): the chat's
 //! lasting status is written only once every event before it is durable.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use mozaiks_fake_llm::{FakeLlm, Reply};
-use serde_json::{Map, Value};
 
-use crate::event::{Envelope, Event, RunStatus};
+use crate::event::{Event, RunStatus};
 use crate::llm::{LlmClient, LlmConfig};
 use crate::orchestrator::Orchestrator;
 use crate::plugin_set::PluginSet;
-use crate::store::{
-    Appended, ChatFilter, ChatRecord, ChatStatus, ChatStore, EmbeddedStore, StoreError,
-};
+use crate::store::ChatStore;
+use crate::store::instrumented::Instrumented;
 use crate::workflow::WorkflowRegistry;
 
 /// How long a test waits for the chat to end before it fails.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// The embedded store, whose writes of events lag (so that a run that did
-/// not wait for them would be ahead), recording the order of its writes.
-#[derive(Debug)]
-struct Lagging {
-    store: EmbeddedStore,
-    writes: Mutex<Vec<String>>,
-}
-
-impl Lagging {
-    fn record(&self, what: String) {
-        self.writes.lock().unwrap().push(what);
-    }
-}
-
-#[async_trait]
-impl ChatStore for Lagging {
-    async fn create_chat(&self, chat: &ChatRecord) -> Result<(), StoreError> {
-        self.store.create_chat(chat).await
-    }
-    async fn chat(&self, chat_id: &str) -> Result<Option<ChatRecord>, StoreError> {
-        self.store.chat(chat_id).await
-    }
-    async fn chats(&self, filter: &ChatFilter) -> Result<Vec<ChatRecord>, StoreError> {
-        self.store.chats(filter).await
-    }
-    async fn set_status(
-        &self,
-        chat_id: &str,
-        status: ChatStatus,
-        ended_reason: Option<String>,
-    ) -> Result<(), StoreError> {
-        self.record(format!("set_status {status:?}"));
-        self.store.set_status(chat_id, status, ended_reason).await
-    }
-    async fn append(&self, chat_id: &str, ts: u64, event: Event) -> Result<Envelope, StoreError> {
-        self.append_many(chat_id, vec![(ts, event)])
-            .await
-            .stored
-            .pop()
-            .ok_or_else(|| StoreError::Backend("not stored".into()))
-    }
-    async fn append_many(&self, chat_id: &str, events: Vec<(u64, Event)>) -> Appended {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let appended = self.store.append_many(chat_id, events).await;
-        for envelope in &appended.stored {
-            let kind = serde_json::to_value(&envelope.event).unwrap()["type"].clone();
-            self.record(format!("event {}", kind.as_str().unwrap_or("?")));
-        }
-        appended
-    }
-    async fn events(
-        &self,
-        chat_id: &str,
-        after_seq: u64,
-        limit: Option<usize>,
-    ) -> Result<Vec<Envelope>, StoreError> {
-        self.store.events(chat_id, after_seq, limit).await
-    }
-    async fn context(&self, chat_id: &str) -> Result<Map<String, Value>, StoreError> {
-        self.store.context(chat_id).await
-    }
-    async fn delete_ended_before(&self, before: u64) -> Result<Vec<String>, StoreError> {
-        self.store.delete_ended_before(before).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.store.ping().await
-    }
-}
 
 #[tokio::test]
 async fn the_lasting_status_follows_every_event_of_the_run() {
@@ -111,10 +39,10 @@ async fn the_lasting_status_follows_every_event_of_the_run() {
     let plugins = Arc::new(PluginSet::new());
     let workflows =
         Arc::new(WorkflowRegistry::load_dir(&dir.join("workflows"), &plugins.snapshot()).unwrap());
-    let store = Arc::new(Lagging {
-        store: EmbeddedStore::open(&dir.join("data")).unwrap(),
-        writes: Mutex::new(Vec::new()),
-    });
+    // Writes of events lag, so a run that did not wait for them would
+    // be ahead of its log.
+    let store = Arc::new(Instrumented::open(&dir.join("data")));
+    store.set_lag(Duration::from_millis(5));
     let orchestrator = Orchestrator::new(
         Arc::clone(&store) as Arc<dyn ChatStore>,
         LlmClient::new(LlmConfig {
@@ -146,7 +74,7 @@ async fn the_lasting_status_follows_every_event_of_the_run() {
     .await
     .expect("the chat ends");
 
-    let writes = store.writes.lock().unwrap().clone();
+    let writes = store.writes();
     let status_at = writes
         .iter()
         .position(|w| w.starts_with("set_status"))
