@@ -201,14 +201,17 @@ impl LiveChat {
         self.last_seq.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Starts relaying after `seq` (the chat's last event when this
-    /// server's clients began watching a chat run elsewhere). The copies
-    /// of context and status may be stale: they are read again.
-    pub(crate) async fn relay_from(&self, seq: u64) {
+    /// Starts relaying a chat run elsewhere that this server's clients
+    /// began to watch: from its first event on (the tail reads from
+    /// [`last_seq`](Self::last_seq), 0). Each client's feed skips what its
+    /// own backlog read sent ([`Follower`]); starting at the chat's end
+    /// instead would skip the events stored between a client's backlog read
+    /// and the tail's first read, which that client would then not see
+    /// before the chat's next event. The copies of context and status may
+    /// be stale: they are read again.
+    pub(crate) async fn start_relay(&self) {
         let _order = self.append.lock().await;
         if self.last_seq() == 0 {
-            self.last_seq
-                .store(seq, std::sync::atomic::Ordering::Release);
             self.forget_copies();
         }
     }

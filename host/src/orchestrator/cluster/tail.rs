@@ -34,15 +34,9 @@ impl Orchestrator {
         let mut positions = Vec::with_capacity(watched.len());
         for (chat_id, live) in &watched {
             if live.last_seq() == 0 {
-                // First time watched here: start at the chat's end (a
-                // client's own backlog read covers what came before).
-                let last = self
-                    .shared
-                    .store
-                    .chat(chat_id)
-                    .await?
-                    .map_or(0, |c| c.last_seq);
-                live.relay_from(last).await;
+                // First time watched here: from the chat's first event
+                // (`LiveChat::start_relay` says why).
+                live.start_relay().await;
             }
             positions.push((chat_id.clone(), live.last_seq()));
         }

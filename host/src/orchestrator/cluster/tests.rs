@@ -616,3 +616,57 @@ async fn a_ui_answer_sent_through_another_server_reaches_the_tool_waiting_on_the
     drop(b);
     cluster.finish(a).await;
 }
+
+/// A client on a server that begins to watch a chat run elsewhere gets
+/// the events stored between its backlog read and that server's first
+/// read of the chat's tail: the tail starts from the chat's first event,
+/// not from its end when it first looks (which skipped them, and the
+/// client saw them only once the chat moved on again).
+#[tokio::test]
+async fn events_stored_between_a_clients_backlog_and_the_first_tail_read_reach_it() {
+    let cluster = Cluster::new("tail-start", FakeLlm::start(|_| Reply::text("hello")).await).await;
+    let a = cluster.node("a").await;
+    let mut b = cluster.node("b").await;
+    // B's tail is driven by hand, so its first read comes exactly after
+    // the owner's write.
+    b.stop_loops();
+    let chat = a
+        .orchestrator
+        .create_chat("app", "u", "Relay")
+        .await
+        .unwrap();
+    let chat_id = chat.chat_id.as_str();
+    until(&a, chat_id, "waiting_for_user", |log| {
+        waits_for_user_after(log, 0)
+    })
+    .await;
+
+    let live = b.orchestrator.live(chat_id);
+    let mut feed = live.follow();
+    let last = events(&b, chat_id)
+        .await
+        .last()
+        .and_then(|e| e.seq)
+        .unwrap();
+    feed.sent(last);
+    a.orchestrator
+        .live(chat_id)
+        .emit(Event::Warning {
+            code: crate::event::ErrorCode::HookFailed,
+            message: "stored after the client's backlog".into(),
+        })
+        .await
+        .unwrap();
+
+    let membership = b.orchestrator.shared.membership.get().cloned().unwrap();
+    b.orchestrator.tail_once(&membership).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), feed.next())
+        .await
+        .expect("the event reaches B's client without another event after it")
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<u64> = got.iter().filter_map(|e| e.seq).collect();
+    assert_eq!(seqs, [last + 1], "{got:?}");
+    drop(b);
+    cluster.finish(a).await;
+}
