@@ -220,6 +220,33 @@ pub struct Appended {
     pub error: Option<StoreError>,
 }
 
+impl Appended {
+    /// What was stored of events whose answers are `answers` (one per
+    /// event, in order): the envelopes up to the first error, and that
+    /// error; `after` when every answer is an envelope.
+    pub(crate) fn prefix(
+        answers: impl IntoIterator<Item = Result<Envelope, StoreError>>,
+        after: Option<StoreError>,
+    ) -> Self {
+        let mut stored = Vec::new();
+        for answer in answers {
+            match answer {
+                Ok(envelope) => stored.push(envelope),
+                Err(error) => {
+                    return Self {
+                        stored,
+                        error: Some(error),
+                    };
+                }
+            }
+        }
+        Self {
+            stored,
+            error: after,
+        }
+    }
+}
+
 /// Where chats live. Implementations are shared by every run of the
 /// process and must be safe to call concurrently.
 #[async_trait]

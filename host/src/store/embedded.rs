@@ -479,7 +479,6 @@ impl ChatStore for EmbeddedStore {
     }
 
     async fn append_many(&self, chat_id: &str, events: Vec<(u64, Event)>) -> Appended {
-        let mut stored = Vec::with_capacity(events.len());
         // An ephemeral event can never be stored: what comes before it is
         // written, it and what follows are not.
         let ephemeral = events.iter().position(|(_, event)| !event.is_persisted());
@@ -489,34 +488,11 @@ impl ChatStore for EmbeddedStore {
             events.truncate(at);
         }
         if events.is_empty() {
-            return Appended {
-                stored,
-                error: refused,
-            };
+            return Appended::prefix([], refused);
         }
-        let answers = match self.committer.append_many(chat_id.to_owned(), events).await {
-            Ok(answers) => answers,
-            Err(error) => {
-                return Appended {
-                    stored,
-                    error: Some(error),
-                };
-            }
-        };
-        for answer in answers {
-            match answer {
-                Ok(envelope) => stored.push(envelope),
-                Err(error) => {
-                    return Appended {
-                        stored,
-                        error: Some(error),
-                    };
-                }
-            }
-        }
-        Appended {
-            stored,
-            error: refused,
+        match self.committer.append_many(chat_id.to_owned(), events).await {
+            Ok(answers) => Appended::prefix(answers, refused),
+            Err(error) => Appended::prefix([Err(error)], None),
         }
     }
 
