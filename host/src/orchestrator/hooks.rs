@@ -30,6 +30,8 @@ pub(crate) struct HookSite<'a> {
     /// The chat: its id for the call's log fields, its app for the
     /// hook's data import.
     pub chat: &'a ChatRecord,
+    /// The run's write failures when it started (`live/writer.rs`).
+    pub writes_seen: u64,
 }
 
 /// A hook that did not change the text, and why (the `warning` event's
@@ -82,14 +84,6 @@ pub(crate) async fn process_message(
     (text, failures)
 }
 
-/// Whether `agent` has an `update_agent_state` hook.
-pub(crate) fn adds_agent_state(workflow: &Workflow, agent: &str) -> bool {
-    workflow
-        .hooks(HookType::UpdateAgentState, agent)
-        .next()
-        .is_some()
-}
-
 /// Whether `agent` has a `process_message_before_send` hook: its reply is
 /// then not streamed (the deltas would show what the hook removes).
 pub(crate) fn rewrites_messages(workflow: &Workflow, agent: &str) -> bool {
@@ -139,6 +133,11 @@ async fn call(
         // plugin host derives from this fresh id.
         ..mozaiks_plugin_host::CallInfo::default()
     };
+    // The run's events before the hook are durable before the hook can
+    // act outside the chat, as for a tool.
+    let barrier = super::tools::before_plugin_call(&plugin, site.live, site.writes_seen)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
     let tool = hook.as_tool();
     let arguments = arguments.to_string();
     let call = tools::execute(
@@ -149,8 +148,10 @@ async fn call(
         site.live,
         &tool,
         site.workflow,
-        // The run flushed its writes before its hooks.
-        super::Orchestrator::chat_ports(site.shared, site.chat, None),
+        super::tools::ChatPorts {
+            writes_seen: Some(site.writes_seen),
+            ..super::Orchestrator::chat_ports(site.shared, site.chat, barrier)
+        },
     );
     let report = super::instrument::tool_call(&hook.plugin, &hook.function, call).await;
     if !report.ok {

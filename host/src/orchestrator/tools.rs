@@ -60,6 +60,25 @@ pub(crate) struct ChatPorts {
     pub(crate) writes_seen: Option<u64>,
 }
 
+/// What a run's plugin call (a tool, a lifecycle tool, a hook) waits for
+/// before the plugin acts (`live/writer.rs`): a plugin granted a way out
+/// (network, HTTP, a writable directory) is called only once everything the
+/// run queued is durable; any other plugin at once, with the returned
+/// barrier waited for before each of its `data` writes and reads of the
+/// chat's log. Fails when one of the run's writes failed.
+pub(crate) async fn before_plugin_call(
+    plugin: &Plugin,
+    live: &Arc<LiveChat>,
+    writes_seen: u64,
+) -> Result<Option<super::live::WriteBarrier>, super::live::EmitError> {
+    if plugin.manifest().capabilities.reach_outside() {
+        live.flush(writes_seen).await?;
+        Ok(None)
+    } else {
+        Ok(Some(live.barrier(writes_seen)))
+    }
+}
+
 /// Calls `function` of `plugin` for the chat behind `live`, under the
 /// context rules and UI triggers of `workflow`.
 #[expect(

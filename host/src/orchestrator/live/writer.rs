@@ -28,9 +28,11 @@
 //!   context copy folds each event when it is queued, so the run's handoff
 //!   checks see its own writes at once.
 //! - **Side effects wait.** Before anything outside the process sees the
-//!   chat (a plugin call, the chat's lasting status), the run waits for the
-//!   queue with [`flush`](LiveChat::flush): a tool never runs before its
-//!   `tool_call` is durable.
+//!   chat, the run waits for the queue with [`flush`](LiveChat::flush): before
+//!   a plugin that can reach outside runs, before another plugin's data
+//!   write or read of the chat's log (`tools::before_plugin_call`), and
+//!   before the chat's lasting status. A tool never acts outside the chat
+//!   before its `tool_call` is durable.
 //!
 //! The writer task exists only while something is queued: a chat that
 //! waits for its user holds no task.

@@ -279,16 +279,8 @@ impl Run {
             }
         };
         // The call's `tool_call` (and everything before it) is durable
-        // before the plugin can act on the world: at once for a plugin
-        // granted a way out (network, HTTP, a writable directory); for the
-        // others, before a data write or a read of the log (their context
-        // writes and UI requests queue behind the run's own events).
-        let barrier = if plugin.manifest().capabilities.reach_outside() {
-            self.flush().await?;
-            None
-        } else {
-            Some(self.live.barrier(self.writes_seen))
-        };
+        // before the plugin can act on the world.
+        let barrier = tools::before_plugin_call(&plugin, &self.live, self.writes_seen).await?;
         let attempt = history::CallAttempt::of(&self.events, call_id);
         let info = mozaiks_plugin_host::CallInfo {
             chat_id: self.chat.chat_id.clone(),
@@ -532,11 +524,6 @@ impl Run {
         let Some(ChatMessage::System { content }) = request.messages.first_mut() else {
             return Ok(());
         };
-        if !hooks::adds_agent_state(&self.workflow, &agent.name) {
-            return Ok(());
-        }
-        // A hook is a plugin call: it sees the chat as stored.
-        self.flush().await?;
         let site = self.hook_site();
         let (added, failures) = hooks::agent_state(site, &agent.name, content).await;
         if let Some(added) = added {
@@ -555,10 +542,6 @@ impl Run {
         if text.is_empty() {
             return Ok(text);
         }
-        if !hooks::rewrites_messages(&self.workflow, &agent.name) {
-            return Ok(text);
-        }
-        self.flush().await?;
         let site = self.hook_site();
         let (text, failures) = hooks::process_message(site, &agent.name, text).await;
         self.warn_hook_failures(failures).await?;
@@ -571,6 +554,7 @@ impl Run {
             live: &self.live,
             workflow: &self.workflow,
             chat: &self.chat,
+            writes_seen: self.writes_seen,
         }
     }
 
