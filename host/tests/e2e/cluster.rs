@@ -334,11 +334,8 @@ async fn the_owner_killed_mid_ui_request_another_server_asks_again_and_the_effec
         ],
         "b's call ran on both servers and made its effect once"
     );
-    let ledger = results_of(&events, "ledger");
-    let mut effects = ledger[0]["effects"].as_array().unwrap().clone();
-    effects.sort_by_key(|e| e["label"].as_str().unwrap().to_owned());
     assert_eq!(
-        effects,
+        ledger_effects(&events),
         [
             json!({"key": key_a, "label": "a", "runs": 1}),
             json!({"key": key_b, "label": "b", "runs": 2}),

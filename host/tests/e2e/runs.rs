@@ -721,11 +721,8 @@ async fn a_call_killed_mid_ui_request_runs_again_with_its_key_and_its_effect_is_
         .collect();
     assert_eq!(asked, ["a", "b", "b"]);
     // One effect per key in the app's data, b's call ran twice.
-    let ledger = results_of(&events, "ledger");
-    let mut effects = ledger[0]["effects"].as_array().unwrap().clone();
-    effects.sort_by_key(|e| e["label"].as_str().unwrap().to_owned());
     assert_eq!(
-        effects,
+        ledger_effects(&events),
         [
             json!({"key": key_a, "label": "a", "runs": 1}),
             json!({"key": key_b, "label": "b", "runs": 2}),

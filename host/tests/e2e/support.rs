@@ -648,6 +648,15 @@ pub async fn until_calls(llm: &FakeLlm, n: usize) {
 
 /// The parsed content of the successful results of `tool`, in order (a
 /// failed one fails the test).
+/// The effects the `effects` test tool's `ledger` call found in the app's
+/// data (its first `ledger` result), sorted by label.
+pub fn ledger_effects(events: &[Value]) -> Vec<Value> {
+    let ledger = results_of(events, "ledger");
+    let mut effects = ledger[0]["effects"].as_array().unwrap().clone();
+    effects.sort_by_key(|e| e["label"].as_str().unwrap().to_owned());
+    effects
+}
+
 pub fn results_of(events: &[Value], tool: &str) -> Vec<Value> {
     of_type(events, "tool_result")
         .into_iter()
