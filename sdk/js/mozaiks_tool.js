@@ -17,6 +17,52 @@ import * as invocation from 'mozaiks:plugin/invocation@0.1.2';
 import * as wlog from 'mozaiks:plugin/log@0.1.2';
 import * as ui from 'mozaiks:plugin/ui@0.1.2';
 
+// componentize-qjs snapshots QuickJS once its start-up ran, at build time, so
+// the state of `Math.random` is in the snapshot and every call's fresh
+// instance would draw the same numbers. Within a call, `Math.random` is
+// therefore a generator seeded, at its first draw, from what differs between
+// calls: the call's idempotency key (different for every tool call), its
+// attempt and the clock. A call that draws nothing pays nothing. Like any
+// `Math.random`, it is not for secrets.
+const snapshotRandom = Math.random;
+let drawing = false;
+let seeded = null;
+
+function mix32(h) {
+  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+// The state of a xoshiro128** generator: four FNV-1a hashes of `text` with
+// different offsets, each mixed.
+function seed(text) {
+  const s = [0x811c9dc5, 0x050c5d1f, 0x2f8e6c3b, 0x6a09e667];
+  for (let i = 0; i < text.length; i++) {
+    for (let j = 0; j < 4; j++) s[j] = Math.imul(s[j] ^ text.charCodeAt(i), 0x01000193);
+  }
+  for (let j = 0; j < 4; j++) s[j] = mix32(s[j] ^ j);
+  if ((s[0] | s[1] | s[2] | s[3]) === 0) s[0] = 1;
+  return s;
+}
+
+function next(s) {
+  const rotl = (x, k) => (x << k) | (x >>> (32 - k));
+  const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+  const t = s[1] << 9;
+  s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 11);
+  return result;
+}
+
+Math.random = () => {
+  // Outside a call (the module's top level, run once at build time) the
+  // engine's own generator.
+  if (!drawing) return snapshotRandom();
+  if (seeded === null) seeded = seed(`${invocation.idempotencyKey()}|${invocation.attempt()}|${Date.now()}`);
+  // 53 random bits, as a double in [0, 1).
+  return ((next(seeded) >>> 5) * 67108864 + (next(seeded) >>> 6)) / 9007199254740992;
+};
+
 const KINDS = {
   unknownFunction: 'unknown-function',
   invalidArguments: 'invalid-arguments',
@@ -142,6 +188,8 @@ export class Toolbox {
       call(name, argumentsJson, info) {
         const entry = functions.get(name);
         try {
+          drawing = true;
+          seeded = null;
           if (!entry) throw ToolError.unknownFunction(`no function ${name}; this tool offers ${[...functions.keys()].join(', ')}`);
           const call = { info, context: ctx, ui: userInterface, log, idempotencyKey, attempt };
           return JSON.stringify(entry.fn(JSON.parse(argumentsJson), call));

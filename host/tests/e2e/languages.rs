@@ -208,10 +208,11 @@ fn variant(sample: &Sample, id: &str, file_and_source: &str) -> PathBuf {
 /// attempt (fresh, then given with `--idempotency-key` and `--attempt`),
 /// one whose function throws something that is not a ToolError (the call
 /// is a trap that names the error), and one that sets a context value the
-/// host refuses.
-fn call_info_and_uncaught_errors(sample: &Sample, source: &str) {
+/// host refuses. The tool's folder, to call it again; `None` when the
+/// language is skipped.
+fn call_info_and_uncaught_errors(sample: &Sample, source: &str) -> Option<PathBuf> {
     if skipped(sample.lang) {
-        return;
+        return None;
     }
     let dir = variant(sample, "quirks", source);
     let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
@@ -252,6 +253,33 @@ fn call_info_and_uncaught_errors(sample: &Sample, source: &str) {
     let message = report["result"]["tool_error"]["message"].as_str().unwrap();
     assert!(message.contains("`big` not set"), "{message}");
     assert!(report["context_changes"].as_array().unwrap().is_empty());
+    Some(dir)
+}
+
+/// The tool at `dir` has a function `random` that returns a number from the
+/// language's everyday generator (Python's `random`, JavaScript's
+/// `Math.random`, Go's `math/rand/v2`). Each call starts a fresh instance
+/// from the same build (for Python, JavaScript and TypeScript a snapshot
+/// taken after the runtime started, generator included), yet two calls draw
+/// different numbers, even as two attempts of one tool call with the same
+/// key and attempt number.
+fn draws_differ_between_calls(dir: &Path) {
+    let draw = || {
+        let output = call(
+            dir,
+            "random",
+            json!({}),
+            &["--idempotency-key", "same", "--attempt", "1"],
+        );
+        assert_exit(&output, 0);
+        let report = stdout_json(&output);
+        report["result"]["ok"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{report}"))
+    };
+    let (first, second) = (draw(), draw());
+    assert!((0.0..1.0).contains(&first), "{first}");
+    assert_ne!(first, second, "two calls drew the same number");
 }
 
 #[test]
@@ -275,9 +303,15 @@ def big(args, call):
     call.context.set("big", "x" * (2 * 1024 * 1024))
     return "unreachable"
 
+@toolbox.function("random", "Draws a number.", {"type": "object"})
+def draw(args, call):
+    import random
+    return random.random()
+
 Tool = toolbox.export()
 "#,
-    );
+    )
+    .inspect(|dir| draws_differ_between_calls(dir));
 }
 
 #[test]
@@ -295,9 +329,11 @@ export const tool = new Toolbox()
     call.context.set('big', 'x'.repeat(2 * 1024 * 1024));
     return 'unreachable';
   })
+  .function('random', 'Draws a number.', { type: 'object' }, () => Math.random())
   .export();
 "#,
-    );
+    )
+    .inspect(|dir| draws_differ_between_calls(dir));
 }
 
 #[test]
@@ -315,9 +351,11 @@ export const tool = new Toolbox()
     call.context.set('big', 'x'.repeat(2 * 1024 * 1024));
     return 'unreachable';
   })
+  .function('random', 'Draws a number.', { type: 'object' }, () => Math.random())
   .export();
 "#,
-    );
+    )
+    .inspect(|dir| draws_differ_between_calls(dir));
 }
 
 #[test]
@@ -429,6 +467,7 @@ fn a_go_tool_sees_who_called_and_a_panic_is_a_trap() {
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 
 	"mozaiks.local/tool/mozaiks"
@@ -450,11 +489,14 @@ func init() {
 			}
 			return "unreachable", nil
 		})
+	mozaiks.Function("random", "Draws a number.", `{"type":"object"}`,
+		func(json.RawMessage, *mozaiks.Call) (any, error) { return rand.Float64(), nil })
 }
 
 func main() {}
 "#,
-    );
+    )
+    .inspect(|dir| draws_differ_between_calls(dir));
 }
 
 /// A Go compile error is a build error that shows the compiler's message.
