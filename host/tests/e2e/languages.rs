@@ -18,7 +18,7 @@ use crate::cli::{assert_exit, mozaiks, repo_root, stdout_json};
 use crate::support::*;
 
 /// True when this language's tests are to be skipped here (never in CI).
-fn skipped(language: &str) -> bool {
+pub(crate) fn skipped(language: &str) -> bool {
     let listed = std::env::var("MOZAIKS_SKIP_TOOLCHAINS")
         .unwrap_or_default()
         .split(',')
@@ -35,14 +35,14 @@ fn skipped(language: &str) -> bool {
 
 /// A language's sample tool: `mozaiks new tool <id> --lang <lang>`, then
 /// `mozaiks tool build`, once per test binary and language.
-struct Sample {
-    lang: &'static str,
-    id: &'static str,
+pub(crate) struct Sample {
+    pub(crate) lang: &'static str,
+    pub(crate) id: &'static str,
     /// Files `new` must have made besides plugin.toml, README.md and wit/.
     made: &'static [&'static str],
 }
 
-const PYTHON: Sample = Sample {
+pub(crate) const PYTHON: Sample = Sample {
     lang: "python",
     id: "pysample",
     made: &[
@@ -52,13 +52,13 @@ const PYTHON: Sample = Sample {
     ],
 };
 
-const JS: Sample = Sample {
+pub(crate) const JS: Sample = Sample {
     lang: "js",
     id: "jssample",
     made: &["app.js", "mozaiks_tool.js"],
 };
 
-const TS: Sample = Sample {
+pub(crate) const TS: Sample = Sample {
     lang: "ts",
     id: "tssample",
     made: &[
@@ -69,7 +69,7 @@ const TS: Sample = Sample {
     ],
 };
 
-const C: Sample = Sample {
+pub(crate) const C: Sample = Sample {
     lang: "c",
     id: "csample",
     made: &[
@@ -81,14 +81,14 @@ const C: Sample = Sample {
     ],
 };
 
-const GO: Sample = Sample {
+pub(crate) const GO: Sample = Sample {
     lang: "go",
     id: "gosample",
     made: &["app.go", "go.mod", "mozaiks/tool.go", "mozaiks/abi.go"],
 };
 
 impl Sample {
-    fn built(&self) -> &'static PathBuf {
+    pub(crate) fn built(&self) -> &'static PathBuf {
         static PYTHON_BUILT: OnceLock<PathBuf> = OnceLock::new();
         static JS_BUILT: OnceLock<PathBuf> = OnceLock::new();
         static TS_BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -131,7 +131,7 @@ impl Sample {
     }
 }
 
-fn call(dir: &Path, function: &str, args: Value, extra: &[&str]) -> std::process::Output {
+pub(crate) fn call(dir: &Path, function: &str, args: Value, extra: &[&str]) -> std::process::Output {
     let args = args.to_string();
     let mut argv = vec![
         "tool",
@@ -181,7 +181,7 @@ fn builds_into_a_stamped_component_of_our_world(sample: &Sample, broken_source: 
 
 /// A copy of the built sample named `id`, with `file:source` written over
 /// one of its files.
-fn variant(sample: &Sample, id: &str, file_and_source: &str) -> PathBuf {
+pub(crate) fn variant(sample: &Sample, id: &str, file_and_source: &str) -> PathBuf {
     let dir = sample.built().with_file_name(id);
     let _ = std::fs::remove_dir_all(&dir);
     let copy = Command::new("cp")

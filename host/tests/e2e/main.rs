@@ -43,6 +43,8 @@ mod mongo;
 mod operations;
 mod patterns;
 mod porting;
+mod ports_go;
+mod ports_scripted;
 mod reload;
 mod runs;
 mod secrets;
