@@ -301,7 +301,19 @@ mod tests {
         for dir in [&plugins_dir, &workflows_dir, &meeting] {
             std::fs::create_dir_all(dir).unwrap();
         }
-        let engine = PluginEngine::new(mozaiks_plugin_host::EngineConfig::default()).unwrap();
+        // The component is compiled once, before the race: a compile that
+        // a loaded machine makes slow must not eat the waiter's describe
+        // deadline (2 s) while it spins, which is not what this tests.
+        let engine = PluginEngine::new(mozaiks_plugin_host::EngineConfig {
+            cache_dir: Some(root.join("cache")),
+            ..Default::default()
+        })
+        .unwrap();
+        let (warm, warm_meeting) = (root.join("warm"), root.join("warm-meeting"));
+        std::fs::create_dir_all(&warm_meeting).unwrap();
+        rendezvous(&warm, "warm", "signal", &warm_meeting);
+        let (loaded, failed) = crate::plugin_dir::load_all(&engine, &warm).await.unwrap();
+        assert!(failed.is_empty() && loaded.len() == 1);
         let plugins = Arc::new(PluginSet::new());
         let workflows =
             Arc::new(WorkflowRegistry::load_dir(&workflows_dir, &plugins.snapshot()).unwrap());
