@@ -363,7 +363,15 @@ async fn llm_retries_follow_the_configured_policy_and_a_persistent_429_is_rate_l
     let llm = FakeLlm::start(move |call| {
         let n = counter.fetch_add(1, Ordering::SeqCst);
         if call.system().contains("Judge") && n < 2 {
-            return Reply::Status(502, "bad gateway".into());
+            // `llm_retry` is ephemeral: a socket that subscribes after it
+            // never sees it. The chat runs as soon as it is created, so
+            // the first answer waits for the test's socket to open.
+            let delay = if n == 0 {
+                Duration::from_secs(1)
+            } else {
+                Duration::ZERO
+            };
+            return Reply::Status(502, "bad gateway".into()).after(delay);
         }
         if call.system().contains("Judge") {
             return Reply::text(r#"{"score": 5, "reason": "ok"}"#);
