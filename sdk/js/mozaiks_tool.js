@@ -7,14 +7,18 @@
 // - `ToolError` is an error a function throws to fail on purpose (the agent
 //   sees it as the tool's result);
 // - a function gets a `call` with the chat's context (JSON values in and
-//   out), the UI (`ask`, `notify`) and the log.
+//   out), the UI (`ask`, `notify`), the log, the plugin's secrets, the app's
+//   documents (`data`, with `DataError`) and the chat's messages.
 //
 // Every call runs in a fresh instance: module-level state does not survive
 // from one call to the next. Keep state in the context.
 
+import * as wchat from 'mozaiks:plugin/chat@0.1.2';
 import * as context from 'mozaiks:plugin/context@0.1.2';
+import * as wdata from 'mozaiks:plugin/data@0.1.2';
 import * as invocation from 'mozaiks:plugin/invocation@0.1.2';
 import * as wlog from 'mozaiks:plugin/log@0.1.2';
+import * as wsecrets from 'mozaiks:plugin/secrets@0.1.2';
 import * as ui from 'mozaiks:plugin/ui@0.1.2';
 
 // componentize-qjs snapshots QuickJS once its start-up ran, at build time, so
@@ -136,6 +140,147 @@ export const userInterface = {
   },
 };
 
+/**
+ * The plugin's secrets: those its `plugin.toml` declares (`[secrets.NAME]`).
+ * The host replaces every value it handed out with `[redacted secret NAME]`
+ * in the call's logs, stdout, stderr, result and error message.
+ */
+export const secrets = {
+  /**
+   * The secret `name`; null when it is optional and has no value. Throws
+   * ToolError failed (with the host's reason) when the manifest does not
+   * declare it, or it is required and has none.
+   */
+  get(name) {
+    try {
+      return wsecrets.get(name) ?? null;
+    } catch (thrown) {
+      const reason = variantOf(thrown);
+      throw ToolError.failed(typeof reason === 'string' ? reason : String(thrown));
+    }
+  },
+  /** The secret `name`, which must have a value (else ToolError failed). */
+  require(name) {
+    const value = secrets.get(name);
+    if (value === null) throw ToolError.failed(`the secret \`${name}\` has no value`);
+    return value;
+  },
+};
+
+/**
+ * Why a data function failed. `kind` is `conflict` (the document is not at
+ * the expected version; `found` is its version now, null when it does not
+ * exist), `too-large` or `quota-exceeded` (the server's limits) or `invalid`
+ * (an argument was refused; the message says which). Thrown out of a
+ * function, `invalid` becomes a ToolError invalid-arguments and the others
+ * failed, with the same message.
+ */
+export class DataError extends Error {
+  constructor(kind, message, found = null) {
+    super(message);
+    this.kind = kind;
+    this.found = found;
+  }
+}
+
+// A data function's WIT error as a DataError.
+function dataError(thrown) {
+  const error = variantOf(thrown) || {};
+  if (error.tag === 'conflict') {
+    const found = error.val ?? null;
+    return new DataError('conflict', found === null
+      ? 'version conflict: the document does not exist'
+      : `version conflict: the document is at version ${found}`, found);
+  }
+  if (['too-large', 'quota-exceeded', 'invalid'].includes(error.tag)) return new DataError(error.tag, String(error.val));
+  return thrown;
+}
+
+function dataCall(f) {
+  try {
+    return f();
+  } catch (thrown) {
+    throw dataError(thrown);
+  }
+}
+
+function scopeOf(scope) {
+  if (scope !== 'app' && scope !== 'user') throw new Error(`scope must be 'app' or 'user', not ${scope}`);
+  return scope;
+}
+
+function documentOf(doc) {
+  return { id: doc.id, version: Number(doc.version), body: JSON.parse(doc.body) };
+}
+
+/**
+ * Documents of the calling chat's app: JSON objects named by a collection and
+ * an id, each `{ id, version, body }` with a version the host raises on every
+ * write. `scope` is 'app' (the app's documents, shared by its users) or
+ * 'user' (the chat's user's, inside the app); the host decides which app and
+ * user from the calling chat. Every function throws DataError when the host
+ * refuses.
+ */
+export const data = {
+  /** The document `id` of `collection`, or null. */
+  get(scope, collection, id) {
+    const s = scopeOf(scope);
+    const doc = dataCall(() => wdata.get(s, collection, id));
+    return doc === undefined || doc === null ? null : documentOf(doc);
+  },
+  /**
+   * Writes `body` (a JSON object) as the document `id` of `collection` and
+   * returns its new version. With `expectedVersion`, only if the document is
+   * at that version now (0: only if it does not exist yet); otherwise
+   * DataError conflict.
+   */
+  put(scope, collection, id, body, { expectedVersion = null } = {}) {
+    const s = scopeOf(scope);
+    return dataCall(() => wdata.put(s, collection, id, JSON.stringify(body), expectedVersion));
+  },
+  /**
+   * Removes the document; true if it existed. With `expectedVersion`, only if
+   * it is at that version now.
+   */
+  remove(scope, collection, id, { expectedVersion = null } = {}) {
+    const s = scopeOf(scope);
+    return dataCall(() => wdata.remove(s, collection, id, expectedVersion));
+  },
+  /**
+   * The documents of `collection`, by id, whose field at each dotted path of
+   * `filters` equals its value (`{ 'customer.id': 7 }`); only those with an
+   * id after `after` (the last of the previous page); at most `limit` (the
+   * host caps it at 100).
+   */
+  query(scope, collection, filters = {}, { after = null, limit = 100 } = {}) {
+    const s = scopeOf(scope);
+    const conditions = Object.entries(filters ?? {}).map(([path, value]) => ({ path, value: JSON.stringify(value) }));
+    return dataCall(() => wdata.query(s, collection, conditions, after, limit)).map(documentOf);
+  },
+};
+
+/** What the calling chat said so far. Read-only. */
+export const chat = {
+  /**
+   * The last `limit` messages of the chat (at most 100), oldest first, each
+   * `{ seq, role: 'user' | 'agent', agent (null for a person), content }`.
+   * Tool calls and their results are not messages.
+   */
+  recentMessages(limit) {
+    return wchat.recentMessages(limit).map((m) => ({
+      seq: Number(m.seq), role: m.role === 'user' ? 'user' : 'agent', agent: m.agent ?? null, content: m.content,
+    }));
+  },
+  /**
+   * The latest structured output of `agent` in this chat (validated against
+   * its model), as a JSON value; null if it produced none.
+   */
+  structuredOutput(agent) {
+    const text = wchat.structuredOutput(agent);
+    return text === undefined || text === null ? null : JSON.parse(text);
+  },
+};
+
 function write(level, message, fields = {}) {
   const pairs = Object.entries(fields).map(([k, v]) => [String(k), typeof v === 'string' ? v : JSON.stringify(v)]);
   wlog.log(level, message, pairs);
@@ -191,10 +336,13 @@ export class Toolbox {
           drawing = true;
           seeded = null;
           if (!entry) throw ToolError.unknownFunction(`no function ${name}; this tool offers ${[...functions.keys()].join(', ')}`);
-          const call = { info, context: ctx, ui: userInterface, log, idempotencyKey, attempt };
+          const call = { info, context: ctx, ui: userInterface, log, secrets, data, chat, idempotencyKey, attempt };
           return JSON.stringify(entry.fn(JSON.parse(argumentsJson), call));
         } catch (error) {
           if (error instanceof ToolError) throw { tag: error.kind, val: error.message };
+          if (error instanceof DataError) {
+            throw { tag: error.kind === 'invalid' ? KINDS.invalidArguments : KINDS.failed, val: error.message };
+          }
           throw error;
         }
       },

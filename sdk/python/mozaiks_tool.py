@@ -8,7 +8,8 @@ awkward to use from Python:
 - `ToolError` is an exception a function raises to fail on purpose (the
   agent sees it as the tool's result);
 - `Call` gives a function the chat's context (JSON values in and out), the
-  UI (`ask`, `notify`) and the log.
+  UI (`ask`, `notify`), the log, the plugin's secrets, the app's documents
+  (`data`, with `DataError`) and the chat's messages.
 
 Every call runs in a fresh instance: module-level state does not survive
 from one call to the next. Keep state in the context.
@@ -22,17 +23,34 @@ heap and turns the cyclic garbage collector off (see `_prepare_snapshot`).
 
 import gc
 import json
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from componentize_py_types import Err
 from wit_world import exports
+from wit_world.imports import chat as _chat
 from wit_world.imports import context as _context
+from wit_world.imports import data as _data
 from wit_world.imports import invocation as _invocation
 from wit_world.imports import log as _log
+from wit_world.imports import secrets as _secrets
 from wit_world.imports import types as _types
 from wit_world.imports import ui as _ui
 
-__all__ = ["Toolbox", "ToolError", "Call", "Context", "Ui", "log"]
+__all__ = [
+    "Toolbox",
+    "ToolError",
+    "Call",
+    "Context",
+    "Ui",
+    "log",
+    "Secrets",
+    "Data",
+    "DataError",
+    "Document",
+    "Chat",
+    "Message",
+]
 
 
 class ToolError(Exception):
@@ -148,6 +166,184 @@ class Ui:
         _ui.notify(component, json.dumps(payload), self._display(display))
 
 
+class Secrets:
+    """The plugin's secrets: those its `plugin.toml` declares (`[secrets.NAME]`).
+
+    The host replaces every value it handed out with `[redacted secret
+    NAME]` in the call's logs, stdout, stderr, result and error message.
+    """
+
+    def get(self, name: str) -> Optional[str]:
+        """The secret `name`; None when it is optional and has no value.
+
+        Raises `ToolError` (failed, with the host's reason) when the manifest
+        does not declare it, or it is required and has none.
+        """
+        try:
+            return _secrets.get(name)
+        except Err as refused:
+            raise ToolError.failed(refused.value)
+
+    def require(self, name: str) -> str:
+        """The secret `name`, which must have a value (else `ToolError` failed)."""
+        value = self.get(name)
+        if value is None:
+            raise ToolError.failed(f"the secret `{name}` has no value")
+        return value
+
+
+@dataclass
+class Document:
+    """One stored document."""
+
+    id: str
+    """Its id inside its collection."""
+    version: int
+    """Raised by one on every write; the first write makes version 1."""
+    body: Any
+    """The document (a JSON object, as a dict)."""
+
+
+class DataError(Exception):
+    """Why a data function failed; `kind` is one of `KINDS`.
+
+    `conflict`: the document is not at the expected version; `found` is its
+    version now (None: it does not exist). `too_large`, `quota_exceeded`:
+    the server's limits, `invalid`: an argument was refused; the message
+    says which. Raised out of a function, `invalid` becomes a `ToolError`
+    invalid_arguments and the others failed, with the same message (as
+    `?` does in Rust).
+    """
+
+    KINDS = ("conflict", "too_large", "quota_exceeded", "invalid")
+
+    def __init__(self, kind: str, message: str, found: Optional[int] = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.found = found
+
+    @classmethod
+    def _from_wit(cls, error: Any) -> "DataError":
+        if isinstance(error, _data.DataError_Conflict):
+            if error.value is None:
+                return cls("conflict", "version conflict: the document does not exist")
+            return cls("conflict", f"version conflict: the document is at version {error.value}", error.value)
+        if isinstance(error, _data.DataError_TooLarge):
+            return cls("too_large", error.value)
+        if isinstance(error, _data.DataError_QuotaExceeded):
+            return cls("quota_exceeded", error.value)
+        return cls("invalid", error.value)
+
+    def _to_tool_error(self) -> ToolError:
+        if self.kind == "invalid":
+            return ToolError.invalid_arguments(self.message)
+        return ToolError.failed(self.message)
+
+
+def _document(doc: Any) -> Document:
+    return Document(doc.id, doc.version, json.loads(doc.body))
+
+
+class Data:
+    """Documents of the calling chat's app: JSON objects named by a
+    collection and an id, each with a version the host raises on every write.
+
+    `scope` is `Data.APP` ("app": the app's documents, shared by its users)
+    or `Data.USER` ("user": the chat's user's, inside the app); the host
+    decides which app and user from the calling chat. Every function raises
+    `DataError` when the host refuses.
+    """
+
+    APP = "app"
+    USER = "user"
+
+    @staticmethod
+    def _scope(scope: str) -> Any:
+        if scope == Data.APP:
+            return _data.Scope.APP
+        if scope == Data.USER:
+            return _data.Scope.USER
+        raise ValueError(f"scope must be 'app' or 'user', not {scope!r}")
+
+    def get(self, scope: str, collection: str, id: str) -> Optional[Document]:
+        """The document `id` of `collection`, or None."""
+        try:
+            doc = _data.get(self._scope(scope), collection, id)
+        except Err as refused:
+            raise DataError._from_wit(refused.value)
+        return None if doc is None else _document(doc)
+
+    def put(self, scope: str, collection: str, id: str, body: Dict[str, Any], expected_version: Optional[int] = None) -> int:
+        """Writes `body` (a dict, a JSON object) as the document `id` of
+        `collection` and returns its new version. With `expected_version`,
+        only if the document is at that version now (0: only if it does not
+        exist yet); otherwise `DataError` conflict."""
+        try:
+            return _data.put(self._scope(scope), collection, id, json.dumps(body), expected_version)
+        except Err as refused:
+            raise DataError._from_wit(refused.value)
+
+    def remove(self, scope: str, collection: str, id: str, expected_version: Optional[int] = None) -> bool:
+        """Removes the document; True if it existed. With `expected_version`,
+        only if it is at that version now."""
+        try:
+            return _data.remove(self._scope(scope), collection, id, expected_version)
+        except Err as refused:
+            raise DataError._from_wit(refused.value)
+
+    def query(
+        self,
+        scope: str,
+        collection: str,
+        filters: Optional[Dict[str, Any]] = None,
+        after: Optional[str] = None,
+        limit: int = 100,
+    ) -> List[Document]:
+        """The documents of `collection`, by id, whose field at each dotted
+        path of `filters` equals its value (`{"customer.id": 7}`); only
+        those with an id after `after` (the last of the previous page); at
+        most `limit` (the host caps it at 100)."""
+        wit_filters = [_data.Filter(path, json.dumps(value)) for path, value in (filters or {}).items()]
+        try:
+            docs = _data.query(self._scope(scope), collection, wit_filters, after, limit)
+        except Err as refused:
+            raise DataError._from_wit(refused.value)
+        return [_document(doc) for doc in docs]
+
+
+@dataclass
+class Message:
+    """One message of the chat."""
+
+    seq: int
+    """Its position in the chat's event log."""
+    role: str
+    """"user" (a person) or "agent"."""
+    agent: Optional[str]
+    """The agent that said it; None for a person's message."""
+    content: str
+    """The text (for a structured output, its JSON text; cut by the host over 64 KiB, with a note)."""
+
+
+class Chat:
+    """What the calling chat said so far. Read-only."""
+
+    def recent_messages(self, limit: int) -> List[Message]:
+        """The last `limit` messages of the chat (at most 100), oldest first.
+        Tool calls and their results are not messages."""
+        return [
+            Message(m.seq, "user" if m.role == "user" else "agent", m.agent, m.content)
+            for m in _chat.recent_messages(limit)
+        ]
+
+    def structured_output(self, agent: str) -> Any:
+        """The latest structured output of `agent` in this chat (validated
+        against its model), as a JSON value; None if it produced none."""
+        text = _chat.structured_output(agent)
+        return None if text is None else json.loads(text)
+
+
 class _Log:
     """Structured log records, tagged by the host with plugin, function and chat."""
 
@@ -184,6 +380,9 @@ class Call:
         self.context = Context()
         self.ui = Ui()
         self.log = log
+        self.secrets = Secrets()
+        self.data = Data()
+        self.chat = Chat()
 
     def idempotency_key(self) -> str:
         """The key of this tool call: the same on every attempt of it,
@@ -243,6 +442,8 @@ class Toolbox:
             return json.dumps(result)
         except ToolError as error:
             raise Err(error._to_wit())
+        except DataError as error:
+            raise Err(error._to_tool_error()._to_wit())
 
     def export(self) -> type:
         """The `Tool` class to export from the app module; call it last.

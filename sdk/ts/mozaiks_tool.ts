@@ -9,14 +9,18 @@
 // - `ToolError` is an error a function throws to fail on purpose (the agent
 //   sees it as the tool's result);
 // - a function gets a `Call` with the chat's context (JSON values in and
-//   out), the UI (`ask`, `notify`) and the log.
+//   out), the UI (`ask`, `notify`), the log, the plugin's secrets, the app's
+//   documents (`data`, with `DataError`) and the chat's messages.
 //
 // Every call runs in a fresh instance: module-level state does not survive
 // from one call to the next. Keep state in the context.
 
+import * as chat from 'mozaiks:plugin/chat@0.1.2';
 import * as context from 'mozaiks:plugin/context@0.1.2';
+import * as data from 'mozaiks:plugin/data@0.1.2';
 import * as invocation from 'mozaiks:plugin/invocation@0.1.2';
 import * as wlog from 'mozaiks:plugin/log@0.1.2';
+import * as secrets from 'mozaiks:plugin/secrets@0.1.2';
 import type { CallInfo, FunctionSpec } from 'mozaiks:plugin/types@0.1.2';
 import * as ui from 'mozaiks:plugin/ui@0.1.2';
 
@@ -69,6 +73,9 @@ Math.random = (): number => {
 /** Any JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/** A JSON object. */
+export type JsonObject = { [key: string]: Json };
+
 /** The kinds of `tool-error` in the contract. */
 export type ToolErrorKind = 'unknown-function' | 'invalid-arguments' | 'denied' | 'cancelled' | 'failed';
 
@@ -97,8 +104,10 @@ export class Context {
   get<T extends Json>(key: string, fallback: T): T;
   get(key: string): Json | undefined;
   get(key: string, fallback?: Json): Json | undefined {
-    const text = context.get(key);
-    return text === undefined ? fallback : (JSON.parse(text) as Json);
+    // componentize-qjs gives `null` for a missing option (the generated
+    // declarations say `undefined`): both mean "not set".
+    const text: string | undefined | null = context.get(key);
+    return text === undefined || text === null ? fallback : (JSON.parse(text) as Json);
   }
   set(key: string, value: Json): void {
     try {
@@ -145,6 +154,183 @@ export class Ui {
   }
 }
 
+// componentize-qjs passes a WIT u64 as a number (exact up to 2^53) and an
+// absent option as null, where jco's declarations in `types/` say bigint and
+// undefined: versions and sequence numbers cross through these two, and
+// options are read with `?? null`.
+function toU64(n: number): bigint { return n as unknown as bigint; }
+function fromU64(n: bigint | number): number { return Number(n); }
+
+/**
+ * The plugin's secrets: those its `plugin.toml` declares (`[secrets.NAME]`).
+ * The host replaces every value it handed out with `[redacted secret NAME]`
+ * in the call's logs, stdout, stderr, result and error message.
+ */
+export class Secrets {
+  /**
+   * The secret `name`; null when it is optional and has no value. Throws
+   * ToolError failed (with the host's reason) when the manifest does not
+   * declare it, or it is required and has none.
+   */
+  get(name: string): string | null {
+    try {
+      return secrets.get(name) ?? null;
+    } catch (thrown) {
+      const reason: unknown = variantOf(thrown);
+      throw ToolError.failed(typeof reason === 'string' ? reason : String(thrown));
+    }
+  }
+  /** The secret `name`, which must have a value (else ToolError failed). */
+  require(name: string): string {
+    const value = this.get(name);
+    if (value === null) throw ToolError.failed(`the secret \`${name}\` has no value`);
+    return value;
+  }
+}
+
+/** Whose documents a data function acts on. */
+export type Scope = 'app' | 'user';
+
+/**
+ * One stored document. (Types here are aliases, not interfaces, so that a
+ * document or a message is itself a `Json` a function may return.)
+ */
+export type Document = {
+  /** Its id inside its collection. */
+  id: string;
+  /** Raised by one on every write; the first write makes version 1. */
+  version: number;
+  /** The document. */
+  body: JsonObject;
+};
+
+/** The kinds of `data-error` in the contract. */
+export type DataErrorKind = 'conflict' | 'too-large' | 'quota-exceeded' | 'invalid';
+
+/**
+ * Why a data function failed. `conflict`: the document is not at the
+ * expected version; `found` is its version now (null: it does not exist).
+ * `too-large`, `quota-exceeded`: the server's limits. `invalid`: an argument
+ * was refused; the message says which. Thrown out of a function, `invalid`
+ * becomes a ToolError invalid-arguments and the others failed, with the same
+ * message.
+ */
+export class DataError extends Error {
+  constructor(readonly kind: DataErrorKind, message: string, readonly found: number | null = null) {
+    super(message);
+  }
+}
+
+// A data function's WIT error as a DataError.
+function dataError(thrown: unknown): unknown {
+  const error = variantOf(thrown);
+  switch (error.tag) {
+    case 'conflict': {
+      const found = typeof error.val === 'number' || typeof error.val === 'bigint' ? Number(error.val) : null;
+      return new DataError('conflict', found === null
+        ? 'version conflict: the document does not exist'
+        : `version conflict: the document is at version ${found}`, found);
+    }
+    case 'too-large':
+    case 'quota-exceeded':
+    case 'invalid':
+      return new DataError(error.tag, String(error.val));
+    default:
+      return thrown;
+  }
+}
+
+function dataCall<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (thrown) {
+    throw dataError(thrown);
+  }
+}
+
+function documentOf(doc: data.Document): Document {
+  return { id: doc.id, version: fromU64(doc.version), body: JSON.parse(doc.body) as JsonObject };
+}
+
+/**
+ * Documents of the calling chat's app: JSON objects named by a collection
+ * and an id, with a version the host raises on every write. `scope` is 'app'
+ * (the app's documents, shared by its users) or 'user' (the chat's user's,
+ * inside the app); the host decides which app and user from the calling
+ * chat. Every method throws DataError when the host refuses.
+ */
+export class Data {
+  /** The document `id` of `collection`, or null. */
+  get(scope: Scope, collection: string, id: string): Document | null {
+    const doc = dataCall(() => data.get(scope, collection, id)) ?? null;
+    return doc === null ? null : documentOf(doc);
+  }
+  /**
+   * Writes `body` as the document `id` of `collection` and returns its new
+   * version. With `expectedVersion`, only if the document is at that version
+   * now (0: only if it does not exist yet); otherwise DataError conflict.
+   */
+  put(scope: Scope, collection: string, id: string, body: JsonObject, options: { expectedVersion?: number } = {}): number {
+    const expected = options.expectedVersion === undefined ? undefined : toU64(options.expectedVersion);
+    return fromU64(dataCall(() => data.put(scope, collection, id, JSON.stringify(body), expected)));
+  }
+  /**
+   * Removes the document; true if it existed. With `expectedVersion`, only
+   * if it is at that version now.
+   */
+  remove(scope: Scope, collection: string, id: string, options: { expectedVersion?: number } = {}): boolean {
+    const expected = options.expectedVersion === undefined ? undefined : toU64(options.expectedVersion);
+    return dataCall(() => data.remove(scope, collection, id, expected));
+  }
+  /**
+   * The documents of `collection`, by id, whose field at each dotted path of
+   * `filters` equals its value (`{ 'customer.id': 7 }`); only those with an
+   * id after `after` (the last of the previous page); at most `limit` (the
+   * host caps it at 100).
+   */
+  query(scope: Scope, collection: string, filters: JsonObject = {}, options: { after?: string; limit?: number } = {}): Document[] {
+    const conditions = Object.entries(filters).map(([path, value]) => ({ path, value: JSON.stringify(value) }));
+    const docs = dataCall(() => data.query(scope, collection, conditions, options.after, options.limit ?? 100));
+    return docs.map(documentOf);
+  }
+}
+
+/** One message of the chat. */
+export type Message = {
+  /** Its position in the chat's event log. */
+  seq: number;
+  /** Who said it: a person or an agent. */
+  role: 'user' | 'agent';
+  /** The agent that said it; null for a person's message. */
+  agent: string | null;
+  /** The text (for a structured output, its JSON text; cut by the host over 64 KiB, with a note). */
+  content: string;
+};
+
+/** What the calling chat said so far. Read-only. */
+export class Chat {
+  /**
+   * The last `limit` messages of the chat (at most 100), oldest first. Tool
+   * calls and their results are not messages.
+   */
+  recentMessages(limit: number): Message[] {
+    return chat.recentMessages(limit).map((m) => ({
+      seq: fromU64(m.seq),
+      role: m.role === 'user' ? 'user' : 'agent',
+      agent: m.agent ?? null,
+      content: m.content,
+    }));
+  }
+  /**
+   * The latest structured output of `agent` in this chat (validated against
+   * its model), as a JSON value; null if it produced none.
+   */
+  structuredOutput(agent: string): Json {
+    const text = chat.structuredOutput(agent) ?? null;
+    return text === null ? null : (JSON.parse(text) as Json);
+  }
+}
+
 type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
 function write(level: Level, message: string, fields: Record<string, Json> = {}): void {
@@ -170,6 +356,9 @@ export interface Call {
   readonly context: Context;
   readonly ui: Ui;
   readonly log: typeof log;
+  readonly secrets: Secrets;
+  readonly data: Data;
+  readonly chat: Chat;
   /**
    * The key of this tool call: the same on every attempt of it, different
    * for every other call. A call runs at least once (again, from the start,
@@ -219,12 +408,16 @@ export class Toolbox {
           }
           const call: Call = {
             info, context: new Context(), ui: new Ui(), log,
+            secrets: new Secrets(), data: new Data(), chat: new Chat(),
             idempotencyKey: () => invocation.idempotencyKey(),
             attempt: () => invocation.attempt(),
           };
           return JSON.stringify(entry.fn(JSON.parse(argumentsJson) as never, call));
         } catch (error) {
           if (error instanceof ToolError) throw { tag: error.kind, val: error.message };
+          if (error instanceof DataError) {
+            throw { tag: error.kind === 'invalid' ? 'invalid-arguments' : 'failed', val: error.message };
+          }
           throw error;
         }
       },

@@ -1,5 +1,6 @@
 //! `mozaiks tool ...`: the tool author's harness on the command line.
 
+mod adapter_arena;
 mod build;
 mod c;
 mod cache;

@@ -84,7 +84,13 @@ pub(crate) const C: Sample = Sample {
 pub(crate) const GO: Sample = Sample {
     lang: "go",
     id: "gosample",
-    made: &["app.go", "go.mod", "mozaiks/tool.go", "mozaiks/abi.go"],
+    made: &[
+        "app.go",
+        "go.mod",
+        "mozaiks/tool.go",
+        "mozaiks/abi.go",
+        "mozaiks/data.go",
+    ],
 };
 
 impl Sample {
@@ -131,7 +137,12 @@ impl Sample {
     }
 }
 
-pub(crate) fn call(dir: &Path, function: &str, args: Value, extra: &[&str]) -> std::process::Output {
+pub(crate) fn call(
+    dir: &Path,
+    function: &str,
+    args: Value,
+    extra: &[&str],
+) -> std::process::Output {
     let args = args.to_string();
     let mut argv = vec![
         "tool",
@@ -256,6 +267,15 @@ fn call_info_and_uncaught_errors(sample: &Sample, source: &str) -> Option<PathBu
     Some(dir)
 }
 
+/// The tool at `dir` has a function `fallback` that reads the unset
+/// variable `notes` with the fallback `[]` and pushes onto it, as
+/// docs/tool-authors.md's example does.
+fn a_missing_variable_reads_as_the_fallback(dir: &Path) {
+    let output = call(dir, "fallback", json!({}), &[]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout_json(&output)["result"]["ok"], json!(["first"]));
+}
+
 /// The tool at `dir` has a function `random` that returns a number from the
 /// language's everyday generator (Python's `random`, JavaScript's
 /// `Math.random`, Go's `math/rand/v2`). Each call starts a fresh instance
@@ -330,10 +350,18 @@ export const tool = new Toolbox()
     return 'unreachable';
   })
   .function('random', 'Draws a number.', { type: 'object' }, () => Math.random())
+  .function('fallback', 'Reads a variable that is not set.', { type: 'object' }, (_args: unknown, call) => {
+    const notes = call.context.get('notes', [] as string[]);
+    notes.push('first');
+    return notes;
+  })
   .export();
 "#,
     )
-    .inspect(|dir| draws_differ_between_calls(dir));
+    .inspect(|dir| {
+        draws_differ_between_calls(dir);
+        a_missing_variable_reads_as_the_fallback(dir);
+    });
 }
 
 #[test]
@@ -352,10 +380,18 @@ export const tool = new Toolbox()
     return 'unreachable';
   })
   .function('random', 'Draws a number.', { type: 'object' }, () => Math.random())
+  .function('fallback', 'Reads a variable that is not set.', { type: 'object' }, (args, call) => {
+    const notes = call.context.get('notes', []);
+    notes.push('first');
+    return notes;
+  })
   .export();
 "#,
     )
-    .inspect(|dir| draws_differ_between_calls(dir));
+    .inspect(|dir| {
+        draws_differ_between_calls(dir);
+        a_missing_variable_reads_as_the_fallback(dir);
+    });
 }
 
 #[test]
@@ -497,6 +533,73 @@ func main() {}
 "#,
     )
     .inspect(|dir| draws_differ_between_calls(dir));
+}
+
+/// Go's heap grows past the pages of the WASI adapter without touching
+/// them (`adapter_arena.rs`): a function that allocates and fills 24 MiB,
+/// far past the memory Go starts with, then makes WASI calls (the clock,
+/// stdout) and host calls still answers. Before the arena, the adapter's
+/// pages were inside Go's heap and such a call trapped in the adapter.
+#[test]
+fn a_go_tools_heap_grows_without_overwriting_the_wasi_adapter() {
+    if skipped(GO.lang) {
+        return;
+    }
+    let dir = variant(
+        &GO,
+        "goheap",
+        r#"app.go:package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"mozaiks.local/tool/mozaiks"
+)
+
+func init() {
+	mozaiks.Function("fill", "Allocates and fills mib MiB.", `{"type":"object"}`,
+		func(raw json.RawMessage, call *mozaiks.Call) (any, error) {
+			var args struct{ Mib int }
+			if err := json.Unmarshal(raw, &args); err != nil {
+				return nil, err
+			}
+			blocks := make([][]byte, args.Mib)
+			sum := 0
+			for i := range blocks {
+				blocks[i] = make([]byte, 1<<20)
+				for j := range blocks[i] {
+					blocks[i][j] = byte(i + j)
+				}
+				sum += int(blocks[i][12345])
+				_ = time.Now()
+			}
+			fmt.Println("filled", len(blocks), "MiB")
+			call.Log(mozaiks.Info, "filled", "mib", len(blocks))
+			if err := call.ContextSet("filled", len(blocks)); err != nil {
+				return nil, err
+			}
+			return sum, nil
+		})
+}
+
+func main() {}
+"#,
+    );
+    let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
+    assert_exit(&build, 0);
+    let filled = call(&dir, "fill", json!({"mib": 24}), &[]);
+    assert_exit(&filled, 0);
+    let report = stdout_json(&filled);
+    let expected: u64 = (0..24u64).map(|i| (i + 12345) % 256).sum();
+    assert_eq!(report["result"]["ok"], expected, "{report}");
+    assert_eq!(report["context"]["filled"], 24, "{report}");
+    let logs = report["logs"].to_string();
+    assert!(
+        logs.contains("filled 24 MiB"),
+        "stdout reached the host: {logs}"
+    );
 }
 
 /// A Go compile error is a build error that shows the compiler's message.

@@ -3,12 +3,46 @@
 // Go modules cannot be fetched on every machine, so `wit-bindgen go` output
 // (which needs them) is not used. Each function below is one import or
 // export of the world `plugin`; the layouts are those of wasm32 (strings
-// are a pointer and a length, variants a tag byte and a payload aligned to
-// 4 bytes). A change of the contract is a change here.
+// and lists are a pointer and a length, records their fields each aligned
+// to its size (u64 to 8), options, results and variants a tag byte and a
+// payload aligned to the largest alignment of their cases). A change of the
+// contract is a change here.
 
 package mozaiks
 
-import "unsafe"
+import (
+	"encoding/json"
+	"unsafe"
+)
+
+// adapterArena is memory for the WASI preview1 adapter, which turns the
+// module's WASI calls into WASI 0.2 ones: its stack and its state, a 64 KiB
+// page each. Go's runtime takes every page of the linear memory above its
+// static data for its heap, pages the adapter would add with memory.grow
+// included, so the adapter must not grow the memory itself. `mozaiks tool
+// build` finds this array by its first bytes and gives the module an
+// allocator for the adapter (`cabi_realloc_adapter`, plain WebAssembly that
+// works before Go's runtime starts) that hands out the array's bytes. The
+// layout is the build's (host/src/cli/tool/adapter_arena.rs): a marker, the
+// array's size (u32, little-endian), the bytes handed out so far (u32),
+// then the bytes. Go only reads its header, in init.
+var adapterArena = [adapterArenaSize]byte{
+	'm', 'o', 'z', 'a', 'i', 'k', 's', ':', 'a', 'd', 'a', 'p', 't', 'e', 'r', '-',
+	'a', 'r', 'e', 'n', 'a', ':', 'v', '1',
+	adapterArenaSize & 0xff, adapterArenaSize >> 8 & 0xff, adapterArenaSize >> 16 & 0xff, adapterArenaSize >> 24,
+}
+
+// adapterArenaSize holds the header, the adapter's two pages aligned, and
+// one page to spare.
+const adapterArenaSize = 32 + 3*64*1024 + 64
+
+// init reads the arena, so that the linker keeps it, and checks its header.
+// (The marker must not appear in the module twice: no string holds it.)
+func init() {
+	if adapterArena[0] != 'm' || adapterArena[24] != adapterArenaSize&0xff {
+		panic("mozaiks: the WASI adapter's arena was overwritten")
+	}
+}
 
 // keep holds what the host may still read after an export returned (its
 // result) or what it asked the component to allocate, so the collector
@@ -66,6 +100,10 @@ func u32At(base unsafe.Pointer, offset uintptr) uint32 {
 	return *(*uint32)(unsafe.Add(base, offset))
 }
 
+func u64At(base unsafe.Pointer, offset uintptr) uint64 {
+	return *(*uint64)(unsafe.Add(base, offset))
+}
+
 func setU8(base unsafe.Pointer, offset uintptr, v uint8) {
 	*(*uint8)(unsafe.Add(base, offset)) = v
 }
@@ -109,6 +147,27 @@ func invocationIdempotencyKey(ret unsafe.Pointer)
 
 //go:wasmimport mozaiks:plugin/invocation@0.1.2 attempt
 func invocationAttempt() uint32
+
+//go:wasmimport mozaiks:plugin/secrets@0.1.2 get
+func secretsGet(namePtr unsafe.Pointer, nameLen uint32, ret unsafe.Pointer)
+
+//go:wasmimport mozaiks:plugin/data@0.1.2 get
+func dataGet(scope uint32, collectionPtr unsafe.Pointer, collectionLen uint32, idPtr unsafe.Pointer, idLen uint32, ret unsafe.Pointer)
+
+//go:wasmimport mozaiks:plugin/data@0.1.2 put
+func dataPut(scope uint32, collectionPtr unsafe.Pointer, collectionLen uint32, idPtr unsafe.Pointer, idLen uint32, bodyPtr unsafe.Pointer, bodyLen uint32, hasExpected uint32, expected uint64, ret unsafe.Pointer)
+
+//go:wasmimport mozaiks:plugin/data@0.1.2 remove
+func dataRemove(scope uint32, collectionPtr unsafe.Pointer, collectionLen uint32, idPtr unsafe.Pointer, idLen uint32, hasExpected uint32, expected uint64, ret unsafe.Pointer)
+
+//go:wasmimport mozaiks:plugin/data@0.1.2 query
+func dataQuery(scope uint32, collectionPtr unsafe.Pointer, collectionLen uint32, filtersPtr unsafe.Pointer, filtersLen uint32, hasAfter uint32, afterPtr unsafe.Pointer, afterLen uint32, limit uint32, ret unsafe.Pointer)
+
+//go:wasmimport mozaiks:plugin/chat@0.1.2 recent-messages
+func chatRecentMessages(limit uint32, ret unsafe.Pointer)
+
+//go:wasmimport mozaiks:plugin/chat@0.1.2 structured-output
+func chatStructuredOutput(agentPtr unsafe.Pointer, agentLen uint32, ret unsafe.Pointer)
 
 // rawIdempotencyKey: invocation.idempotency-key() -> string.
 func rawIdempotencyKey() string {
@@ -186,6 +245,169 @@ func rawLog(level uint32, message string, fields [][2]string) {
 	}
 	m, ml := lowered(message)
 	logLog(level, m, ml, list, uint32(len(fields)))
+}
+
+// rawSecretGet: secrets.get(name) -> result<option<string>, string>; the
+// value and whether it has one, or the host's refusal and true.
+func rawSecretGet(name string) (value string, has bool, refusal string, refused bool) {
+	// result tag at 0; ok: option tag at 4, string at 8; err: string at 4.
+	ret := alloc(16, 4)
+	n, nl := lowered(name)
+	secretsGet(n, nl, ret)
+	if u8At(ret, 0) != 0 {
+		return "", false, stringAt(ret, 4), true
+	}
+	if u8At(ret, 4) == 0 {
+		return "", false, "", false
+	}
+	return stringAt(ret, 8), true, "", false
+}
+
+// optionalU64 is an option<u64> argument, flattened: its tag and value.
+func optionalU64(v *uint64) (uint32, uint64) {
+	if v == nil {
+		return 0, 0
+	}
+	return 1, *v
+}
+
+// dataErrorAt is the data-error at base+offset: its tag byte, then its
+// payload at 8 (option<u64> aligns the cases to 8; the option's own tag at
+// 8 and its u64 at 16, or a string).
+func dataErrorAt(base unsafe.Pointer, offset uintptr) *DataError {
+	kind := DataErrorKind(u8At(base, offset))
+	if kind != Conflict {
+		return &DataError{Kind: kind, Message: stringAt(base, offset+8)}
+	}
+	failure := &DataError{Kind: Conflict}
+	if u8At(base, offset+8) != 0 {
+		found := u64At(base, offset+16)
+		failure.Found = &found
+	}
+	return failure
+}
+
+// documentAt is the document at base+offset: id at 0, version (u64) at 8,
+// body at 16; 24 bytes, aligned to 8.
+func documentAt(base unsafe.Pointer, offset uintptr) Document {
+	return Document{
+		ID:      stringAt(base, offset),
+		Version: u64At(base, offset+8),
+		Body:    json.RawMessage(stringAt(base, offset+16)),
+	}
+}
+
+// The results of the data functions are a tag byte and their payload at 8
+// (data-error aligns them to 8): a data-error, or the ok value.
+
+// rawDataGet: data.get(scope, collection, id) -> result<option<document>,
+// data-error>; nil and nil when there is no such document.
+func rawDataGet(scope uint32, collection, id string) (*Document, *DataError) {
+	// ok: option tag at 8, document at 16 (24 bytes).
+	ret := alloc(40, 8)
+	c, cl := lowered(collection)
+	i, il := lowered(id)
+	dataGet(scope, c, cl, i, il, ret)
+	if u8At(ret, 0) != 0 {
+		return nil, dataErrorAt(ret, 8)
+	}
+	if u8At(ret, 8) == 0 {
+		return nil, nil
+	}
+	doc := documentAt(ret, 16)
+	return &doc, nil
+}
+
+// rawDataPut: data.put(scope, collection, id, body, expected-version) ->
+// result<u64, data-error>.
+func rawDataPut(scope uint32, collection, id, body string, expected *uint64) (uint64, *DataError) {
+	ret := alloc(32, 8)
+	c, cl := lowered(collection)
+	i, il := lowered(id)
+	b, bl := lowered(body)
+	has, version := optionalU64(expected)
+	dataPut(scope, c, cl, i, il, b, bl, has, version, ret)
+	if u8At(ret, 0) != 0 {
+		return 0, dataErrorAt(ret, 8)
+	}
+	return u64At(ret, 8), nil
+}
+
+// rawDataRemove: data.remove(scope, collection, id, expected-version) ->
+// result<bool, data-error>.
+func rawDataRemove(scope uint32, collection, id string, expected *uint64) (bool, *DataError) {
+	ret := alloc(32, 8)
+	c, cl := lowered(collection)
+	i, il := lowered(id)
+	has, version := optionalU64(expected)
+	dataRemove(scope, c, cl, i, il, has, version, ret)
+	if u8At(ret, 0) != 0 {
+		return false, dataErrorAt(ret, 8)
+	}
+	return u8At(ret, 8) != 0, nil
+}
+
+// rawDataQuery: data.query(scope, collection, filters, after-id, limit) ->
+// result<list<document>, data-error>. filters are (path, JSON text) pairs;
+// after "" is none.
+func rawDataQuery(scope uint32, collection string, filters [][2]string, after string, limit uint32) ([]Document, *DataError) {
+	// A filter is two strings: 16 bytes.
+	list := alloc(uint32(16*len(filters)), 4)
+	for i, filter := range filters {
+		setString(list, uintptr(16*i), filter[0])
+		setString(list, uintptr(16*i+8), filter[1])
+	}
+	var hasAfter uint32
+	a, al := unsafe.Pointer(nil), uint32(0)
+	if after != "" {
+		hasAfter = 1
+		a, al = lowered(after)
+	}
+	ret := alloc(32, 8)
+	c, cl := lowered(collection)
+	dataQuery(scope, c, cl, list, uint32(len(filters)), hasAfter, a, al, limit, ret)
+	if u8At(ret, 0) != 0 {
+		return nil, dataErrorAt(ret, 8)
+	}
+	docs := unsafe.Pointer(uintptr(u32At(ret, 8)))
+	found := make([]Document, u32At(ret, 12))
+	for i := range found {
+		found[i] = documentAt(docs, uintptr(24*i))
+	}
+	return found, nil
+}
+
+// rawRecentMessages: chat.recent-messages(limit) -> list<message>. A
+// message is seq (u64) at 0, role at 8, agent (option<string>: tag at 16,
+// string at 20), content at 28; 40 bytes, aligned to 8.
+func rawRecentMessages(limit uint32) []Message {
+	ret := alloc(8, 4)
+	chatRecentMessages(limit, ret)
+	list := unsafe.Pointer(uintptr(u32At(ret, 0)))
+	messages := make([]Message, u32At(ret, 4))
+	for i := range messages {
+		at := uintptr(40 * i)
+		messages[i] = Message{
+			Seq:     u64At(list, at),
+			Role:    stringAt(list, at+8),
+			Content: stringAt(list, at+28),
+		}
+		if u8At(list, at+16) != 0 {
+			messages[i].Agent = stringAt(list, at+20)
+		}
+	}
+	return messages
+}
+
+// rawStructuredOutput: chat.structured-output(agent) -> option<string>.
+func rawStructuredOutput(agent string) (string, bool) {
+	ret := alloc(12, 4)
+	a, al := lowered(agent)
+	chatStructuredOutput(a, al, ret)
+	if u8At(ret, 0) == 0 {
+		return "", false
+	}
+	return stringAt(ret, 4), true
 }
 
 // ---- exports ----

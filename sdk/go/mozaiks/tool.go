@@ -6,10 +6,13 @@
 //   - Function declares a function with its description and JSON Schema
 //     (call it from an init function);
 //   - a function returns a result (anything encoding/json takes) or an
-//     error: a *ToolError of a kind, or any other error, which the agent
-//     sees as a failed call. A panic traps the call;
+//     error: a *ToolError of a kind, a *DataError, or any other error,
+//     which the agent sees as a failed call. A panic traps the call;
 //   - Call gives a function who called, the chat's context (JSON values in
-//     and out), the UI (Ask, Notify) and the log.
+//     and out), the UI (Ask, Notify), the log, the plugin's secrets
+//     (Secret, RequireSecret), the app's documents (DataGet, DataPut,
+//     DataRemove, DataQuery) and the chat's messages and structured
+//     outputs (RecentMessages, StructuredOutput).
 //
 // Every call runs in a fresh instance: package-level state does not
 // survive from one call to the next. Keep state in the context.
@@ -17,6 +20,7 @@ package mozaiks
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -46,7 +50,8 @@ func Errorf(kind ErrorKind, format string, args ...any) *ToolError {
 }
 
 // Call is who called (the chat, its workflow, the agent and the LLM's id
-// of this call) and the way to the chat's context, UI and log.
+// of this call) and the way to the chat's context, UI and log, the
+// plugin's secrets, the app's documents and the chat's messages.
 type Call struct {
 	ChatID     string
 	Workflow   string
@@ -56,6 +61,12 @@ type Call struct {
 
 // Handler is a function of the tool. args is its arguments, a JSON object
 // the host has already checked against the function's schema.
+//
+// The error it returns is what the agent sees: a *ToolError as it is; a
+// *DataError of kind Invalid, a ToolError (invalid arguments), and of the
+// other kinds a ToolError (failed), as the Rust SDK does; any other error a
+// ToolError (failed) with its message. Both are found inside wrapped
+// errors (errors.As), which keep the whole message of the error returned.
 type Handler func(args json.RawMessage, call *Call) (any, error)
 
 type function struct {
@@ -79,10 +90,7 @@ func dispatch(name, args string, call *Call) (string, *ToolError) {
 		}
 		value, err := f.handler(json.RawMessage(args), call)
 		if err != nil {
-			if failure, ok := err.(*ToolError); ok {
-				return "", failure
-			}
-			return "", &ToolError{Kind: Failed, Message: err.Error()}
+			return "", asToolError(err)
 		}
 		text, err := json.Marshal(value)
 		if err != nil {
@@ -91,6 +99,22 @@ func dispatch(name, args string, call *Call) (string, *ToolError) {
 		return string(text), nil
 	}
 	return "", Errorf(UnknownFunction, "no function `%s`", name)
+}
+
+// asToolError is the tool error a function's error makes (see Handler).
+func asToolError(err error) *ToolError {
+	var failure *ToolError
+	if errors.As(err, &failure) {
+		if failure == err {
+			return failure
+		}
+		return &ToolError{Kind: failure.Kind, Message: err.Error()}
+	}
+	var data *DataError
+	if errors.As(err, &data) && data.Kind == Invalid {
+		return &ToolError{Kind: InvalidArguments, Message: err.Error()}
+	}
+	return &ToolError{Kind: Failed, Message: err.Error()}
 }
 
 // IdempotencyKey is the key of this tool call: the same on every attempt
@@ -206,4 +230,66 @@ func (c *Call) Log(level Level, message string, fields ...any) {
 		pairs = append(pairs, [2]string{name, value})
 	}
 	rawLog(uint32(level), message, pairs)
+}
+
+// Secret is the value of the plugin's secret name, declared in its
+// plugin.toml as [secrets.NAME]; ok is false when it is declared optional
+// (required = false) and has no value. A name the manifest does not declare
+// (even one with a value), or a required secret without a value, is a
+// ToolError (failed) with the host's reason. The host replaces every value
+// it handed out with `[redacted secret NAME]` in the call's logs, stdout,
+// stderr, result and error message.
+func (c *Call) Secret(name string) (value string, ok bool, err error) {
+	value, ok, why, refused := rawSecretGet(name)
+	if refused {
+		return "", false, &ToolError{Kind: Failed, Message: why}
+	}
+	return value, ok, nil
+}
+
+// RequireSecret is the value of the secret name, which must have one: as
+// Secret, and an optional secret without a value is a ToolError (failed)
+// too ("the secret `NAME` has no value").
+func (c *Call) RequireSecret(name string) (string, error) {
+	value, ok, err := c.Secret(name)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", Errorf(Failed, "the secret `%s` has no value", name)
+	}
+	return value, nil
+}
+
+// Message is one message of the calling chat.
+type Message struct {
+	// Seq is its position in the chat's event log.
+	Seq uint64 `json:"seq"`
+	// Role is who said it: "user" (a person) or "agent".
+	Role string `json:"role"`
+	// Agent is the agent that said it; "" for a person's message.
+	Agent string `json:"agent,omitempty"`
+	// Content is the text (for a structured output, its JSON text; the
+	// host cuts a text over 64 KiB and says so at its end).
+	Content string `json:"content"`
+}
+
+// RecentMessages is the last limit messages of the calling chat (the host
+// caps limit at 100), oldest first. Tool calls and their results are not
+// messages.
+func (c *Call) RecentMessages(limit uint32) []Message { return rawRecentMessages(limit) }
+
+// StructuredOutput reads the latest structured output of agent in the
+// calling chat (validated against its model) into into (as json.Unmarshal
+// does); false when the agent has produced none. An output that does not
+// fit into is a ToolError (failed) that names the agent.
+func (c *Call) StructuredOutput(agent string, into any) (bool, error) {
+	text, ok := rawStructuredOutput(agent)
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal([]byte(text), into); err != nil {
+		return true, Errorf(Failed, "the structured output of `%s` is not what was expected: %v", agent, err)
+	}
+	return true, nil
 }

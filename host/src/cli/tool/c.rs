@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use super::componentize::{self, Realloc};
+use super::componentize;
 use super::python::{run, write_wit};
 
 /// The file that marks a C tool folder.
@@ -89,7 +89,7 @@ pub(crate) fn build(bin: &Path, dir: &Path, out: &Path) -> anyhow::Result<()> {
     .arg(&core);
     let compiled = run(zig, dir, "zig cc").and_then(|()| {
         let module = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
-        let component = componentize::component(module, Realloc::Exported)?;
+        let component = componentize::component(module)?;
         std::fs::write(out, component).with_context(|| format!("writing {}", out.display()))
     });
     let _ = std::fs::remove_file(&core);

@@ -16,17 +16,6 @@ use super::new::WIT_FILES;
 /// The world every tool implements (`wit/world.wit`).
 pub(crate) const WORLD: &str = "plugin";
 
-/// How the component's memory grows when the host hands it a string or list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Realloc {
-    /// The module exports `cabi_realloc` (C bindings generated from the WIT).
-    Exported,
-    /// The module has none (Go): the adapter grows the memory by whole pages
-    /// for what it allocates. Go's own allocator would trap (`uninitialized
-    /// element`) if called before its runtime ran.
-    ViaMemoryGrow,
-}
-
 /// The contract this host was built with, parsed, and its `plugin` world.
 pub(crate) fn contract() -> anyhow::Result<(Resolve, WorldId)> {
     let mut sources = SourceMap::new();
@@ -45,7 +34,11 @@ pub(crate) fn contract() -> anyhow::Result<(Resolve, WorldId)> {
 }
 
 /// Makes the core module `module` into a component of the `plugin` world.
-pub(crate) fn component(mut module: Vec<u8>, realloc: Realloc) -> anyhow::Result<Vec<u8>> {
+/// The module exports `cabi_realloc`, through which the host hands it
+/// strings and lists, and the adapter allocates with the module's
+/// `cabi_realloc_adapter` if it has one (Go: `adapter_arena.rs`), else with
+/// its `cabi_realloc` (C), never by growing the memory itself.
+pub(crate) fn component(mut module: Vec<u8>) -> anyhow::Result<Vec<u8>> {
     let (resolve, world) = contract()?;
     if !has_contract(&module) {
         wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
@@ -59,7 +52,6 @@ pub(crate) fn component(mut module: Vec<u8>, realloc: Realloc) -> anyhow::Result
             WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
         )
         .context("the WASI preview1 adapter does not fit the module")?
-        .realloc_via_memory_grow(realloc == Realloc::ViaMemoryGrow)
         .validate(true)
         .encode()
         .context("making the core module into a component")

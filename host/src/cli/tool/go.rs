@@ -1,9 +1,10 @@
 //! Building a Go tool folder: `go build` for `GOOS=wasip1 GOARCH=wasm` as a
 //! c-shared module (a reactor: Go's runtime starts in `_initialize`, then
 //! the exports of the `mozaiks` package are called), and the module made
-//! into a component in-process (`componentize.rs`), with the adapter
-//! allocating by `memory.grow`: Go's allocator cannot serve the adapter
-//! before its runtime ran.
+//! into a component in-process (`componentize.rs`). The adapter allocates
+//! from an array of the Go helper (`adapter_arena.rs`): Go's allocator
+//! cannot serve it before Go's runtime ran, and pages it added with
+//! `memory.grow` would be taken by Go's heap.
 //!
 //! The glue to the WIT's canonical ABI is the folder's `mozaiks/` package
 //! (sdk/go/mozaiks, standard library only: Go modules are never fetched).
@@ -13,7 +14,8 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use super::componentize::{self, Realloc};
+use super::adapter_arena;
+use super::componentize;
 use super::python::{run, write_wit};
 
 /// The file that marks a Go tool folder.
@@ -57,7 +59,8 @@ pub(crate) fn build(bin: &Path, dir: &Path, out: &Path) -> anyhow::Result<()> {
     .arg(".");
     let built = run(go, dir, "go build").and_then(|()| {
         let module = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
-        let component = componentize::component(module, Realloc::ViaMemoryGrow)?;
+        let module = adapter_arena::serve_adapter_from_arena(&module)?;
+        let component = componentize::component(module)?;
         std::fs::write(out, component).with_context(|| format!("writing {}", out.display()))
     });
     let _ = std::fs::remove_file(&core);

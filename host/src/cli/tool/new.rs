@@ -128,6 +128,10 @@ const GO_TEMPLATE: &[(&str, &str)] = &[
         "mozaiks/abi.go",
         include_str!("../../../../sdk/go/mozaiks/abi.go"),
     ),
+    (
+        "mozaiks/data.go",
+        include_str!("../../../../sdk/go/mozaiks/data.go"),
+    ),
     (".gitignore", "/template.wasm\n"),
 ];
 
