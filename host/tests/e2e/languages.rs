@@ -215,6 +215,40 @@ pub(crate) fn variant(sample: &Sample, id: &str, file_and_source: &str) -> PathB
     dir
 }
 
+/// A copy of the built sample named `id`, with `file:source` written over
+/// one of its files and `manifest_tail` (say `[secrets.NAME]` tables)
+/// appended to its plugin.toml, built.
+pub(crate) fn built_variant(
+    sample: &Sample,
+    id: &str,
+    file_and_source: &str,
+    manifest_tail: &str,
+) -> PathBuf {
+    let dir = variant(sample, id, file_and_source);
+    let manifest = dir.join("plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap() + manifest_tail;
+    std::fs::write(&manifest, text).unwrap();
+    let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
+    assert_exit(&build, 0);
+    dir
+}
+
+/// The tool error of a `tool call` that answered one (exit 3): (kind,
+/// message).
+#[track_caller]
+pub(crate) fn tool_error(output: &std::process::Output) -> (String, String) {
+    assert_exit(output, 3);
+    let report = stdout_json(output);
+    let error = &report["result"]["tool_error"];
+    let field = |name: &str| {
+        error[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{report}"))
+            .to_owned()
+    };
+    (field("kind"), field("message"))
+}
+
 /// A tool that says who called, with its call's idempotency key and
 /// attempt (fresh, then given with `--idempotency-key` and `--attempt`),
 /// one whose function throws something that is not a ToolError (the call

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::cli::{assert_exit, mozaiks, stdout_json};
-use crate::languages::{GO, call, skipped, variant};
+use crate::cli::{assert_exit, stdout_json};
+use crate::languages::{GO, built_variant, call, skipped, tool_error};
 use crate::support::*;
 
 /// The tool's source: a function per wrapper, each returning what the
@@ -226,15 +226,7 @@ description = "An optional setting"
 /// The tool, built once per test binary.
 fn tool() -> &'static PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = variant(&GO, "goports", SOURCE);
-        let manifest = dir.join("plugin.toml");
-        let text = std::fs::read_to_string(&manifest).unwrap();
-        std::fs::write(&manifest, format!("{text}{SECRETS}")).unwrap();
-        let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
-        assert_exit(&build, 0);
-        dir
-    })
+    BUILT.get_or_init(|| built_variant(&GO, "goports", SOURCE, SECRETS))
 }
 
 /// The report of a call that answered a result (exit 0), and the result.
@@ -244,18 +236,6 @@ fn ok(output: &std::process::Output) -> (Value, Value) {
     let report = stdout_json(output);
     let result = report["result"]["ok"].clone();
     (report, result)
-}
-
-/// The tool error (kind, message) of a call that answered one (exit 3).
-#[track_caller]
-fn tool_error(output: &std::process::Output) -> (String, String) {
-    assert_exit(output, 3);
-    let report = stdout_json(output);
-    let error = &report["result"]["tool_error"];
-    (
-        error["kind"].as_str().unwrap().to_owned(),
-        error["message"].as_str().unwrap().to_owned(),
-    )
 }
 
 #[test]

@@ -10,12 +10,12 @@
 //! (rethrown when the operation says `uncaught`); `chat` reads the recent
 //! messages and an agent's structured output. One driver checks the three.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::cli::{assert_exit, mozaiks, stdout_json};
-use crate::languages::{JS, PYTHON, Sample, TS, call, skipped, variant};
+use crate::cli::{assert_exit, stdout_json};
+use crate::languages::{JS, PYTHON, Sample, TS, built_variant, call, skipped, tool_error};
 use crate::support::Scratch;
 
 /// The secrets the tools' manifest declares (docs/tool-authors.md,
@@ -42,35 +42,10 @@ const CHAT: &str = r#"{"messages": [{"seq": 1, "role": "user", "content": "plan 
                  {"seq": 3, "role": "agent", "agent": "Planner", "content": "{\"city\": \"Oslo\"}"}],
     "structured_outputs": {"Planner": {"city": "Oslo"}}}"#;
 
-/// `sample` with `file_and_source` as the plugin `ports`, its manifest
-/// declaring [`SECRETS`], built.
-fn built(sample: &Sample, file_and_source: &str) -> PathBuf {
-    let dir = variant(sample, "ports", file_and_source);
-    let manifest = dir.join("plugin.toml");
-    let declared = std::fs::read_to_string(&manifest).unwrap() + SECRETS;
-    std::fs::write(&manifest, declared).unwrap();
-    let build = mozaiks(&["tool", "build", dir.to_str().unwrap()]);
-    assert_exit(&build, 0);
-    dir
-}
-
 /// The report of a call that exited with `code`.
 fn report(output: &std::process::Output, code: i32) -> Value {
     assert_exit(output, code);
     stdout_json(output)
-}
-
-/// The tool error of a call (exit 3): (kind, message).
-fn tool_error(output: &std::process::Output) -> (String, String) {
-    let report = report(output, 3);
-    let error = &report["result"]["tool_error"];
-    let field = |name: &str| {
-        error[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("{report}"))
-            .to_owned()
-    };
-    (field("kind"), field("message"))
 }
 
 fn secrets(dir: &Path) {
@@ -300,7 +275,7 @@ fn chat(dir: &Path, scratch: &Scratch) {
 }
 
 fn secrets_data_and_chat(sample: &Sample, file_and_source: &str) {
-    let dir = built(sample, file_and_source);
+    let dir = built_variant(sample, "ports", file_and_source, SECRETS);
     let scratch = Scratch::new(&format!("ports-{}", sample.lang));
     secrets(&dir);
     data(&dir, &scratch);

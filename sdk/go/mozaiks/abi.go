@@ -181,6 +181,11 @@ func rawContextGet(key string) (string, bool) {
 	ret := alloc(12, 4)
 	k, kl := lowered(key)
 	contextGet(k, kl, ret)
+	return optionString(ret)
+}
+
+// optionString reads the return area of an option<string>.
+func optionString(ret unsafe.Pointer) (string, bool) {
 	if u8At(ret, 0) == 0 {
 		return "", false
 	}
@@ -404,10 +409,7 @@ func rawStructuredOutput(agent string) (string, bool) {
 	ret := alloc(12, 4)
 	a, al := lowered(agent)
 	chatStructuredOutput(a, al, ret)
-	if u8At(ret, 0) == 0 {
-		return "", false
-	}
-	return stringAt(ret, 4), true
+	return optionString(ret)
 }
 
 // ---- exports ----

@@ -131,11 +131,17 @@ func (c *Call) Attempt() uint32 { return invocationAttempt() }
 // does); false when it is not set.
 func (c *Call) ContextGet(key string, into any) (bool, error) {
 	text, ok := rawContextGet(key)
-	if !ok {
+	return decodeFound(text, ok, into, "context variable `"+key+"`")
+}
+
+// decodeFound unmarshals text into into when found; a text that does not
+// fit is a ToolError (failed) that names what it is.
+func decodeFound(text string, found bool, into any, what string) (bool, error) {
+	if !found {
 		return false, nil
 	}
 	if err := json.Unmarshal([]byte(text), into); err != nil {
-		return true, Errorf(Failed, "context variable `%s` is not what was expected: %v", key, err)
+		return true, Errorf(Failed, "%s is not what was expected: %v", what, err)
 	}
 	return true, nil
 }
@@ -285,11 +291,5 @@ func (c *Call) RecentMessages(limit uint32) []Message { return rawRecentMessages
 // fit into is a ToolError (failed) that names the agent.
 func (c *Call) StructuredOutput(agent string, into any) (bool, error) {
 	text, ok := rawStructuredOutput(agent)
-	if !ok {
-		return false, nil
-	}
-	if err := json.Unmarshal([]byte(text), into); err != nil {
-		return true, Errorf(Failed, "the structured output of `%s` is not what was expected: %v", agent, err)
-	}
-	return true, nil
+	return decodeFound(text, ok, into, "the structured output of `"+agent+"`")
 }
