@@ -315,3 +315,124 @@ impl Arena {
         f
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wasm_encoder::{
+        DataSection, ExportSection, FunctionSection, MemorySection, MemoryType, Module, TypeSection,
+    };
+    use wasmtime::{Engine, Instance, Store, TypedFunc};
+
+    use super::*;
+
+    /// Where the test modules' arena starts.
+    const AT: u32 = 1024;
+    /// The arena's size: the header, two pages and a little.
+    const SIZE: u32 = DATA_AT + 2 * 65536 + 64;
+
+    /// A module with a memory of 4 pages, a `cabi_realloc` that answers
+    /// 0, and `data` as its data segments `(offset, bytes)`.
+    fn module(data: &[(u32, Vec<u8>)], with_realloc: bool) -> Vec<u8> {
+        let mut types = TypeSection::new();
+        types.ty().function([ValType::I32; 4], [ValType::I32]);
+        let mut functions = FunctionSection::new();
+        functions.function(0);
+        let mut memories = MemorySection::new();
+        memories.memory(MemoryType {
+            minimum: 4,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        let mut exports = ExportSection::new();
+        exports.export("memory", ExportKind::Memory, 0);
+        if with_realloc {
+            exports.export(MAIN_REALLOC, ExportKind::Func, 0);
+        }
+        let mut code = CodeSection::new();
+        let mut realloc = Function::new([]);
+        realloc.instructions().i32_const(0).end();
+        code.function(&realloc);
+        let mut segments = DataSection::new();
+        for (offset, bytes) in data {
+            segments.active(
+                0,
+                &wasm_encoder::ConstExpr::i32_const(*offset as i32),
+                bytes.iter().copied(),
+            );
+        }
+        let mut module = Module::new();
+        module
+            .section(&types)
+            .section(&functions)
+            .section(&memories)
+            .section(&exports)
+            .section(&code)
+            .section(&segments);
+        module.finish()
+    }
+
+    /// The arena's header as the Go helper writes it.
+    fn header() -> Vec<u8> {
+        let mut bytes = MARKER.to_vec();
+        bytes.extend_from_slice(&SIZE.to_le_bytes());
+        bytes
+    }
+
+    fn allocator(module: &[u8]) -> (Store<()>, TypedFunc<(i32, i32, i32, i32), i32>) {
+        let engine = Engine::default();
+        let module = wasmtime::Module::new(&engine, module).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let realloc = instance
+            .get_typed_func::<(i32, i32, i32, i32), i32>(&mut store, EXPORT)
+            .unwrap();
+        (store, realloc)
+    }
+
+    /// The adapter's two pages come from the arena, aligned, one after
+    /// the other; a third does not fit and traps, as does a reallocation.
+    #[test]
+    fn the_adapter_gets_its_pages_from_the_arena_and_no_more() {
+        let rewritten = serve_adapter_from_arena(&module(&[(AT, header())], true)).unwrap();
+        let (mut store, realloc) = allocator(&rewritten);
+        let first = realloc.call(&mut store, (0, 0, 8, 65536)).unwrap() as u32;
+        let second = realloc.call(&mut store, (0, 0, 16, 65536)).unwrap() as u32;
+        assert_eq!(first, AT + DATA_AT);
+        assert_eq!(first % 8, 0);
+        assert_eq!(second, first + 65536);
+        assert_eq!(second % 16, 0);
+        assert!(second + 65536 <= AT + SIZE);
+        assert!(
+            realloc.call(&mut store, (0, 0, 8, 65536)).is_err(),
+            "out of arena"
+        );
+        let (mut store, realloc) = allocator(&rewritten);
+        assert!(
+            realloc.call(&mut store, (64, 8, 8, 16)).is_err(),
+            "a reallocation"
+        );
+        let (mut store, realloc) = allocator(&rewritten);
+        assert!(
+            realloc.call(&mut store, (0, 0, 8, -1)).is_err(),
+            "more than the arena"
+        );
+    }
+
+    /// A module whose helper has no arena, has it twice, or has no
+    /// `cabi_realloc` is refused with the reason.
+    #[test]
+    fn a_module_without_one_arena_or_cabi_realloc_is_refused() {
+        let error = |module: Vec<u8>| serve_adapter_from_arena(&module).unwrap_err().to_string();
+        assert!(error(module(&[], true)).contains("no adapter arena"));
+        assert!(
+            error(module(&[(AT, header()), (AT + SIZE, header())], true))
+                .contains("more than once")
+        );
+        assert!(error(module(&[(AT, header())], false)).contains("no `cabi_realloc`"));
+        let mut small = MARKER.to_vec();
+        small.extend_from_slice(&64u32.to_le_bytes());
+        assert!(error(module(&[(AT, small)], true)).contains("malformed"));
+    }
+}

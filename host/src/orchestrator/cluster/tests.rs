@@ -242,6 +242,20 @@ async fn until(node: &Node, chat_id: &str, what: &str, done: impl Fn(&[Envelope]
     }
 }
 
+/// A `Relay` chat created on `node`, once its run waits for the user.
+async fn relay_chat_waiting_for_user(node: &Node) -> String {
+    let chat = node
+        .orchestrator
+        .create_chat("app", "u", "Relay")
+        .await
+        .unwrap();
+    until(node, &chat.chat_id, "waiting_for_user", |log| {
+        waits_for_user_after(log, 0)
+    })
+    .await;
+    chat.chat_id
+}
+
 fn agent_messages(log: &[Envelope]) -> usize {
     log.iter()
         .filter(|e| matches!(e.event, Event::AgentMessage { .. }))
@@ -273,16 +287,8 @@ async fn an_input_sent_through_another_server_reaches_the_owners_run_and_its_cli
     let cluster = Cluster::new("input", FakeLlm::start(|_| Reply::text("hello")).await).await;
     let a = cluster.node("a").await;
     let b = cluster.node("b").await;
-    let chat = a
-        .orchestrator
-        .create_chat("app", "u", "Relay")
-        .await
-        .unwrap();
-    let chat_id = chat.chat_id.as_str();
-    until(&a, chat_id, "waiting_for_user", |log| {
-        waits_for_user_after(log, 0)
-    })
-    .await;
+    let chat_id = relay_chat_waiting_for_user(&a).await;
+    let chat_id = chat_id.as_str();
 
     // A client on B: the backlog, then the feed.
     let live = b.orchestrator.live(chat_id);
@@ -363,16 +369,8 @@ async fn a_server_that_stops_renewing_loses_its_chat_and_its_late_write_is_refus
     let cluster = Cluster::new("takeover", llm).await;
     let mut a = cluster.node("a").await;
     let b = cluster.node("b").await;
-    let chat = a
-        .orchestrator
-        .create_chat("app", "u", "Relay")
-        .await
-        .unwrap();
-    let chat_id = chat.chat_id.as_str();
-    until(&a, chat_id, "waiting_for_user", |log| {
-        waits_for_user_after(log, 0)
-    })
-    .await;
+    let chat_id = relay_chat_waiting_for_user(&a).await;
+    let chat_id = chat_id.as_str();
     a.orchestrator
         .send(chat_id, RunInput::UserMessage("hi".into()))
         .await
@@ -451,16 +449,8 @@ async fn a_graceful_stop_hands_an_active_chat_over_at_once() {
     let long = Duration::from_secs(600);
     let a = cluster.try_node("a", true, long).await.unwrap();
     let b = cluster.try_node("b", true, long).await.unwrap();
-    let chat = a
-        .orchestrator
-        .create_chat("app", "u", "Relay")
-        .await
-        .unwrap();
-    let chat_id = chat.chat_id.as_str();
-    until(&a, chat_id, "waiting_for_user", |log| {
-        waits_for_user_after(log, 0)
-    })
-    .await;
+    let chat_id = relay_chat_waiting_for_user(&a).await;
+    let chat_id = chat_id.as_str();
     a.orchestrator
         .send(chat_id, RunInput::UserMessage("hi".into()))
         .await
@@ -630,16 +620,8 @@ async fn events_stored_between_a_clients_backlog_and_the_first_tail_read_reach_i
     // B's tail is driven by hand, so its first read comes exactly after
     // the owner's write.
     b.stop_loops();
-    let chat = a
-        .orchestrator
-        .create_chat("app", "u", "Relay")
-        .await
-        .unwrap();
-    let chat_id = chat.chat_id.as_str();
-    until(&a, chat_id, "waiting_for_user", |log| {
-        waits_for_user_after(log, 0)
-    })
-    .await;
+    let chat_id = relay_chat_waiting_for_user(&a).await;
+    let chat_id = chat_id.as_str();
 
     let live = b.orchestrator.live(chat_id);
     let mut feed = live.follow();
