@@ -380,7 +380,10 @@ mod tests {
         bytes
     }
 
-    fn allocator(module: &[u8]) -> (Store<()>, TypedFunc<(i32, i32, i32, i32), i32>) {
+    /// `cabi_realloc(old_ptr, old_len, align, new_len) -> ptr`.
+    type Realloc = TypedFunc<(i32, i32, i32, i32), i32>;
+
+    fn allocator(module: &[u8]) -> (Store<()>, Realloc) {
         let engine = Engine::default();
         let module = wasmtime::Module::new(&engine, module).unwrap();
         let mut store = Store::new(&engine, ());
