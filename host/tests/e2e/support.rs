@@ -78,6 +78,29 @@ pub fn plugins_dir(scratch: &Scratch) -> PathBuf {
     dir
 }
 
+/// Gives the adversary in `plugins` (a [`plugins_dir`]) a CPU deadline of
+/// `deadline_ms` instead of its 1000 ms: its own folder, with the
+/// component linked and the manifest rewritten. For tests whose UI tool
+/// must not fail because a loaded machine took a second to store the
+/// request (the host's work on a request counts against the deadline).
+pub fn adversary_with_deadline(plugins: &Path, deadline_ms: u32) {
+    let source = repo_root().join("tests/components/adversary");
+    let dir = plugins.join("adversary");
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::symlink(source.join("adversary.wasm"), dir.join("adversary.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(source.join("plugin.toml")).unwrap();
+    let relaxed = manifest.replace(
+        "deadline_ms = 1000",
+        &format!("deadline_ms = {deadline_ms}"),
+    );
+    assert_ne!(
+        relaxed, manifest,
+        "the adversary's manifest sets deadline_ms = 1000"
+    );
+    std::fs::write(dir.join("plugin.toml"), relaxed).unwrap();
+}
+
 /// A running `mozaiks serve`.
 #[derive(Debug)]
 pub struct Server {

@@ -63,6 +63,9 @@ impl Cluster {
     pub async fn start(name: &str, llm: &FakeLlm, n: usize) -> Self {
         let scratch = Scratch::new(name);
         let base = Setup::new(&scratch, llm);
+        // `ask` waits for a person; storing its request through the lease
+        // fence took over the adversary's 1 s on a loaded CI machine.
+        adversary_with_deadline(&base.plugins, 10_000);
         Self::start_on(scratch, base, n).await
     }
 
