@@ -11,6 +11,7 @@ mod go;
 mod js;
 mod language;
 mod new;
+mod preinit;
 mod python;
 mod toolchain;
 mod ts;

@@ -90,6 +90,8 @@ pub(crate) const GO: Sample = Sample {
         "mozaiks/tool.go",
         "mozaiks/abi.go",
         "mozaiks/data.go",
+        "mozaiks/reseed.go",
+        "mozaiks/warm.go",
     ],
 };
 
@@ -567,6 +569,70 @@ func main() {}
 "#,
     )
     .inspect(|dir| draws_differ_between_calls(dir));
+}
+
+/// A Go tool is snapshotted after Go's runtime started (`preinit.rs`),
+/// and the variable that told its helper to warm caches there is gone by
+/// the call; one whose manifest grants environment variables is not
+/// snapshotted, since Go reads them as it starts: the build says so, and a
+/// call sees the variable's value from the call's environment.
+#[test]
+fn a_go_tool_granted_an_env_var_starts_go_at_each_call_and_reads_it() {
+    if skipped(GO.lang) {
+        return;
+    }
+    const SOURCE: &str = r#"app.go:package main
+
+import (
+	"encoding/json"
+	"os"
+
+	"mozaiks.local/tool/mozaiks"
+)
+
+func init() {
+	mozaiks.Function("env", "Lists the environment.", `{"type":"object"}`,
+		func(json.RawMessage, *mozaiks.Call) (any, error) { return os.Environ(), nil })
+}
+
+func main() {}
+"#;
+    let snapshotted = variant(&GO, "gosnapshot", SOURCE);
+    let build = mozaiks(&["tool", "build", snapshotted.to_str().unwrap()]);
+    assert_exit(&build, 0);
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(!stderr.contains("starts on every call"), "{stderr}");
+    let report = stdout_json(&call(&snapshotted, "env", json!({}), &[]));
+    assert_eq!(
+        report["result"]["ok"],
+        json!([]),
+        "nothing granted, and the snapshot's MOZAIKS_SNAPSHOT is gone: {report}"
+    );
+
+    let granted = variant(&GO, "goenv", SOURCE);
+    let manifest = granted.join("plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text + "\n[capabilities]\nenv = [\"CARGO_PKG_NAME\"]\n",
+    )
+    .unwrap();
+    let build = mozaiks(&["tool", "build", granted.to_str().unwrap()]);
+    assert_exit(&build, 0);
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(
+        stderr.contains(
+            "goenv: Go's runtime starts on every call: it is granted environment variables"
+        ),
+        "{stderr}"
+    );
+    let output = call(&granted, "env", json!({}), &[]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout_json(&output)["result"]["ok"],
+        json!([concat!("CARGO_PKG_NAME=", env!("CARGO_PKG_NAME"))]),
+        "the call's environment"
+    );
 }
 
 /// Go's heap grows past the pages of the WASI adapter without touching

@@ -441,6 +441,7 @@ func exportCall(
 	agentPtr unsafe.Pointer, agentLen uint32,
 	callPtr unsafe.Pointer, callLen uint32,
 ) unsafe.Pointer {
+	reseed()
 	info := Call{
 		ChatID:     lifted(chatPtr, chatLen),
 		Workflow:   lifted(workflowPtr, workflowLen),

@@ -6,6 +6,9 @@
 //! cannot serve it before Go's runtime ran, and pages it added with
 //! `memory.grow` would be taken by Go's heap.
 //!
+//! Go's runtime start-up is snapshotted at build time (`preinit.rs`) unless
+//! the manifest grants files or environment variables.
+//!
 //! The glue to the WIT's canonical ABI is the folder's `mozaiks/` package
 //! (sdk/go/mozaiks, standard library only: Go modules are never fetched).
 
@@ -13,9 +16,11 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
+use mozaiks_plugin_host::{MANIFEST_FILE, Manifest};
 
 use super::adapter_arena;
 use super::componentize;
+use super::preinit;
 use super::python::{run, write_wit};
 
 /// The file that marks a Go tool folder.
@@ -52,17 +57,45 @@ pub(crate) fn build(bin: &Path, dir: &Path, out: &Path) -> anyhow::Result<()> {
         "build",
         "-buildmode=c-shared",
         "-trimpath",
-        "-ldflags=-s -w",
+        // -checklinkname=0: the helper's reseed.go reaches into the
+        // runtime's random generator (`preinit.rs`).
+        "-ldflags=-s -w -checklinkname=0",
         "-o",
     ])
     .arg(&core)
     .arg(".");
     let built = run(go, dir, "go build").and_then(|()| {
         let module = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
+        let module = pre_initialised(dir, module)?;
         let module = adapter_arena::serve_adapter_from_arena(&module)?;
         let component = componentize::component(module)?;
         std::fs::write(out, component).with_context(|| format!("writing {}", out.display()))
     });
     let _ = std::fs::remove_file(&core);
     built
+}
+
+/// `module` with Go's runtime already started, when the manifest and the
+/// helper allow it ([`preinit::applies`]); else as it is, with a line
+/// saying why. A snapshot that fails is reported and the module is used as
+/// it is.
+fn pre_initialised(dir: &Path, module: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    let manifest = Manifest::read(&dir.join(MANIFEST_FILE))?;
+    if let Err(why) = preinit::applies(&manifest, &module) {
+        eprintln!(
+            "mozaiks: {}: Go's runtime starts on every call: {why}",
+            manifest.id
+        );
+        return Ok(module);
+    }
+    match preinit::snapshot(&module) {
+        Ok(snapshot) => Ok(snapshot),
+        Err(error) => {
+            eprintln!(
+                "mozaiks: {}: Go's runtime starts on every call: no snapshot ({error:#})",
+                manifest.id
+            );
+            Ok(module)
+        }
+    }
 }

@@ -132,6 +132,14 @@ const GO_TEMPLATE: &[(&str, &str)] = &[
         "mozaiks/data.go",
         include_str!("../../../../sdk/go/mozaiks/data.go"),
     ),
+    (
+        "mozaiks/reseed.go",
+        include_str!("../../../../sdk/go/mozaiks/reseed.go"),
+    ),
+    (
+        "mozaiks/warm.go",
+        include_str!("../../../../sdk/go/mozaiks/warm.go"),
+    ),
     (".gitignore", "/template.wasm\n"),
 ];
 
