@@ -54,7 +54,47 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            print_server_warnings(&self.0);
+        }
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Prints the last warnings and errors of every server log under `dir`
+/// (each server's `logs` folder), so that a failed test says what its
+/// servers saw before the scratch dir goes.
+fn print_server_warnings(dir: &Path) {
+    /// Lines kept per log file.
+    const LAST: usize = 25;
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for path in entries.flatten().map(|entry| entry.path()) {
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            if path.parent().and_then(Path::file_name) != Some("logs".as_ref()) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let notable: Vec<&str> = text
+                .lines()
+                .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+                .collect();
+            let shown = &notable[notable.len().saturating_sub(LAST)..];
+            if !shown.is_empty() {
+                eprintln!("--- last warnings and errors of {}:", path.display());
+                for line in shown {
+                    eprintln!("{line}");
+                }
+            }
+        }
     }
 }
 
@@ -617,6 +657,12 @@ pub mod shared_component_cache {
         let _ = std::fs::remove_file(&tmp);
     }
 
+    /// Gives `to` every entry of `from` it lacks: a hard link (entries are
+    /// never written in place, a server replaces one by renaming), or a
+    /// copy across file systems. Copies filled the disk: the shared cache
+    /// of a long-lived checkout held 4.2 GiB, and each of a test run's ~200
+    /// servers got all of it (the store's database then failed with "disk
+    /// is full").
     fn copy_new_entries(from: &Path, to: &Path) {
         let Ok(entries) = std::fs::read_dir(from) else {
             return;
@@ -625,8 +671,15 @@ pub mod shared_component_cache {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "cwasm") {
                 let target = to.join(entry.file_name());
-                if !target.exists() {
-                    copy_atomically(&path, &target);
+                if target.exists() {
+                    continue;
+                }
+                match std::fs::hard_link(&path, &target) {
+                    Err(error) if error.kind() == std::io::ErrorKind::CrossesDevices => {
+                        copy_atomically(&path, &target);
+                    }
+                    // Linked, or another server got it first.
+                    _ => {}
                 }
             }
         }
