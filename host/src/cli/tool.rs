@@ -15,6 +15,7 @@ mod preinit;
 mod python;
 mod toolchain;
 mod ts;
+mod wasm_sections;
 
 pub(crate) use language::Language;
 

@@ -21,9 +21,11 @@
 
 use anyhow::{Context as _, bail};
 use wasm_encoder::{
-    CodeSection, ExportKind, ExportSection, Function, FunctionSection, MemArg, RawSection, ValType,
+    CodeSection, ExportKind, ExportSection, Function, FunctionSection, MemArg, ValType,
 };
 use wasmparser::{ConstExpr, DataKind, ExternalKind, Operator, Parser, Payload};
+
+use super::wasm_sections::{push, push_unchanged};
 
 /// The first bytes of the Go helper's `adapterArena`.
 pub(crate) const MARKER: &[u8] = b"mozaiks:adapter-arena:v1";
@@ -90,17 +92,7 @@ pub(crate) fn serve_adapter_from_arena(module: &[u8]) -> anyhow::Result<Vec<u8>>
                 }
             }
             Payload::Version { .. } | Payload::End(_) => {}
-            other => {
-                if let Some((id, range)) = other.as_section() {
-                    push(
-                        &mut out,
-                        &RawSection {
-                            id,
-                            data: &module[range.start..range.end],
-                        },
-                    );
-                }
-            }
+            other => push_unchanged(&mut out, module, &other),
         }
     }
     Ok(out)
@@ -112,11 +104,6 @@ fn finish_code(out: &mut Vec<u8>, code: &mut Option<(CodeSection, u32)>, arena: 
         section.function(&arena.allocator());
         push(out, &section);
     }
-}
-
-fn push(out: &mut Vec<u8>, section: &impl wasm_encoder::Section) {
-    out.push(section.id());
-    section.encode(out);
 }
 
 fn export_kind(kind: ExternalKind) -> ExportKind {

@@ -25,13 +25,15 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use mozaiks_plugin_host::Manifest;
-use wasm_encoder::{DataCountSection, DataSection, RawSection};
+use wasm_encoder::{DataCountSection, DataSection};
 use wasmparser::{Data, DataKind, Operator, Parser, Payload};
 use wasmtime::error::Context as _;
 use wasmtime::{
     Caller, Config, Engine, Extern, Instance, Linker, Memory, Module, OptLevel, Store, Val,
 };
 use wasmtime_wizer::{InstanceState, SnapshotVal, Wizer};
+
+use super::wasm_sections::{push, push_unchanged};
 
 /// WASI errno `badf`: the answer to "is there a preopen at fd N?".
 const ERRNO_BADF: i32 = 8;
@@ -127,17 +129,7 @@ fn without_empty_passive_data(module: &[u8]) -> anyhow::Result<Vec<u8>> {
                 }
                 push(&mut out, &section);
             }
-            other => {
-                if let Some((id, range)) = other.as_section() {
-                    push(
-                        &mut out,
-                        &RawSection {
-                            id,
-                            data: &module[range],
-                        },
-                    );
-                }
-            }
+            other => push_unchanged(&mut out, module, other),
         }
     }
     Ok(out)
@@ -145,11 +137,6 @@ fn without_empty_passive_data(module: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 fn is_empty_passive(data: &Data<'_>) -> bool {
     matches!(data.kind, DataKind::Passive) && data.data.is_empty()
-}
-
-fn push(out: &mut Vec<u8>, section: &impl wasm_encoder::Section) {
-    out.push(section.id());
-    section.encode(out);
 }
 
 fn started(module: &[u8]) -> wasmtime::Result<Vec<u8>> {
