@@ -575,7 +575,9 @@ func main() {}
 /// and the variable that told its helper to warm caches there is gone by
 /// the call; one whose manifest grants environment variables is not
 /// snapshotted, since Go reads them as it starts: the build says so, and a
-/// call sees the variable's value from the call's environment.
+/// call sees the variable's value from the call's environment. What a
+/// package computes as it starts (the time, a random number) is the
+/// build's in the snapshot and each call's without it.
 #[test]
 fn a_go_tool_granted_an_env_var_starts_go_at_each_call_and_reads_it() {
     if skipped(GO.lang) {
@@ -585,14 +587,24 @@ fn a_go_tool_granted_an_env_var_starts_go_at_each_call_and_reads_it() {
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
+	"time"
 
 	"mozaiks.local/tool/mozaiks"
 )
 
+var started = time.Now().UnixMilli()
+
+var drawn = rand.Float64()
+
 func init() {
 	mozaiks.Function("env", "Lists the environment.", `{"type":"object"}`,
 		func(json.RawMessage, *mozaiks.Call) (any, error) { return os.Environ(), nil })
+	mozaiks.Function("started", "When the package started.", `{"type":"object"}`,
+		func(json.RawMessage, *mozaiks.Call) (any, error) { return started, nil })
+	mozaiks.Function("drawn", "A number drawn as the package started.", `{"type":"object"}`,
+		func(json.RawMessage, *mozaiks.Call) (any, error) { return drawn, nil })
 }
 
 func main() {}
@@ -600,6 +612,7 @@ func main() {}
     let snapshotted = variant(&GO, "gosnapshot", SOURCE);
     let build = mozaiks(&["tool", "build", snapshotted.to_str().unwrap()]);
     assert_exit(&build, 0);
+    let built = now_ms();
     let stderr = String::from_utf8_lossy(&build.stderr);
     assert!(!stderr.contains("starts on every call"), "{stderr}");
     let report = stdout_json(&call(&snapshotted, "env", json!({}), &[]));
@@ -607,6 +620,16 @@ func main() {}
         report["result"]["ok"],
         json!([]),
         "nothing granted, and the snapshot's MOZAIKS_SNAPSHOT is gone: {report}"
+    );
+    // What `init` computed is the build's (docs/tool-authors.md, Go).
+    assert!(
+        started_ms(&snapshotted) < built,
+        "a package variable set to time.Now() holds the build's time"
+    );
+    assert_eq!(
+        drawn(&snapshotted),
+        drawn(&snapshotted),
+        "a number drawn in init is the build's"
     );
 
     let granted = variant(&GO, "goenv", SOURCE);
@@ -626,13 +649,46 @@ func main() {}
         ),
         "{stderr}"
     );
+    let built = now_ms();
     let output = call(&granted, "env", json!({}), &[]);
     assert_exit(&output, 0);
+    assert!(started_ms(&granted) >= built, "Go started at the call");
+    assert_ne!(
+        drawn(&granted),
+        drawn(&granted),
+        "drawn as each call started"
+    );
     assert_eq!(
         stdout_json(&output)["result"]["ok"],
         json!([concat!("CARGO_PKG_NAME=", env!("CARGO_PKG_NAME"))]),
         "the call's environment"
     );
+}
+
+/// What the `started` function of the tool at `dir` answers: when its
+/// package started, in milliseconds since the epoch.
+fn started_ms(dir: &Path) -> u64 {
+    let report = stdout_json(&call(dir, "started", json!({}), &[]));
+    report["result"]["ok"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{report}"))
+}
+
+/// What the `drawn` function of the tool at `dir` answers: a number drawn
+/// from `math/rand/v2` as its package started.
+fn drawn(dir: &Path) -> f64 {
+    let report = stdout_json(&call(dir, "drawn", json!({}), &[]));
+    report["result"]["ok"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{report}"))
+}
+
+/// Now, in milliseconds since the epoch.
+fn now_ms() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since_epoch.as_millis()).unwrap()
 }
 
 /// Go's heap grows past the pages of the WASI adapter without touching
