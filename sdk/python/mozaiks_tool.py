@@ -129,6 +129,14 @@ class Context:
         return {key: json.loads(text) for key, text in _context.entries()}
 
 
+def _case(name: str, value: str, cases: dict) -> Any:
+    """The contract's enum case for `value`, one of `cases`' keys."""
+    if value in cases:
+        return cases[value]
+    allowed = " or ".join(repr(key) for key in cases)
+    raise ValueError(f"{name} must be {allowed}, not {value!r}")
+
+
 class Ui:
     """The chat's user interface."""
 
@@ -137,11 +145,7 @@ class Ui:
 
     @staticmethod
     def _display(display: str) -> Any:
-        if display == Ui.INLINE:
-            return _ui.Display.INLINE
-        if display == Ui.ARTIFACT:
-            return _ui.Display.ARTIFACT
-        raise ValueError(f"display must be 'inline' or 'artifact', not {display!r}")
+        return _case("display", display, {Ui.INLINE: _ui.Display.INLINE, Ui.ARTIFACT: _ui.Display.ARTIFACT})
 
     def ask(self, component: str, payload: Any, display: str = INLINE, timeout_s: float = 300) -> Any:
         """Shows `component` with `payload` and waits for the user's answer (JSON).
@@ -260,11 +264,7 @@ class Data:
 
     @staticmethod
     def _scope(scope: str) -> Any:
-        if scope == Data.APP:
-            return _data.Scope.APP
-        if scope == Data.USER:
-            return _data.Scope.USER
-        raise ValueError(f"scope must be 'app' or 'user', not {scope!r}")
+        return _case("scope", scope, {Data.APP: _data.Scope.APP, Data.USER: _data.Scope.USER})
 
     def get(self, scope: str, collection: str, id: str) -> Optional[Document]:
         """The document `id` of `collection`, or None."""
