@@ -5,6 +5,7 @@
 //! the wrong type refused.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -103,7 +104,11 @@ async fn the_next_llm_call_shows_what_a_tool_set_and_a_nested_field_hands_off(st
 /// Closer asks for approval.
 fn triggers_llm(call: &ChatCall) -> Reply {
     match agent_of(call).as_str() {
-        "Planner" => Reply::text("Here is the plan.\nPLAN_DONE"),
+        // After 1 s, so that the test's socket is subscribed before any
+        // agent streams: deltas are not replayed to a late socket, and the
+        // test checks that the Reviewer's were sent (it flaked under load
+        // when the socket opened after the Reviewer spoke).
+        "Planner" => Reply::text("Here is the plan.\nPLAN_DONE").after(Duration::from_secs(1)),
         "Reviewer" => Reply::text("Not yet [[REJECT]] please rework."),
         "Scorer" => Reply::text("My final score: 42"),
         "Closer" if call.tool_results().is_empty() => {
