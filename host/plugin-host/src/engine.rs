@@ -59,6 +59,49 @@ pub const MAX_TABLES_PER_COMPONENT: u32 = 8;
 /// keeps at most 100 warm slots, so at most 200 MiB.
 const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 
+/// Where Linux lists the swap areas in use.
+const PROC_SWAPS: &str = "/proc/swaps";
+
+/// Whether a freed slot may be reset with `PAGEMAP_SCAN`: not while swap
+/// is on ([`swap_is_on`]).
+///
+/// Wasmtime 48.0.10's scan takes a dirty page that the kernel swapped out
+/// for a clean one and leaves it as it is, so the next instance in the slot
+/// could read what the last call wrote (fixed in wasmtime 48.0.11, which
+/// the crate registry this project builds from does not fully have).
+/// Without the scan, the slot's first [`KEEP_RESIDENT_BYTES`] are reset by
+/// copying and the rest is given back to the kernel, swapped or not:
+/// slower calls, never stale memory.
+///
+/// Logs a warning when it turns the scan off.
+fn pagemap_scan(swap_on: bool) -> Enabled {
+    if !swap_on {
+        return Enabled::Auto;
+    }
+    tracing::warn!(
+        "swap is on ({PROC_SWAPS}): instance slots are reset without PAGEMAP_SCAN, which \
+         misses dirty pages that were swapped out; tool calls are slower. Run the server \
+         without swap for the fast reset"
+    );
+    Enabled::No
+}
+
+/// Whether the machine has swap on: Linux's `/proc/swaps` lists a swap
+/// area. While it does, engines started then reset instance slots without
+/// `PAGEMAP_SCAN`, and tool calls are slower (docs/operations.md).
+pub fn swap_is_on() -> bool {
+    std::fs::read_to_string(PROC_SWAPS).is_ok_and(|text| lists_a_swap_area(&text))
+}
+
+/// Whether the text of [`PROC_SWAPS`] lists a swap area: a header line,
+/// then one line per area.
+fn lists_a_swap_area(proc_swaps: &str) -> bool {
+    proc_swaps
+        .lines()
+        .skip(1)
+        .any(|line| !line.trim().is_empty())
+}
+
 /// Settings of a [`PluginEngine`].
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -207,7 +250,8 @@ impl PluginEngine {
             child.limits.check().map_err(EngineError)?;
         }
         let slots = settings.max_concurrent_calls.max(1);
-        let engine = Engine::new(&wasmtime_config(slots, MAX_WASM_STACK_BYTES))
+        let pagemap = pagemap_scan(swap_is_on());
+        let engine = Engine::new(&wasmtime_config(slots, MAX_WASM_STACK_BYTES, pagemap))
             .map_err(|e| EngineError(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&engine);
@@ -273,15 +317,31 @@ impl PluginEngine {
 /// running code (and reserves address space a compiler does not need), so
 /// its artifacts load in the engine.
 pub(crate) fn compile_config() -> Config {
-    let mut config = wasmtime_config(1, MAX_WASM_STACK_BYTES);
+    let mut config = wasmtime_config(1, MAX_WASM_STACK_BYTES, Enabled::No);
     config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     config
 }
 
 /// The engine's settings: the component model, epoch interruption, a
 /// guest stack of `max_wasm_stack` bytes, backtraces, and a pool of `slots`
-/// instance slots.
-fn wasmtime_config(slots: u32, max_wasm_stack: usize) -> Config {
+/// instance slots, reset with `PAGEMAP_SCAN` where `pagemap` allows it
+/// ([`pagemap_scan`]).
+fn wasmtime_config(slots: u32, max_wasm_stack: usize, pagemap: Enabled) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(max_wasm_stack)
+        .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable)
+        .wasm_backtrace_max_frames(NonZeroUsize::new(CAPTURED_FRAMES))
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(
+            slots, pagemap,
+        )));
+    config
+}
+
+/// The instance pool of [`wasmtime_config`].
+fn pool_config(slots: u32, pagemap: Enabled) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
         .total_core_instances(slots.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
@@ -293,19 +353,10 @@ fn wasmtime_config(slots: u32, max_wasm_stack: usize) -> Config {
         .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
         .max_memory_size(MAX_MEMORY_MIB as usize * MIB)
         .table_elements(MAX_TABLE_ELEMENTS)
-        .pagemap_scan(Enabled::Auto)
+        .pagemap_scan(pagemap)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .table_keep_resident(KEEP_RESIDENT_BYTES);
-
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .epoch_interruption(true)
-        .max_wasm_stack(max_wasm_stack)
-        .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable)
-        .wasm_backtrace_max_frames(NonZeroUsize::new(CAPTURED_FRAMES))
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    config
+    pool
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
@@ -453,6 +504,136 @@ mod tests {
         assert_eq!(grow.call(&mut store, 1).unwrap(), -1);
     }
 
+    /// A core module with one page of memory whose first word is 7 (a
+    /// data segment: that page comes from the memory image) and that
+    /// exports `read(addr)` (the i32 there) and `write(addr)` (stores 99
+    /// there, returns 0).
+    fn memory_module() -> Vec<u8> {
+        let mut types = TypeSection::new();
+        types.ty().function([ValType::I32], [ValType::I32]);
+        let mut functions = FunctionSection::new();
+        functions.function(0).function(0);
+        let mut memories = wasm_encoder::MemorySection::new();
+        memories.memory(wasm_encoder::MemoryType {
+            minimum: 1,
+            maximum: Some(1),
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        let mut exports = ExportSection::new();
+        exports.export("read", ExportKind::Func, 0);
+        exports.export("write", ExportKind::Func, 1);
+        let word = wasm_encoder::MemArg {
+            offset: 0,
+            align: 2,
+            memory_index: 0,
+        };
+        let mut code = CodeSection::new();
+        let mut read = Function::new([]);
+        read.instructions().local_get(0).i32_load(word).end();
+        code.function(&read);
+        let mut write = Function::new([]);
+        write
+            .instructions()
+            .local_get(0)
+            .i32_const(99)
+            .i32_store(word)
+            .i32_const(0)
+            .end();
+        code.function(&write);
+        let mut data = wasm_encoder::DataSection::new();
+        data.active(
+            0,
+            &wasm_encoder::ConstExpr::i32_const(0),
+            7u32.to_le_bytes(),
+        );
+        let mut module = Module::new();
+        module
+            .section(&types)
+            .section(&functions)
+            .section(&memories)
+            .section(&exports)
+            .section(&code)
+            .section(&data);
+        module.finish()
+    }
+
+    #[test]
+    fn a_reused_slot_starts_from_the_image_with_or_without_pagemap_scan() {
+        // Addresses: in the image's page, then two pages the image leaves
+        // zero, one of them past what is reset in place when the scan is off.
+        const ADDRESSES: [(i32, i32); 3] = [(0, 7), (8192, 0), (60_000, 0)];
+        for pagemap in [Enabled::Auto, Enabled::No] {
+            // One slot, so every instance reuses the last one's memory.
+            let engine = Engine::new(&wasmtime_config(1, MAX_WASM_STACK_BYTES, pagemap)).unwrap();
+            let module = wasmtime::Module::new(&engine, memory_module()).unwrap();
+            for round in 0..3 {
+                let mut store = Store::new(&engine, ());
+                store.set_epoch_deadline(1_000_000);
+                let instance = Instance::new(&mut store, &module, &[]).unwrap();
+                let read: TypedFunc<i32, i32> =
+                    instance.get_typed_func(&mut store, "read").unwrap();
+                let write: TypedFunc<i32, i32> =
+                    instance.get_typed_func(&mut store, "write").unwrap();
+                for (address, initial) in ADDRESSES {
+                    assert_eq!(
+                        read.call(&mut store, address).unwrap(),
+                        initial,
+                        "pagemap {pagemap:?}, round {round}: address {address} kept the last call's write"
+                    );
+                    write.call(&mut store, address).unwrap();
+                }
+            }
+        }
+    }
+
+    /// What `f` returns and what it logged (as text lines).
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = Arc::clone(&buffer);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || LogBuffer(Arc::clone(&writer)))
+            .finish();
+        let value = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        (value, text)
+    }
+
+    /// A [`std::io::Write`] into a shared buffer, for [`logged`].
+    struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogBuffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn swap_turns_the_pagemap_scan_off() {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        let with_swap =
+            format!("{header}/swapfile                               file\t\t8388604\t\t0\t\t-2\n");
+        assert!(!lists_a_swap_area(header), "no swap area");
+        assert!(lists_a_swap_area(&with_swap), "a swap area");
+        assert!(!lists_a_swap_area(""), "empty file");
+        let (scan, log) = logged(|| pagemap_scan(false));
+        assert_eq!((scan, log.as_str()), (Enabled::Auto, ""), "without swap");
+        let (scan, log) = logged(|| pagemap_scan(true));
+        assert_eq!(scan, Enabled::No, "with swap");
+        assert!(
+            log.contains("WARN") && log.contains("swap is on"),
+            "the log says why: {log}"
+        );
+        assert_eq!(pool_config(1, Enabled::No).get_pagemap_scan(), Enabled::No);
+    }
+
     /// A component that instantiates `module` `times` times.
     fn instantiating(module: &Module, times: u32) -> Vec<u8> {
         let mut component = wasm_encoder::Component::new();
@@ -570,7 +751,9 @@ mod tests {
     #[test]
     fn the_guest_stack_is_the_limit() {
         let full = deepest(&small_engine().engine);
-        let half = deepest(&Engine::new(&wasmtime_config(4, MAX_WASM_STACK_BYTES / 2)).unwrap());
+        let half = deepest(
+            &Engine::new(&wasmtime_config(4, MAX_WASM_STACK_BYTES / 2, Enabled::Auto)).unwrap(),
+        );
         let ratio = f64::from(full) / f64::from(half);
         assert!(
             (1.8..2.2).contains(&ratio),

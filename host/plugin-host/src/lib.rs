@@ -91,7 +91,7 @@ pub use describe::FunctionSpec;
 pub use engine::{
     DEFAULT_MAX_CALLS_PER_PLUGIN, DEFAULT_MAX_CONCURRENT_CALLS, EPOCH_TICK, EngineConfig,
     EngineError, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT,
-    MAX_TABLES_PER_COMPONENT, PluginEngine, SlotUse,
+    MAX_TABLES_PER_COMPONENT, PluginEngine, SlotUse, swap_is_on,
 };
 pub use error::{CallError, LoadError, ManifestError, PortError};
 pub use idempotency::{IDEMPOTENCY_KEY_HEX_DIGITS, idempotency_key};

@@ -1,7 +1,8 @@
 //! The `slots` check of `mozaiks doctor`: the instance pool as configured
 //! (`MOZAIKS_PLUGIN_SLOTS`, `MOZAIKS_PLUGIN_SLOTS_PER_PLUGIN`) and, when a
 //! mozaiks server answers at the configured address, how many slots each
-//! plugin holds there now (read from its `/metrics`).
+//! plugin holds there now (read from its `/metrics`); and whether swap is on,
+//! which makes every call's reset slower.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,6 +25,9 @@ pub(super) async fn slots(config: &Config) -> Vec<Finding> {
             config.plugin_slots
         ),
     )];
+    if let Some(warning) = swap_warning(mozaiks_plugin_host::swap_is_on()) {
+        findings.push(warning);
+    }
     let Some(live) = live_use(&config.addr).await else {
         findings.push(Finding::ok(
             "slots",
@@ -48,6 +52,20 @@ pub(super) async fn slots(config: &Config) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// A warning when swap is on: the server then resets each call's instance
+/// slot without `PAGEMAP_SCAN` (`mozaiks_plugin_host::swap_is_on`).
+fn swap_warning(swap_on: bool) -> Option<Finding> {
+    swap_on.then(|| {
+        Finding::warn(
+            "slots",
+            "swap is on (/proc/swaps): the server resets each call's instance slot without \
+             PAGEMAP_SCAN, which would miss dirty pages that were swapped out, so tool calls \
+             are slower (Rust 28 → 47 µs, Python 1.7 → 2.2 ms per call)",
+            "run the server on a machine or container without swap (`swapoff -a`) for the fast reset",
+        )
+    })
 }
 
 /// The slots of a running server, from its `/metrics`.
@@ -159,5 +177,18 @@ mod tests {
             "the server at 127.0.0.1:8080 uses 3 of its 256 slots (at most 64 per plugin): adversary 3 of 64, planner 0 of 64"
         );
         assert_eq!(LiveUse::parse("up 1\n"), None);
+    }
+
+    #[test]
+    fn swap_is_a_warning_with_its_fix() {
+        assert!(swap_warning(false).is_none());
+        let warning = swap_warning(true).unwrap();
+        assert_eq!(warning.status, crate::doctor::Status::Warn);
+        assert!(
+            warning.message.contains("swap is on"),
+            "{}",
+            warning.message
+        );
+        assert!(warning.fix.unwrap().contains("swapoff"));
     }
 }
