@@ -13,6 +13,10 @@ use crate::workflow::diagnostic::JsonPath;
 /// MozaiksAI's last-resort system message.
 const DEFAULT_SYSTEM_MESSAGE: &str = "You are a helpful AI assistant.";
 
+/// The `max_consecutive_auto_reply` MozaiksAI gave an agent that declared
+/// none. mozaiks' own default is no limit, so the import writes it.
+const DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY: u32 = 2;
+
 /// One agent as MozaiksAI declared it.
 #[derive(Debug, Clone)]
 pub(crate) struct AgentIn {
@@ -122,7 +126,19 @@ pub(crate) fn write(
             }
         }
         match agent.raw.get("max_consecutive_auto_reply") {
-            None | Some(Value::Null) => {}
+            None | Some(Value::Null) => {
+                report.note(
+                    f,
+                    p.key("max_consecutive_auto_reply"),
+                    format!(
+                        "absent: MozaiksAI's default {DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY} written (without it mozaiks sets no limit)"
+                    ),
+                );
+                out.insert(
+                    "max_consecutive_auto_reply".into(),
+                    DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY.into(),
+                );
+            }
             Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
                 Some(n) => {
                     out.insert("max_consecutive_auto_reply".into(), n.into());
