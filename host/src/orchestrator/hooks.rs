@@ -6,6 +6,9 @@
 //! stop the run: a hook that fails, times out or returns something other
 //! than a string or `null` leaves the text unchanged, is logged, and is
 //! reported as a [`HookFailure`], which the run emits as a `warning` event.
+//! The run stops a hook as it stops a tool call: at the user's end of the
+//! chat, at a shutdown that finds it waiting for the user, and when the
+//! chat moves to another server (`Run::until_interrupted`).
 
 use std::sync::Arc;
 

@@ -267,6 +267,46 @@ async fn hooks_add_state_to_the_system_message_and_redact_replies_and_a_failing_
     assert_eq!(speakers(&events), ["Planner", "Reviewer"]);
 }
 
+/// The Reviewer's `slow_hook` never returns. Ending the chat while it runs
+/// completes the chat without waiting for the hook's deadline: no warning
+/// says the hook ran out of time, and the Reviewer's LLM is never called.
+#[tokio::test]
+async fn ending_the_chat_stops_a_running_hook_without_waiting_for_its_deadline() {
+    let scratch = Scratch::new("hooks-end");
+    let llm = FakeLlm::start(by_agent(&[
+        ("Planner", "The password is hunter2."),
+        ("Reviewer", "Reviewed hunter2."),
+    ]))
+    .await;
+    let setup = lifecycle_setup(Store::Embedded, &scratch, &llm);
+    let server = Server::start(&setup).await;
+    let chat = server.start_chat("Hooks").await;
+    let mut ws = server.ws(&chat, 0).await;
+    ws.until("the Reviewer's turn", |e| {
+        e["type"] == "speaker" && e["agent"] == "Reviewer"
+    })
+    .await;
+    let (status, _) = server
+        .post(&format!("/api/chats/{chat}/end"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let completed = ws.until_status("completed").await;
+    assert_eq!(completed["reason"], "ended by the user");
+
+    let events = server.events(&chat).await;
+    assert!(
+        !of_type(&events, "warning")
+            .iter()
+            .any(|w| w["message"].as_str().unwrap().contains("slow_hook")),
+        "the hook ran to its deadline: {}",
+        summary(&events)
+    );
+    assert!(
+        llm.calls().iter().all(|c| agent_of(c) != "Reviewer"),
+        "the Reviewer's LLM call was made after the end"
+    );
+}
+
 #[tokio::test]
 async fn a_structured_output_goes_to_an_agent_tool_inside_the_turn_and_the_next_speaker_reads_its_result()
  {

@@ -290,14 +290,12 @@ impl Run {
             idempotency_key: attempt.key(&self.chat.chat_id, call_id),
             attempt: attempt.number,
         };
-        let live = Arc::clone(&self.live);
-        let mut cancel = self.cancel.clone();
         let call = tools::execute(
             &plugin,
             &tool.function,
             arguments,
             info,
-            &live,
+            &self.live,
             tool,
             &self.workflow,
             crate::orchestrator::tools::ChatPorts {
@@ -305,8 +303,25 @@ impl Run {
                 ..crate::orchestrator::Orchestrator::chat_ports(&self.shared, &self.chat, barrier)
             },
         );
+        self.until_interrupted(crate::orchestrator::instrument::tool_call(
+            &tool.plugin,
+            &tool.function,
+            call,
+        ))
+        .await
+    }
+
+    /// Runs `work`, plugin calls (a tool's or hooks'), until it finishes,
+    /// or until the user ends the chat, a shutdown finds it waiting for the
+    /// user, or the chat moves to another server.
+    async fn until_interrupted<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, RunError> {
+        let live = Arc::clone(&self.live);
+        let mut cancel = self.cancel.clone();
         tokio::select! {
-            report = crate::orchestrator::instrument::tool_call(&tool.plugin, &tool.function, call) => Ok(report),
+            done = work => Ok(done),
             _ = cancel.wait_for(|c| *c) => Err(RunError::Cancelled),
             _ = crate::orchestrator::drain::parked_in_ui(&live, self.lifecycle.clone()) => Err(RunError::ShuttingDown),
             owner = live.moved() => Err(RunError::Moved { owner }),
@@ -525,7 +540,9 @@ impl Run {
             return Ok(());
         };
         let site = self.hook_site();
-        let (added, failures) = hooks::agent_state(site, &agent.name, content).await;
+        let (added, failures) = self
+            .until_interrupted(hooks::agent_state(site, &agent.name, content))
+            .await?;
         if let Some(added) = added {
             content.push_str("\n\n");
             content.push_str(&added);
@@ -543,7 +560,9 @@ impl Run {
             return Ok(text);
         }
         let site = self.hook_site();
-        let (text, failures) = hooks::process_message(site, &agent.name, text).await;
+        let (text, failures) = self
+            .until_interrupted(hooks::process_message(site, &agent.name, text))
+            .await?;
         self.warn_hook_failures(failures).await?;
         Ok(text)
     }
