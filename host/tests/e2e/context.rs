@@ -5,7 +5,6 @@
 //! the wrong type refused.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -101,14 +100,11 @@ async fn the_next_llm_call_shows_what_a_tool_set_and_a_nested_field_hands_off(st
 }
 
 /// ContextTriggers' script: each agent says what fires its trigger; the
-/// Closer asks for approval.
-fn triggers_llm(call: &ChatCall) -> Reply {
-    match agent_of(call).as_str() {
-        // After 1 s, so that the test's socket is subscribed before any
-        // agent streams: deltas are not replayed to a late socket, and the
-        // test checks that the Reviewer's were sent (it flaked under load
-        // when the socket opened after the Reviewer spoke).
-        "Planner" => Reply::text("Here is the plan.\nPLAN_DONE").after(Duration::from_secs(1)),
+/// Closer asks for approval. The Planner answers once `planner_may_answer`
+/// is open.
+fn triggers_llm(planner_may_answer: Gate) -> impl Fn(&ChatCall) -> Reply + Send + Sync + 'static {
+    move |call| match agent_of(call).as_str() {
+        "Planner" => Reply::text("Here is the plan.\nPLAN_DONE").after_gate(&planner_may_answer),
         "Reviewer" => Reply::text("Not yet [[REJECT]] please rework."),
         "Scorer" => Reply::text("My final score: 42"),
         "Closer" if call.tool_results().is_empty() => {
@@ -118,12 +114,28 @@ fn triggers_llm(call: &ChatCall) -> Reply {
     }
 }
 
+/// [`triggers_llm`] with the Planner answering at once.
+fn triggers_llm_now() -> impl Fn(&ChatCall) -> Reply + Send + Sync + 'static {
+    let gate = Gate::new();
+    gate.open();
+    triggers_llm(gate)
+}
+
 async fn each_trigger_kind_sets_its_variable_and_fires_a_handoff(store: Store) {
     let scratch = Scratch::new("context-triggers");
-    let llm = FakeLlm::start(triggers_llm).await;
+    let planner_may_answer = Gate::new();
+    let llm = FakeLlm::start(triggers_llm(planner_may_answer.clone())).await;
     let server = Server::start(&Setup::on(store, &scratch, &llm)).await;
     let chat = server.start_chat("ContextTriggers").await;
     let mut ws = server.ws(&chat, 0).await;
+    // The socket follows the chat once it has an event: from then on no
+    // agent's text deltas can be missed (they are not replayed to a late
+    // socket, and the test checks that the Reviewer's were sent).
+    ws.until("the Planner's turn", |e| {
+        e["type"] == "speaker" && e["agent"] == "Planner"
+    })
+    .await;
+    planner_may_answer.open();
     let request = ws.until_type("ui_request").await;
     // `approved` (top level) is what the planner tool reads and stores
     // itself; the trigger reads `decision.approved`.
@@ -387,7 +399,7 @@ async fn a_file_source_edited_while_the_server_runs_is_seen_by_the_next_chat() {
 #[tokio::test]
 async fn triggers_fired_before_a_restart_are_neither_fired_again_nor_lost() {
     let scratch = Scratch::new("context-triggers-restart");
-    let llm = FakeLlm::start(triggers_llm).await;
+    let llm = FakeLlm::start(triggers_llm_now()).await;
     let setup = Setup::new(&scratch, &llm);
     let server = Server::start(&setup).await;
     let chat = server.start_chat("ContextTriggers").await;
@@ -438,7 +450,7 @@ async fn triggers_fired_before_a_restart_are_neither_fired_again_nor_lost() {
 #[tokio::test]
 async fn a_ui_answer_whose_value_has_the_wrong_type_sets_nothing_and_fires_no_handoff() {
     let scratch = Scratch::new("context-ui-wrong-type");
-    let llm = FakeLlm::start(triggers_llm).await;
+    let llm = FakeLlm::start(triggers_llm_now()).await;
     let server = Server::start(&Setup::new(&scratch, &llm)).await;
     let chat = server.start_chat("ContextTriggers").await;
     let mut ws = server.ws(&chat, 0).await;

@@ -360,18 +360,15 @@ async fn llm_retries_follow_the_configured_policy_and_a_persistent_429_is_rate_l
     let scratch = Scratch::new("llm-retries");
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
+    // `llm_retry` is ephemeral: a socket that follows the chat after it
+    // never sees it. The chat runs as soon as it is created, so the first
+    // answer waits until the test's socket follows the chat.
+    let socket_follows = Gate::new();
+    let first_answer_waits = socket_follows.clone();
     let llm = FakeLlm::start(move |call| {
         let n = counter.fetch_add(1, Ordering::SeqCst);
         if call.system().contains("Judge") && n < 2 {
-            // `llm_retry` is ephemeral: a socket that subscribes after it
-            // never sees it. The chat runs as soon as it is created, so
-            // the first answer waits for the test's socket to open.
-            let delay = if n == 0 {
-                Duration::from_secs(1)
-            } else {
-                Duration::ZERO
-            };
-            return Reply::Status(502, "bad gateway".into()).after(delay);
+            return Reply::Status(502, "bad gateway".into()).after_gate(&first_answer_waits);
         }
         if call.system().contains("Judge") {
             return Reply::text(r#"{"score": 5, "reason": "ok"}"#);
@@ -392,6 +389,9 @@ async fn llm_retries_follow_the_configured_policy_and_a_persistent_429_is_rate_l
     let server = Server::start(&setup).await;
     let chat = server.start_chat("Structured").await;
     let mut ws = server.ws(&chat, 0).await;
+    ws.until("the Judge's turn", |e| e["type"] == "speaker")
+        .await;
+    socket_follows.open();
     ws.until_status("completed").await;
     let retries = of_type(&ws.seen, "llm_retry");
     assert_eq!(retries.len(), 2, "{}", summary(&ws.seen));

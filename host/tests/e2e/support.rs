@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
-pub use mozaiks_fake_llm::{ChatCall, FakeLlm, Reply};
+pub use mozaiks_fake_llm::{ChatCall, FakeLlm, Gate, Reply};
 
 /// How long a test waits for one expected event before it fails and shows
 /// what it saw. Generous: CI machines are slow; a passing test never waits

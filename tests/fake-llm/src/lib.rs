@@ -66,7 +66,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use call::ChatCall;
-pub use reply::Reply;
+pub use reply::{Gate, Reply};
 
 /// The one model `GET /v1/models` lists. Chat requests may name any model;
 /// the answer echoes the requested one.

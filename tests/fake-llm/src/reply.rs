@@ -1,6 +1,8 @@
 //! [`Reply`]: what the fake model answers, and how an answer is rendered
 //! as OpenAI's streamed chunks or as one `chat.completion` object.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -35,6 +37,10 @@ pub enum Reply {
     /// Waits before answering (headers included), then answers the inner
     /// reply: for timeouts and slow first bytes.
     Delayed(Duration, Box<Reply>),
+    /// Waits until the test opens the [`Gate`], then answers the inner
+    /// reply: for a test that must be ready (a socket subscribed) before
+    /// the model answers, without guessing a delay.
+    AfterGate(Gate, Box<Reply>),
     /// Text sent as exactly these chunks, with `gap` between consecutive
     /// ones: for slow streams and for watching deltas arrive.
     SlowStream {
@@ -61,9 +67,29 @@ impl Reply {
         Reply::Delayed(delay, Box::new(self))
     }
 
-    /// Flattens delays into one initial wait and what follows it.
+    /// This reply, answered once `gate` is open.
+    pub fn after_gate(self, gate: &Gate) -> Reply {
+        Reply::AfterGate(gate.clone(), Box::new(self))
+    }
+
+    /// The gates this reply waits for, outermost first.
+    pub(crate) fn gates(&self) -> Vec<Gate> {
+        match self {
+            Reply::AfterGate(gate, inner) => {
+                let mut gates = vec![gate.clone()];
+                gates.extend(inner.gates());
+                gates
+            }
+            Reply::Delayed(_, inner) => inner.gates(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Flattens delays into one initial wait and what follows it (gates
+    /// are waited for first, see [`gates`](Self::gates)).
     pub(crate) fn resolve(self) -> (Duration, Outcome) {
         match self {
+            Reply::AfterGate(_, inner) => inner.resolve(),
             Reply::Delayed(delay, inner) => {
                 let (more, outcome) = inner.resolve();
                 (delay.saturating_add(more), outcome)
@@ -110,6 +136,44 @@ impl Reply {
                 )
             }
         }
+    }
+}
+
+/// A gate a test opens once it is ready; replies made with
+/// [`Reply::after_gate`] wait for it. Clones share one gate; once open, it
+/// stays open.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Opens the gate: replies waiting for it are answered, later ones at
+    /// once.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Returns once the gate is open.
+    pub(crate) async fn opened(&self) {
+        let mut open = self.0.subscribe();
+        // The sender lives in `self`, so the wait cannot fail.
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Gate").field(&*self.0.borrow()).finish()
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Gate) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -404,6 +468,23 @@ mod tests {
         assert_eq!(split("abcdefgh"), vec!["abc", "def", "gh"]);
         assert_eq!(split("é!"), vec!["é", "!"]);
         assert!(split("").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_gated_reply_waits_until_the_gate_opens() {
+        let gate = Gate::new();
+        let reply = Reply::text("x")
+            .after(Duration::from_millis(3))
+            .after_gate(&gate);
+        let gates = reply.gates();
+        assert_eq!(gates, [gate.clone()]);
+        let waiting = tokio::spawn(async move { gates[0].opened().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "answered before the gate opened");
+        gate.open();
+        waiting.await.unwrap();
+        gate.opened().await;
+        assert_eq!(reply.resolve().0, Duration::from_millis(3));
     }
 
     #[test]

@@ -32,7 +32,11 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         return error_response(400, &message);
     }
 
-    let (delay, outcome) = shared.respond(&call).resolve();
+    let reply = shared.respond(&call);
+    for gate in reply.gates() {
+        gate.opened().await;
+    }
+    let (delay, outcome) = reply.resolve();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
