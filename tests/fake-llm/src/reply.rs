@@ -477,7 +477,7 @@ mod tests {
             .after(Duration::from_millis(3))
             .after_gate(&gate);
         let gates = reply.gates();
-        assert_eq!(gates, [gate.clone()]);
+        assert_eq!(gates, std::slice::from_ref(&gate));
         let waiting = tokio::spawn(async move { gates[0].opened().await });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "answered before the gate opened");
