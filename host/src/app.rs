@@ -307,10 +307,18 @@ async fn load_first(
         })?;
     log_workflows(&workflows);
     if watch {
-        Reloader::new(engine, Arc::clone(&plugins), workflows, reloads, settings).spawn()?;
+        Reloader::new(
+            engine.clone(),
+            Arc::clone(&plugins),
+            workflows,
+            reloads,
+            settings,
+        )
+        .spawn()?;
     }
     plugins.finish_first_load();
     tracing::info!("plugins and workflows loaded");
+    crate::plugin_set::prune_component_cache(engine, plugins).await;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mozaiks_plugin_host::{FunctionSpec, Plugin};
+use mozaiks_plugin_host::{FunctionSpec, Plugin, PluginEngine};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -324,6 +324,29 @@ impl PluginSet {
         next.insert(dir.to_owned(), removed);
         *guard = PluginSnapshot(Arc::new(next));
         true
+    }
+}
+
+/// Prunes the compiled-component cache down to what `plugins` serve now
+/// ([`PluginEngine::prune_component_cache`]), on a blocking thread; logs
+/// what it removed. Called after the first load and after each reload.
+pub(crate) async fn prune_component_cache(engine: PluginEngine, plugins: Arc<PluginSet>) {
+    let in_use: Vec<String> = plugins
+        .snapshot()
+        .slots()
+        .filter_map(|slot| slot.current.as_ref().map(|p| p.hash().to_owned()))
+        .collect();
+    let pruned = tokio::task::spawn_blocking(move || {
+        engine.prune_component_cache(in_use.iter().map(String::as_str))
+    })
+    .await
+    .unwrap_or_default();
+    if pruned.files > 0 {
+        tracing::info!(
+            files = pruned.files,
+            mib = pruned.bytes / (1024 * 1024),
+            "removed compiled components no loaded plugin uses from the component cache"
+        );
     }
 }
 

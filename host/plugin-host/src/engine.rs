@@ -1,7 +1,7 @@
 //! The process's one [`wasmtime::Engine`], its linker, and the epoch ticker
 //! that lets deadlines interrupt guest code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use crate::backtrace::CAPTURED_FRAMES;
 use crate::bindings::Plugin as WitPlugin;
-use crate::cache::ComponentCache;
+use crate::cache::{CachePruned, ComponentCache, UNUSED_ENTRIES_BUDGET_BYTES};
 use crate::compile::Compiler;
 use crate::limits::{
     MAX_CONCURRENT_COMPILES, MAX_MEMORY_MIB, MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES, MIB,
@@ -285,6 +285,23 @@ impl PluginEngine {
             }),
             _ticker: Arc::new(ticker),
         })
+    }
+
+    /// Removes from the compiled-component cache what the plugins in use
+    /// no longer need: entries of components not in `in_use` (their
+    /// [`Plugin::hash`](crate::Plugin::hash)es) beyond
+    /// [`UNUSED_ENTRIES_BUDGET_BYTES`], those of another engine first, then
+    /// the least recently used (module `cache`). Nothing without a cache.
+    /// Blocking: it lists and deletes files.
+    pub fn prune_component_cache<'a>(
+        &self,
+        in_use: impl IntoIterator<Item = &'a str>,
+    ) -> CachePruned {
+        let Some(cache) = &self.cache else {
+            return CachePruned::default();
+        };
+        let in_use: HashSet<&str> = in_use.into_iter().collect();
+        cache.prune(&in_use, UNUSED_ENTRIES_BUDGET_BYTES)
     }
 
     /// The most compilations that have run at once since the engine

@@ -79,7 +79,7 @@ mod state;
 mod stdio;
 mod tool_error;
 
-pub use cache::CacheOutcome;
+pub use cache::{CacheOutcome, CachePruned, UNUSED_ENTRIES_BUDGET_BYTES};
 pub use call::ToolOutcome;
 pub use compile::{
     ChildCompileError, ChildCompiler, CompileLimits, Compiler, DEFAULT_COMPILE_MEMORY_MIB,

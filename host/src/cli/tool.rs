@@ -186,6 +186,9 @@ async fn load_with(
             .await?
     };
     cache::report(&plugin, cache_dir.as_ref());
+    // The cache is shared by every tool this user works on: keep what it
+    // recently used of the others, within the cache's budget.
+    engine.prune_component_cache([plugin.hash()]);
     Ok(plugin)
 }
 

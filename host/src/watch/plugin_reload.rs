@@ -170,6 +170,11 @@ impl Reloader {
         }
         crate::telemetry::metrics().instantiation(&id, plugin.compile_time());
         self.plugins.install(dir, plugin.clone());
+        // The version replaced is no longer used: its compiled code may go.
+        tokio::spawn(crate::plugin_set::prune_component_cache(
+            self.engine.clone(),
+            std::sync::Arc::clone(&self.plugins),
+        ));
         let message = format!(
             "`{id}` {} ({}) serves {} function(s); compiled in {:.0} ms{}",
             plugin.manifest().version,

@@ -543,6 +543,82 @@ async fn a_restart_loads_unchanged_components_from_the_disk_cache() {
     assert_eq!(version_of(&call_tool(&second, &chat, "version").await), 1);
 }
 
+/// The disk cache keeps the entries of the loaded plugins and, of the
+/// others, the most recently used up to its budget: once the first load is
+/// done, an entry of another engine that would exceed the budget is
+/// removed, while an old version of this engine's within it stays.
+#[tokio::test]
+async fn a_start_and_a_reload_remove_unused_compiled_components_beyond_the_cache_budget() {
+    let lab = Lab::new("reload-cache-prune", 1, &["version"]);
+    let llm = FakeLlm::start(worker).await;
+    let mut setup = lab.setup(&llm);
+    setup.share_component_cache = false;
+    let first = Server::start(&setup).await;
+    assert_eq!(probe(&first).await["from_cache"], false);
+    first.kill().await;
+
+    let cache = setup.data.join("component-cache");
+    let in_use = only_entry(&cache);
+    let engine = in_use
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit_once('-'))
+        .map(|(_, engine)| engine.to_owned())
+        .unwrap();
+    let old_version = cache.join(format!("{}-{engine}.cwasm", "cd".repeat(32)));
+    std::fs::write(&old_version, b"an older build").unwrap();
+    // Sparse: as large as the budget says, without using the disk.
+    let other_engine = cache.join(format!("{}-0123456789abcdef.cwasm", "ab".repeat(32)));
+    std::fs::File::create(&other_engine)
+        .unwrap()
+        .set_len(mozaiks_plugin_host::UNUSED_ENTRIES_BUDGET_BYTES)
+        .unwrap();
+
+    let second = Server::start(&setup).await;
+    assert_eq!(probe(&second).await["from_cache"], true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while other_engine.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other engine's entry is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(in_use.exists(), "the loaded plugin's entry was removed");
+    assert!(
+        old_version.exists(),
+        "an entry within the budget was removed"
+    );
+
+    // A hot reload prunes too, once the new version serves.
+    std::fs::File::create(&other_engine)
+        .unwrap()
+        .set_len(mozaiks_plugin_host::UNUSED_ENTRIES_BUDGET_BYTES)
+        .unwrap();
+    lab.install(2);
+    wait_for_probe(&second, |p| p["from_cache"] == false).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while other_engine.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other engine's entry is still there after the reload"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(in_use.exists(), "version 1's entry is within the budget");
+}
+
+/// The one compiled component in `cache`.
+fn only_entry(cache: &Path) -> PathBuf {
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.into_iter().next().unwrap()
+}
+
 /// `mozaiks dev`: a plugin whose Rust sources change is rebuilt with the
 /// SDK's build script and the result hot-reloaded; a build error is
 /// reported like a refused reload and the served version stays.
