@@ -576,14 +576,7 @@ async fn a_start_and_a_reload_remove_unused_compiled_components_beyond_the_cache
 
     let second = Server::start(&setup).await;
     assert_eq!(probe(&second).await["from_cache"], true);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while other_engine.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the other engine's entry is still there"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_removed(&other_engine, "the other engine's entry, at start").await;
     assert!(in_use.exists(), "the loaded plugin's entry was removed");
     assert!(
         old_version.exists(),
@@ -597,15 +590,21 @@ async fn a_start_and_a_reload_remove_unused_compiled_components_beyond_the_cache
         .unwrap();
     lab.install(2);
     wait_for_probe(&second, |p| p["from_cache"] == false).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while other_engine.exists() {
+    until_removed(&other_engine, "the other engine's entry, after the reload").await;
+    assert!(in_use.exists(), "version 1's entry is within the budget");
+}
+
+/// Waits until `file` is gone (the pruning runs after a load, on its own
+/// thread); fails after [`EVENT_WAIT`] naming `what`.
+async fn until_removed(file: &Path, what: &str) {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while file.exists() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the other engine's entry is still there after the reload"
+            "{what} is still there"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(in_use.exists(), "version 1's entry is within the budget");
 }
 
 /// The one compiled component in `cache`.
