@@ -553,6 +553,7 @@ async fn a_start_and_a_reload_remove_unused_compiled_components_beyond_the_cache
     let llm = FakeLlm::start(worker).await;
     let mut setup = lab.setup(&llm);
     setup.share_component_cache = false;
+    setup.extra_env.push(("LOG_LEVEL".into(), "info".into()));
     let first = Server::start(&setup).await;
     assert_eq!(probe(&first).await["from_cache"], false);
     first.kill().await;
@@ -577,6 +578,21 @@ async fn a_start_and_a_reload_remove_unused_compiled_components_beyond_the_cache
     let second = Server::start(&setup).await;
     assert_eq!(probe(&second).await["from_cache"], true);
     until_removed(&other_engine, "the other engine's entry, at start").await;
+    // The server says what it removed.
+    let log = setup.logs_dir().join("mozaiks.log");
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("removed compiled components no loaded plugin uses") {
+            assert!(text.contains("\"files\":1"), "{text}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log line of the pruning: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(in_use.exists(), "the loaded plugin's entry was removed");
     assert!(
         old_version.exists(),
