@@ -118,6 +118,33 @@ fn a_second_describe_loads_the_compiled_code_instead_of_compiling() {
     );
 }
 
+/// Each run prunes the shared cache as the server does: the entry of the
+/// tool it loaded stays, an entry of another engine beyond the budget goes.
+#[test]
+fn a_run_keeps_its_own_entry_and_removes_others_beyond_the_budget() {
+    let scratch = Scratch::new("prune");
+    scratch.describe();
+    let entries = scratch.entries();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    // Sparse: as large as the budget says, without using the disk.
+    let other_engine = scratch
+        .cache()
+        .join(format!("{}-0123456789abcdef.cwasm", "ab".repeat(32)));
+    std::fs::File::create(&other_engine)
+        .unwrap()
+        .set_len(mozaiks_plugin_host::UNUSED_ENTRIES_BUDGET_BYTES + 1)
+        .unwrap();
+
+    let (again, _) = scratch.describe();
+
+    assert_eq!(again["compiled_code"], "cached");
+    assert_eq!(
+        scratch.entries(),
+        entries,
+        "only the other engine's entry went"
+    );
+}
+
 #[test]
 fn a_call_uses_the_entry_a_describe_left() {
     let scratch = Scratch::new("call");
