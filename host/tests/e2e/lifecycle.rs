@@ -267,6 +267,17 @@ async fn hooks_add_state_to_the_system_message_and_redact_replies_and_a_failing_
     assert_eq!(speakers(&events), ["Planner", "Reviewer"]);
 }
 
+/// Ends `chat` as its user does (`POST /api/chats/{id}/end`) and waits on
+/// `ws` until it completes, "ended by the user".
+async fn end_by_the_user(server: &Server, chat: &str, ws: &mut Ws) {
+    let (status, _) = server
+        .post(&format!("/api/chats/{chat}/end"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let completed = ws.until_status("completed").await;
+    assert_eq!(completed["reason"], "ended by the user");
+}
+
 /// The Reviewer's `slow_hook` never returns. Ending the chat while it runs
 /// completes the chat without waiting for the hook's deadline: no warning
 /// says the hook ran out of time, and the Reviewer's LLM is never called.
@@ -286,12 +297,7 @@ async fn ending_the_chat_stops_a_running_hook_without_waiting_for_its_deadline()
         e["type"] == "speaker" && e["agent"] == "Reviewer"
     })
     .await;
-    let (status, _) = server
-        .post(&format!("/api/chats/{chat}/end"), json!({}))
-        .await;
-    assert_eq!(status, 202);
-    let completed = ws.until_status("completed").await;
-    assert_eq!(completed["reason"], "ended by the user");
+    end_by_the_user(&server, &chat, &mut ws).await;
 
     let events = server.events(&chat).await;
     assert!(
@@ -539,12 +545,7 @@ async fn after_chat_runs_when_max_turns_ends_the_run_but_not_when_the_user_ends_
     let mut ws = server.ws(&chat, 0).await;
     ws.until("before_chat's result", |e| e["type"] == "tool_result")
         .await;
-    let (status, _) = server
-        .post(&format!("/api/chats/{chat}/end"), json!({}))
-        .await;
-    assert_eq!(status, 202);
-    let completed = ws.until_status("completed").await;
-    assert_eq!(completed["reason"], "ended by the user");
+    end_by_the_user(&server, &chat, &mut ws).await;
     let events = server.events(&chat).await;
     assert!(
         !of_type(&events, "tool_call")
