@@ -521,10 +521,15 @@ mod tests {
         assert_eq!(grow.call(&mut store, 1).unwrap(), -1);
     }
 
-    /// A core module with one page of memory whose first word is 7 (a
-    /// data segment: that page comes from the memory image) and that
-    /// exports `read(addr)` (the i32 there) and `write(addr)` (stores 99
-    /// there, returns 0).
+    /// Wasm pages of [`memory_module`]'s memory: 3 MiB, more than
+    /// [`KEEP_RESIDENT_BYTES`], so that part of it is reset by handing it
+    /// back to the kernel, not by copying.
+    const MEMORY_PAGES: u64 = 48;
+
+    /// A core module with [`MEMORY_PAGES`] pages of memory whose first word
+    /// is 7 (a data segment: that page comes from the memory image) and
+    /// that exports `read(addr)` (the i32 there) and `write(addr)` (stores
+    /// 99 there, returns 0).
     fn memory_module() -> Vec<u8> {
         let mut types = TypeSection::new();
         types.ty().function([ValType::I32], [ValType::I32]);
@@ -532,8 +537,8 @@ mod tests {
         functions.function(0).function(0);
         let mut memories = wasm_encoder::MemorySection::new();
         memories.memory(wasm_encoder::MemoryType {
-            minimum: 1,
-            maximum: Some(1),
+            minimum: MEMORY_PAGES,
+            maximum: Some(MEMORY_PAGES),
             memory64: false,
             shared: false,
             page_size_log2: None,
@@ -579,8 +584,11 @@ mod tests {
     #[test]
     fn a_reused_slot_starts_from_the_image_with_or_without_pagemap_scan() {
         // Addresses: in the image's page, then two pages the image leaves
-        // zero, one of them past what is reset in place when the scan is off.
-        const ADDRESSES: [(i32, i32); 3] = [(0, 7), (8192, 0), (60_000, 0)];
+        // zero, the second past the KEEP_RESIDENT_BYTES that are reset in
+        // place (by copying when the scan is off).
+        const BEYOND_RESIDENT: i32 = KEEP_RESIDENT_BYTES as i32 + 512 * 1024;
+        const ADDRESSES: [(i32, i32); 3] = [(0, 7), (8192, 0), (BEYOND_RESIDENT, 0)];
+        const _: () = assert!((BEYOND_RESIDENT as u64) < MEMORY_PAGES * 65_536);
         for pagemap in [Enabled::Auto, Enabled::No] {
             // One slot, so every instance reuses the last one's memory.
             let engine = Engine::new(&wasmtime_config(1, MAX_WASM_STACK_BYTES, pagemap)).unwrap();
