@@ -164,19 +164,27 @@ on_both_stores!(
     a_ui_lifecycle_tool_collects_a_key_before_the_first_agent_speaks_across_a_kill_and_restart
 );
 
-#[tokio::test]
-async fn hooks_add_state_to_the_system_message_and_redact_replies_and_a_failing_or_slow_hook_only_warns()
- {
-    let scratch = Scratch::new("hooks");
+/// A chat of the Hooks workflow on the embedded store, its socket open:
+/// the Planner's reply holds a password its hook redacts, and the Reviewer
+/// has the slow, broken and wrong-shaped hooks.
+async fn hooks_chat(scratch: &Scratch) -> (FakeLlm, Server, String, Ws) {
     let llm = FakeLlm::start(by_agent(&[
         ("Planner", "The password is hunter2."),
         ("Reviewer", "Reviewed hunter2."),
     ]))
     .await;
-    let setup = lifecycle_setup(Store::Embedded, &scratch, &llm);
+    let setup = lifecycle_setup(Store::Embedded, scratch, &llm);
     let server = Server::start(&setup).await;
     let chat = server.start_chat("Hooks").await;
-    let mut ws = server.ws(&chat, 0).await;
+    let ws = server.ws(&chat, 0).await;
+    (llm, server, chat, ws)
+}
+
+#[tokio::test]
+async fn hooks_add_state_to_the_system_message_and_redact_replies_and_a_failing_or_slow_hook_only_warns()
+ {
+    let scratch = Scratch::new("hooks");
+    let (llm, server, chat, mut ws) = hooks_chat(&scratch).await;
     ws.until_status("completed").await;
 
     let calls = llm.calls();
@@ -284,15 +292,7 @@ async fn end_by_the_user(server: &Server, chat: &str, ws: &mut Ws) {
 #[tokio::test]
 async fn ending_the_chat_stops_a_running_hook_without_waiting_for_its_deadline() {
     let scratch = Scratch::new("hooks-end");
-    let llm = FakeLlm::start(by_agent(&[
-        ("Planner", "The password is hunter2."),
-        ("Reviewer", "Reviewed hunter2."),
-    ]))
-    .await;
-    let setup = lifecycle_setup(Store::Embedded, &scratch, &llm);
-    let server = Server::start(&setup).await;
-    let chat = server.start_chat("Hooks").await;
-    let mut ws = server.ws(&chat, 0).await;
+    let (llm, server, chat, mut ws) = hooks_chat(&scratch).await;
     ws.until("the Reviewer's turn", |e| {
         e["type"] == "speaker" && e["agent"] == "Reviewer"
     })
